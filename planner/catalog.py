@@ -1,0 +1,199 @@
+"""GPU, model and engine catalogues (data files under config/), with exact alias resolution.
+
+Names are matched exactly after case-folding, or through a listed alias; never by substring
+(the seed priced an A10 as an A100 that way).
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from .csvio import Cells, parse_table, read_text
+from .domain import EngineProfile, GpuSpec, ModelSpec
+from .errors import InputError, Problem
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+GPU_COLUMNS = ("sku", "aliases", "memory_gb", "fp16_dense_tflops", "hbm_gb_per_s", "intra_link",
+               "intra_link_gb_per_s", "gpus_per_node", "price_usd_per_hour", "price_source", "price_date",
+               "datasheet_source")
+MODEL_COLUMNS = ("name", "aliases", "num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim",
+                 "ffn_size", "gated_mlp", "vocab_size", "bytes_per_param", "tied_embeddings", "source")
+ENGINE_COLUMNS = ("name", "compute_efficiency", "hbm_efficiency", "link_efficiency", "allreduce_latency_us",
+                  "step_overhead_ms", "memory_utilization", "runtime_reserve_gb", "max_num_seqs",
+                  "prefill_chunk_tokens", "source")
+
+
+def _key(name: str) -> str:
+    return name.strip().casefold()
+
+
+@dataclass(frozen=True)
+class Catalog:
+    gpus: dict[str, GpuSpec]
+    gpu_aliases: dict[str, str]  # folded alias -> sku
+    models: dict[str, ModelSpec]
+    model_aliases: dict[str, str]
+    model_sources: dict[str, str] = field(default_factory=dict)
+    engines: dict[str, EngineProfile] = field(default_factory=dict)
+
+    def resolve_gpu(self, name: str) -> tuple[str, bool] | None:
+        """(sku, was_alias) for a GPU name, or None."""
+        for sku in self.gpus:
+            if _key(sku) == _key(name):
+                return sku, False
+        sku = self.gpu_aliases.get(_key(name))
+        return (sku, True) if sku else None
+
+    def resolve_model(self, name: str) -> tuple[str, bool] | None:
+        for model in self.models:
+            if _key(model) == _key(name):
+                return model, False
+        model = self.model_aliases.get(_key(name))
+        return (model, True) if model else None
+
+    def nearest_gpus(self, name: str) -> list[str]:
+        return difflib.get_close_matches(name, list(self.gpus) + list(self.gpu_aliases), n=3, cutoff=0.4)
+
+    def nearest_models(self, name: str) -> list[str]:
+        return difflib.get_close_matches(name, list(self.models) + list(self.model_aliases), n=3, cutoff=0.4)
+
+    def gpu(self, name: str) -> GpuSpec:
+        hit = self.resolve_gpu(name)
+        if hit is None:
+            near = self.nearest_gpus(name)
+            hint = f"; nearest: {', '.join(near)}" if near else ""
+            raise InputError(f"unknown GPU '{name}'{hint}")
+        return self.gpus[hit[0]]
+
+    def model(self, name: str) -> ModelSpec:
+        hit = self.resolve_model(name)
+        if hit is None:
+            near = self.nearest_models(name)
+            hint = f"; nearest: {', '.join(near)}" if near else ""
+            raise InputError(f"unknown model '{name}'{hint}")
+        return self.models[hit[0]]
+
+    def engine(self, name: str) -> EngineProfile:
+        if name not in self.engines:
+            raise InputError(f"unknown engine profile '{name}' (known: {', '.join(self.engines)})")
+        return self.engines[name]
+
+
+def _aliases(text: str) -> list[str]:
+    return [a.strip() for a in text.split("|") if a.strip()]
+
+
+def parse_gpus(text: str, file: str) -> tuple[dict[str, GpuSpec], dict[str, str]]:
+    table = parse_table(text, file, required=GPU_COLUMNS[:9], optional=GPU_COLUMNS[9:])
+    problems: list[Problem] = []
+    gpus: dict[str, GpuSpec] = {}
+    aliases: dict[str, str] = {}
+    for lineno, row in table.rows:
+        c = Cells(table, lineno, row, problems)
+        sku = c.text("sku")
+        values = dict(
+            memory_gb=c.number("memory_gb", maximum=10_000),
+            fp16_dense_tflops=c.number("fp16_dense_tflops", maximum=100_000),
+            hbm_gb_per_s=c.number("hbm_gb_per_s", maximum=1_000_000),
+            intra_link_gb_per_s=c.number("intra_link_gb_per_s", maximum=100_000),
+            gpus_per_node=c.integer("gpus_per_node", maximum=1024),
+            price_usd_per_hour=c.number("price_usd_per_hour", maximum=10_000),
+        )
+        link = (c.text("intra_link") or "").lower()
+        if link and link not in ("nvlink", "pcie"):
+            problems.append(Problem(f"'{link}' is not nvlink or pcie", file, lineno, "intra_link"))
+        if sku is None or None in values.values() or link not in ("nvlink", "pcie"):
+            continue
+        if _key(sku) in {_key(s) for s in gpus}:
+            problems.append(Problem(f"GPU '{sku}' listed twice", file, lineno, "sku"))
+            continue
+        gpus[sku] = GpuSpec(sku=sku, intra_link=link, price_source=row.get("price_source", ""),
+                            price_date=row.get("price_date", ""), datasheet_source=row.get("datasheet_source", ""),
+                            **values)
+        for alias in _aliases(row.get("aliases", "")):
+            if _key(alias) in aliases:
+                problems.append(Problem(f"alias '{alias}' already maps to {aliases[_key(alias)]}", file, lineno, "aliases"))
+            aliases[_key(alias)] = sku
+    if problems:
+        raise InputError(problems)
+    return gpus, aliases
+
+
+def parse_models(text: str, file: str) -> tuple[dict[str, ModelSpec], dict[str, str], dict[str, str]]:
+    table = parse_table(text, file, required=MODEL_COLUMNS[:10], optional=MODEL_COLUMNS[10:])
+    problems: list[Problem] = []
+    models: dict[str, ModelSpec] = {}
+    aliases: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for lineno, row in table.rows:
+        c = Cells(table, lineno, row, problems)
+        name = c.text("name")
+        values = dict(
+            num_layers=c.integer("num_layers", maximum=10_000),
+            hidden_size=c.integer("hidden_size", maximum=1_000_000),
+            num_heads=c.integer("num_heads", maximum=100_000),
+            num_kv_heads=c.integer("num_kv_heads", maximum=100_000),
+            head_dim=c.integer("head_dim", maximum=100_000),
+            ffn_size=c.integer("ffn_size", maximum=10_000_000),
+            gated_mlp=c.boolean("gated_mlp"),
+            vocab_size=c.integer("vocab_size", maximum=100_000_000),
+            bytes_per_param=c.number("bytes_per_param", default=2.0, maximum=16),
+            tied_embeddings=c.boolean("tied_embeddings", default=False),
+        )
+        if name is None or None in values.values():
+            continue
+        try:
+            models[name] = ModelSpec(name=name, **values)
+        except InputError as exc:
+            problems.extend(Problem(p.message, file, lineno) for p in exc.problems)
+            continue
+        sources[name] = row.get("source", "")
+        for alias in _aliases(row.get("aliases", "")):
+            aliases[_key(alias)] = name
+    if problems:
+        raise InputError(problems)
+    return models, aliases, sources
+
+
+def parse_engines(text: str, file: str) -> dict[str, EngineProfile]:
+    table = parse_table(text, file, required=ENGINE_COLUMNS[:10], optional=ENGINE_COLUMNS[10:])
+    problems: list[Problem] = []
+    engines: dict[str, EngineProfile] = {}
+    for lineno, row in table.rows:
+        c = Cells(table, lineno, row, problems)
+        name = c.text("name")
+        values = dict(
+            compute_efficiency=c.number("compute_efficiency", maximum=1.0),
+            hbm_efficiency=c.number("hbm_efficiency", maximum=1.0),
+            link_efficiency=c.number("link_efficiency", maximum=1.0),
+            allreduce_latency_us=c.number("allreduce_latency_us", positive=False, maximum=1e6),
+            step_overhead_ms=c.number("step_overhead_ms", positive=False, maximum=1e5),
+            memory_utilization=c.number("memory_utilization", maximum=1.0),
+            runtime_reserve_gb=c.number("runtime_reserve_gb", positive=False, maximum=1000),
+            max_num_seqs=c.integer("max_num_seqs", maximum=1_000_000),
+            prefill_chunk_tokens=c.integer("prefill_chunk_tokens", maximum=10_000_000),
+        )
+        if name is None or None in values.values():
+            continue
+        engines[name] = EngineProfile(name=name, source=row.get("source", ""), **values)
+    if problems:
+        raise InputError(problems)
+    return engines
+
+
+def load_catalog(config_dir: Path | str = CONFIG_DIR) -> Catalog:
+    """Read gpus.csv, models.csv and engines.csv from `config_dir`."""
+    config_dir = Path(config_dir)
+    return _load_catalog_cached(str(config_dir.resolve()))
+
+
+@lru_cache(maxsize=8)
+def _load_catalog_cached(config_dir: str) -> Catalog:
+    base = Path(config_dir)
+    gpus, gpu_aliases = parse_gpus(read_text(base / "gpus.csv"), str(base / "gpus.csv"))
+    models, model_aliases, sources = parse_models(read_text(base / "models.csv"), str(base / "models.csv"))
+    engines = parse_engines(read_text(base / "engines.csv"), str(base / "engines.csv"))
+    return Catalog(gpus, gpu_aliases, models, model_aliases, sources, engines)

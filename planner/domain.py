@@ -1,0 +1,276 @@
+"""Domain objects: frozen, self-validating, with units in their field names."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .errors import InputError, Problem
+
+TOKEN_BASES = ("total", "output")
+METHODS = ("exact", "enumeration", "weighted")
+
+
+def _check_positive(owner: str, **values: float) -> None:
+    problems = []
+    for name, value in values.items():
+        if value is None or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+            problems.append(Problem(f"{name} must be a positive number, got {value!r}", owner))
+    if problems:
+        raise InputError(problems)
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """One GPU SKU as the performance model sees it."""
+
+    sku: str
+    memory_gb: float
+    fp16_dense_tflops: float
+    hbm_gb_per_s: float
+    intra_link: str  # "nvlink" or "pcie": what tensor parallelism inside a node runs over
+    intra_link_gb_per_s: float
+    gpus_per_node: int
+    price_usd_per_hour: float
+    price_source: str = ""
+    price_date: str = ""
+    datasheet_source: str = ""
+
+    def __post_init__(self) -> None:
+        _check_positive(
+            f"GPU {self.sku}",
+            memory_gb=self.memory_gb,
+            fp16_dense_tflops=self.fp16_dense_tflops,
+            hbm_gb_per_s=self.hbm_gb_per_s,
+            intra_link_gb_per_s=self.intra_link_gb_per_s,
+            gpus_per_node=self.gpus_per_node,
+            price_usd_per_hour=self.price_usd_per_hour,
+        )
+        if self.intra_link not in ("nvlink", "pcie"):
+            raise InputError(f"GPU {self.sku}: intra_link must be 'nvlink' or 'pcie', got {self.intra_link!r}")
+
+
+@dataclass(frozen=True)
+class PoolEntry:
+    """A GPU type in the pool: how many, and the spec (catalogue values with the pool's overrides)."""
+
+    name: str  # as the user wrote it (the seed's "A100")
+    count: int
+    spec: GpuSpec
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.count, int) or self.count <= 0:
+            raise InputError(f"GPU type {self.name}: count must be a positive integer, got {self.count!r}")
+        if self.count > 100_000:
+            raise InputError(f"GPU type {self.name}: count {self.count} is beyond any real pool (max 100000)")
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The heterogeneous GPU pool plus stage-to-stage link bandwidth by GPU-type pair (GB/s)."""
+
+    entries: tuple[PoolEntry, ...]
+    link_gb_per_s: tuple[tuple[str, str, float], ...] = ()  # (type a, type b, GB/s), unordered pairs
+    default_link_gb_per_s: float = 25.0
+
+    def __post_init__(self) -> None:
+        if not self.entries:
+            raise InputError("the GPU pool is empty")
+        names = [e.name for e in self.entries]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise InputError(f"GPU pool lists {', '.join(dupes)} more than once")
+        _check_positive("pool", default_link_gb_per_s=self.default_link_gb_per_s)
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.entries)
+
+    def entry(self, name: str) -> PoolEntry:
+        for e in self.entries:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+    def link(self, a: str, b: str) -> float:
+        for x, y, bw in self.link_gb_per_s:
+            if (x, y) == (a, b) or (x, y) == (b, a):
+                return bw
+        return self.default_link_gb_per_s
+
+    @property
+    def total_gpus(self) -> int:
+        return sum(e.count for e in self.entries)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A dense decoder-only transformer."""
+
+    name: str
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    ffn_size: int
+    gated_mlp: bool
+    vocab_size: int
+    bytes_per_param: float = 2.0
+    tied_embeddings: bool = False
+    # The seed's `layer_weight_memory_gb`: when given, it replaces the per-layer weight memory
+    # computed from the architecture (the user's own figure wins, and we say so).
+    layer_weight_gb_override: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_positive(
+            f"model {self.name}",
+            num_layers=self.num_layers,
+            hidden_size=self.hidden_size,
+            num_heads=self.num_heads,
+            num_kv_heads=self.num_kv_heads,
+            head_dim=self.head_dim,
+            ffn_size=self.ffn_size,
+            vocab_size=self.vocab_size,
+            bytes_per_param=self.bytes_per_param,
+        )
+        if self.num_layers > 10_000:
+            raise InputError(f"model {self.name}: {self.num_layers} layers is beyond any real model (max 10000)")
+        if self.num_kv_heads > self.num_heads or self.num_heads % self.num_kv_heads:
+            raise InputError(
+                f"model {self.name}: num_kv_heads ({self.num_kv_heads}) must divide num_heads ({self.num_heads})"
+            )
+        if self.layer_weight_gb_override is not None:
+            _check_positive(f"model {self.name}", layer_weight_memory_gb=self.layer_weight_gb_override)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is served: request shape and how many sequences are in flight."""
+
+    input_tokens: int
+    output_tokens: int
+    concurrency: int | None = None  # None: as many as memory and the engine cap allow
+    token_basis: str = "total"  # what a "token" is in $/token: input+output ("total") or "output"
+
+    def __post_init__(self) -> None:
+        _check_positive("workload", input_tokens=self.input_tokens, output_tokens=self.output_tokens)
+        if self.concurrency is not None:
+            _check_positive("workload", concurrency=self.concurrency)
+        if self.token_basis not in TOKEN_BASES:
+            raise InputError(f"workload: token_basis must be one of {TOKEN_BASES}, got {self.token_basis!r}")
+
+    @property
+    def context_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def basis_fraction(self) -> float:
+        """Share of the processed tokens that count as billable tokens."""
+        if self.token_basis == "output":
+            return self.output_tokens / self.context_tokens
+        return 1.0
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """How close a serving engine gets to the datasheet: a few physical factors."""
+
+    name: str
+    compute_efficiency: float  # achieved / datasheet dense tensor FLOP/s
+    hbm_efficiency: float  # achieved / datasheet memory bandwidth
+    link_efficiency: float  # achieved / nominal link bandwidth for all-reduce
+    allreduce_latency_us: float  # fixed cost per all-reduce call
+    step_overhead_ms: float  # engine time per forward step (scheduling, launches)
+    memory_utilization: float  # fraction of GPU memory the engine may use
+    runtime_reserve_gb: float  # CUDA context, workspace, graphs
+    max_num_seqs: int  # engine cap on sequences in flight
+    prefill_chunk_tokens: int  # activation workspace is sized for this many tokens
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        _check_positive(
+            f"engine {self.name}",
+            compute_efficiency=self.compute_efficiency,
+            hbm_efficiency=self.hbm_efficiency,
+            link_efficiency=self.link_efficiency,
+            memory_utilization=self.memory_utilization,
+            max_num_seqs=self.max_num_seqs,
+            prefill_chunk_tokens=self.prefill_chunk_tokens,
+        )
+        if self.allreduce_latency_us < 0 or self.step_overhead_ms < 0 or self.runtime_reserve_gb < 0:
+            raise InputError(f"engine {self.name}: latencies and reserves cannot be negative")
+
+    def scaled(self, compute: float = 1.0, hbm: float = 1.0, link: float = 1.0) -> "EngineProfile":
+        """The same profile with its efficiency factors scaled (what-if on accuracy)."""
+        from dataclasses import replace
+
+        return replace(
+            self,
+            name=f"{self.name}*",
+            compute_efficiency=self.compute_efficiency * compute,
+            hbm_efficiency=self.hbm_efficiency * hbm,
+            link_efficiency=self.link_efficiency * link,
+        )
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How to search: method, candidate sizes and limits."""
+
+    method: str = "exact"
+    cost_weight: float = 0.5  # weighted method: 0 = pure throughput, 1 = pure cost (the seed's convention)
+    quantization: str = "coarse"
+    sizes: tuple[int, ...] | None = None  # explicit segment sizes; overrides quantization
+    budget_factors: tuple[float, ...] = (0.4, 0.7, 0.9, 1.0, 1.2, 1.5)
+    max_stages: int = 8
+    min_layers_per_stage: int = 1
+    time_limit_s: float = 60.0
+    mip_gap: float = 1e-4
+    max_usd_per_hour: float | None = None  # hard budget cap
+    target_usd_per_million_tokens: float | None = None  # competitor's price to beat
+    min_tokens_per_s: float | None = None  # throughput floor (e.g. from a runtime cap)
+    max_usd_per_million_tokens: float | None = None  # hard cap (e.g. from a total-cost cap)
+    throughput_normalization: float | None = None
+    cost_normalization: float | None = None
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.method not in METHODS:
+            problems.append(Problem(f"method must be one of {', '.join(METHODS)}, got {self.method!r}", "settings"))
+        if not 0.0 <= self.cost_weight <= 1.0:
+            problems.append(Problem(f"cost weight must be in [0, 1], got {self.cost_weight}", "settings"))
+        if self.max_stages < 1:
+            problems.append(Problem(f"max pipeline stages must be >= 1, got {self.max_stages}", "settings"))
+        if self.min_layers_per_stage < 1:
+            problems.append(Problem(f"min layers per stage must be >= 1, got {self.min_layers_per_stage}", "settings"))
+        if not self.time_limit_s > 0:
+            problems.append(Problem(f"time limit must be positive, got {self.time_limit_s}", "settings"))
+        if not 0.0 <= self.mip_gap < 1.0:
+            problems.append(Problem(f"MIP gap must be in [0, 1), got {self.mip_gap}", "settings"))
+        if not self.budget_factors or any(not (f > 0) for f in self.budget_factors):
+            problems.append(Problem(f"budget factors must be positive, got {list(self.budget_factors)}", "settings"))
+        elif list(self.budget_factors) != sorted(set(self.budget_factors)):
+            problems.append(Problem(f"budget factors must be increasing, got {list(self.budget_factors)}", "settings"))
+        if self.sizes is not None and (not self.sizes or any(int(s) != s or s < 1 for s in self.sizes)):
+            problems.append(Problem(f"segment sizes must be positive integers, got {list(self.sizes)}", "settings"))
+        for name in ("max_usd_per_hour", "target_usd_per_million_tokens", "min_tokens_per_s",
+                     "max_usd_per_million_tokens", "throughput_normalization", "cost_normalization"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                problems.append(Problem(f"{name} must be positive, got {value}", "settings"))
+        if problems:
+            raise InputError(problems)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything a solve needs. `warnings` records what loading assumed or ignored."""
+
+    model: ModelSpec
+    workload: Workload
+    pool: Pool
+    engine: EngineProfile
+    settings: SearchSettings = field(default_factory=SearchSettings)
+    name: str = "scenario"
+    warnings: tuple[str, ...] = ()

@@ -1,0 +1,64 @@
+"""Typed errors of the planner.
+
+Every error a user can cause is one of these; the CLI and the app turn them into a
+clear message (never a traceback).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input, located as precisely as we can."""
+
+    message: str
+    file: str = ""
+    row: int | None = None  # 1-based line number in the file (header is line 1)
+    column: str = ""
+
+    def __str__(self) -> str:
+        where = self.file or "input"
+        if self.row is not None:
+            where += f", row {self.row}"
+        if self.column:
+            where += f", column '{self.column}'"
+        return f"{where}: {self.message}"
+
+
+class PlannerError(Exception):
+    """Base class of every error the planner raises on purpose."""
+
+
+class InputError(PlannerError):
+    """One or more problems with the inputs; all of them are collected before raising."""
+
+    def __init__(self, problems: list[Problem] | Problem | str):
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: list[Problem] = list(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+
+class InfeasibleError(PlannerError):
+    """No plan satisfies the limits. `binding` names the limits that cause it."""
+
+    def __init__(self, message: str, binding: list[str] | None = None, hints: list[str] | None = None):
+        self.binding = list(binding or [])
+        self.hints = list(hints or [])
+        text = message
+        if self.binding:
+            text += " Binding: " + "; ".join(self.binding) + "."
+        if self.hints:
+            text += " To make it feasible: " + "; ".join(self.hints) + "."
+        super().__init__(text)
+
+
+class SolverError(PlannerError):
+    """The solver failed or returned a status we cannot turn into a plan."""
+
+    def __init__(self, message: str, status: str = ""):
+        self.status = status
+        super().__init__(message)
