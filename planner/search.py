@@ -105,33 +105,50 @@ class Planner:
         return status, status == "optimal", gap
 
     # ---------------------------------------------------------------- primitive problems
-    def max_throughput(self, budget: float | None, gap: float) -> Plan | None:
-        """Best throughput with cost <= budget over all levels; ties broken toward lower cost."""
-        best: tuple[float, float, Plan] | None = None
+    def max_throughput(self, budget: float | None, gap: float = EXACT_GAP) -> Plan | None:
+        """Best throughput with cost <= budget over all levels; ties broken toward lower cost.
+
+        Exact bisection on the throughput floor: "a plan with all stages >= theta and cost <= B exists"
+        is monotone in theta, and theta ranges over the distinct option throughputs, so O(log #options)
+        min-cost solves find the largest feasible floor; its min-cost plan is also the tie-break."""
+        st = self.scenario.settings
+        caps = [b for b in (budget, st.max_usd_per_hour) if b is not None]
+        cap = min(caps) if caps else None
+        best: Plan | None = None
         for c in sorted(self.levels, key=lambda c: -max(o.tokens_per_s for o in self._by_level[c])):
             lm = self.model(c)
-            if best and lm.m.thetas[-1] < best[0] * (1 - 1e-12):
+            if best and lm.m.thetas[-1] < best.tokens_per_s * (1 - 1e-12):
                 continue
             if not self._apply_limits(lm):
                 continue
-            cap = budget if self.scenario.settings.max_usd_per_hour is None else \
-                min(budget if budget is not None else math.inf, self.scenario.settings.max_usd_per_hour)
-            lm.set_budget(None if cap == math.inf else cap)
-            lm.set_objective(1.0, 0.0)
-            out = self._solve(lm, gap)
-            if out is None:
-                continue
-            plan = self._plan(lm, out)
-            # lexicographic second step: cheapest plan at that throughput
-            lm.set_floor(plan.stage_tokens_per_s)
+            lm.set_budget(cap)
             lm.set_objective(0.0, 1.0)
-            out2 = self._solve(lm, gap)
-            if out2 is not None:
-                plan = self._plan(lm, out2)
-            key = (plan.tokens_per_s, -plan.cost_usd_per_hour)
-            if best is None or key > (best[0], -best[1]):
-                best = (plan.tokens_per_s, plan.cost_usd_per_hour, plan)
-        return best[2] if best else None
+            thetas = [t for t in lm.m.thetas if st.min_tokens_per_s is None or t >= st.min_tokens_per_s]
+            if best:
+                thetas = [t for t in thetas if t >= best.tokens_per_s * (1 - 1e-12)]
+            lo, hi, found = 0, len(thetas) - 1, None
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                lm.set_floor(thetas[mid])
+                out = self._solve(lm, gap)
+                if out is None:
+                    hi = mid - 1
+                else:
+                    found = self._plan(lm, out)
+                    lo = max(mid + 1, self._index_at_or_above(thetas, found.stage_tokens_per_s) + 1)
+            lm.set_budget(st.max_usd_per_hour)
+            if found is None:
+                continue
+            if best is None or (found.tokens_per_s, -found.cost_usd_per_hour) > (best.tokens_per_s, -best.cost_usd_per_hour):
+                best = found
+        return best
+
+    @staticmethod
+    def _index_at_or_above(thetas: list[float], value: float) -> int:
+        """Largest index whose theta is <= value (the plan already achieves every floor up to it)."""
+        import bisect
+
+        return bisect.bisect_right(thetas, value * (1 + 1e-12)) - 1
 
     def min_cost(self, floor: float | None, gap: float, strict: bool = False) -> Plan | None:
         """Cheapest plan whose throughput is >= floor (> floor if strict), over all levels."""
@@ -157,97 +174,115 @@ class Planner:
 
     # ---------------------------------------------------------------- methods
     def exact(self, with_frontier: bool = False) -> Result:
-        """Proven minimum $/token by Dinkelbach's method per concurrency level.
+        """Proven minimum $/token by a threshold sweep along the cost/throughput frontier.
 
-        Maximise q = T / C: solve max T - q C; if the optimum is 0, q is optimal; else q <- T*/C*.
-        Levels are visited by an upper bound on q (each stage costs at least s * min_o c_o/(T_o s_o)
-        per unit of throughput) and skipped when the bound cannot beat the incumbent."""
+        Per concurrency level: the cheapest plan at floor 0, then the cheapest plan strictly faster
+        than the last one, and so on. The minimum of C/T is attained on this frontier, and once the
+        frontier's cost C_k satisfies C_k / T_max >= the best ratio so far (T_max: the fastest option
+        of the level), no later point can improve it, so the sweep stops there. Levels are visited by
+        an upper bound on T/C (each stage costs at least s * min_o c_o/(T_o s_o) per unit of
+        throughput) and skipped when the bound cannot beat the incumbent."""
         self._start()
-        st = self.scenario.settings
-        best_q, best_plan = 0.0, None
-        iterations = 0
+        best: Plan | None = None
+        solves = 0
+        points: list[Plan] = []
         bounds = {c: 1.0 / (self.scenario.model.num_layers * min(o.cost_usd_per_hour / (o.tokens_per_s * o.size)
                                                                      for o in self._by_level[c])) for c in self.levels}
         for c in sorted(self.levels, key=lambda c: -bounds[c]):
-            if bounds[c] <= best_q * (1 + 1e-12):
+            best_q = best.stage_tokens_per_s / best.cost_usd_per_hour if best else 0.0
+            if not with_frontier and bounds[c] <= best_q * (1 + 1e-12):
                 continue
-            lm = self.model(c)
-            if not self._apply_limits(lm):
-                continue
-            q = best_q
-            while True:
-                lm.set_objective(1.0, q)
-                out = self._solve(lm, EXACT_GAP)
-                iterations += 1
-                if out is None:
-                    break
-                plan = self._plan(lm, out)
-                new_q = plan.stage_tokens_per_s / plan.cost_usd_per_hour
-                if new_q <= q * (1 + 1e-9):
-                    break
-                q = new_q
-                if q > best_q * (1 + 1e-12):
-                    best_q, best_plan = q, plan
-                if iterations > 200:
-                    raise InputError("Dinkelbach did not converge in 200 iterations")
-        if best_plan is None:
+            for plan in self._level_sweep(c, None if with_frontier else best_q):
+                solves += 1
+                points.append(plan)
+                q = plan.stage_tokens_per_s / plan.cost_usd_per_hour
+                if best is None or q > best_q * (1 + 1e-12) or (
+                        math.isclose(q, best_q, rel_tol=1e-12) and plan.cost_usd_per_hour < best.cost_usd_per_hour):
+                    best, best_q = plan, q
+        if best is None:
             raise self.explain_infeasible()
         status, proven, gap = self._status()
-        warnings = self._target_warnings(best_plan)
-        frontier = tuple(self.frontier()) if with_frontier else ()
-        return Result("exact", best_plan, status, proven, gap,
-                      f"Dinkelbach on max T - q*C over {len(self.levels)} concurrency level(s), "
-                      f"{iterations} MILP solves; proven minimum $/token",
+        frontier = tuple(pareto_filter(points)) if with_frontier else ()
+        return Result("exact", best, status, proven, gap,
+                      f"threshold sweep along the cost/throughput frontier over {len(self.levels)} concurrency "
+                      f"level(s), {len(self._statuses)} MILP solves; proven minimum $/token" if proven else
+                      "threshold sweep stopped by the time limit; best plan found, not proven optimal",
                       self.solve_seconds, self.build_seconds, self.problem_size(), frontier=frontier,
-                      warnings=warnings, extra={"iterations": iterations})
+                      warnings=self._target_warnings(best), extra={"solves": len(self._statuses)})
+
+    def _level_sweep(self, level: int, prune_q: float | None = None, stop=None):
+        """Yield the frontier plans of one level in increasing cost: the cheapest plan, then the cheapest
+        plan strictly faster than the last, and so on. The sweep ends early when `stop(plan, t_max)`
+        says no later (costlier, at most t_max fast) plan can improve the caller's objective, or, with
+        `prune_q`, when no later plan can reach T/C > prune_q."""
+        lm = self.model(level)
+        if not self._apply_limits(lm):
+            return
+        t_max = lm.m.thetas[-1]
+        st_floor = self.scenario.settings.min_tokens_per_s
+        floor = None
+        lm.set_objective(0.0, 1.0)
+        while True:
+            if floor is not None:
+                if not lm.floor_feasible(floor, strict=True):
+                    return
+                lm.set_floor(max(floor, st_floor or 0.0), strict=st_floor is None or floor >= st_floor)
+            out = self._solve(lm, EXACT_GAP)
+            if out is None:
+                return
+            plan = self._plan(lm, out)
+            yield plan
+            if prune_q is not None:
+                prune_q = max(prune_q, plan.stage_tokens_per_s / plan.cost_usd_per_hour)
+                if t_max / plan.cost_usd_per_hour <= prune_q * (1 + 1e-12):
+                    return
+            if stop is not None and stop(plan, t_max):
+                return
+            floor = plan.stage_tokens_per_s
+            if time.perf_counter() - self._t0 > self.scenario.settings.time_limit_s:
+                self._statuses.append("time_limit")
+                return
 
     def frontier(self) -> list[Plan]:
-        """Exact cost/throughput Pareto frontier: min cost at floor 0, then at a floor strictly above the
-        last plan's throughput, until no plan is faster; dominated points are dropped."""
-        points: list[Plan] = []
-        floor: float | None = None
-        while True:
-            plan = self.min_cost(floor, EXACT_GAP, strict=floor is not None)
-            if plan is None:
-                break
-            while points and points[-1].cost_usd_per_hour >= plan.cost_usd_per_hour * (1 - 1e-12):
-                points.pop()
-            points.append(plan)
-            floor = plan.stage_tokens_per_s
-            if len(points) > 10_000:
-                break
-        return points
+        """Exact cost/throughput Pareto frontier over all concurrency levels (every non-dominated plan)."""
+        self._start()
+        points = [p for c in self.levels for p in self._level_sweep(c, None)]
+        return pareto_filter(points)
 
     def weighted(self, weight: float | None = None) -> Result:
         """The seed's weighted objective: maximise (1-w) T / T_norm - w C / C_norm over all levels.
-        A heuristic for $/token: its answer depends on the normalisations."""
+
+        A linear objective in (T, C) is maximised on the cost/throughput frontier, so it is found by the
+        frontier sweep, stopped once (1-w) T_max / T_norm - w C_k / C_norm cannot beat the incumbent.
+        Optimal for its own objective; for $/token a heuristic whose answer depends on the normalisations."""
         self._start()
         st = self.scenario.settings
         w = st.cost_weight if weight is None else weight
         t_norm = st.throughput_normalization or max(o.tokens_per_s for o in self.candidates.options)
         c_norm = st.cost_normalization or max(o.cost_usd_per_hour for o in self.candidates.options)
-        best: tuple[float, Plan] | None = None
-        for c in self.levels:
-            lm = self.model(c)
-            if not self._apply_limits(lm):
-                continue
-            lm.set_objective((1 - w) / t_norm, w / c_norm)
-            out = self._solve(lm, st.mip_gap)
-            if out is None:
-                continue
-            plan = self._plan(lm, out)
-            value = (1 - w) * plan.tokens_per_s / t_norm - w * plan.cost_usd_per_hour / c_norm
-            if best is None or value > best[0]:
-                best = (value, plan)
-        if best is None:
+
+        def value(plan: Plan) -> float:
+            return (1 - w) * plan.tokens_per_s / t_norm - w * plan.cost_usd_per_hour / c_norm
+
+        best: list = [None, -math.inf]
+
+        def stop(plan: Plan, t_max: float) -> bool:
+            return (1 - w) * t_max / t_norm - w * plan.cost_usd_per_hour / c_norm <= best[1]
+
+        for c in sorted(self.levels, key=lambda c: -max(o.tokens_per_s for o in self._by_level[c])):
+            for plan in self._level_sweep(c, stop=stop):
+                v = value(plan)
+                if v > best[1] + 1e-12 * abs(best[1]) if math.isfinite(best[1]) else True:
+                    best[0], best[1] = plan, v
+        if best[0] is None:
             raise self.explain_infeasible()
         status, proven, gap = self._status()
-        how = (f"weighted objective (1-w)*T/{t_norm:g} - w*C/{c_norm:g} with w={w:g}; a heuristic for $/token "
-               f"({'optimal for its own objective' if proven else 'not proven optimal'})")
-        return Result("weighted", best[1], status, False, gap, how, self.solve_seconds, self.build_seconds,
-                      self.problem_size(), warnings=self._target_warnings(best[1]),
+        how = (f"weighted objective (1-w)*T/{t_norm:g} - w*C/{c_norm:g} with w={w:g}, maximised over the "
+               f"cost/throughput frontier; a heuristic for $/token")
+        return Result("weighted", best[0], status, False, gap, how, self.solve_seconds, self.build_seconds,
+                      self.problem_size(), warnings=self._target_warnings(best[0]),
                       extra={"weight": w, "throughput_normalization": t_norm, "cost_normalization": c_norm,
-                             "objective_value": best[0], "objective_proven": proven})
+                             "objective_value": best[1], "objective_proven": proven})
 
     def competitive_range(self) -> tuple[float, float | None, Plan, Plan]:
         """Budgets worth testing: from the cheapest feasible plan's cost to the most a plan may cost and
@@ -365,6 +400,16 @@ class Planner:
                                f"({weights_gb:.0f} GB of weights) with the allowed segment sizes")
                 hints.append("add GPUs, use finer segment sizes, or lower the concurrency")
         return InfeasibleError("No plan satisfies the limits.", binding, hints)
+
+
+def pareto_filter(plans: list[Plan]) -> list[Plan]:
+    """Plans not dominated by another (cheaper-or-equal and faster-or-equal, one strictly), by cost."""
+    out: list[Plan] = []
+    for p in sorted(plans, key=lambda p: (p.cost_usd_per_hour, -p.tokens_per_s)):
+        if out and p.tokens_per_s <= out[-1].tokens_per_s * (1 + 1e-12):
+            continue
+        out.append(p)
+    return out
 
 
 def solve(scenario: Scenario, method: str | None = None, cost_weight: float | None = None,
