@@ -87,23 +87,32 @@ def can_tile(sizes: tuple[int, ...], num_layers: int, max_stages: int) -> bool:
 
 
 def segment_sizes(scenario: Scenario) -> tuple[tuple[int, ...], tuple[str, ...]]:
-    """The size set after adapting it to the model: sizes above L or below the per-stage minimum are
-    dropped, L itself is added, and the result must be able to tile L within the stage limit."""
+    """The size set after adapting it to the model.
+
+    Sizes above L or below the per-stage minimum are dropped and L itself (one stage) is added. If the
+    remaining sizes cannot tile L in at most K stages on their own (L=32 with the seed's
+    {5, 10, 20, 30}), the complements L - s are added too, so that multi-stage pipelines exist; without
+    that, a model too large for one GPU group would be infeasible for no visible reason."""
     st = scenario.settings
     L = scenario.model.num_layers
+    if st.min_layers_per_stage > L:
+        raise InputError(Problem(f"min layers per stage ({st.min_layers_per_stage}) exceeds the model's {L} layers",
+                                 "settings", column="min layers per stage"))
     raw = tuple(st.sizes) if st.sizes else base_sizes(st.quantization, L)
     notes = []
-    sizes = sorted({s for s in raw if st.min_layers_per_stage <= s <= L} | {L})
-    dropped = sorted(set(raw) - set(sizes))
+    kept = {s for s in raw if st.min_layers_per_stage <= s <= L}
+    dropped = sorted(set(raw) - kept)
     if dropped:
         notes.append(f"sizes {dropped} dropped (outside {st.min_layers_per_stage}..{L})")
-    if L not in raw:
+    if st.max_stages > 1 and not can_tile(tuple(sorted(kept - {L})), L, st.max_stages):
+        extra = {L - s for s in kept if st.min_layers_per_stage <= L - s < L} - kept
+        if extra:
+            kept |= extra
+            notes.append(f"sizes {sorted(extra)} added so that {L} layers split into several stages")
+    if L not in kept:
         notes.append(f"size {L} (whole model in one stage) added")
-    if not can_tile(tuple(sizes), L, st.max_stages):
-        raise InputError(Problem(
-            f"segment sizes {sizes} cannot add up to {L} layers in at most {st.max_stages} stages "
-            f"with at least {st.min_layers_per_stage} layers each", "settings", column="segment sizes"))
-    return tuple(sizes), tuple(notes)
+    sizes = tuple(sorted(kept | {L}))
+    return sizes, tuple(notes)
 
 
 def tp_degrees(scenario: Scenario) -> tuple[dict[str, tuple[int, ...]], tuple[str, ...]]:

@@ -32,7 +32,7 @@ class Planner:
             self._by_level.setdefault(o.concurrency, []).append(o)
         self._models: dict[int, LevelModel] = {}
         self.notes: list[str] = []
-        self._deadline = math.inf
+        self._start()
 
     # ---------------------------------------------------------------- plumbing
     @property

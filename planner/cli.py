@@ -1,0 +1,256 @@
+"""Command line: `python -m planner solve|candidates|evaluate|validate ...`.
+
+Bad input exits with status 2 and one line per problem naming the file, row and column; an
+infeasible scenario exits with status 3 and names the binding limits; no tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .candidates import QUANTIZATION_LEVELS, build_candidates
+from .errors import InfeasibleError, InputError, PlannerError, SolverError
+
+log = logging.getLogger("planner")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.replace(";", ",").split(",") if x.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from exc
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    values = _floats(text)
+    if any(int(v) != v for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got '{text}'")
+    return tuple(int(v) for v in values)
+
+
+def _sizing(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config-dir", required=True, help="scenario folder (config.csv, gpu_pool.csv, ...)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--sizes", type=_ints, help="explicit segment sizes, e.g. 1,5,10,20,30,40")
+    g.add_argument("--quantization", choices=QUANTIZATION_LEVELS,
+                   help="named segment-size set: coarse (the seed's 1,5,10,20,30,40), fine, even, full (1..L)")
+    p.add_argument("--max-stages", type=int, help="max pipeline stages (default: config.csv or 8)")
+    p.add_argument("--min-layers", type=int, help="min layers per stage")
+    p.add_argument("--concurrency", help="sequences in flight, or 'auto' (as many as memory allows)")
+    p.add_argument("--token-basis", choices=("total", "output"), help="what a token is in $/token")
+    p.add_argument("--engine", help="engine profile from config/engines.csv (default vllm)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m planner",
+                                     description="Place an LLM's layers on a heterogeneous GPU pool at the lowest $/token.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the planner does")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("solve", help="find a plan; writes plan.csv, summary.json (and curve.csv / frontier.csv)")
+    _sizing(s)
+    s.add_argument("--method", choices=("exact", "enumeration", "weighted"),
+                   help="exact: proven min $/token; enumeration: the seed's budget grid; weighted: cost-weight objective")
+    s.add_argument("--cost-weight", type=float, help="weighted method: 0 = pure throughput, 1 = pure cost")
+    s.add_argument("--budget-factors", type=_floats, help="enumeration: factors of the ballpark budget")
+    s.add_argument("--budget", type=float, help="hard cap on $/hour")
+    s.add_argument("--target", type=float, help="competitor's $/million tokens to beat")
+    s.add_argument("--time-limit", type=float, help="solver time limit in seconds (whole method)")
+    s.add_argument("--mip-gap", type=float, help="relative MIP gap for enumeration/weighted")
+    s.add_argument("--frontier", action="store_true", help="exact: also write the full Pareto frontier")
+    s.add_argument("--out", default="out", help="output folder (default ./out)")
+    s.add_argument("--json", action="store_true", help="print summary.json to stdout")
+
+    c = sub.add_parser("candidates", help="list every stage option with its numbers and why it is excluded")
+    _sizing(c)
+    c.add_argument("--out", default="out", help="output folder (default ./out)")
+
+    e = sub.add_parser("evaluate", help="predict one uniform layout (TP x PP) of a catalogue model on a catalogue GPU")
+    e.add_argument("--model", required=True)
+    e.add_argument("--gpu", required=True)
+    e.add_argument("--tp", type=int, required=True)
+    e.add_argument("--pp", type=int, default=1)
+    e.add_argument("--nodes", type=int, default=1)
+    e.add_argument("--inter-node-gbps", type=float, default=25.0, help="GB/s between nodes")
+    e.add_argument("--input-len", type=int, required=True)
+    e.add_argument("--output-len", type=int, required=True)
+    g = e.add_mutually_exclusive_group()
+    g.add_argument("--batch", type=int, help="static batch of B requests")
+    g.add_argument("--concurrency", type=int, help="continuous batching with C requests in flight")
+    e.add_argument("--engine", default="vllm", help="engine profile (default vllm)")
+    e.add_argument("--json", action="store_true")
+
+    v = sub.add_parser("validate", help="predicted vs measured on the calibration data, with errors")
+    v.add_argument("--json", action="store_true")
+    return parser
+
+
+def _scenario(args):
+    from .scenario_io import load_config_dir
+
+    sc = load_config_dir(args.config_dir)
+    st = sc.settings
+    changes = {}
+    if getattr(args, "sizes", None):
+        changes["sizes"] = args.sizes
+    if getattr(args, "quantization", None):
+        changes.update(quantization=args.quantization, sizes=None)
+    for arg, field_name in (("max_stages", "max_stages"), ("min_layers", "min_layers_per_stage"),
+                            ("method", "method"), ("cost_weight", "cost_weight"),
+                            ("budget_factors", "budget_factors"), ("budget", "max_usd_per_hour"),
+                            ("target", "target_usd_per_million_tokens"), ("time_limit", "time_limit_s"),
+                            ("mip_gap", "mip_gap")):
+        value = getattr(args, arg, None)
+        if value is not None:
+            changes[field_name] = value
+    if changes:
+        sc = replace(sc, settings=replace(st, **changes))
+    w = sc.workload
+    if getattr(args, "concurrency", None):
+        conc = None if args.concurrency == "auto" else _positive_int(args.concurrency, "--concurrency")
+        w = replace(w, concurrency=conc)
+    if getattr(args, "token_basis", None):
+        w = replace(w, token_basis=args.token_basis)
+    if w is not sc.workload:
+        sc = replace(sc, workload=w)
+    if getattr(args, "engine", None):
+        from .catalog import load_catalog
+
+        sc = replace(sc, engine=load_catalog().engine(args.engine))
+    return sc
+
+
+def _positive_int(text: str, flag: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise InputError(f"{flag}: '{text}' is not a whole number or 'auto'") from exc
+    if value <= 0:
+        raise InputError(f"{flag}: must be positive, got {value}")
+    return value
+
+
+def cmd_solve(args) -> int:
+    from .report import write_result
+    from .search import Planner
+
+    sc = _scenario(args)
+    for w in sc.warnings:
+        print(f"note: {w}", file=sys.stderr)
+    planner = Planner(sc)
+    method = sc.settings.method
+    if method == "exact":
+        result = planner.exact(with_frontier=args.frontier)
+    elif method == "enumeration":
+        result = planner.enumeration()
+    else:
+        result = planner.weighted()
+    summary = write_result(result, Path(args.out), sc.name)
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_result(summary, Path(args.out))
+    return 0
+
+
+def _print_result(s: dict, out: Path) -> None:
+    proven = "proven optimal" if s["proven_optimal"] else "NOT proven optimal for $/token"
+    print(f"{s['scenario']}: method {s['method']}, status {s['status']} ({proven}), gap {s['mip_gap']}, "
+          f"{s['solve_seconds']:.2f} s")
+    print(f"  {s['how']}")
+    print(f"  ${s['usd_per_million_tokens']:.4f} per million {s['token_basis']} tokens | "
+          f"{s['tokens_per_s']:.1f} tokens/s | ${s['cost_usd_per_hour']:.2f}/h | {s['num_gpus']} GPUs in "
+          f"{s['num_stages']} stages | {s['concurrency']} sequences in flight")
+    for i, st in enumerate(s["stages"], start=1):
+        print(f"  stage {i}: layers {st['first_layer']}-{st['last_layer']} on {st['gpu_type']} TP{st['tp']} "
+              f"| {st['tokens_per_s']:.1f} tok/s ({st['bound']}-bound) | {st['memory_gb_per_gpu']:.1f}/"
+              f"{st['memory_capacity_gb']:g} GB | ${st['cost_usd_per_hour']:.2f}/h")
+    print(f"  wrote {out / 'plan.csv'}, {out / 'summary.json'}"
+          + (f", {out / 'curve.csv'}" if "curve" in s else ""))
+
+
+def cmd_candidates(args) -> int:
+    from .report import CANDIDATE_COLUMNS, candidate_rows, to_csv
+
+    sc = _scenario(args)
+    cs = build_candidates(sc)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "candidates.csv").write_text(to_csv(candidate_rows(cs), CANDIDATE_COLUMNS))
+    from . import perf
+
+    pairs = sorted({tuple(sorted((a, b))) for a in sc.pool.types for b in sc.pool.types})
+    links = [{"gpu_type_a": a, "gpu_type_b": b, "gb_per_s": sc.pool.link(a, b),
+              "tokens_per_s": perf.link_tokens_per_s(sc.model, sc.pool.link(a, b))} for a, b in pairs]
+    (out / "links.csv").write_text(to_csv(links, ("gpu_type_a", "gpu_type_b", "gb_per_s", "tokens_per_s")))
+    limits = {"num_layers": sc.model.num_layers, "max_stages": sc.settings.max_stages,
+              "min_layers_per_stage": sc.settings.min_layers_per_stage,
+              "gpu_counts": {e.name: e.count for e in sc.pool.entries}, "sizes": list(cs.sizes),
+              "size_notes": list(cs.size_notes), "tp_degrees": {k: list(v) for k, v in cs.tp_degrees.items()},
+              "tp_notes": list(cs.tp_notes), "concurrency_levels": list(cs.levels),
+              "token_basis": sc.workload.token_basis,
+              "plan_rule": "a plan's tokens_per_s is the minimum over its stages' rows (all of one concurrency "
+                           "level) and its links' tokens_per_s in links.csv"}
+    (out / "limits.json").write_text(json.dumps(limits, indent=2))
+    print(f"{len(cs.options)} usable options, {len(cs.excluded)} excluded; wrote {out / 'candidates.csv'}, "
+          f"{out / 'limits.json'}, {out / 'links.csv'}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .catalog import load_catalog
+    from .evaluate import evaluate_layout
+
+    cat = load_catalog()
+    for flag in ("tp", "pp", "nodes", "input_len", "output_len", "batch", "concurrency"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise InputError(f"--{flag.replace('_', '-')}: must be positive, got {value}")
+    result = evaluate_layout(cat.model(args.model), cat.gpu(args.gpu), cat.engine(args.engine), args.tp, args.pp,
+                             args.input_len, args.output_len, batch=args.batch, concurrency=args.concurrency,
+                             nodes=args.nodes, inter_node_gb_per_s=args.inter_node_gbps)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        for key, value in result.items():
+            if not isinstance(value, (list, dict)):
+                print(f"{key}: {value}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .calibration import format_report, validate_report
+
+    report = validate_report()
+    print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
+    return 0
+
+
+COMMANDS = {"solve": cmd_solve, "candidates": cmd_candidates, "evaluate": cmd_evaluate, "validate": cmd_validate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except InputError as exc:
+        for p in exc.problems:
+            print(f"error: {p}", file=sys.stderr)
+        return 2
+    except InfeasibleError as exc:
+        print(f"infeasible: {exc}", file=sys.stderr)
+        return 3
+    except SolverError as exc:
+        print(f"solver error: {exc}", file=sys.stderr)
+        return 4
+    except PlannerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,59 @@
+"""Brute force over every ordered pipeline of a small scenario, independent of the MILP."""
+from __future__ import annotations
+
+import itertools
+
+from planner.candidates import concurrency_levels, evaluate_option, segment_sizes, tp_degrees
+
+
+def compositions(total: int, parts: tuple[int, ...], max_parts: int):
+    if total == 0:
+        yield ()
+        return
+    if max_parts == 0:
+        return
+    for s in parts:
+        if s <= total:
+            for rest in compositions(total - s, parts, max_parts - 1):
+                yield (s,) + rest
+
+
+def all_plans(sc):
+    """Yield (cost_usd_per_hour, tokens_per_s, stages) for every feasible plan (stage order included)."""
+    L = sc.model.num_layers
+    sizes, _ = segment_sizes(sc)
+    tps, _ = tp_degrees(sc)
+    shapes = [(g, t) for g in sc.pool.types for t in tps[g]]
+    counts = {e.name: e.count for e in sc.pool.entries}
+    for c in concurrency_levels(sc):
+        for comp in compositions(L, sizes, sc.settings.max_stages):
+            k = len(comp)
+            roles = ["only"] if k == 1 else ["first"] + ["middle"] * (k - 2) + ["last"]
+            for choice in itertools.product(shapes, repeat=k):
+                used = {}
+                for g, t in choice:
+                    used[g] = used.get(g, 0) + t
+                if any(used[g] > counts[g] for g in used):
+                    continue
+                opts = [evaluate_option(sc, s, r, g, t, c) for s, r, (g, t) in zip(comp, roles, choice)]
+                if not all(o.feasible for o in opts):
+                    continue
+                yield sum(o.cost_usd_per_hour for o in opts), min(o.tokens_per_s for o in opts), opts
+
+
+def best_ratio(sc):
+    return min(((c / t, c, t) for c, t, _ in all_plans(sc)), default=None)
+
+
+def frontier(sc):
+    pts = sorted({(round(c, 9), t) for c, t, _ in all_plans(sc)}, key=lambda p: (p[0], -p[1]))
+    out = []
+    for c, t in pts:
+        if out and t <= out[-1][1] * (1 + 1e-12):
+            continue
+        out.append((c, t))
+    return out
+
+
+def max_throughput(sc, budget):
+    return max(((t, -c) for c, t, _ in all_plans(sc) if c <= budget * (1 + 1e-12)), default=None)

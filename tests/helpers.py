@@ -1,0 +1,26 @@
+"""Small scenario builders for tests (plain domain objects, no files)."""
+from __future__ import annotations
+
+from planner.catalog import load_catalog
+from planner.domain import GpuSpec, ModelSpec, Pool, PoolEntry, Scenario, SearchSettings, Workload
+
+CAT = load_catalog()
+
+
+def tiny_model(layers: int = 4, hidden: int = 1024, name: str = "toy") -> ModelSpec:
+    return ModelSpec(name=name, num_layers=layers, hidden_size=hidden, num_heads=8, num_kv_heads=8, head_dim=hidden // 8,
+                     ffn_size=4 * hidden, gated_mlp=True, vocab_size=1000, bytes_per_param=2.0)
+
+
+def gpu(sku: str, memory_gb: float, price: float, tflops: float = 100.0, hbm: float = 1000.0,
+        per_node: int = 8) -> GpuSpec:
+    return GpuSpec(sku=sku, memory_gb=memory_gb, fp16_dense_tflops=tflops, hbm_gb_per_s=hbm, intra_link="nvlink",
+                   intra_link_gb_per_s=300.0, gpus_per_node=per_node, price_usd_per_hour=price)
+
+
+def scenario(model: ModelSpec, gpus: list[tuple[GpuSpec, int]], concurrency: int | None = 8,
+             input_tokens: int = 256, output_tokens: int = 64, **settings) -> Scenario:
+    pool = Pool(tuple(PoolEntry(g.sku, n, g) for g, n in gpus))
+    settings.setdefault("quantization", "full")
+    return Scenario(model, Workload(input_tokens, output_tokens, concurrency), pool, CAT.engine("vllm"),
+                    SearchSettings(**settings), name="test")

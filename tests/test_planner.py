@@ -1,0 +1,192 @@
+"""The MILP methods against optima known on paper and against brute force."""
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner import InfeasibleError, InputError, Planner, build_candidates, load_config_dir, perf
+from planner.candidates import can_tile, evaluate_option, segment_sizes
+from tests import brute
+from tests.helpers import CAT, gpu, scenario, tiny_model
+
+
+def test_single_stage_optimum_by_hand():
+    """One GPU that holds the whole model: the only plan is one stage; its figures follow from perf."""
+    m = tiny_model(layers=4)
+    g = gpu("G", memory_gb=80, price=2.0)
+    sc = scenario(m, [(g, 1)], concurrency=8, quantization="coarse")
+    r = Planner(sc).exact()
+    assert r.proven_optimal and len(r.plan.stages) == 1
+    expected = perf.stage_perf(m, g, sc.engine, 4, 1, True, True, sc.workload, 8).tokens_per_s
+    assert r.plan.tokens_per_s == pytest.approx(expected)
+    assert r.plan.usd_per_million_tokens == pytest.approx(2.0 / (3600 * expected) * 1e6)
+
+
+def test_forced_two_stage_split_by_hand():
+    """Neither GPU holds the whole model, each holds half: the plan must be two 2-layer stages, one per
+    GPU, and its throughput the slower stage's."""
+    m = tiny_model(layers=4, hidden=4096)
+    e = CAT.engine("vllm")
+
+    def need(layers, first, last):  # GB a stage needs besides the engine's reserve
+        mem = perf.stage_memory(m, gpu("X", 1000, 1), e, layers, 1, first, last, 8, 320)
+        return mem.total_gb - mem.reserve_gb
+
+    halves = max(need(2, True, False), need(2, False, True))
+    assert need(3, True, False) > halves
+    usable = (halves + min(need(3, True, False), need(3, False, True))) / 2
+    cap = (usable + e.runtime_reserve_gb) / e.memory_utilization  # usable = cap * utilisation - reserve
+    a, b = gpu("A", cap, 1.0, tflops=50), gpu("B", cap, 3.0, tflops=200)
+    sc = scenario(m, [(a, 1), (b, 1)], concurrency=8, quantization="full")
+    r = Planner(sc).exact()
+    assert [s.num_layers for s in r.plan.stages] == [2, 2]
+    assert {s.gpu_type for s in r.plan.stages} == {"A", "B"}
+    assert r.plan.cost_usd_per_hour == pytest.approx(4.0)
+    assert r.plan.tokens_per_s == pytest.approx(min(s.tokens_per_s for s in r.plan.stages))
+    # the split must be the best of the feasible splits, checked one by one
+    best = brute.best_ratio(sc)
+    assert r.plan.cost_usd_per_hour / r.plan.tokens_per_s == pytest.approx(best[0], rel=1e-9)
+
+
+def test_size_sets_are_adapted_and_checked():
+    sc = scenario(tiny_model(layers=32), [(gpu("G", 80, 1), 8)], sizes=(1, 5, 10, 20, 30), min_layers_per_stage=5,
+                  max_stages=8)
+    sizes, notes = segment_sizes(sc)
+    # 1 is below the minimum; {5,10,20,30} cannot make 32, so the complements 27, 22, 12 join, and 32 itself
+    assert sizes == (5, 10, 12, 20, 22, 27, 30, 32)
+    assert any("dropped" in n for n in notes) and any("added so that" in n for n in notes)
+    assert can_tile((10, 22), 32, 2) and not can_tile((5, 10, 20, 30), 32, 8)
+    coarse = scenario(tiny_model(layers=40), [(gpu("G", 80, 1), 8)], quantization="coarse")
+    assert segment_sizes(coarse)[0] == (1, 5, 10, 20, 30, 40)  # the seed's set, untouched at L = 40
+    bad = scenario(tiny_model(layers=4), [(gpu("G", 80, 1), 8)], min_layers_per_stage=5)
+    with pytest.raises(InputError, match="exceeds the model's 4 layers"):
+        segment_sizes(bad)
+
+
+def test_dominated_options_are_excluded_with_reason():
+    slow_link = replace(gpu("P", 80, 1.0, tflops=100, hbm=3000), intra_link="pcie", intra_link_gb_per_s=0.5)
+    sc = scenario(tiny_model(layers=4, hidden=2048), [(slow_link, 4)], concurrency=64)
+    cs = build_candidates(sc)
+    dominated = [o for o in cs.excluded if o.feasible]
+    assert dominated and all("dominated by TP" in o.reason for o in dominated)
+    for o in dominated:  # the dominating option really is at least as fast on fewer GPUs
+        better_tp = int(o.reason.split("TP ")[1].split()[0])
+        better = evaluate_option(sc, o.size, o.role, o.gpu_type, better_tp, o.concurrency)
+        assert better_tp < o.tp and better.tokens_per_s >= o.tokens_per_s
+
+
+gpu_st = st.builds(
+    lambda i, mem, price, tflops, hbm, per_node: gpu(f"G{i}", mem, price, tflops, hbm, per_node),
+    st.integers(0, 1000), st.sampled_from([2.0, 3.0, 4.0, 8.0, 16.0]), st.sampled_from([0.5, 1.0, 1.7, 3.0]),
+    st.sampled_from([30.0, 100.0, 300.0]), st.sampled_from([300.0, 1000.0, 3000.0]), st.sampled_from([1, 2, 4]))
+
+
+@st.composite
+def small_scenarios(draw):
+    layers = draw(st.integers(2, 5))
+    n_types = draw(st.integers(1, 3))
+    gpus = []
+    for i in range(n_types):
+        g = draw(gpu_st)
+        gpus.append((replace(g, sku=f"T{i}"), draw(st.integers(1, 4))))
+    conc = draw(st.sampled_from([1, 4, 16, None]))
+    m = tiny_model(layers=layers, hidden=draw(st.sampled_from([1024, 2048, 4096])))
+    return scenario(m, gpus, concurrency=conc, max_stages=draw(st.integers(1, 4)),
+                    quantization=draw(st.sampled_from(["full", "coarse"])))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_scenarios())
+def test_exact_matches_brute_force(sc):
+    best = brute.best_ratio(sc)
+    planner = Planner(sc)
+    if best is None:
+        with pytest.raises(InfeasibleError):
+            planner.exact()
+        return
+    r = planner.exact(with_frontier=True)
+    assert r.proven_optimal
+    plan = r.plan
+    assert plan.cost_usd_per_hour / plan.tokens_per_s == pytest.approx(best[0], rel=1e-9)
+    # the frontier is every non-dominated (cost, throughput) pair
+    got = [(round(p.cost_usd_per_hour, 9), p.tokens_per_s) for p in r.frontier]
+    want = brute.frontier(sc)
+    assert [c for c, _ in got] == pytest.approx([c for c, _ in want], rel=1e-9)
+    assert [t for _, t in got] == pytest.approx([t for _, t in want], rel=1e-9)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_scenarios(), st.sampled_from([0.5, 1.0, 2.0, 4.0]))
+def test_max_throughput_under_budget_matches_brute_force(sc, factor):
+    cheapest = min((c for c, _, _ in brute.all_plans(sc)), default=None)
+    if cheapest is None:
+        return
+    budget = cheapest * factor
+    want = brute.max_throughput(sc, budget)
+    got = Planner(sc).max_throughput(budget)
+    if want is None:
+        assert got is None
+        return
+    assert got.tokens_per_s == pytest.approx(want[0], rel=1e-9)
+    assert got.cost_usd_per_hour == pytest.approx(-want[1], rel=1e-9)  # ties toward lower cost
+
+
+@pytest.mark.parametrize("name", ["tiny", "small", "medium", "large", "hal", "realistic"])
+def test_seed_and_bundled_folders_load_and_solve(name):
+    sc = load_config_dir(f"config/{name}")
+    r = Planner(sc).exact()
+    plan = r.plan
+    assert r.proven_optimal and r.status == "optimal"
+    # every layer exactly once, in order
+    layers = [l for s in plan.stages for l in range(s.first_layer, s.last_layer + 1)]
+    assert layers == list(range(1, sc.model.num_layers + 1))
+    # GPU counts respected, memory fits, distinct physical GPUs
+    for g, n in plan.gpus_by_type().items():
+        assert n <= sc.pool.entry(g).count
+    assert all(s.memory_gb_per_gpu <= s.capacity_gb for s in plan.stages)
+    ids = [i for s in plan.stages for i in s.gpu_ids]
+    assert len(ids) == len(set(ids)) == plan.num_gpus
+    # reported figures match a recomputation from the stages
+    assert plan.cost_usd_per_hour == pytest.approx(sum(s.tp * sc.pool.entry(s.gpu_type).spec.price_usd_per_hour
+                                                       for s in plan.stages))
+    assert plan.usd_per_million_tokens == pytest.approx(
+        plan.cost_usd_per_hour / (3600 * plan.tokens_per_s * sc.workload.basis_fraction) * 1e6)
+
+
+def test_exact_never_worse_than_grid_methods_on_medium():
+    sc = load_config_dir("config/medium")
+    exact = Planner(sc).exact().plan.usd_per_million_tokens
+    enum = Planner(sc).enumeration()
+    weighted = Planner(sc).weighted()
+    assert exact <= enum.plan.usd_per_million_tokens * (1 + 1e-9)
+    assert exact <= weighted.plan.usd_per_million_tokens * (1 + 1e-9)
+    assert not enum.proven_optimal and enum.curve
+    solved = [p for p in enum.curve if p.plan is not None]
+    # the curve's points respect their budgets and throughput never falls as the budget rises
+    assert all(p.cost_usd_per_hour <= p.budget_usd_per_hour * (1 + 1e-9) for p in solved)
+    assert all(b.tokens_per_s >= a.tokens_per_s for a, b in zip(solved, solved[1:]))
+
+
+def test_hal_reproduces_seed_layout_shape():
+    """hal: 64 V100-16GB, 80 layers, at most 8 stages: memory forces 8 stages of TP4 (the seed's recorded
+    layout, 32 GPUs, $97.92/h at $3.06 per V100-hour)."""
+    r = Planner(load_config_dir("config/hal")).exact()
+    assert [(s.gpu_type, s.tp, s.num_layers) for s in r.plan.stages] == [("V100", 4, 10)] * 8
+    assert r.plan.cost_usd_per_hour == pytest.approx(97.92)
+
+
+def test_budget_cap_infeasible_is_explained():
+    sc = load_config_dir("config/medium")
+    sc = replace(sc, settings=replace(sc.settings, max_usd_per_hour=0.5))
+    with pytest.raises(InfeasibleError) as info:
+        Planner(sc).exact()
+    assert "budget cap" in str(info.value) and "raise the budget" in str(info.value)
+
+
+def test_model_that_fits_nowhere_is_explained():
+    m = CAT.model("llama-3-70b")
+    sc = scenario(m, [(CAT.gpu("T4"), 2)], concurrency=1, input_tokens=128, output_tokens=16)
+    with pytest.raises(InfeasibleError) as info:
+        Planner(sc).exact()
+    assert "memory" in str(info.value)
