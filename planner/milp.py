@@ -149,6 +149,7 @@ class LevelModel:
         self.solver = Highs()
         self.solver.config.load_solution = False
         self.solver.highs_options = {"threads": scenario.settings.threads, "output_flag": False}
+        self._structure_loaded = False
         self.build_seconds = time.perf_counter() - t0
         self.solve_seconds = 0.0
         self.num_solves = 0
@@ -176,11 +177,9 @@ class LevelModel:
         if floor is not None:
             above = [i for i, t in enumerate(m.thetas) if (t > floor if strict else t >= floor * (1 - 1e-12))]
             k = above[0] if above else len(m.thetas)
+        # bounds, not fix(): appsi re-adds every constraint touching a fixed variable, bounds are cheap
         for l in m.Lv:
-            if l <= k:
-                m.v[l].fix(1)
-            else:
-                m.v[l].unfix()
+            m.v[l].setlb(1 if l <= k else 0)
 
     def floor_feasible(self, floor: float, strict: bool = False) -> bool:
         top = self.m.thetas[-1] if self.m.thetas else 0.0
@@ -192,6 +191,16 @@ class LevelModel:
         s.config.time_limit = max(time_limit, 0.01)
         s.config.mip_gap = gap
         t0 = time.perf_counter()
+        if self._structure_loaded:
+            # the model's structure never changes after the first solve: only bounds and parameters do
+            uc = s.update_config
+            uc.check_for_new_or_removed_constraints = False
+            uc.check_for_new_or_removed_vars = False
+            uc.check_for_new_or_removed_params = False
+            uc.check_for_new_objective = False
+            uc.update_constraints = False
+            uc.update_named_expressions = False
+        self._structure_loaded = True
         try:
             res = s.solve(self.m)
         except RuntimeError as exc:  # appsi raises RuntimeError for solver-side failures

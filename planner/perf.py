@@ -6,6 +6,7 @@ embedding table, `last` adds the LM head (and its matmul).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .domain import EngineProfile, GpuSpec, ModelSpec, Workload
@@ -150,11 +151,21 @@ def allreduce_seconds(message_bytes: float, tp: int, g: GpuSpec, e: EngineProfil
     return wire + e.allreduce_latency_us * 1e-6
 
 
-def _phase(compute_flops_per_gpu: float, bytes_per_gpu: float, comm_s: float, g: GpuSpec, e: EngineProfile) -> PhaseTime:
+def host_overhead_seconds(m: ModelSpec, e: EngineProfile, layers: int) -> float:
+    """Host time to issue one forward step of a stage: `step_overhead_ms` is the engine's figure for a
+    whole-model step (kernel launches, Python dispatch, scheduling); a stage of `layers` of the model's
+    layers spends that share of it."""
+    return e.step_overhead_ms * 1e-3 * layers / m.num_layers
+
+
+def _phase(compute_flops_per_gpu: float, bytes_per_gpu: float, comm_s: float, g: GpuSpec, e: EngineProfile,
+           overhead_s: float) -> PhaseTime:
+    """Roofline of one forward step: the GPU is busy for max(compute, memory); the host issues the
+    kernels asynchronously, so its time overlaps the GPU's and only bounds the step when it is longer
+    (launch-bound small batches in eager mode). All-reduces are synchronisation points and add."""
     compute_s = compute_flops_per_gpu / (g.fp16_dense_tflops * 1e12 * e.compute_efficiency)
     memory_s = bytes_per_gpu / (g.hbm_gb_per_s * GB * e.hbm_efficiency)
-    overhead_s = e.step_overhead_ms * 1e-3
-    return PhaseTime(max(compute_s, memory_s) + comm_s + overhead_s, compute_s, memory_s, comm_s, overhead_s)
+    return PhaseTime(max(compute_s, memory_s, overhead_s) + comm_s, compute_s, memory_s, comm_s, overhead_s)
 
 
 def prefill_time(
@@ -175,7 +186,7 @@ def prefill_time(
     weights = stage_weight_bytes_per_gpu(m, layers, tp, first, last)
     kv_write = num_sequences * stage_kv_bytes_per_sequence_per_gpu(m, layers, tp, prompt_tokens)
     comm = layers * 2 * allreduce_seconds(tokens * m.hidden_size * m.bytes_per_param, tp, g, e)
-    return _phase(flops / tp, weights + kv_write, comm, g, e)
+    return _phase(flops / tp, weights + kv_write, comm, g, e, host_overhead_seconds(m, e, layers))
 
 
 def decode_step_time(
@@ -194,7 +205,7 @@ def decode_step_time(
     weights = stage_weight_bytes_per_gpu(m, layers, tp, first, last)
     kv_read = batch * context_tokens * layers * kv_bytes_per_token_per_layer(m) * kv_share_per_gpu(m, tp)
     comm = layers * 2 * allreduce_seconds(batch * m.hidden_size * m.bytes_per_param, tp, g, e)
-    return _phase(flops / tp, weights + kv_read, comm, g, e)
+    return _phase(flops / tp, weights + kv_read, comm, g, e, host_overhead_seconds(m, e, layers))
 
 
 @dataclass(frozen=True)
@@ -223,15 +234,21 @@ class StagePerf:
 
 def stage_perf(
     m: ModelSpec, g: GpuSpec, e: EngineProfile, layers: int, tp: int, first: bool, last: bool,
-    w: Workload, concurrency: int,
+    w: Workload, concurrency: int, microbatches: int = 1,
 ) -> StagePerf:
     """Continuous batching as a wave: `concurrency` requests are prefilled and then decoded for
     `output_tokens` steps at mean context input + output/2. Every stage of a pipeline processes every
-    token, so the pipeline's rate is the slowest stage's (microbatches keep the others busy)."""
-    pre = prefill_time(m, g, e, layers, tp, first, last, concurrency, w.input_tokens)
-    dec = decode_step_time(m, g, e, layers, tp, first, last, concurrency, w.input_tokens + w.output_tokens / 2)
+    token, so the pipeline's rate is the slowest stage's.
+
+    `microbatches`: a sequence's next token needs its previous one to have left the last stage, so a
+    pipeline of P stages keeps every stage busy only by cycling P microbatches of concurrency/P
+    sequences; each forward step then carries ceil(concurrency / microbatches) sequences (and reads the
+    stage's weights once for them). The default 1 is the single-stage case."""
+    batch = max(1, math.ceil(concurrency / max(1, microbatches)))
+    pre = prefill_time(m, g, e, layers, tp, first, last, batch, w.input_tokens)
+    dec = decode_step_time(m, g, e, layers, tp, first, last, batch, w.input_tokens + w.output_tokens / 2)
     wave = pre.seconds + w.output_tokens * dec.seconds
-    total = concurrency * w.context_tokens / wave
+    total = batch * w.context_tokens / wave
     return StagePerf(total, total * w.output_tokens / w.context_tokens, wave, pre, dec, concurrency)
 
 

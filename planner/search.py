@@ -239,6 +239,9 @@ class Planner:
             if stop is not None and stop(plan, t_max):
                 return
             floor = plan.stage_tokens_per_s
+            if prune_q is not None:
+                # a later plan costs C >= this plan's C, so it beats T/C = prune_q only if T > prune_q * C
+                floor = max(floor, prune_q * plan.cost_usd_per_hour)
             if time.perf_counter() - self._t0 > self.scenario.settings.time_limit_s:
                 self._statuses.append("time_limit")
                 return

@@ -42,7 +42,8 @@ def test_decode_step_memory_bound_by_hand():
     memory_s = (weight_bytes + kv_bytes) / (2039e9 * e.hbm_efficiency)
     assert t.memory_s == pytest.approx(memory_s)
     assert t.bound == "memory"
-    assert t.seconds == pytest.approx(memory_s + e.step_overhead_ms / 1e3)  # tp=1: no all-reduce
+    # tp=1: no all-reduce; host work overlaps GPU work, so the step is the longer of the two
+    assert t.seconds == pytest.approx(max(memory_s, e.step_overhead_ms / 1e3))
 
 
 def test_prefill_compute_bound_by_hand():

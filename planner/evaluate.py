@@ -1,0 +1,167 @@
+"""Predict one uniform layout: a model on `tp x pp` GPUs of one type, optionally over several nodes.
+
+Built only from the pure functions of `planner.perf`, so that it agrees with the planner: in
+continuous-batching mode the pipeline's rate is the minimum over its stages of `perf.stage_perf`
+(exactly what the MILP uses per stage option) and over its inter-node links of
+`perf.link_tokens_per_s`.
+
+Two modes:
+* static batch (`batch=B`, as in the DGX measurements): the B prompts are prefilled together and then
+  decoded together; with pp > 1 every step passes through all stages one after the other.
+  `prefill_ms` is the prefill of all B prompts, `decode_step_ms` one decode step of the batch, and the
+  throughput is B * (input + output) / (prefill + output * decode step).
+* continuous batching (`concurrency=C`, or neither: as many as memory and `max_num_seqs` allow on the
+  tightest stage): each stage serves waves of C requests (`perf.stage_perf`); `prefill_ms` and
+  `decode_step_ms` are the times of the C-request prefill and of one decode step summed over the stages
+  (the latency through the pipeline), while the throughput is the slowest stage's (or link's) rate.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+from . import perf
+from .domain import EngineProfile, GpuSpec, ModelSpec, Workload
+
+log = logging.getLogger(__name__)
+
+INTER_NODE_LATENCY_US = 10.0  # one activation hand-off over the inter-node network (RDMA-class)
+
+
+def split_layers(num_layers: int, pp: int) -> list[int]:
+    """Layers per stage, as even as possible; the extra layers go to the middle stages first, since the
+    first stage also holds the embedding and the last one the LM head."""
+    base, extra = divmod(num_layers, pp)
+    sizes = [base] * pp
+    order = list(range(1, pp - 1)) + [pp - 1, 0] if pp > 2 else list(range(pp))[::-1]
+    for i in order[:extra]:
+        sizes[i] += 1
+    return sizes
+
+
+def stage_nodes(pp: int, nodes: int) -> list[int]:
+    """Node index of each stage: consecutive stages share a node, spread evenly."""
+    return [s * nodes // pp for s in range(pp)]
+
+
+def _infeasible(reason: str, **extra) -> dict:
+    out = {"feasible": False, "reason": reason, "prefill_ms": math.nan, "decode_step_ms": math.nan,
+           "tokens_per_s": 0.0, "output_tokens_per_s": 0.0, "concurrency": 0, "memory_gb_per_gpu": math.nan,
+           "bound": "memory", "stages": []}
+    out.update(extra)
+    return out
+
+
+def evaluate_layout(
+    model: ModelSpec, gpu: GpuSpec, engine: EngineProfile, tp: int, pp: int, input_len: int, output_len: int,
+    batch: int | None = None, concurrency: int | None = None, nodes: int = 1, inter_node_gb_per_s: float = 25.0,
+) -> dict:
+    """Prediction for one uniform layout (see the module docstring). Never raises for a layout that does
+    not fit: returns feasible=False and a reason."""
+    for name, value in (("tp", tp), ("pp", pp), ("input_len", input_len), ("output_len", output_len),
+                        ("nodes", nodes)):
+        if not isinstance(value, int) or value <= 0:
+            return _infeasible(f"{name} must be a positive integer, got {value!r}")
+    if batch is not None and concurrency is not None:
+        return _infeasible("give either batch (static) or concurrency (continuous batching), not both")
+    for name, value in (("batch", batch), ("concurrency", concurrency)):
+        if value is not None and (not isinstance(value, int) or value <= 0):
+            return _infeasible(f"{name} must be a positive integer, got {value!r}")
+    if not inter_node_gb_per_s > 0:
+        return _infeasible(f"inter-node bandwidth must be positive, got {inter_node_gb_per_s}")
+    if pp > model.num_layers:
+        return _infeasible(f"{pp} pipeline stages for {model.num_layers} layers")
+    if model.num_heads % tp:
+        return _infeasible(f"TP {tp} does not divide the {model.num_heads} attention heads")
+    if tp > gpu.gpus_per_node:
+        return _infeasible(f"TP {tp} exceeds the {gpu.gpus_per_node} GPUs of a {gpu.sku} node "
+                           f"(a tensor-parallel group runs on one node's {gpu.intra_link})")
+    if nodes > pp:
+        return _infeasible(f"{nodes} nodes for {pp} stages: a stage (TP group) cannot span nodes")
+    node_of = stage_nodes(pp, nodes)
+    per_node = max(node_of.count(n) for n in range(nodes)) * tp
+    if per_node > gpu.gpus_per_node:
+        return _infeasible(f"{per_node} GPUs on one node > {gpu.gpus_per_node} per {gpu.sku} node "
+                           f"(use more nodes)")
+
+    sizes = split_layers(model.num_layers, pp)
+    roles = [(i == 0, i == pp - 1) for i in range(pp)]
+    context = input_len + output_len
+    caps = [perf.max_concurrency(model, gpu, engine, n, tp, f, la, context) for n, (f, la) in zip(sizes, roles)]
+    static = batch is not None
+    if static:
+        c = batch
+    elif concurrency is not None:
+        c = concurrency
+    else:
+        c = min(caps)
+    mems = [perf.stage_memory(model, gpu, engine, n, tp, f, la, max(c, 0), context) for n, (f, la) in zip(sizes, roles)]
+    mem_gb = max(mm.total_gb for mm in mems)
+    if c <= 0 or any(not mm.fits for mm in mems):
+        worst = max(range(pp), key=lambda i: mems[i].total_gb - mems[i].capacity_gb)
+        mm = mems[worst]
+        what = f"{max(c, 1)} sequence(s) of {context} tokens" if c > 0 else "the weights alone"
+        if c <= 0:
+            mm = perf.stage_memory(model, gpu, engine, sizes[worst], tp, *roles[worst], 1, context)
+        return _infeasible(
+            f"stage {worst + 1} ({sizes[worst]} layers, TP {tp}) does not fit {what} on {gpu.sku}: needs "
+            f"{mm.total_gb:.1f} GB per GPU > {mm.capacity_gb:g} GB (weights {mm.weights_gb:.1f}, "
+            f"KV {mm.kv_cache_gb:.1f}, activations {mm.activations_gb:.1f}, reserve {mm.reserve_gb:.1f})",
+            memory_gb_per_gpu=mm.total_gb, max_concurrency_per_stage=caps)
+
+    w = Workload(input_len, output_len, c)
+    mean_ctx = input_len + output_len / 2
+    stages = []
+    for i, (n, (first, last)) in enumerate(zip(sizes, roles)):
+        sp = perf.stage_perf(model, gpu, engine, n, tp, first, last, w, c, microbatches=1 if static else pp)
+        stages.append({
+            "stage": i + 1, "layers": n, "first": first, "last": last, "node": node_of[i] + 1,
+            "prefill_ms": sp.prefill.seconds * 1e3, "decode_step_ms": sp.decode_step.seconds * 1e3,
+            "prefill_bound": sp.prefill.bound, "decode_bound": sp.decode_step.bound,
+            "tokens_per_s": sp.tokens_per_s, "output_tokens_per_s": sp.output_tokens_per_s, "bound": sp.bound,
+            "memory_gb_per_gpu": mems[i].total_gb, "weights_gb_per_gpu": mems[i].weights_gb,
+            "kv_cache_gb_per_gpu": mems[i].kv_cache_gb, "max_concurrency": caps[i],
+        })
+    # stage-to-stage hand-offs: within a node over the intra-node link, between nodes over the network
+    links = []
+    for i in range(pp - 1):
+        inter = node_of[i] != node_of[i + 1]
+        bw = inter_node_gb_per_s if inter else gpu.intra_link_gb_per_s
+        links.append({"after_stage": i + 1, "inter_node": inter, "gb_per_s": bw,
+                      "tokens_per_s": perf.link_tokens_per_s(model, bw),
+                      "latency_us": INTER_NODE_LATENCY_US if inter else 0.0})
+
+    def hop_s(tokens: int, link: dict) -> float:
+        return tokens * model.hidden_size * model.bytes_per_param / (link["gb_per_s"] * perf.GB) + link["latency_us"] * 1e-6
+
+    prefill_ms = sum(s["prefill_ms"] for s in stages) + sum(hop_s(c * input_len, k) for k in links) * 1e3
+    decode_ms = sum(s["decode_step_ms"] for s in stages) + sum(hop_s(c, k) for k in links) * 1e3
+    if static:
+        wave_s = (prefill_ms + output_len * decode_ms) / 1e3
+        tokens_per_s = c * context / wave_s
+        parts = {"compute": 0.0, "memory": 0.0, "link": 0.0}
+        for i, (n, (first, last)) in enumerate(zip(sizes, roles)):
+            pre = perf.prefill_time(model, gpu, engine, n, tp, first, last, c, input_len)
+            dec = perf.decode_step_time(model, gpu, engine, n, tp, first, last, c, mean_ctx)
+            parts["compute"] += pre.compute_s + output_len * dec.compute_s
+            parts["memory"] += pre.memory_s + output_len * dec.memory_s
+            parts["link"] += pre.comm_s + output_len * dec.comm_s
+        parts["link"] += sum(hop_s(c * input_len, k) + output_len * hop_s(c, k) for k in links)
+        bound = max(parts, key=parts.get)
+    else:
+        rates = [(s["tokens_per_s"], s["bound"]) for s in stages] + [(k["tokens_per_s"], "link") for k in links]
+        tokens_per_s, bound = min(rates, key=lambda r: r[0])
+    result = {
+        "feasible": True, "reason": "", "mode": "static batch" if static else "continuous batching",
+        "model": model.name, "gpu": gpu.sku, "engine": engine.name, "tp": tp, "pp": pp, "nodes": nodes,
+        "gpus": tp * pp, "input_len": input_len, "output_len": output_len,
+        "batch": c if static else None, "concurrency": c,
+        "prefill_ms": prefill_ms, "decode_step_ms": decode_ms,
+        "tokens_per_s": tokens_per_s, "output_tokens_per_s": tokens_per_s * output_len / context,
+        "memory_gb_per_gpu": mem_gb, "bound": bound,
+        "usd_per_hour": tp * pp * gpu.price_usd_per_hour,
+        "usd_per_million_tokens": tp * pp * gpu.price_usd_per_hour / (3600 * tokens_per_s) * 1e6,
+        "layers_per_stage": sizes, "stages": stages, "links": links,
+    }
+    log.debug("evaluate %s on %s TP%d x PP%d: %.0f tokens/s", model.name, gpu.sku, tp, pp, tokens_per_s)
+    return result
