@@ -1,0 +1,379 @@
+"""Streamlit AppTest of the dashboard (app.py) and its pages, checked against the library called directly."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from planner import Planner, perf, report, scenario_from_texts
+from planner.scenario_io import scenario_texts_from_json
+from ui import charts
+from ui import scenario_texts as T
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+TIMEOUT = 120
+
+
+class RecordingStorage(MemoryMediaFileStorage):
+    """In-memory media storage that also keeps every download's bytes by file name."""
+
+    files: dict[str, bytes] = {}
+
+    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
+        if filename is not None and isinstance(path_or_data, bytes):
+            RecordingStorage.files[filename] = path_or_data
+        return super().load_and_get_id(path_or_data, mimetype, kind, filename)
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    RecordingStorage.files = {}
+    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", RecordingStorage)
+    return RecordingStorage.files
+
+
+def run_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    return at.run()
+
+
+def no_exceptions(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def metric(at: AppTest, label_start: str) -> str:
+    for m in at.metric:
+        if m.label.startswith(label_start):
+            return m.value
+    raise AssertionError(f"no metric {label_start!r}: {[m.label for m in at.metric]}")
+
+
+def usd_m(x: float) -> str:
+    return f"${x:,.4f}" if x < 10 else f"${x:,.2f}"
+
+
+def library_scenario(texts: dict, name: str = "medium", **settings):
+    sc = scenario_from_texts(texts, name=name)
+    return replace(sc, settings=replace(sc.settings, **settings)) if settings else sc
+
+
+def chart(at: AppTest, index: int = 0) -> dict:
+    return json.loads(at.get("plotly_chart")[index].proto.spec)
+
+
+def trace(fig: dict, name: str) -> dict:
+    for t in fig["data"]:
+        if t.get("name") == name:
+            return t
+    raise AssertionError(f"no trace {name!r}: {[t.get('name') for t in fig['data']]}")
+
+
+# ---------------------------------------------------------------------------- main page
+def test_default_scenario_solves_like_the_library():
+    at = run_app()
+    no_exceptions(at)
+    assert at.session_state["scenario_name"] == "medium"
+    assert at.selectbox(key="scenario_pick").value == "medium"
+    texts = T.load_bundled_texts("medium")
+    assert at.session_state["texts"] == texts  # nothing edited: the texts are the bundled files
+    lib = Planner(library_scenario(texts)).exact(with_frontier=True)
+    p = lib.plan
+    assert metric(at, "$ per million") == usd_m(p.usd_per_million_tokens)
+    assert metric(at, "Tokens per second") == f"{p.tokens_per_s:,.0f}"
+    assert metric(at, "Cost per hour") == f"${p.cost_usd_per_hour:,.2f}/h"
+    assert metric(at, "GPUs used") == str(p.num_gpus)
+    assert metric(at, "Pipeline stages") == str(len(p.stages))
+    assert metric(at, "Proven optimal") == ("yes" if lib.proven_optimal else "no")
+    # the plateau curve is the exact step curve built from the frontier
+    fig = chart(at, 0)
+    curve = trace(fig, "best plan within budget (exact)")
+    xs, plans = charts.step_points(list(lib.frontier))
+    assert curve["x"][:-1] == pytest.approx(xs)
+    assert curve["y"][:-1] == pytest.approx([q.usd_per_million_tokens for q in plans])
+    assert curve["line"]["shape"] == "hv"
+    assert trace(fig, "chosen plan")["y"] == pytest.approx([p.usd_per_million_tokens])
+    assert trace(fig, "exact optimum (min $/token)")["x"] == pytest.approx([p.cost_usd_per_hour])
+    # for every budget the curve shows the best frontier plan within that budget
+    for x, y in zip(curve["x"], curve["y"]):
+        assert charts.best_at_budget(list(lib.frontier), x).usd_per_million_tokens == pytest.approx(y)
+    # layout: one block per stage, the bottleneck outlined
+    layout = chart(at, 1)
+    bars = [t for t in layout["data"] if t["type"] == "bar"]
+    assert len(bars) == len(p.stages)
+    widths = [t["marker"]["line"]["width"] for t in bars]
+    assert widths.index(max(widths)) + 1 == p.bottleneck
+    assert [t["x"][0] for t in bars] == [s.num_layers for s in p.stages]
+    assert [t["base"][0] for t in bars] == [s.first_layer - 0.5 for s in p.stages]
+    # problem-size preview
+    assert metric(at, "Stage options usable") == f"{lib.problem_size['options']:,}"
+
+
+def test_quantization_slider_resolves_and_updates_curve():
+    at = run_app()
+    coarse_curve = trace(chart(at), "best plan within budget (exact)")
+    coarse_options = metric(at, "Stage options usable")
+    at.select_slider(key="quantization").set_value("fine").run()
+    no_exceptions(at)
+    assert "quantization,fine" in at.session_state["texts"]["config.csv"]
+    sc = library_scenario(T.load_bundled_texts("medium"), quantization="fine")
+    lib = Planner(sc).exact(with_frontier=True)
+    assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+    assert metric(at, "Stage options usable") == f"{len(Planner(sc).candidates.options):,}"
+    assert metric(at, "Stage options usable") != coarse_options
+    from planner.candidates import segment_sizes
+    assert at.text_input(key="segment_sizes_text").value == T.list_text(segment_sizes(sc)[0])
+    curve = trace(chart(at), "best plan within budget (exact)")
+    xs, _ = charts.step_points(list(lib.frontier))
+    assert curve["x"][:-1] == pytest.approx(xs)
+    assert curve["x"] != coarse_curve["x"]
+    # back to coarse: the texts are the bundled ones again (cache hit)
+    at.select_slider(key="quantization").set_value("coarse").run()
+    assert at.session_state["texts"] == T.load_bundled_texts("medium")
+    assert trace(chart(at), "best plan within budget (exact)")["x"] == coarse_curve["x"]
+
+
+def test_custom_segment_sizes_are_written_to_config():
+    at = run_app()
+    at.checkbox(key="custom_sizes").check().run()
+    at.text_input(key="segment_sizes_text").input("10; 20; 40").run()
+    no_exceptions(at)
+    assert "segment_sizes,10;20;40" in at.session_state["texts"]["config.csv"]
+    sc = library_scenario(T.load_bundled_texts("medium"), sizes=(10, 20, 40))
+    lib = Planner(sc).exact()
+    assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+
+
+def test_weighted_method_shows_exact_optimum_and_distance():
+    at = run_app()
+    at.radio(key="method").set_value("weighted").run()
+    at.slider(key="cost_weight").set_value(0.5).run()
+    no_exceptions(at)
+    texts = T.load_bundled_texts("medium")
+    sc = library_scenario(texts, method="weighted", cost_weight=0.5)
+    w = Planner(sc).weighted()
+    ex = Planner(sc).exact()
+    assert metric(at, "$ per million") == usd_m(w.plan.usd_per_million_tokens)
+    assert metric(at, "Proven optimal") == "no"
+    assert metric(at, "Exact optimum") == usd_m(ex.plan.usd_per_million_tokens)
+    gap = (w.plan.usd_per_million_tokens / ex.plan.usd_per_million_tokens - 1) * 100
+    assert metric(at, "Weighted vs exact") == f"{gap:+.2f} %"
+
+
+def test_enumeration_marks_grid_points_on_the_curve():
+    at = run_app()
+    at.radio(key="method").set_value("enumeration").run()
+    at.text_input(key="budget_factors_text").input("0.8; 1; 1.3").run()
+    no_exceptions(at)
+    sc = library_scenario(T.load_bundled_texts("medium"), method="enumeration", budget_factors=(0.8, 1.0, 1.3))
+    r = Planner(sc).enumeration()
+    assert metric(at, "$ per million") == usd_m(r.plan.usd_per_million_tokens)
+    fig = chart(at)
+    grid = [p for p in r.curve if p.plan is not None]
+    assert trace(fig, "enumeration grid points")["x"] == pytest.approx([p.budget_usd_per_hour for p in grid])
+    assert trace(fig, "enumeration grid points")["y"] == pytest.approx([p.usd_per_million_tokens for p in grid])
+    # the status block lists every budget point
+    assert any("budget $" in m.value for m in at.markdown)
+
+
+def test_plan_csv_download_is_the_library_csv(downloads):
+    at = run_app()
+    no_exceptions(at)
+    lib = Planner(library_scenario(T.load_bundled_texts("medium"))).exact()
+    expected = report.to_csv(report.plan_rows(lib.plan), report.PLAN_COLUMNS)
+    assert downloads["medium_plan.csv"].decode() == expected
+    assert json.loads(downloads["medium.scenario.json"])["files"] == T.load_bundled_texts("medium")
+
+
+def test_invalid_price_names_file_row_column_and_keeps_result():
+    at = run_app()
+    before = metric(at, "$ per million")
+    key = at.session_state["pool_editor_key"]
+    at.session_state[key] = {"edited_rows": {0: {"price_usd_per_hour": -1}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    no_exceptions(at)
+    errors = " ".join(e.value for e in at.error)
+    assert "gpu_pool.csv, row 2, column 'price_usd_per_hour'" in errors
+    assert "must be positive" in errors
+    assert metric(at, "$ per million") == before  # the last good result stays
+    assert any("last valid result" in i.value for i in at.info)
+    assert at.session_state["pool"].loc[0, "price_usd_per_hour"] == -1  # what the user typed is kept
+    # fixing it re-solves with the new price
+    key = at.session_state["pool_editor_key"]
+    at.session_state[key] = {"edited_rows": {0: {"price_usd_per_hour": 0.5}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    assert not at.error
+    lib = Planner(scenario_from_texts(at.session_state["texts"], "medium")).exact()
+    assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+    assert "network_by_type.csv" in at.session_state["texts"]  # per-GPU matrix replaced by type pairs
+
+
+def test_pool_rows_and_network_edits():
+    at = run_app()
+    key = at.session_state["pool_editor_key"]
+    at.session_state[key] = {"edited_rows": {}, "deleted_rows": [4],
+                             "added_rows": [{"gpu_type": "H100", "count": 8}]}
+    at.run()
+    no_exceptions(at)
+    pool = at.session_state["texts"]["gpu_pool.csv"]
+    assert "T4" not in pool and "\nH100,8," in pool
+    net = at.session_state["net"]
+    assert ("H100", "H100") in set(zip(net.gpu_type_a, net.gpu_type_b))
+    assert ("T4", "T4") not in set(zip(net.gpu_type_a, net.gpu_type_b))
+    nkey = at.session_state["net_editor_key"]
+    at.session_state[nkey] = {"edited_rows": {0: {"gb_per_s": 7.5}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    no_exceptions(at)
+    sc = scenario_from_texts(at.session_state["texts"], "x")
+    a, b = at.session_state["net"].iloc[0][["gpu_type_a", "gpu_type_b"]]
+    assert sc.pool.link(a, b) == 7.5
+    lib = Planner(sc).exact()
+    assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+
+
+def test_workload_and_model_edits():
+    at = run_app()
+    at.number_input(key="input_tokens").set_value(1024).run()
+    at.number_input(key="output_tokens").set_value(256).run()
+    at.checkbox(key="concurrency_auto").check().run()
+    at.radio(key="token_basis").set_value("output").run()
+    at.radio(key="model_source").set_value("catalogue").run()
+    at.selectbox(key="model_name").set_value("llama-2-13b").run()
+    no_exceptions(at)
+    cfg = T.config_dict(at.session_state["texts"]["config.csv"])
+    assert cfg["model"] == "llama-2-13b" and "num_decoder_layers" not in cfg
+    assert (cfg["input_tokens"], cfg["output_tokens"], cfg["concurrency"], cfg["token_basis"]) == \
+        ("1024", "256", "auto", "output")
+    sc = scenario_from_texts(at.session_state["texts"], "medium")
+    assert sc.model.name == "llama-2-13b" and sc.workload.concurrency is None
+    lib = Planner(sc).exact()
+    assert metric(at, "$ per million output") == usd_m(lib.plan.usd_per_million_tokens)
+
+
+def test_bundled_picker_and_limits():
+    at = run_app()
+    at.selectbox(key="scenario_pick").set_value("small").run()
+    no_exceptions(at)
+    assert at.session_state["texts"] == T.load_bundled_texts("small")
+    lib = Planner(scenario_from_texts(T.load_bundled_texts("small"), "small")).exact()
+    assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+    at.number_input(key="max_stages").set_value(2).run()
+    at.number_input(key="min_layers").set_value(2).run()
+    at.number_input(key="time_limit").set_value(20.0).run()
+    at.number_input(key="target").set_value(0.5).run()
+    no_exceptions(at)
+    cfg = T.config_dict(at.session_state["texts"]["config.csv"])
+    assert (cfg["max_pipeline_stages"], cfg["min_layers_per_stage"], cfg["time_limit_seconds"],
+            cfg["max_cost_per_million_token"]) == ("2", "2", "20", "0.5")
+    sc = scenario_from_texts(at.session_state["texts"], "small")
+    r = Planner(sc).exact(with_frontier=True)
+    assert metric(at, "Pipeline stages") == str(len(r.plan.stages))
+    assert len(r.plan.stages) <= 2
+    assert metric(at, "$ per million") == usd_m(r.plan.usd_per_million_tokens)
+    fig = chart(at)
+    assert any(s.get("y0") == 0.5 for s in fig["layout"].get("shapes", [])) or \
+        "competitor target" in json.dumps(fig["layout"].get("annotations", []))
+
+
+def test_scenario_json_export_reimports_to_the_same_state(downloads):
+    at = run_app()
+    at.select_slider(key="quantization").set_value("fine").run()
+    key = at.session_state["pool_editor_key"]
+    at.session_state[key] = {"edited_rows": {1: {"count": 4}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    no_exceptions(at)
+    texts = dict(at.session_state["texts"])
+    value = metric(at, "$ per million")
+    data = downloads["medium.scenario.json"]
+    assert scenario_texts_from_json(data)[1] == texts
+    fresh = run_app()
+    fresh.file_uploader(key="upload").set_value(("medium.scenario.json", data, "application/json")).run()
+    no_exceptions(fresh)
+    assert fresh.session_state["texts"] == texts
+    assert fresh.select_slider(key="quantization").value == "fine"
+    assert metric(fresh, "$ per million") == value
+
+
+def test_upload_seed_csv_folder():
+    at = run_app()
+    base = ROOT / "config" / "tiny"
+    files = [(p.name, p.read_bytes(), "text/csv") for p in sorted(base.glob("*.csv"))]
+    at.file_uploader(key="upload").set_value(files).run()
+    no_exceptions(at)
+    assert at.session_state["texts"] == T.load_bundled_texts("tiny")
+    lib = Planner(scenario_from_texts(T.load_bundled_texts("tiny"), "tiny")).exact()
+    assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+
+
+def test_bad_upload_lists_problems_and_keeps_scenario():
+    at = run_app()
+    at.file_uploader(key="upload").set_value(("gpu_pool.csv", b"gpu_type,count\nA100,-3\n", "text/csv")).run()
+    no_exceptions(at)
+    errors = " ".join(e.value for e in at.error)
+    assert "gpu_pool.csv, row 2, column 'count'" in errors
+
+
+# ---------------------------------------------------------------------------- pages
+def test_catalogue_page_and_session_edit():
+    at = run_app()
+    at.switch_page("pages/1_Catalogue.py").run()
+    no_exceptions(at)
+    gpus = at.session_state["cat_gpus"]
+    assert {"price_source", "price_date", "datasheet_source"} <= set(gpus.columns)
+    assert len(at.data_editor) == 3
+    row = int(gpus.index[gpus.sku == "H100-SXM"][0])
+    key = at.session_state["cat_gpus_editor_key"]
+    at.session_state[key] = {"edited_rows": {row: {"price_usd_per_hour": "abc"}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    errors = " ".join(e.value for e in at.error)
+    assert f"gpus.csv, row {row + 2}, column 'price_usd_per_hour'" in errors
+    key = at.session_state["cat_gpus_editor_key"]
+    at.session_state[key] = {"edited_rows": {row: {"price_usd_per_hour": "1.5"}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    assert not at.error
+    # the main page parses the scenario with the edited catalogue: a pool row without a price takes 1.5
+    at.switch_page("app.py").run()
+    no_exceptions(at)
+    key = at.session_state["pool_editor_key"]
+    at.session_state[key] = {"edited_rows": {}, "deleted_rows": [], "added_rows": [{"gpu_type": "H100", "count": 8}]}
+    at.run()
+    no_exceptions(at)
+    from ui import solver
+    sc = solver.scenario(T.texts_key(at.session_state["texts"]), "medium",
+                         T.texts_key(at.session_state["catalog_texts"]))
+    assert sc.pool.entry("H100").spec.price_usd_per_hour == 1.5
+
+
+def test_stage_explorer_matches_perf_and_state_survives_page_switch():
+    at = run_app()
+    at.select_slider(key="quantization").set_value("fine").run()
+    at.switch_page("pages/2_Stage_explorer.py").run()
+    no_exceptions(at)
+    at.selectbox(key="ex_gpu").set_value("A100").run()
+    at.selectbox(key="ex_tp").set_value(2).run()
+    at.number_input(key="ex_layers").set_value(10).run()
+    at.selectbox(key="ex_role").set_value("first").run()
+    at.number_input(key="ex_conc").set_value(16).run()
+    no_exceptions(at)
+    sc = scenario_from_texts(at.session_state["texts"], "medium")
+    g = sc.pool.entry("A100").spec
+    sp = perf.stage_perf(sc.model, g, sc.engine, 10, 2, True, False, sc.workload, 16)
+    mem = perf.stage_memory(sc.model, g, sc.engine, 10, 2, True, False, 16, sc.workload.context_tokens)
+    assert metric(at, "Stage tokens/s") == f"{sp.tokens_per_s:,.0f}"
+    assert metric(at, "Bound by") == sp.bound
+    assert metric(at, "Memory per GPU") == f"{mem.total_gb:.1f} / {mem.capacity_gb:g}"
+    fig = chart(at, 0)
+    assert trace(fig, "weights")["x"] == pytest.approx([mem.weights_gb])
+    assert trace(fig, "KV cache")["x"] == pytest.approx([mem.kv_cache_gb])
+    # back on the main page the edited quantization is still there
+    at.switch_page("app.py").run()
+    no_exceptions(at)
+    assert at.select_slider(key="quantization").value == "fine"
+    assert "quantization,fine" in at.session_state["texts"]["config.csv"]
+    # and the explorer remembers its inputs
+    at.switch_page("pages/2_Stage_explorer.py").run()
+    assert at.selectbox(key="ex_gpu").value == "A100" and at.number_input(key="ex_conc").value == 16

@@ -1,0 +1,145 @@
+"""The input widgets of the main page: scenario source, workload and model, GPU pool and network,
+search settings. Every widget has a key; its value is written back into the scenario texts."""
+from __future__ import annotations
+
+import streamlit as st
+
+from planner import InputError
+from planner.candidates import QUANTIZATION_LEVELS
+from planner.scenario_io import scenario_texts_to_json
+
+from . import scenario_texts as T
+from . import state
+
+
+def scenario_source() -> None:
+    """Sidebar: bundled scenario picker, upload of CSVs or a scenario JSON, solve controls."""
+    s = st.session_state
+    options = T.bundled_names()
+    if s.get("loaded_pick") == state.UPLOADED:
+        options = options + [state.UPLOADED]
+    st.selectbox("Bundled scenario", options, key="scenario_pick",
+                 help="config/<name>/: loads config.csv, gpu_pool.csv and a network file if present")
+    st.file_uploader("Upload config CSVs or a scenario .json", type=["csv", "json"], accept_multiple_files=True,
+                     key="upload", help="config.csv + gpu_pool.csv (+ network_bandwidth.csv or network_by_type.csv) "
+                                        "in the seed's format or ours; or a scenario .json exported by this app. "
+                                        "Single CSVs replace that file of the current scenario.")
+    problems = s.get("upload_problems")
+    if problems:
+        show_problems(problems, "The upload was not loaded")
+    st.caption(f"Loaded: **{s['scenario_name']}** ({', '.join(sorted(s['texts']))})")
+    st.divider()
+    st.toggle("Solve automatically on every change", key="auto_solve")
+    st.button("Solve now", key="solve_button", type="primary", width="stretch")
+    st.download_button("Export scenario (.json)", scenario_texts_to_json(s["texts"], s["scenario_name"]),
+                       file_name=f"{s['scenario_name']}.scenario.json", mime="application/json",
+                       key="download_scenario", on_click="ignore", width="stretch",
+                       help="All files of the current (edited) scenario in one file; upload it to restore this state")
+
+
+def show_problems(err: InputError, title: str = "The scenario has problems") -> None:
+    lines = "\n".join(f"- {p}" for p in err.problems) if err.problems else f"- {err}"
+    st.error(f"**{title}** ({len(err.problems)}):\n{lines}", icon="🚫")
+
+
+def workload_and_model() -> None:
+    cat = state.catalog()
+    c1, c2, c3, c4 = st.columns(4)
+    c1.number_input("Input tokens per request", min_value=1, max_value=10_000_000, step=128, key="input_tokens")
+    c2.number_input("Output tokens per request", min_value=1, max_value=10_000_000, step=64, key="output_tokens")
+    with c3:
+        st.checkbox("Concurrency: auto (best level)", key="concurrency_auto",
+                    help="auto: the planner tries 1, 2, 4 ... up to the engine cap and keeps the best")
+        st.number_input("Sequences in flight", min_value=1, max_value=100_000, step=1, key="concurrency",
+                        disabled=st.session_state["concurrency_auto"])
+    c4.radio("Token basis for $/token", ("total", "output"), key="token_basis", horizontal=True,
+             help="total: input + output tokens count; output: only generated tokens are billed")
+    st.radio("Model", ("catalogue", "dimensions"), key="model_source", horizontal=True,
+             format_func=lambda x: "from the catalogue" if x == "catalogue" else "by dimensions")
+    if st.session_state["model_source"] == "catalogue":
+        names = list(cat.models)
+        if st.session_state.get("model_name") not in names:
+            st.session_state["model_name"] = names[0]
+        st.selectbox("Catalogue model", names, key="model_name")
+        m = cat.models[st.session_state["model_name"]]
+        st.caption(f"{m.num_layers} layers, d_model {m.hidden_size}, FFN {m.ffn_size}, {m.num_heads} heads "
+                   f"({m.num_kv_heads} KV), vocab {m.vocab_size:,}; source: {cat.model_sources.get(m.name, '')}")
+    else:
+        d = st.columns(7)
+        d[0].number_input("Layers", min_value=1, max_value=10_000, key="num_layers")
+        d[1].number_input("d_model", min_value=1, max_value=1_000_000, step=256, key="hidden_size")
+        d[2].number_input("FFN size", min_value=1, max_value=10_000_000, step=256, key="ffn_size")
+        d[3].number_input("Attention heads", min_value=1, max_value=100_000, key="num_heads")
+        d[4].number_input("KV heads", min_value=1, max_value=100_000, key="num_kv_heads")
+        d[5].number_input("Vocabulary", min_value=1, max_value=100_000_000, step=1000, key="vocab_size")
+        d[6].number_input("Layer weights (GB, 0 = from dims)", min_value=0.0, max_value=10_000.0, step=0.1,
+                          key="layer_weight_gb", format="%.3f")
+
+
+def pool_and_network() -> None:
+    s = st.session_state
+    st.markdown("**GPU pool** (add or delete rows; the datasheet columns override the catalogue)")
+    state.folded_editor(
+        "pool", num_rows="dynamic", width="stretch", hide_index=True,
+        column_config={
+            "gpu_type": st.column_config.TextColumn("GPU type", help="catalogue SKU or alias, or a custom name "
+                                                    "with every datasheet column filled in"),
+            "count": st.column_config.NumberColumn("count", help="GPUs available", format="%d"),
+            "memory_gb": st.column_config.NumberColumn("mem (GB)", format="%g"),
+            "price_usd_per_hour": st.column_config.NumberColumn("$/GPU-hour", format="%.3f"),
+            "gpus_per_node": st.column_config.NumberColumn("per node", format="%d"),
+            "fp16_dense_tflops": st.column_config.NumberColumn("TFLOP/s fp16", format="%g"),
+            "hbm_gb_per_s": st.column_config.NumberColumn("HBM GB/s", format="%g"),
+            "intra_link": st.column_config.SelectboxColumn("link", options=["nvlink", "pcie"]),
+            "intra_link_gb_per_s": st.column_config.NumberColumn("link GB/s", format="%g"),
+        })
+    state.reconcile_net()
+    st.markdown("**Stage-to-stage bandwidth by GPU-type pair** (GB/s)")
+    state.folded_editor(
+        "net", num_rows="fixed", width="stretch", hide_index=True,
+        disabled=["gpu_type_a", "gpu_type_b"],
+        column_config={"gb_per_s": st.column_config.NumberColumn("bandwidth (GB/s)", format="%g")})
+    st.caption(f"Pairs not listed use the default inter-node bandwidth of {s['net_default']:g} GB/s. A per-GPU "
+               "matrix (network_bandwidth.csv) is shown reduced to its slowest link per type pair; an edit here "
+               "writes network_by_type.csv.")
+
+
+def search_settings():
+    """Returns the container the live problem-size preview is drawn into."""
+    s = st.session_state
+    c1, c2 = st.columns([1, 1])
+    with c1:
+        st.radio("Method", ("exact", "enumeration", "weighted"), key="method", horizontal=True,
+                 help="exact: proven minimum $/token; enumeration: the seed's budget grid; weighted: the seed's "
+                      "weighted objective")
+        st.slider("Cost weight (weighted method: 0 = throughput only, 1 = cost only)", 0.0, 1.0, step=0.05,
+                  key="cost_weight", disabled=s["method"] == "exact")
+        st.select_slider("Layer-split quantization", options=list(QUANTIZATION_LEVELS), key="quantization",
+                         help="coarse/fine: the seed's size sets; even: 1 and every even size; full: every size 1..L")
+        st.checkbox("Custom segment sizes", key="custom_sizes",
+                    help="edit the list of allowed stage sizes (layers) instead of using the quantization's set")
+        st.text_input("Segment sizes (layers per stage, ;-separated)", key="segment_sizes_text",
+                      disabled=not s["custom_sizes"])
+        st.text_input("Budget factors (enumeration: × ballpark $/h, ;-separated, increasing)",
+                      key="budget_factors_text", disabled=s["method"] != "enumeration")
+    with c2:
+        st.number_input("Competitor target ($ per million tokens, 0 = none)", min_value=0.0, step=0.05,
+                        format="%.4f", key="target")
+        a, b = st.columns(2)
+        a.number_input("Max pipeline stages", min_value=1, max_value=256, key="max_stages")
+        b.number_input("Min layers per stage", min_value=1, max_value=10_000, key="min_layers")
+        st.number_input("Solver time limit (s)", min_value=1.0, max_value=3600.0, step=10.0, key="time_limit")
+        return st.container()
+
+
+def problem_size_preview(box, cs, sizes) -> None:
+    """Live: options usable / excluded for the current texts."""
+    with box:
+        if isinstance(cs, InputError):
+            st.warning("Problem size: " + "; ".join(str(p) for p in cs.problems))
+            return
+        levels = ", ".join(str(c) for c in cs.levels)
+        st.metric("Stage options usable (in the MILP)", f"{len(cs.options):,}",
+                  help="shape = size × role × GPU type × TP × concurrency level, after the memory filter and dominance")
+        st.caption(f"{len(cs.excluded):,} options excluded (memory does not fit or dominated) · segment sizes "
+                   f"{list(sizes)} · TP degrees {dict(cs.tp_degrees)} · concurrency levels {levels}")

@@ -1,0 +1,201 @@
+"""Session state: the scenario's file texts, the editing state that is written back into them, and
+loading (bundled scenario, uploaded files, imported scenario JSON) through one path."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from planner import Catalog, InputError, Scenario, load_catalog
+
+from . import scenario_texts as T
+from . import solver
+
+UPLOADED = "(uploaded / imported)"
+
+
+def ss():
+    return st.session_state
+
+
+def cat_key() -> solver.TextsKey:
+    return T.texts_key(st.session_state["catalog_texts"])
+
+
+def catalog() -> Catalog:
+    """The session's catalogue (edited on the catalogue page), or the bundled one if the edit is invalid."""
+    cat = solver.catalog_from_texts(cat_key())
+    return load_catalog() if isinstance(cat, InputError) else cat
+
+
+def ensure() -> None:
+    """Initialise the state on first open (default scenario, no action needed) and restore widget
+    values that Streamlit dropped while another page was shown."""
+    s = st.session_state
+    if "catalog_texts" not in s:
+        s["catalog_texts"] = T.bundled_catalog_texts()
+    if "base_texts" not in s:
+        load(T.load_bundled_texts(T.DEFAULT_SCENARIO), T.DEFAULT_SCENARIO, pick=T.DEFAULT_SCENARIO)
+    if "scenario_pick" not in s:
+        s["scenario_pick"] = s["loaded_pick"]
+    for k in T.WIDGET_KEYS:
+        if k not in s:
+            s[k] = s["values"][k]
+    for k in ("auto_solve",):
+        if k not in s:
+            s[k] = s.get("_" + k, True)
+
+
+def load(texts: dict[str, str], name: str, pick: str = UPLOADED) -> None:
+    """Make `texts` the loaded scenario: widgets and editors are reset to what it implies.
+    Must run before the editing widgets are created in the current run."""
+    s = st.session_state
+    cat = catalog()
+    key = T.texts_key(texts)
+    sc = solver.scenario(key, name, cat_key())
+    if isinstance(sc, Scenario):
+        sizes = solver.sizes_for(key, name, cat_key())
+        sizes = () if isinstance(sizes, InputError) else sizes
+        values = T.values_from_scenario(sc, texts.get(T.CONFIG, ""), cat, sizes)
+        pool = T.pool_frame(sc, texts.get(T.POOL, ""))
+        links = T.scenario_links(sc)
+        default = sc.pool.default_link_gb_per_s
+    else:
+        values = T.default_values(cat)
+        pool = T.pool_frame(None, texts.get(T.POOL, ""))
+        links = {}
+        try:
+            default = float(T.config_dict(texts.get(T.CONFIG, "")).get("inter_node_gb_per_s", 25.0))
+        except ValueError:
+            default = 25.0
+    s["base_texts"] = dict(texts)
+    s["texts"] = dict(texts)
+    s["scenario_name"] = name
+    s["loaded_pick"] = pick
+    s["base_values"] = dict(values)
+    s["values"] = dict(values)
+    for k in T.WIDGET_KEYS:
+        s[k] = values[k]
+    s["base_pool"] = pool
+    s["pool"] = pool.copy()
+    s["base_links"] = links
+    s["net_default"] = default
+    s["net"] = T.net_frame(T.pool_types(pool), links, default)
+    for name_ in ("pool", "net"):
+        s[f"_{name_}_ver"] = s.get(f"_{name_}_ver", 0) + 1
+    s["load_count"] = s.get("load_count", 0) + 1
+
+
+def folded_editor(name: str, **kwargs) -> pd.DataFrame:
+    """A st.data_editor over st.session_state[name] whose edits are folded into that frame on the next
+    run (then the editor starts afresh under a new key), so edits survive page switches.
+    The current editor key is in st.session_state[f"{name}_editor_key"]."""
+    s = st.session_state
+    fold_pending(name)
+    key = f"{name}_editor_{s.get(f'_{name}_ver', 0)}"
+    s[f"{name}_editor_key"] = key
+    return st.data_editor(s[name], key=key, **kwargs)
+
+
+def fold_pending(name: str) -> bool:
+    s = st.session_state
+    ver = s.get(f"_{name}_ver", 0)
+    key = f"{name}_editor_{ver}"
+    delta = s.get(key)
+    if isinstance(delta, dict) and (delta.get("edited_rows") or delta.get("added_rows") or delta.get("deleted_rows")):
+        s[name] = T.apply_delta(s[name], delta)
+        s[f"_{name}_ver"] = ver + 1
+        return True
+    return False
+
+
+def reconcile_net() -> None:
+    """Keep the network table's rows = the type pairs of the current pool (values kept where known)."""
+    s = st.session_state
+    types = T.pool_types(s["pool"])
+    current = {(r.gpu_type_a, r.gpu_type_b): r.gb_per_s for r in s["net"].itertuples()}
+    want = T.type_pairs(types)
+    if [tuple(p) for p in want] != list(current):
+        values = {**s["base_links"], **current}
+        s["net"] = T.net_frame(types, values, s["net_default"])
+        s["_net_ver"] = s.get("_net_ver", 0) + 1
+
+
+def widget_values() -> dict:
+    s = st.session_state
+    return {k: s.get(k, s["values"][k]) for k in T.WIDGET_KEYS}
+
+
+def rebuild_texts() -> dict[str, str]:
+    """The current texts from the loaded texts + the editing state; stored in st.session_state.texts."""
+    s = st.session_state
+    values = widget_values()
+    s["values"] = values
+    texts = T.build_texts(s["base_texts"], s["base_values"], values, s["base_pool"], s["pool"], s["base_links"],
+                          s["net"])
+    s["texts"] = texts
+    return texts
+
+
+def prepare() -> dict[str, str]:
+    """Before the widgets are drawn: fold pending table edits, keep the network table in step with the
+    pool, rebuild the texts, and show the segment-size set the quantization implies."""
+    s = st.session_state
+    fold_pending("net")
+    fold_pending("pool")
+    reconcile_net()
+    texts = rebuild_texts()
+    if not s.get("custom_sizes"):
+        sizes = solver.sizes_for(T.texts_key(texts), s["scenario_name"], cat_key())
+        if not isinstance(sizes, InputError):
+            s["segment_sizes_text"] = T.list_text(sizes)
+            texts = rebuild_texts()
+    return texts
+
+
+def current_scenario() -> tuple[Scenario | None, InputError | None]:
+    s = st.session_state
+    sc = solver.scenario(T.texts_key(s["texts"]), s["scenario_name"], cat_key())
+    if isinstance(sc, InputError):
+        return None, sc
+    return sc, None
+
+
+def last_good_scenario() -> Scenario | None:
+    """The current scenario if it parses, else the last one that did."""
+    sc, _ = current_scenario()
+    if sc is not None:
+        st.session_state["_last_good_scenario"] = sc
+        return sc
+    return st.session_state.get("_last_good_scenario")
+
+
+def process_uploads() -> None:
+    """Load newly uploaded files (before the widgets are created). Problems are kept for display."""
+    s = st.session_state
+    files = s.get("upload") or []
+    ids = tuple(getattr(f, "file_id", f.name) for f in files)
+    if not files or ids == s.get("_upload_done"):
+        return
+    s["_upload_done"] = ids
+    s["upload_problems"] = None
+    try:
+        payload = [(f.name, f.getvalue()) for f in files]
+        name, texts = T.texts_from_uploads(payload, s["texts"])
+        for required in (T.CONFIG, T.POOL):
+            if required not in texts:
+                raise InputError(f"missing {required}: upload it together with the other files")
+    except InputError as exc:
+        s["upload_problems"] = exc
+        return
+    if name is None:
+        names = [f.name for f in files]
+        name = "uploaded" if len(names) > 1 else f"{s['scenario_name']} + {names[0]}"
+    load(texts, name, pick=UPLOADED)
+    s["scenario_pick"] = UPLOADED
+
+
+def process_pick() -> None:
+    s = st.session_state
+    pick = s.get("scenario_pick")
+    if pick and pick != s.get("loaded_pick") and pick != UPLOADED:
+        load(T.load_bundled_texts(pick), pick, pick=pick)
