@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget-factors", type=_floats, help="enumeration: factors of the ballpark budget")
     s.add_argument("--budget", type=float, help="hard cap on $/hour")
     s.add_argument("--target", type=float, help="competitor's $/million tokens to beat")
+    s.add_argument("--min-throughput", type=float, help="throughput floor in tokens/s (min cost under a floor)")
     s.add_argument("--time-limit", type=float, help="solver time limit in seconds (whole method)")
     s.add_argument("--mip-gap", type=float, help="relative MIP gap for enumeration/weighted")
     s.add_argument("--frontier", action="store_true", help="exact: also write the full Pareto frontier")
@@ -103,6 +104,7 @@ def _scenario(args):
                             ("method", "method"), ("cost_weight", "cost_weight"),
                             ("budget_factors", "budget_factors"), ("budget", "max_usd_per_hour"),
                             ("target", "target_usd_per_million_tokens"), ("time_limit", "time_limit_s"),
+                            ("min_throughput", "min_tokens_per_s"),
                             ("mip_gap", "mip_gap")):
         value = getattr(args, arg, None)
         if value is not None:

@@ -202,6 +202,7 @@ class Planner:
         if best is None:
             raise self.explain_infeasible()
         status, proven, gap = self._status()
+        proven = proven and not best.link_bound  # link limits are checked on the plan, not in the MILP
         frontier = tuple(pareto_filter(points)) if with_frontier else ()
         return Result("exact", best, status, proven, gap,
                       f"threshold sweep along the cost/throughput frontier over {len(self.levels)} concurrency "

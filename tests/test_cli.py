@@ -129,3 +129,20 @@ def test_seed_configs_load_unchanged_and_report_ignored_keys():
     for name in ("tiny", "small", "medium", "large", "hal"):
         for f in ("config.csv", "gpu_pool.csv", "network_bandwidth.csv"):
             assert (ROOT / "config" / name / f).read_bytes() == (seed / name / f).read_bytes()
+
+
+def test_min_cost_under_a_throughput_floor(tmp_path):
+    """With a floor above the min-$/token plan's throughput, exact returns a faster plan, and no plan in
+    the frontier that meets the floor is cheaper."""
+    from planner import Planner, load_config_dir
+
+    base = Planner(load_config_dir(ROOT / "config" / "medium")).exact(with_frontier=True)
+    fastest = max(p.tokens_per_s for p in base.frontier)
+    assert fastest > base.plan.tokens_per_s
+    floor = (base.plan.tokens_per_s + fastest) / 2
+    assert main(["solve", "--config-dir", "config/medium", "--min-throughput", str(floor), "--out", str(tmp_path)]) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["tokens_per_s"] >= floor
+    meeting = [p for p in base.frontier if p.tokens_per_s >= floor]
+    assert meeting and min(p.cost_usd_per_hour / p.tokens_per_s for p in meeting) == pytest.approx(
+        s["cost_usd_per_hour"] / s["tokens_per_s"], rel=1e-9)
