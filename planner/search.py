@@ -31,7 +31,6 @@ class Planner:
         for o in self.candidates.options:
             self._by_level.setdefault(o.concurrency, []).append(o)
         self._models: dict[int, LevelModel] = {}
-        self.notes: list[str] = []
         self._start()
 
     # ---------------------------------------------------------------- plumbing
@@ -179,12 +178,12 @@ class Planner:
         Per concurrency level: the cheapest plan at floor 0, then the cheapest plan strictly faster
         than the last one, and so on. The minimum of C/T is attained on this frontier, and once the
         frontier's cost C_k satisfies C_k / T_max >= the best ratio so far (T_max: the fastest option
-        of the level), no later point can improve it, so the sweep stops there. Levels are visited by
+        of the level), no later point can improve it, so the sweep stops there; and since a later plan
+        costs at least C_k, it can only win with T > q_best * C_k, so the next floor jumps there. Levels are visited by
         an upper bound on T/C (each stage costs at least s * min_o c_o/(T_o s_o) per unit of
         throughput) and skipped when the bound cannot beat the incumbent."""
         self._start()
         best: Plan | None = None
-        solves = 0
         points: list[Plan] = []
         bounds = {c: 1.0 / (self.scenario.model.num_layers * min(o.cost_usd_per_hour / (o.tokens_per_s * o.size)
                                                                      for o in self._by_level[c])) for c in self.levels}
@@ -193,7 +192,6 @@ class Planner:
             if not with_frontier and bounds[c] <= best_q * (1 + 1e-12):
                 continue
             for plan in self._level_sweep(c, None if with_frontier else best_q):
-                solves += 1
                 points.append(plan)
                 q = plan.stage_tokens_per_s / plan.cost_usd_per_hour
                 if best is None or q > best_q * (1 + 1e-12) or (
@@ -276,7 +274,7 @@ class Planner:
         for c in sorted(self.levels, key=lambda c: -max(o.tokens_per_s for o in self._by_level[c])):
             for plan in self._level_sweep(c, stop=stop):
                 v = value(plan)
-                if v > best[1] + 1e-12 * abs(best[1]) if math.isfinite(best[1]) else True:
+                if best[0] is None or v > best[1] + 1e-12 * abs(best[1]):
                     best[0], best[1] = plan, v
         if best[0] is None:
             raise self.explain_infeasible()
