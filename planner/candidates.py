@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+import math
 from functools import lru_cache
 
 from . import perf
@@ -27,18 +28,46 @@ ROLES = ("first", "middle", "last", "only")
 CONCURRENCY_LEVELS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
+@dataclass(frozen=True, order=True)
+class Level:
+    """An operating point of the pipeline (the MILP's outer level).
+
+    A pipeline of P stages keeps every stage busy only by cycling P microbatches: a sequence's next
+    token needs its previous one to have left the last stage. Each stage's forward step carries one
+    microbatch of `microbatch` sequences, while every stage holds the KV cache of all sequences in
+    flight (`concurrencies[i]` for `stage_counts[i]` stages). With a fixed concurrency C a level is one
+    stage count P (microbatch ceil(C / P)); with concurrency `auto` a level is a microbatch b with every
+    stage count P allowed, and b * P sequences in flight (each microbatch up to the engine's limit)."""
+
+    microbatch: int
+    stage_counts: tuple[int, ...]
+    concurrencies: tuple[int, ...]
+
+    def concurrency(self, stages: int) -> int:
+        return self.concurrencies[self.stage_counts.index(stages)]
+
+    def __str__(self) -> str:
+        if len(self.stage_counts) == 1:
+            return f"{self.stage_counts[0]} stage(s) x microbatch {self.microbatch}"
+        return f"microbatch {self.microbatch} x {self.stage_counts[0]}-{self.stage_counts[-1]} stages"
+
+
+MIN_STAGES = {"only": 1, "first": 2, "last": 2, "middle": 3}
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     size: int
     role: str
     gpu_type: str
     tp: int
-    concurrency: int
-    tokens_per_s: float
-    memory_gb_per_gpu: float
+    level: Level
+    tokens_per_s: float  # this stage's rate inside a pipeline of the level
+    memory_gb_per_gpu: float  # at the fewest stages the option can be part of
     capacity_gb: float
     cost_usd_per_hour: float
     bound: str
+    max_stages: int = 0  # most pipeline stages at which its KV cache still fits (0: never)
     feasible: bool = True
     reason: str = ""
 
@@ -50,6 +79,20 @@ class Option:
     def last(self) -> bool:
         return self.role in ("last", "only")
 
+    @property
+    def microbatch(self) -> int:
+        return self.level.microbatch
+
+    @property
+    def concurrency(self) -> int:
+        """Sequences in flight at the fewest stages the option can be part of."""
+        return self.level.concurrency(self.min_stages)
+
+    @property
+    def min_stages(self) -> int:
+        need = MIN_STAGES[self.role]
+        return next((p for p in self.level.stage_counts if p >= need), self.level.stage_counts[-1])
+
 
 @dataclass(frozen=True)
 class CandidateSet:
@@ -58,7 +101,7 @@ class CandidateSet:
     size_notes: tuple[str, ...]
     tp_degrees: dict[str, tuple[int, ...]]
     tp_notes: tuple[str, ...]
-    levels: tuple[int, ...]
+    levels: tuple[Level, ...]
     options: tuple[Option, ...]  # usable: memory fits and not dominated
     excluded: tuple[Option, ...]  # with the reason
 
@@ -134,75 +177,111 @@ def tp_degrees(scenario: Scenario) -> tuple[dict[str, tuple[int, ...]], tuple[st
     return out, tuple(notes)
 
 
-def concurrency_levels(scenario: Scenario) -> tuple[int, ...]:
-    w, e = scenario.workload, scenario.engine
-    if w.concurrency is not None:
-        return (w.concurrency,)
-    return tuple(c for c in CONCURRENCY_LEVELS if c <= e.max_num_seqs) or (1,)
+def stage_counts(sizes: tuple[int, ...], num_layers: int, max_stages: int) -> tuple[int, ...]:
+    """Stage counts P <= max_stages for which exactly P sizes of the set sum to the layer count."""
+    reach = [{0}] + [set() for _ in range(max_stages)]
+    for p in range(1, max_stages + 1):
+        reach[p] = {t + s for t in reach[p - 1] for s in sizes if t + s <= num_layers}
+    return tuple(p for p in range(1, max_stages + 1) if num_layers in reach[p])
 
 
-def evaluate_option(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, concurrency: int) -> Option:
-    """One option with its numbers; `feasible` is False (and `reason` says why) if memory does not fit."""
-    return _evaluate(scenario, size, role, gpu_type, tp, concurrency)
+def pipeline_levels(scenario: Scenario, sizes: tuple[int, ...] | None = None) -> tuple[Level, ...]:
+    """The levels of `Level`'s docstring: one per stage count for a fixed concurrency, one per
+    power-of-two microbatch up to the engine's limit for `auto`."""
+    if sizes is None:
+        sizes = segment_sizes(scenario)[0]
+    counts = stage_counts(sizes, scenario.model.num_layers, scenario.settings.max_stages)
+    c = scenario.workload.concurrency
+    if c is not None:
+        return tuple(Level(math.ceil(c / p), (p,), (c,)) for p in counts)
+    cap = scenario.engine.max_num_seqs
+    return tuple(Level(b, counts, tuple(b * p for p in counts)) for b in CONCURRENCY_LEVELS if b <= cap) or (
+        Level(1, counts, counts),)
 
 
-@lru_cache(maxsize=200_000)
-def _evaluate(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, concurrency: int) -> Option:
+def evaluate_option(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, level: Level) -> Option:
+    """One option with its numbers; `feasible` is False (and `reason` says why) if memory does not fit
+    at the fewest stages the role allows."""
+    return _evaluate(scenario, size, role, gpu_type, tp, level)
+
+
+@lru_cache(maxsize=400_000)
+def _evaluate(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, level: Level) -> Option:
     m, w, eng = scenario.model, scenario.workload, scenario.engine
-    entry = scenario.pool.entry(gpu_type)
-    g = entry.spec
+    g = scenario.pool.entry(gpu_type).spec
     first, last = role in ("first", "only"), role in ("last", "only")
-    mem = perf.stage_memory(m, g, eng, size, tp, first, last, concurrency, w.context_tokens)
     cost = tp * g.price_usd_per_hour
+    need = MIN_STAGES[role]
+    allowed = [(p, c) for p, c in zip(level.stage_counts, level.concurrencies) if p >= need]
+    if not allowed:
+        return Option(size, role, gpu_type, tp, level, 0.0, 0.0, g.memory_gb, cost, "stages", 0, False,
+                      f"a {role} stage needs a pipeline of at least {need} stages")
+    p0, c0 = allowed[0]
+    mem = perf.stage_memory(m, g, eng, size, tp, first, last, c0, w.context_tokens)
     if not mem.fits:
-        return Option(size, role, gpu_type, tp, concurrency, 0.0, mem.total_gb, mem.capacity_gb, cost, "memory",
-                      False, f"needs {mem.total_gb:.1f} GB per GPU > {mem.capacity_gb:g} GB "
-                             f"(weights {mem.weights_gb:.1f}, KV {mem.kv_cache_gb:.1f}, "
+        return Option(size, role, gpu_type, tp, level, 0.0, mem.total_gb, mem.capacity_gb, cost, "memory", 0,
+                      False, f"needs {mem.total_gb:.1f} GB per GPU > {mem.capacity_gb:g} GB at {c0} sequences in "
+                             f"flight (weights {mem.weights_gb:.1f}, KV {mem.kv_cache_gb:.1f}, "
                              f"activations {mem.activations_gb:.1f}, reserve {mem.reserve_gb:.1f})")
-    sp = perf.stage_perf(m, g, eng, size, tp, first, last, w, concurrency)
-    return Option(size, role, gpu_type, tp, concurrency, sp.tokens_per_s, mem.total_gb, mem.capacity_gb, cost,
-                  sp.bound)
+    cap = perf.max_concurrency(m, g, eng, size, tp, first, last, w.context_tokens, engine_cap=False)
+    max_stages = max(p for p, c in allowed if c <= cap)
+    # every stage count of a level shares the microbatch; with a fixed concurrency the level has one count
+    sp = perf.stage_perf(m, g, eng, size, tp, first, last, w, c0, microbatches=p0)
+    return Option(size, role, gpu_type, tp, level, sp.tokens_per_s, mem.total_gb, mem.capacity_gb, cost,
+                  sp.bound, max_stages)
 
 
-def roles_for(size: int, num_layers: int) -> tuple[str, ...]:
+def roles_for(size: int, num_layers: int, level: Level, sizes: tuple[int, ...]) -> tuple[str, ...]:
+    """Roles a stage of `size` layers can take in some pipeline of the level: the other P-1 stages
+    must be able to cover the remaining layers, (P-1) * min size <= L - size <= (P-1) * max size."""
     if size == num_layers:
-        return ("only",)
-    if size > num_layers - 2:  # a middle stage needs a first and a last stage beside it
-        return ("first", "last")
-    return ("first", "middle", "last")
+        return ("only",) if 1 in level.stage_counts else ()
+    rest, lo, hi = num_layers - size, min(sizes), max(sizes)
+
+    def fits(p: int) -> bool:
+        return (p - 1) * lo <= rest <= (p - 1) * hi
+
+    roles = []
+    if any(p >= 2 and fits(p) for p in level.stage_counts):
+        roles += ["first", "last"]
+    if any(p >= 3 and fits(p) for p in level.stage_counts):
+        roles.insert(1, "middle")
+    return tuple(roles)
 
 
 def build_candidates(scenario: Scenario) -> CandidateSet:
     """All options of the scenario, split into usable ones and excluded ones (with reasons).
 
-    Dominance (exact): among options of the same size, role, GPU type and concurrency level, one on
-    more GPUs that is not faster than one on fewer GPUs can be swapped for it in any plan without
-    raising cost or GPU use or lowering throughput, so it is excluded.
+    Dominance (exact): among options of the same size, role, GPU type and level, one on more GPUs that
+    is neither faster nor fits at more stages than one on fewer GPUs can be swapped for it in any plan
+    without raising cost or GPU use or lowering throughput, so it is excluded.
     """
     sizes, size_notes = segment_sizes(scenario)
     tps, tp_notes = tp_degrees(scenario)
-    levels = concurrency_levels(scenario)
+    levels = pipeline_levels(scenario, sizes)
     L = scenario.model.num_layers
     usable: list[Option] = []
     excluded: list[Option] = []
-    for c in levels:
+    for level in levels:
         for s in sizes:
-            for role in roles_for(s, L):
+            for role in roles_for(s, L, level, sizes):
                 for g in scenario.pool.types:
-                    best = 0.0
-                    best_tp = 0
+                    kept: list[Option] = []
                     for t in tps[g]:
-                        o = _evaluate(scenario, s, role, g, t, c)
+                        o = _evaluate(scenario, s, role, g, t, level)
+                        better = next((k for k in kept if k.tokens_per_s >= o.tokens_per_s
+                                       and k.max_stages >= o.max_stages), None)
                         if not o.feasible:
                             excluded.append(o)
-                        elif o.tokens_per_s <= best:
-                            excluded.append(_with_reason(o, f"dominated by TP {best_tp} (fewer GPUs, "
-                                                            f"{best:.0f} >= {o.tokens_per_s:.0f} tokens/s)"))
+                        elif better is not None:
+                            excluded.append(_with_reason(o, f"dominated by TP {better.tp} (fewer GPUs, "
+                                                            f"{better.tokens_per_s:.0f} >= {o.tokens_per_s:.0f} "
+                                                            f"tokens/s, fits up to {better.max_stages} stages)"))
                         else:
                             usable.append(o)
-                            best, best_tp = o.tokens_per_s, t
-    log.info("%s: %d usable options, %d excluded, sizes %s, levels %s", scenario.name, len(usable),
-             len(excluded), sizes, levels)
+                            kept.append(o)
+    log.info("%s: %d usable options, %d excluded, sizes %s, %d levels", scenario.name, len(usable),
+             len(excluded), sizes, len(levels))
     return CandidateSet(scenario, sizes, size_notes, tps, tp_notes, levels, tuple(usable), tuple(excluded))
 
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .candidates import QUANTIZATION_LEVELS, build_candidates
-from .errors import InfeasibleError, InputError, PlannerError, SolverError
+from .errors import InfeasibleError, InputError, PlannerError, Problem, SolverError
 
 log = logging.getLogger("planner")
 
@@ -91,13 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _scenario(args):
-    from .scenario_io import load_config_dir
+    from .scenario_io import load_config_dir, override_settings
 
     sc = load_config_dir(args.config_dir)
-    st = sc.settings
     changes = {}
+    flags = {}  # settings field -> the flag that set it, so that a problem names the flag
     if getattr(args, "sizes", None):
         changes["sizes"] = args.sizes
+        flags["sizes"] = "--sizes"
     if getattr(args, "quantization", None):
         changes.update(quantization=args.quantization, sizes=None)
     for arg, field_name in (("max_stages", "max_stages"), ("min_layers", "min_layers_per_stage"),
@@ -109,8 +110,9 @@ def _scenario(args):
         value = getattr(args, arg, None)
         if value is not None:
             changes[field_name] = value
+            flags[field_name] = "--" + arg.replace("_", "-")
     if changes:
-        sc = replace(sc, settings=replace(st, **changes))
+        sc = override_settings(sc, changes, flags)
     w = sc.workload
     if getattr(args, "concurrency", None):
         conc = None if args.concurrency == "auto" else _positive_int(args.concurrency, "--concurrency")
@@ -122,7 +124,11 @@ def _scenario(args):
     if getattr(args, "engine", None):
         from .catalog import load_catalog
 
-        sc = replace(sc, engine=load_catalog().engine(args.engine))
+        engines = load_catalog().engines
+        if args.engine not in engines:
+            raise InputError(Problem(f"unknown engine profile '{args.engine}' (known: {', '.join(engines)})",
+                                     "command line", column="--engine"))
+        sc = replace(sc, engine=engines[args.engine])
     return sc
 
 
@@ -130,9 +136,9 @@ def _positive_int(text: str, flag: str) -> int:
     try:
         value = int(text)
     except ValueError as exc:
-        raise InputError(f"{flag}: '{text}' is not a whole number or 'auto'") from exc
+        raise InputError(Problem(f"'{text}' is not a whole number or 'auto'", "command line", column=flag)) from exc
     if value <= 0:
-        raise InputError(f"{flag}: must be positive, got {value}")
+        raise InputError(Problem(f"must be positive, got {value}", "command line", column=flag))
     return value
 
 
@@ -195,10 +201,10 @@ def cmd_candidates(args) -> int:
               "min_layers_per_stage": sc.settings.min_layers_per_stage,
               "gpu_counts": {e.name: e.count for e in sc.pool.entries}, "sizes": list(cs.sizes),
               "size_notes": list(cs.size_notes), "tp_degrees": {k: list(v) for k, v in cs.tp_degrees.items()},
-              "tp_notes": list(cs.tp_notes), "concurrency_levels": list(cs.levels),
+              "tp_notes": list(cs.tp_notes), "levels": [str(lv) for lv in cs.levels],
               "token_basis": sc.workload.token_basis,
-              "plan_rule": "a plan's tokens_per_s is the minimum over its stages' rows (all of one concurrency "
-                           "level) and its links' tokens_per_s in links.csv"}
+              "plan_rule": "a plan's tokens_per_s is the minimum over its stages' rows (all of one level, "
+                           "with a stage count within every row's max_stages) and its links' tokens_per_s in links.csv"}
     (out / "limits.json").write_text(json.dumps(limits, indent=2))
     print(f"{len(cs.options)} usable options, {len(cs.excluded)} excluded; wrote {out / 'candidates.csv'}, "
           f"{out / 'limits.json'}, {out / 'links.csv'}")
@@ -213,7 +219,8 @@ def cmd_evaluate(args) -> int:
     for flag in ("tp", "pp", "nodes", "input_len", "output_len", "batch", "concurrency"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
-            raise InputError(f"--{flag.replace('_', '-')}: must be positive, got {value}")
+            raise InputError(Problem(f"must be positive, got {value}", "command line",
+                                     column=f"--{flag.replace('_', '-')}"))
     result = evaluate_layout(cat.model(args.model), cat.gpu(args.gpu), cat.engine(args.engine), args.tp, args.pp,
                              args.input_len, args.output_len, batch=args.batch, concurrency=args.concurrency,
                              nodes=args.nodes, inter_node_gb_per_s=args.inter_node_gbps)

@@ -2,10 +2,10 @@
 
 Type-aggregated count formulation (MODEL-NOTES section 2): stage order changes neither the bottleneck
 nor the cost, so a plan is chosen as integer counts n_o of each option o (size s_o, role, GPU type g_o,
-TP degree t_o) at one concurrency level, and laid out afterwards (first stage, middles, last stage).
+TP degree t_o) at one level (microbatch and stage count, `candidates.Level`), and laid out afterwards (first stage, middles, last stage).
 No per-GPU binaries and no big-M: throughput is an exact staircase over the distinct option throughputs.
 
-One `LevelModel` is built per concurrency level and kept; methods change only parameters, bounds and
+One `LevelModel` is built per level and kept; methods change only parameters, bounds and
 fixings between solves, so the persistent solver re-solves without rebuilding.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
 from pyomo.core.expr.numeric_expr import LinearExpression
 
-from .candidates import Option
+from .candidates import Level, Option
 from .domain import Scenario
 from .errors import SolverError
 
@@ -39,13 +39,13 @@ def add_stage_counts(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenari
     """Integer n_o >= 0: how many stages of option o the pipeline has.
 
     Upper bounds U_o: 1 for first/last/only roles; for middle stages
-    U_o = min(floor(N_g / t_o), floor(L / s_o), K).
+    U_o = min(floor(N_g / t_o), floor(L / s_o), P_o - 2), P_o the most stages at which o's KV cache fits.
     """
-    L, K = scenario.model.num_layers, scenario.settings.max_stages
+    L = scenario.model.num_layers
     ub = []
     for o in opts:
         if o.role == "middle":
-            ub.append(max(0, min(scenario.pool.entry(o.gpu_type).count // o.tp, L // o.size, K - 2)))
+            ub.append(max(0, min(scenario.pool.entry(o.gpu_type).count // o.tp, L // o.size, o.max_stages - 2)))
         else:
             ub.append(1)
     m.O = pyo.RangeSet(0, len(opts) - 1) if opts else pyo.Set(initialize=[])
@@ -76,9 +76,32 @@ def add_gpu_counts(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenario)
     m.gpu_counts = pyo.Constraint(m.G, rule=rule)
 
 
-def add_stage_limit(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenario) -> None:
-    """At most K pipeline stages: sum_o n_o <= K (min layers per stage is enforced by the size set)."""
-    m.stage_limit = pyo.Constraint(expr=_lin([1] * len(opts), [m.n[i] for i in m.O]) <= scenario.settings.max_stages)
+def add_stage_number(m: pyo.ConcreteModel, opts: list[Option], level: Level) -> None:
+    """The pipeline has P stages, P one of the level's stage counts, and every stage's KV cache for the
+    level's concurrency at P fits (the options' `max_stages`).
+
+    One count {P}:  sum_o n_o = P  (options that do not fit at P are not in the model).
+    Several counts: z_P in {0, 1} with sum_P z_P = 1 and sum_o n_o = sum_P P z_P; with w_p = sum_{P <= p} z_P
+    ("at most p stages"), an option that fits only up to P_o < max P obeys n_o <= U_o w_{P_o}."""
+    counts = level.stage_counts
+    total = [m.n[i] for i in m.O]
+    if len(counts) == 1:
+        m.stage_number = pyo.Constraint(expr=_lin([1] * len(opts), total) == counts[0])
+        m.z = pyo.Var(pyo.Set(initialize=[]), domain=pyo.Binary)
+        return
+    m.P = pyo.Set(initialize=list(counts))
+    m.z = pyo.Var(m.P, domain=pyo.Binary)
+    m.one_count = pyo.Constraint(expr=_lin([1] * len(counts), [m.z[p] for p in counts]) == 1)
+    m.stage_number = pyo.Constraint(
+        expr=_lin([1] * len(opts) + [-p for p in counts], total + [m.z[p] for p in counts]) == 0)
+    top = counts[-1]
+    rows = [i for i, o in enumerate(opts) if o.role != "only" and o.max_stages < top]
+
+    def fit_rule(_m, r):
+        i = rows[r]
+        below = [p for p in counts if p <= opts[i].max_stages]
+        return _lin([1] + [-m.ub[i]] * len(below), [m.n[i]] + [m.z[p] for p in below]) <= 0
+    m.fit_rows = pyo.Constraint(pyo.RangeSet(0, len(rows) - 1) if rows else pyo.Set(initialize=[]), rule=fit_rule)
 
 
 def add_throughput_floors(m: pyo.ConcreteModel, opts: list[Option]) -> None:
@@ -131,17 +154,18 @@ class SolveOutcome:
 
 
 class LevelModel:
-    """The MILP for one concurrency level, built once and re-solved with changed parameters."""
+    """The MILP for one level, built once and re-solved with changed parameters."""
 
-    def __init__(self, scenario: Scenario, opts: list[Option]):
+    def __init__(self, scenario: Scenario, level: Level, opts: list[Option]):
         t0 = time.perf_counter()
         self.scenario = scenario
+        self.level = level
         self.opts = opts
-        m = pyo.ConcreteModel(name=f"placement-c{opts[0].concurrency if opts else 0}")
+        m = pyo.ConcreteModel(name=f"placement-{level}")
         add_stage_counts(m, opts, scenario)
         add_tiling(m, opts, scenario)
         add_gpu_counts(m, opts, scenario)
-        add_stage_limit(m, opts, scenario)
+        add_stage_number(m, opts, level)
         add_throughput_floors(m, opts)
         add_budget(m, opts)
         add_objective(m)
@@ -157,10 +181,10 @@ class LevelModel:
     @property
     def size(self) -> dict[str, int]:
         m = self.m
-        binaries = len(m.v) + sum(1 for i in m.O if m.ub[i] == 1)
+        binaries = len(m.v) + len(m.z) + sum(1 for i in m.O if m.ub[i] == 1)
         rows = sum(1 for c in m.component_data_objects(pyo.Constraint, active=True))
         return {"options": len(self.opts), "integers": len(m.n), "binaries": binaries,
-                "variables": len(m.n) + len(m.v), "rows": rows}
+                "variables": len(m.n) + len(m.v) + len(m.z), "rows": rows}
 
     # --- knobs
     def set_objective(self, a: float, b: float) -> None:

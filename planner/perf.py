@@ -114,16 +114,18 @@ def stage_memory(
 
 def max_concurrency(
     m: ModelSpec, g: GpuSpec, e: EngineProfile, layers: int, tp: int, first: bool, last: bool,
-    context_tokens: int,
+    context_tokens: int, engine_cap: bool = True,
 ) -> int:
     """Most sequences whose KV cache fits next to the weights (0 if even the weights do not fit),
-    capped by the engine's limit."""
+    capped by the engine's limit unless `engine_cap` is False (a pipeline of P stages runs P
+    microbatches, each up to the engine's limit)."""
     empty = stage_memory(m, g, e, layers, tp, first, last, 0, context_tokens)
     room = (empty.capacity_gb - empty.total_gb) * GB
     if room < 0:
         return 0
     per_seq = stage_kv_bytes_per_sequence_per_gpu(m, layers, tp, context_tokens)
-    return int(min(e.max_num_seqs, room // per_seq))
+    fit = room // per_seq if per_seq > 0 else float("inf")
+    return int(min(e.max_num_seqs, fit)) if engine_cap else int(min(fit, 1 << 40))
 
 
 # ---------------------------------------------------------------- time
@@ -244,11 +246,14 @@ def stage_perf(
     pipeline of P stages keeps every stage busy only by cycling P microbatches of concurrency/P
     sequences; each forward step then carries ceil(concurrency / microbatches) sequences (and reads the
     stage's weights once for them). The default 1 is the single-stage case."""
-    batch = max(1, math.ceil(concurrency / max(1, microbatches)))
+    microbatches = max(1, microbatches)
+    batch = max(1, math.ceil(concurrency / microbatches))
     pre = prefill_time(m, g, e, layers, tp, first, last, batch, w.input_tokens)
     dec = decode_step_time(m, g, e, layers, tp, first, last, batch, w.input_tokens + w.output_tokens / 2)
     wave = pre.seconds + w.output_tokens * dec.seconds
-    total = batch * w.context_tokens / wave
+    # a stage's step runs at the largest microbatch but carries concurrency / microbatches sequences on
+    # average (C = 32 over 3 stages: microbatches of 11, 11, 10)
+    total = concurrency / microbatches * w.context_tokens / wave
     return StagePerf(total, total * w.output_tokens / w.context_tokens, wave, pre, dec, concurrency)
 
 

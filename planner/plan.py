@@ -50,6 +50,7 @@ class Plan:
     token_basis: str
     basis_fraction: float  # billable share of processed tokens
     output_fraction: float
+    microbatch: int = 0  # sequences per forward step (concurrency / stages, rounded up)
 
     @property
     def stage_tokens_per_s(self) -> float:
@@ -139,22 +140,25 @@ def _assign_gpus(scenario: Scenario, stages: list[Option]) -> list[tuple[tuple[s
 
 
 def make_plan(scenario: Scenario, options: list[Option]) -> Plan:
+    """Lay out the chosen options; memory is reported at the plan's concurrency (its stage count's)."""
     ordered = _order(options)
     placement = _assign_gpus(scenario, ordered)
+    m, eng, w = scenario.model, scenario.engine, scenario.workload
+    concurrency = ordered[0].level.concurrency(len(ordered)) if ordered else 0
     stages = []
     layer = 1
     for k, (o, (ids, node)) in enumerate(zip(ordered, placement), start=1):
-        sku = scenario.pool.entry(o.gpu_type).spec.sku
-        stages.append(Stage(k, layer, layer + o.size - 1, o.gpu_type, sku, o.tp, o.tokens_per_s,
-                            o.memory_gb_per_gpu, o.capacity_gb, o.cost_usd_per_hour, o.bound, ids, node))
+        spec = scenario.pool.entry(o.gpu_type).spec
+        mem = perf.stage_memory(m, spec, eng, o.size, o.tp, o.first, o.last, concurrency, w.context_tokens)
+        stages.append(Stage(k, layer, layer + o.size - 1, o.gpu_type, spec.sku, o.tp, o.tokens_per_s,
+                            mem.total_gb, o.capacity_gb, o.cost_usd_per_hour, o.bound, ids, node))
         layer += o.size
     links = []
     for a, b in zip(stages, stages[1:]):
         bw = scenario.pool.link(a.gpu_type, b.gpu_type)
         links.append(Link(a.index, a.gpu_type, b.gpu_type, bw, perf.link_tokens_per_s(scenario.model, bw)))
-    w = scenario.workload
-    return Plan(tuple(stages), tuple(links), ordered[0].concurrency if ordered else 0, w.token_basis,
-                w.basis_fraction, w.output_tokens / w.context_tokens)
+    return Plan(tuple(stages), tuple(links), concurrency, w.token_basis, w.basis_fraction,
+                w.output_tokens / w.context_tokens, ordered[0].microbatch if ordered else 0)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ PLAN_COLUMNS = ("stage", "first_layer", "last_layer", "num_layers", "gpu_type", 
                 "node", "tokens_per_s", "memory_gb_per_gpu", "memory_capacity_gb", "cost_usd_per_hour", "bound",
                 "bottleneck")
 CURVE_COLUMNS = ("budget_usd_per_hour", "tokens_per_s", "cost_usd_per_hour", "usd_per_million_tokens", "status")
-CANDIDATE_COLUMNS = ("first_layer", "last_layer", "num_layers", "role", "gpu_type", "tp", "concurrency",
-                     "tokens_per_s", "memory_gb_per_gpu", "memory_capacity_gb", "cost_usd_per_hour", "bound",
+CANDIDATE_COLUMNS = ("first_layer", "last_layer", "num_layers", "role", "gpu_type", "tp", "level", "microbatch",
+                     "concurrency", "max_stages", "tokens_per_s", "memory_gb_per_gpu", "memory_capacity_gb", "cost_usd_per_hour", "bound",
                      "feasible", "used_in_milp", "reason")
 
 
@@ -51,6 +51,7 @@ def plan_summary(plan: Plan) -> dict:
         "num_gpus": plan.num_gpus,
         "gpus_by_type": plan.gpus_by_type(),
         "concurrency": plan.concurrency,
+        "microbatch": plan.microbatch,
         "bottleneck_stage": plan.bottleneck,
         "stages": [{
             "first_layer": s.first_layer, "last_layer": s.last_layer, "gpu_type": s.gpu_type, "sku": s.sku,
@@ -100,7 +101,8 @@ def candidate_rows(cs: CandidateSet):
     def rows(o: Option, used: bool):
         for a in expand_positions(o, L):
             yield {"first_layer": a, "last_layer": a + o.size - 1, "num_layers": o.size, "role": o.role,
-                   "gpu_type": o.gpu_type, "tp": o.tp, "concurrency": o.concurrency,
+                   "gpu_type": o.gpu_type, "tp": o.tp, "level": str(o.level),
+                   "microbatch": o.microbatch, "concurrency": o.concurrency, "max_stages": o.max_stages,
                    "tokens_per_s": round(o.tokens_per_s, 6), "memory_gb_per_gpu": round(o.memory_gb_per_gpu, 4),
                    "memory_capacity_gb": o.capacity_gb, "cost_usd_per_hour": o.cost_usd_per_hour, "bound": o.bound,
                    "feasible": o.feasible, "used_in_milp": used, "reason": o.reason}

@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import replace
 
-from .candidates import CandidateSet, Option, build_candidates
+from .candidates import CandidateSet, Level, Option, build_candidates
 from .domain import Scenario
 from .errors import InfeasibleError, InputError
 from .milp import LevelModel, SolveOutcome
@@ -27,25 +27,25 @@ class Planner:
     def __init__(self, scenario: Scenario, candidates: CandidateSet | None = None):
         self.scenario = scenario
         self.candidates = candidates or build_candidates(scenario)
-        self._by_level: dict[int, list[Option]] = {}
+        self._by_level: dict[Level, list[Option]] = {}
         for o in self.candidates.options:
-            self._by_level.setdefault(o.concurrency, []).append(o)
-        self._models: dict[int, LevelModel] = {}
+            self._by_level.setdefault(o.level, []).append(o)
+        self._models: dict[Level, LevelModel] = {}
         self._start()
 
     # ---------------------------------------------------------------- plumbing
     @property
-    def levels(self) -> list[int]:
-        """Concurrency levels that can host a plan (some first-role and some last-role option)."""
+    def levels(self) -> list[Level]:
+        """Levels that can host a plan (some first-role and some last-role option)."""
         out = []
         for c, opts in self._by_level.items():
             if any(o.first for o in opts) and any(o.last for o in opts):
                 out.append(c)
         return sorted(out)
 
-    def model(self, level: int) -> LevelModel:
+    def model(self, level: Level) -> LevelModel:
         if level not in self._models:
-            self._models[level] = LevelModel(self.scenario, self._by_level[level])
+            self._models[level] = LevelModel(self.scenario, level, self._by_level[level])
         return self._models[level]
 
     @property
@@ -203,13 +203,13 @@ class Planner:
         proven = proven and not best.link_bound  # link limits are checked on the plan, not in the MILP
         frontier = tuple(pareto_filter(points)) if with_frontier else ()
         return Result("exact", best, status, proven, gap,
-                      f"threshold sweep along the cost/throughput frontier over {len(self.levels)} concurrency "
-                      f"level(s), {len(self._statuses)} MILP solves; proven minimum $/token" if proven else
+                      f"threshold sweep along the cost/throughput frontier over {len(self.levels)} "
+                      f"pipeline level(s), {len(self._statuses)} MILP solves; proven minimum $/token" if proven else
                       "threshold sweep stopped by the time limit; best plan found, not proven optimal",
                       self.solve_seconds, self.build_seconds, self.problem_size(), frontier=frontier,
                       warnings=self._target_warnings(best), extra={"solves": len(self._statuses)})
 
-    def _level_sweep(self, level: int, prune_q: float | None = None, stop=None):
+    def _level_sweep(self, level: Level, prune_q: float | None = None, stop=None):
         """Yield the frontier plans of one level in increasing cost: the cheapest plan, then the cheapest
         plan strictly faster than the last, and so on. The sweep ends early when `stop(plan, t_max)`
         says no later (costlier, at most t_max fast) plan can improve the caller's objective, or, with

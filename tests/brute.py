@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 
-from planner.candidates import concurrency_levels, evaluate_option, segment_sizes, tp_degrees
+from planner.candidates import evaluate_option, pipeline_levels, segment_sizes, tp_degrees
 
 
 def compositions(total: int, parts: tuple[int, ...], max_parts: int):
@@ -19,15 +19,20 @@ def compositions(total: int, parts: tuple[int, ...], max_parts: int):
 
 
 def all_plans(sc):
-    """Yield (cost_usd_per_hour, tokens_per_s, stages) for every feasible plan (stage order included)."""
+    """Yield (cost_usd_per_hour, tokens_per_s, stages) for every feasible plan (stage order included).
+
+    A plan of k stages runs at each level allowing k stages: microbatch b, and every stage must hold the
+    KV cache of the level's concurrency at k (each option knows the most stages at which it fits)."""
     L = sc.model.num_layers
     sizes, _ = segment_sizes(sc)
     tps, _ = tp_degrees(sc)
     shapes = [(g, t) for g in sc.pool.types for t in tps[g]]
     counts = {e.name: e.count for e in sc.pool.entries}
-    for c in concurrency_levels(sc):
+    for level in pipeline_levels(sc):
         for comp in compositions(L, sizes, sc.settings.max_stages):
             k = len(comp)
+            if k not in level.stage_counts:
+                continue
             roles = ["only"] if k == 1 else ["first"] + ["middle"] * (k - 2) + ["last"]
             for choice in itertools.product(shapes, repeat=k):
                 used = {}
@@ -35,8 +40,8 @@ def all_plans(sc):
                     used[g] = used.get(g, 0) + t
                 if any(used[g] > counts[g] for g in used):
                     continue
-                opts = [evaluate_option(sc, s, r, g, t, c) for s, r, (g, t) in zip(comp, roles, choice)]
-                if not all(o.feasible for o in opts):
+                opts = [evaluate_option(sc, s, r, g, t, level) for s, r, (g, t) in zip(comp, roles, choice)]
+                if not all(o.feasible and k <= o.max_stages for o in opts):
                     continue
                 yield sum(o.cost_usd_per_hour for o in opts), min(o.tokens_per_s for o in opts), opts
 
