@@ -11,7 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from .csvio import Cells, parse_table, read_text
-from .domain import EngineProfile, GpuSpec, ModelSpec
+from .domain import (MAX_GB_PER_S, MAX_GPU_MEMORY_GB, MAX_LAYERS, MAX_PRICE_USD_PER_GPU_HOUR, MAX_TFLOPS,
+                     EngineProfile, GpuSpec, ModelSpec)
 from .errors import InputError, Problem
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -55,10 +56,10 @@ class Catalog:
         return (model, True) if model else None
 
     def nearest_gpus(self, name: str) -> list[str]:
-        return difflib.get_close_matches(name, list(self.gpus) + list(self.gpu_aliases), n=3, cutoff=0.4)
+        return _nearest(name, list(self.gpus), self.gpu_aliases)
 
     def nearest_models(self, name: str) -> list[str]:
-        return difflib.get_close_matches(name, list(self.models) + list(self.model_aliases), n=3, cutoff=0.4)
+        return _nearest(name, list(self.models), self.model_aliases)
 
     def gpu(self, name: str) -> GpuSpec:
         hit = self.resolve_gpu(name)
@@ -82,6 +83,13 @@ class Catalog:
         return self.engines[name]
 
 
+def _nearest(name: str, names: list[str], aliases: dict[str, str], n: int = 3) -> list[str]:
+    """Closest catalogue names to `name`, ignoring case; a close alias stands for its catalogue name."""
+    folded = {a: target for a, target in aliases.items()} | {_key(x): x for x in names}
+    close = [folded[k] for k in difflib.get_close_matches(_key(name), list(folded), n=3 * n, cutoff=0.4)]
+    return list(dict.fromkeys(close))[:n]
+
+
 def _aliases(text: str) -> list[str]:
     return [a.strip() for a in text.split("|") if a.strip()]
 
@@ -95,12 +103,13 @@ def parse_gpus(text: str, file: str) -> tuple[dict[str, GpuSpec], dict[str, str]
         c = Cells(table, lineno, row, problems)
         sku = c.text("sku")
         values = dict(
-            memory_gb=c.number("memory_gb", maximum=10_000),
-            fp16_dense_tflops=c.number("fp16_dense_tflops", maximum=100_000),
-            hbm_gb_per_s=c.number("hbm_gb_per_s", maximum=1_000_000),
-            intra_link_gb_per_s=c.number("intra_link_gb_per_s", maximum=100_000),
-            gpus_per_node=c.integer("gpus_per_node", maximum=1024),
-            price_usd_per_hour=c.number("price_usd_per_hour", maximum=10_000),
+            memory_gb=c.number("memory_gb", maximum=MAX_GPU_MEMORY_GB, unit="GB"),
+            fp16_dense_tflops=c.number("fp16_dense_tflops", maximum=MAX_TFLOPS, unit="TFLOP/s"),
+            hbm_gb_per_s=c.number("hbm_gb_per_s", maximum=MAX_GB_PER_S, unit="GB/s"),
+            intra_link_gb_per_s=c.number("intra_link_gb_per_s", maximum=MAX_GB_PER_S, unit="GB/s"),
+            gpus_per_node=c.integer("gpus_per_node", maximum=1024, unit="GPUs per node"),
+            price_usd_per_hour=c.number("price_usd_per_hour", maximum=MAX_PRICE_USD_PER_GPU_HOUR,
+                                        unit="$ per GPU-hour"),
         )
         link = (c.text("intra_link") or "").lower()
         if link and link not in ("nvlink", "pcie"):
@@ -132,7 +141,7 @@ def parse_models(text: str, file: str) -> tuple[dict[str, ModelSpec], dict[str, 
         c = Cells(table, lineno, row, problems)
         name = c.text("name")
         values = dict(
-            num_layers=c.integer("num_layers", maximum=10_000),
+            num_layers=c.integer("num_layers", maximum=MAX_LAYERS, unit="layers"),
             hidden_size=c.integer("hidden_size", maximum=1_000_000),
             num_heads=c.integer("num_heads", maximum=100_000),
             num_kv_heads=c.integer("num_kv_heads", maximum=100_000),
@@ -148,7 +157,7 @@ def parse_models(text: str, file: str) -> tuple[dict[str, ModelSpec], dict[str, 
         try:
             models[name] = ModelSpec(name=name, **values)
         except InputError as exc:
-            problems.extend(Problem(p.message, file, lineno) for p in exc.problems)
+            problems.extend(Problem(p.message, file, lineno, p.column) for p in exc.problems)
             continue
         sources[name] = row.get("source", "")
         for alias in _aliases(row.get("aliases", "")):

@@ -1,19 +1,25 @@
 """Tolerant, precise CSV reading: every problem names its file, row and column.
 
-Accepted quirks: a UTF-8 byte-order mark, stray spaces, blank lines, and semicolon-separated files
-(when the header has no comma). Everything is parsed as data only.
+Accepted quirks: a UTF-8 byte-order mark, stray spaces, blank lines (also rows of empty cells), CRLF or
+CR line ends, quoted fields, trailing commas, and semicolon- or tab-separated files when the header
+row has no comma (the table records which separator it used, so the caller can say so). Everything is
+parsed as data only.
 """
 from __future__ import annotations
 
 import csv
-import io
+import difflib
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, Problem
 
 MAX_FILE_BYTES = 5_000_000
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,15 @@ class Table:
     file: str
     header: tuple[str, ...]
     rows: tuple[tuple[int, dict[str, str]], ...]
+    delimiter: str = ","
+    missing: tuple[str, ...] = ()  # required columns that are absent (already reported)
+
+    @property
+    def delimiter_note(self) -> str | None:
+        """What to tell the user when the file was not comma-separated."""
+        if self.delimiter == ",":
+            return None
+        return f"{self.file} is read as {DELIMITER_NAMES[self.delimiter]}-separated (its header has no comma)"
 
 
 def read_text(path: Path | str) -> str:
@@ -38,49 +53,104 @@ def read_text(path: Path | str) -> str:
 
 
 def decode(data: bytes, file: str) -> str:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InputError(Problem("is UTF-16 text; save it as UTF-8 (plain CSV)", file))
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(Problem(f"not UTF-8 text (byte {exc.start})", file)) from exc
+        raise InputError(Problem(f"not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV", file)) from exc
+
+
+def split_rows(text: str) -> tuple[str, list[tuple[int, list[str]]]]:
+    """(delimiter, [(line number, stripped fields)]) without blank lines or rows of empty cells.
+
+    Each line is parsed on its own so that line numbers stay exact (a quoted field cannot span lines)."""
+    text = text.removeprefix("\ufeff")
+    lines = [(i + 1, line) for i, line in enumerate(_LINE_END.split(text)) if line.strip()]
+    if not lines:
+        return ",", []
+    first = lines[0][1]
+    delimiter = "," if "," in first else ";" if ";" in first else "\t" if "\t" in first else ","
+    rows = []
+    for lineno, line in lines:
+        fields = [f.strip() for f in next(csv.reader([line], delimiter=delimiter, skipinitialspace=True))]
+        if any(fields):
+            rows.append((lineno, fields))
+    return delimiter, rows
 
 
 def parse_table(text: str, file: str, required: tuple[str, ...] = (), optional: tuple[str, ...] | None = None,
-                keep_case_header: bool = False) -> Table:
-    """Parse CSV text; check required columns and (when `optional` is given) unknown ones."""
-    lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
-    if not lines:
-        raise InputError(Problem("file is empty", file))
-    first = lines[0][1]
-    delimiter = "," if "," in first or ";" not in first else ";"
-    problems: list[Problem] = []
-    reader = csv.reader(io.StringIO("\n".join(line for _, line in lines)), delimiter=delimiter)
-    parsed = list(reader)
-    header = tuple(h.strip() if keep_case_header else h.strip().lower() for h in parsed[0])
-    missing = [c for c in required if c not in header]
+                keep_case_header: bool = False, problems: list[Problem] | None = None,
+                join_extra: bool = False) -> Table:
+    """Parse CSV text; check required columns and (when `optional` is given) unknown ones.
+
+    With `problems`, problems are appended there and the rows that could be read are returned (so a
+    caller can go on checking them); without, any problem raises InputError. `join_extra` puts surplus
+    cells back into the last column (config.csv: `budget_factors,0.4,0.7` is unambiguous)."""
+    found: list[Problem] = []
+    delimiter, parsed = split_rows(text)
+    if not parsed:
+        found.append(Problem("file is empty (a header row and at least one data row are needed)", file))
+        return _finish(Table(file, (), (), delimiter, tuple(required)), found, problems)
+    header_line, raw_header = parsed[0]
+    header = [h if keep_case_header else h.lower() for h in raw_header]
+    while header and not header[-1]:  # trailing separators on the header row
+        header.pop()
+    missing = tuple(c for c in required if c not in header)
     for c in missing:
-        problems.append(Problem(f"missing column '{c}' (columns found: {', '.join(header)})", file, 1))
+        found.append(Problem(f"missing column '{c}' (columns found: {', '.join(h for h in header if h) or 'none'})",
+                             file, header_line))
     if optional is not None:
-        known = set(required) | set(optional)
+        known = list(required) + list(optional)
         for c in header:
             if c and c not in known:
-                problems.append(Problem(f"unknown column '{c}' (expected {', '.join(sorted(known))})", file, 1, c))
-    dupes = sorted({h for h in header if header.count(h) > 1 and h})
-    for c in dupes:
-        problems.append(Problem("column appears more than once", file, 1, c))
+                near = difflib.get_close_matches(c, known, n=1, cutoff=0.6)
+                hint = f"did you mean '{near[0]}'? " if near else ""
+                found.append(Problem(f"unknown column ({hint}expected {', '.join(known)})", file, header_line, c))
+    for c in sorted({h for h in header if h and header.count(h) > 1}):
+        found.append(Problem("column appears more than once", file, header_line, c))
+    other = ";" if delimiter == "," else ","
     rows = []
-    for (lineno, _), values in zip(lines[1:], parsed[1:]):
-        if len(values) > len(header) and any(v.strip() for v in values[len(header):]):
-            problems.append(Problem(f"{len(values)} values but the header has {len(header)} columns", file, lineno))
+    for lineno, values in parsed[1:]:
+        if len(header) > 1 and len(values) == 1 and other in values[0]:
+            found.append(Problem(f"this row is separated by '{other}' but the header by '{delimiter}'", file, lineno))
             continue
-        row = {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(header)}
+        extra = values[len(header):]
+        if any(extra):
+            if join_extra and header:
+                values = values[:len(header) - 1] + [delimiter.join(values[len(header) - 1:]).rstrip(delimiter)]
+            else:
+                found.append(Problem(f"{len(values)} values but the header has {len(header)} columns "
+                                     "(quote a value that contains the separator)", file, lineno))
+                continue
+        row = {}
+        for i, h in enumerate(header):
+            value = values[i] if i < len(values) else ""
+            if not h and value:
+                found.append(Problem(f"value '{value}' is in column {i + 1}, which has no name in the header",
+                                     file, lineno))
+            elif h:
+                row.setdefault(h, value)
         rows.append((lineno, row))
-    if problems:
-        raise InputError(problems)
-    return Table(file, header, tuple(rows))
+    if not rows and not found:
+        found.append(Problem("has a header but no data rows", file, header_line))
+    return _finish(Table(file, tuple(header), tuple(rows), delimiter, missing), found, problems)
+
+
+def _finish(table: Table, found: list[Problem], problems: list[Problem] | None) -> Table:
+    if problems is None:
+        if found:
+            raise InputError(found)
+    else:
+        problems.extend(found)
+    return table
 
 
 class Cells:
-    """Typed access to one row's cells that records problems instead of raising at the first."""
+    """Typed access to one row's cells that records problems instead of raising at the first.
+
+    A cell of a required column that is missing from the header reads as None without a new problem:
+    the missing column was reported once, at the header."""
 
     def __init__(self, table: Table, lineno: int, row: dict[str, str], problems: list[Problem]):
         self.table, self.lineno, self.row, self.problems = table, lineno, row, problems
@@ -91,40 +161,26 @@ class Cells:
     def text(self, column: str, default: str | None = None) -> str | None:
         value = self.row.get(column, "")
         if value == "":
-            if default is None:
+            if default is None and column not in self.table.missing:
                 self._bad(column, "is empty")
             return default
         return value
 
     def number(self, column: str, default: float | None = None, positive: bool = True,
-               maximum: float | None = None, allow_missing: bool = False) -> float | None:
+               maximum: float | None = None, allow_missing: bool = False, unit: str = "") -> float | None:
         value = self.row.get(column, "")
         if value == "":
-            if default is None and not allow_missing:
+            if default is None and not allow_missing and column not in self.table.missing:
                 self._bad(column, "is empty; a number is required")
             return default
-        try:
-            x = float(value)
-        except ValueError:
-            self._bad(column, f"'{value}' is not a number")
-            return None
-        if not math.isfinite(x):
-            self._bad(column, f"'{value}' is not a finite number")
-            return None
-        if positive and x <= 0:
-            self._bad(column, f"must be positive, got {value}")
-            return None
-        if not positive and x < 0:
-            self._bad(column, f"cannot be negative, got {value}")
-            return None
-        if maximum is not None and x > maximum:
-            self._bad(column, f"{value} is implausibly large (limit {maximum:g})")
-            return None
+        x, message = check_number(value, positive=positive, maximum=maximum, unit=unit)
+        if message:
+            self._bad(column, message)
         return x
 
     def integer(self, column: str, default: int | None = None, maximum: float | None = None,
-                allow_missing: bool = False) -> int | None:
-        x = self.number(column, default, maximum=maximum, allow_missing=allow_missing)
+                allow_missing: bool = False, unit: str = "") -> int | None:
+        x = self.number(column, default, maximum=maximum, allow_missing=allow_missing, unit=unit)
         if x is None:
             return None
         if int(x) != x:
@@ -133,14 +189,46 @@ class Cells:
         return int(x)
 
     def boolean(self, column: str, default: bool | None = None) -> bool | None:
-        value = self.row.get(column, "").lower()
+        value = self.row.get(column, "")
         if value == "":
-            if default is None:
+            if default is None and column not in self.table.missing:
                 self._bad(column, "is empty; true or false is required")
             return default
-        if value in ("true", "1", "yes", "y"):
-            return True
-        if value in ("false", "0", "no", "n"):
-            return False
-        self._bad(column, f"'{value}' is not true/false")
-        return None
+        x = parse_bool(value)
+        if x is None:
+            self._bad(column, f"'{value}' is not true or false (write true/false, yes/no or 1/0)")
+        return x
+
+
+def parse_bool(value: str) -> bool | None:
+    v = value.strip().lower()
+    if v in ("true", "1", "yes", "y"):
+        return True
+    if v in ("false", "0", "no", "n"):
+        return False
+    return None
+
+
+def check_number(value: str, positive: bool = True, maximum: float | None = None,
+                 unit: str = "") -> tuple[float | None, str]:
+    """(number, "") or (None, what is wrong with it)."""
+    try:
+        x = float(value)
+    except ValueError:
+        if _DECIMAL_COMMA.match(value.strip()):
+            return None, f"'{value}' is not a number (use a point as the decimal separator)"
+        return None, f"'{value}' is not a number"
+    if not math.isfinite(x):
+        return None, f"'{value}' is not a finite number"
+    if positive and x <= 0:
+        return None, f"must be positive, got {value}"
+    if x < 0:
+        return None, f"cannot be negative, got {value}"
+    if maximum is not None and x > maximum:
+        return None, f"{value} is above the limit of {fmt_limit(maximum)}{' ' + unit if unit else ''}"
+    return x, ""
+
+
+def fmt_limit(x: float) -> str:
+    """10000000 -> '10,000,000' (never '1e+07')."""
+    return f"{int(x):,}" if x == int(x) else f"{x:,}"

@@ -9,12 +9,24 @@ from .errors import InputError, Problem
 TOKEN_BASES = ("total", "output")
 METHODS = ("exact", "enumeration", "weighted")
 
+# Sanity limits: far above anything real, low enough to catch a typo (a price in cents, a count with
+# three extra zeros) before it reaches the solver. Messages name the limit.
+MAX_GPUS_PER_TYPE = 100_000
+MAX_POOL_GPUS = 1_000_000
+MAX_LAYERS = 10_000
+MAX_CONTEXT_TOKENS = 10_000_000  # input + output per request; no model reads more
+MAX_CONCURRENCY = 1_000_000
+MAX_GPU_MEMORY_GB = 10_000
+MAX_PRICE_USD_PER_GPU_HOUR = 10_000
+MAX_TFLOPS = 100_000
+MAX_GB_PER_S = 1_000_000  # memory, NVLink/PCIe and network bandwidth
+
 
 def _check_positive(owner: str, **values: float) -> None:
     problems = []
     for name, value in values.items():
         if value is None or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-            problems.append(Problem(f"{name} must be a positive number, got {value!r}", owner))
+            problems.append(Problem(f"{name} must be a positive number, got {value!r}", owner, column=name))
     if problems:
         raise InputError(problems)
 
@@ -58,10 +70,12 @@ class PoolEntry:
     spec: GpuSpec
 
     def __post_init__(self) -> None:
-        if not isinstance(self.count, int) or self.count <= 0:
-            raise InputError(f"GPU type {self.name}: count must be a positive integer, got {self.count!r}")
-        if self.count > 100_000:
-            raise InputError(f"GPU type {self.name}: count {self.count} is beyond any real pool (max 100000)")
+        if not isinstance(self.count, int) or isinstance(self.count, bool) or self.count <= 0:
+            raise InputError(Problem(f"count must be a positive integer, got {self.count!r}", f"GPU type {self.name}",
+                                     column="count"))
+        if self.count > MAX_GPUS_PER_TYPE:
+            raise InputError(Problem(f"count {self.count} is above the limit of {MAX_GPUS_PER_TYPE:,} GPUs of one type",
+                                     f"GPU type {self.name}", column="count"))
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,8 @@ class Pool:
         if dupes:
             raise InputError(f"GPU pool lists {', '.join(dupes)} more than once")
         _check_positive("pool", default_link_gb_per_s=self.default_link_gb_per_s)
+        if self.total_gpus > MAX_POOL_GPUS:
+            raise InputError(f"the pool has {self.total_gpus:,} GPUs, above the limit of {MAX_POOL_GPUS:,}")
 
     @property
     def types(self) -> tuple[str, ...]:
@@ -133,12 +149,12 @@ class ModelSpec:
             vocab_size=self.vocab_size,
             bytes_per_param=self.bytes_per_param,
         )
-        if self.num_layers > 10_000:
-            raise InputError(f"model {self.name}: {self.num_layers} layers is beyond any real model (max 10000)")
+        if self.num_layers > MAX_LAYERS:
+            raise InputError(Problem(f"{self.num_layers} layers is above the limit of {MAX_LAYERS:,} layers",
+                                     f"model {self.name}", column="num_layers"))
         if self.num_kv_heads > self.num_heads or self.num_heads % self.num_kv_heads:
-            raise InputError(
-                f"model {self.name}: num_kv_heads ({self.num_kv_heads}) must divide num_heads ({self.num_heads})"
-            )
+            raise InputError(Problem(f"num_kv_heads ({self.num_kv_heads}) must divide num_heads ({self.num_heads})",
+                                     f"model {self.name}", column="num_kv_heads"))
         if self.layer_weight_gb_override is not None:
             _check_positive(f"model {self.name}", layer_weight_memory_gb=self.layer_weight_gb_override)
 
@@ -157,7 +173,12 @@ class Workload:
         if self.concurrency is not None:
             _check_positive("workload", concurrency=self.concurrency)
         if self.token_basis not in TOKEN_BASES:
-            raise InputError(f"workload: token_basis must be one of {TOKEN_BASES}, got {self.token_basis!r}")
+            raise InputError(Problem(f"token_basis must be one of {TOKEN_BASES}, got {self.token_basis!r}", "workload",
+                                     column="token_basis"))
+        if self.input_tokens + self.output_tokens > MAX_CONTEXT_TOKENS:
+            raise InputError(Problem(f"a context of {self.input_tokens + self.output_tokens:,} tokens (input + output) "
+                                     f"is above the limit of {MAX_CONTEXT_TOKENS:,} tokens", "workload",
+                                     column="input_tokens"))
 
     @property
     def context_tokens(self) -> int:
@@ -236,29 +257,34 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         problems = []
+
+        def bad(column: str, message: str) -> None:
+            problems.append(Problem(message, "settings", column=column))
+
         if self.method not in METHODS:
-            problems.append(Problem(f"method must be one of {', '.join(METHODS)}, got {self.method!r}", "settings"))
+            bad("method", f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not 0.0 <= self.cost_weight <= 1.0:
-            problems.append(Problem(f"cost weight must be in [0, 1], got {self.cost_weight}", "settings"))
+            bad("cost_weight", f"cost weight must be between 0 and 1, got {self.cost_weight}")
         if self.max_stages < 1:
-            problems.append(Problem(f"max pipeline stages must be >= 1, got {self.max_stages}", "settings"))
+            bad("max_stages", f"max pipeline stages must be >= 1, got {self.max_stages}")
         if self.min_layers_per_stage < 1:
-            problems.append(Problem(f"min layers per stage must be >= 1, got {self.min_layers_per_stage}", "settings"))
-        if not self.time_limit_s > 0:
-            problems.append(Problem(f"time limit must be positive, got {self.time_limit_s}", "settings"))
+            bad("min_layers_per_stage", f"min layers per stage must be >= 1, got {self.min_layers_per_stage}")
+        if not 0 < self.time_limit_s < math.inf:
+            bad("time_limit_s", f"time limit must be a positive number of seconds, got {self.time_limit_s}")
         if not 0.0 <= self.mip_gap < 1.0:
-            problems.append(Problem(f"MIP gap must be in [0, 1), got {self.mip_gap}", "settings"))
-        if not self.budget_factors or any(not (f > 0) for f in self.budget_factors):
-            problems.append(Problem(f"budget factors must be positive, got {list(self.budget_factors)}", "settings"))
-        elif list(self.budget_factors) != sorted(set(self.budget_factors)):
-            problems.append(Problem(f"budget factors must be increasing, got {list(self.budget_factors)}", "settings"))
+            bad("mip_gap", f"MIP gap must be in [0, 1), got {self.mip_gap}")
+        factors = list(self.budget_factors)
+        if not factors or any(not 0 < f < math.inf for f in factors):
+            bad("budget_factors", f"budget factors must be positive numbers, got {factors}")
+        elif factors != sorted(set(factors)):
+            bad("budget_factors", f"budget factors must be increasing, without repeats, got {factors}")
         if self.sizes is not None and (not self.sizes or any(int(s) != s or s < 1 for s in self.sizes)):
-            problems.append(Problem(f"segment sizes must be positive integers, got {list(self.sizes)}", "settings"))
+            bad("sizes", f"segment sizes must be positive integers, got {list(self.sizes)}")
         for name in ("max_usd_per_hour", "target_usd_per_million_tokens", "min_tokens_per_s",
                      "max_usd_per_million_tokens", "throughput_normalization", "cost_normalization"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
-                problems.append(Problem(f"{name} must be positive, got {value}", "settings"))
+                bad(name, f"{name} must be positive, got {value}")
         if problems:
             raise InputError(problems)
 

@@ -21,9 +21,12 @@ class Problem:
         where = self.file or "input"
         if self.row is not None:
             where += f", row {self.row}"
-        if self.column:
-            where += f", column '{self.column}'"
-        return f"{where}: {self.message}"
+            if self.column:
+                where += f", column '{self.column}'"
+        elif self.column:  # a setting or command-line option rather than a table cell
+            where += f", {self.column}"
+        # One problem is one line of output, whatever a cell contained.
+        return " ".join(f"{where}: {self.message}".split())
 
 
 class PlannerError(Exception):

@@ -4,22 +4,29 @@ A config folder holds `config.csv` (parameter,value), `gpu_pool.csv` and optiona
 per-GPU `network_bandwidth.csv` or our `network_by_type.csv`. Every key of config.csv is either
 honoured or reported as ignored; every assumption (a price from the catalogue, an alias, MHA when no
 KV-head count is given) becomes a warning on the scenario.
+
+Validation collects every problem of every file before refusing the input: each problem names the
+file, the row and the column (for config.csv, the `value` column and the parameter name) and the rule.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 from dataclasses import replace
 from pathlib import Path
 
 from .catalog import Catalog, load_catalog
-from .csvio import Cells, Table, parse_table, read_text
-from .domain import GpuSpec, ModelSpec, Pool, PoolEntry, Scenario, SearchSettings, Workload
+from .csvio import Cells, Table, check_number, parse_bool, parse_table, read_text, split_rows
+from .domain import (MAX_CONCURRENCY, MAX_CONTEXT_TOKENS, MAX_GB_PER_S, MAX_GPU_MEMORY_GB, MAX_GPUS_PER_TYPE,
+                     MAX_LAYERS, MAX_POOL_GPUS, MAX_PRICE_USD_PER_GPU_HOUR, MAX_TFLOPS, GpuSpec, ModelSpec, Pool,
+                     PoolEntry, Scenario, SearchSettings, Workload)
 from .errors import InputError, Problem
 
 log = logging.getLogger(__name__)
 
 SCENARIO_FORMAT = "gpu-pipeline-planner-scenario/1"
+SCENARIO_FILES = ("config.csv", "gpu_pool.csv", "network_bandwidth.csv", "network_by_type.csv")
 
 # Keys the loader understands. Everything else is reported as unknown.
 HONOURED = {
@@ -41,6 +48,30 @@ DEFAULT_OUTPUT_TOKENS = 256
 POOL_COLUMNS = ("gpu_type", "count")
 POOL_OPTIONAL = ("memory_gb", "dollar_per_hour", "price_usd_per_hour", "gpus_per_node", "fp16_dense_tflops",
                  "hbm_gb_per_s", "intra_link", "intra_link_gb_per_s")
+QUANTIZATION_KEYS = ("coarse", "fine", "even", "full")
+MAX_BUDGET_FACTOR = 1000
+MAX_TIME_LIMIT_S = 10_000_000
+
+# config.csv key -> (ModelSpec field, limit, unit); all whole numbers.
+MODEL_KEYS = {
+    "num_decoder_layers": ("num_layers", MAX_LAYERS, "layers"),
+    "d_model": ("hidden_size", 1_000_000, ""),
+    "d_hidden": ("ffn_size", 10_000_000, ""),
+    "vocab_size": ("vocab_size", 100_000_000, "tokens"),
+    "num_attention_heads": ("num_heads", 100_000, "heads"),
+    "num_kv_heads": ("num_kv_heads", 100_000, "heads"),
+    "head_dim": ("head_dim", 100_000, ""),
+}
+# SearchSettings field -> the config.csv key it comes from (to locate the domain's own checks).
+SETTINGS_KEYS = {
+    "method": "method", "cost_weight": "cost_throughput_weight", "quantization": "quantization",
+    "sizes": "segment_sizes", "budget_factors": "budget_factors", "max_stages": "max_pipeline_stages",
+    "min_layers_per_stage": "min_layers_per_stage", "time_limit_s": "time_limit_seconds",
+    "mip_gap": "optimality_gap", "max_usd_per_hour": "max_hourly_cost",
+    "target_usd_per_million_tokens": "max_cost_per_million_token", "min_tokens_per_s": "max_total_runtime_hours",
+    "max_usd_per_million_tokens": "max_total_cost", "throughput_normalization": "throughput_normalization",
+    "cost_normalization": "cost_normalization",
+}
 
 
 def load_config_dir(config_dir: Path | str, catalog: Catalog | None = None) -> Scenario:
@@ -49,56 +80,61 @@ def load_config_dir(config_dir: Path | str, catalog: Catalog | None = None) -> S
     if not base.is_dir():
         raise InputError(Problem("no such config folder", str(base)))
     texts: dict[str, str] = {}
-    for name in ("config.csv", "gpu_pool.csv", "network_bandwidth.csv", "network_by_type.csv"):
+    problems: list[Problem] = []
+    for name in SCENARIO_FILES:
         path = base / name
         if path.exists():
-            texts[name] = read_text(path)
+            try:
+                texts[name] = read_text(path)
+            except InputError as exc:
+                problems.extend(exc.problems)
     for required in ("config.csv", "gpu_pool.csv"):
-        if required not in texts:
-            raise InputError(Problem(f"missing {required}", str(base / required)))
+        if not (base / required).exists():
+            found = sorted(p.name for p in base.iterdir() if p.suffix.lower() == ".csv")
+            problems.append(Problem(f"missing {required} (CSV files found: {', '.join(found) or 'none'})",
+                                    str(base / required)))
+    if problems:
+        raise InputError(problems)
     return scenario_from_texts(texts, name=base.name, catalog=catalog, folder=str(base))
 
 
 def scenario_from_texts(texts: dict[str, str], name: str = "scenario", catalog: Catalog | None = None,
                         folder: str = "") -> Scenario:
-    """Build a Scenario from the text of the files of a config folder (file name -> text)."""
+    """Build a Scenario from the text of the files of a config folder (file name -> text).
+
+    Every file is checked as far as it can be read, and all problems are raised together."""
     catalog = catalog or load_catalog()
     prefix = f"{folder}/" if folder else ""
     problems: list[Problem] = []
-    config = _parse_config(texts["config.csv"], prefix + "config.csv", problems)
-    try:
-        pool_table = parse_table(texts["gpu_pool.csv"], prefix + "gpu_pool.csv", POOL_COLUMNS, POOL_OPTIONAL)
-    except InputError as exc:
-        problems.extend(exc.problems)
-        pool_table = None
-    if problems:
-        raise InputError(problems)
     warnings: list[str] = []
-    entries = _pool_entries(pool_table, catalog, problems, warnings)
-    model = _model(config, catalog, problems, warnings, prefix + "config.csv")
-    workload = _workload(config, problems, warnings, prefix + "config.csv")
-    settings = _settings(config, problems, warnings, prefix + "config.csv")
-    engine_name = config.get("engine", ("vllm", 0))[0]
-    engine = None
-    try:
-        engine = catalog.engine(engine_name)
-    except InputError as exc:
-        problems.append(Problem(str(exc), prefix + "config.csv", config["engine"][1], "value"))
-    inter_node = _config_number(config, "inter_node_gb_per_s", problems, prefix + "config.csv", default=25.0)
-    links: tuple[tuple[str, str, float], ...] = ()
-    if entries and "network_by_type.csv" in texts:
-        links = _links_by_type(texts["network_by_type.csv"], prefix + "network_by_type.csv", entries, problems)
-    elif entries and "network_bandwidth.csv" in texts:
-        links = _links_per_gpu(texts["network_bandwidth.csv"], prefix + "network_bandwidth.csv", entries, problems)
-    for key, (_, lineno) in config.items():
-        if key in IGNORED:
-            warnings.append(f"config.csv row {lineno}: '{key}' is ignored: {IGNORED[key]}")
-        elif key not in HONOURED:
-            warnings.append(f"config.csv row {lineno}: unknown parameter '{key}' is ignored")
+    absent = [Problem(f"missing {f}", prefix + f) for f in ("config.csv", "gpu_pool.csv") if f not in texts]
+    if absent:
+        raise InputError(absent)
+    cfg = _Config(texts["config.csv"], prefix + "config.csv", problems, warnings)
+    entries, pool_complete = _pool_entries(texts["gpu_pool.csv"], prefix + "gpu_pool.csv", catalog, problems,
+                                           warnings)
+    model = workload = settings = engine = inter_node = None
+    if not cfg.broken:
+        model = _model(cfg, catalog, warnings)
+        workload = _workload(cfg, warnings)
+        settings = _settings(cfg, warnings)
+        if model is not None and settings is not None:
+            locate = {field: (cfg.file, cfg.row(key), "value") for field, key in SETTINGS_KEYS.items() if cfg.has(key)}
+            problems.extend(check_settings_against_model(model, settings, locate, default_file=cfg.file))
+        engine_name = cfg.choice("engine", tuple(catalog.engines), "vllm")
+        engine = catalog.engines.get(engine_name) if engine_name else None
+        inter_node = cfg.number("inter_node_gb_per_s", maximum=MAX_GB_PER_S, unit="GB/s")
+    links = _links(texts, prefix, entries if pool_complete else None, problems, warnings)
+    cfg.report_unused()
     if problems:
+        order = {name: i for i, name in enumerate(SCENARIO_FILES)}
+        problems.sort(key=lambda p: (order.get(Path(p.file).name, len(order)), p.row or 0))
         raise InputError(problems)
-    pool = Pool(tuple(entries), links, default_link_gb_per_s=inter_node)
-    description = config.get("description", ("", 0))[0]
+    try:
+        pool = Pool(tuple(entries), links, default_link_gb_per_s=inter_node or 25.0)
+    except InputError as exc:  # only the pool-wide limits are left to fail here
+        raise InputError([Problem(p.message, prefix + "gpu_pool.csv") for p in exc.problems]) from exc
+    description = cfg.text("description")
     scenario = Scenario(model, workload, pool, engine, settings, name=name, warnings=tuple(warnings))
     for w in warnings:
         log.info("%s: %s", name, w)
@@ -107,89 +143,217 @@ def scenario_from_texts(texts: dict[str, str], name: str = "scenario", catalog: 
     return scenario
 
 
-# ------------------------------------------------------------------ config.csv
-def _parse_config(text: str, file: str, problems: list[Problem]) -> dict[str, tuple[str, int]]:
-    try:
-        table = parse_table(text, file, ("parameter", "value"), ())
-    except InputError as exc:
-        problems.extend(exc.problems)
-        return {}
-    config: dict[str, tuple[str, int]] = {}
-    for lineno, row in table.rows:
-        key = row["parameter"].lower()
-        if not key:
-            problems.append(Problem("parameter name is empty", file, lineno, "parameter"))
-            continue
-        if key in config:
-            problems.append(Problem(f"'{key}' is given twice (also row {config[key][1]})", file, lineno, "parameter"))
-            continue
-        config[key] = (row["value"], lineno)
-    return config
+def check_settings_against_model(model: ModelSpec, settings: SearchSettings,
+                                 locate: dict[str, tuple[str, int | None, str]],
+                                 default_file: str = "settings") -> list[Problem]:
+    """Rules that need both the model and the search settings (the segment sizes must tile L).
+
+    `locate` maps a SearchSettings field to (file, row, column) of where the user set it."""
+    problems = []
+    L = model.num_layers
+
+    def bad(field: str, message: str) -> None:
+        file, row, column = locate.get(field, (default_file, None, field))
+        problems.append(Problem(message, file, row, column))
+
+    lo = settings.min_layers_per_stage
+    if lo > L:
+        bad("min_layers_per_stage", f"min_layers_per_stage ({lo}) is more than the model's {L} layers")
+        return problems
+    if settings.sizes:
+        usable = sorted({s for s in settings.sizes if lo <= s <= L})
+        given = sorted(set(settings.sizes))
+        if not usable:
+            bad("sizes", f"segment_sizes {given}: none lies between min_layers_per_stage ({lo}) and the model's "
+                         f"{L} layers, so no stage can be formed")
+        else:
+            within, reachable = _tiling(usable, L, settings.max_stages)
+            if not reachable:
+                bad("sizes", f"segment_sizes {given} cannot tile the model: no sum of the usable sizes {usable} "
+                             f"equals its {L} layers (add {L}, or sizes that add up to {L})")
+            elif not within:
+                bad("sizes", f"segment_sizes {given} cannot tile the model's {L} layers within "
+                             f"max_pipeline_stages ({settings.max_stages}): every sum of the sizes that equals {L} "
+                             "needs more stages")
+    return problems
 
 
-def _config_number(config, key, problems, file, default=None, integer=False, positive=True, maximum=None):
-    if key not in config:
-        return default
-    value, lineno = config[key]
-    try:
-        x = float(value)
-    except ValueError:
-        problems.append(Problem(f"{key}: '{value}' is not a number", file, lineno, "value"))
-        return default
-    if x != x or x in (float("inf"), float("-inf")):
-        problems.append(Problem(f"{key}: '{value}' is not a finite number", file, lineno, "value"))
-        return default
-    if (positive and x <= 0) or (not positive and x < 0):
-        problems.append(Problem(f"{key} must be {'positive' if positive else 'non-negative'}, got {value}", file, lineno, "value"))
-        return default
-    if maximum is not None and x > maximum:
-        problems.append(Problem(f"{key} = {value} is implausibly large (limit {maximum:g})", file, lineno, "value"))
-        return default
-    if integer:
-        if int(x) != x:
-            problems.append(Problem(f"{key} must be a whole number, got {value}", file, lineno, "value"))
-            return default
-        return int(x)
-    return x
+def _tiling(sizes: list[int], total: int, max_stages: int) -> tuple[bool, bool]:
+    """(some <= max_stages of the sizes, repeats allowed, sum to `total`; any number of them do).
+
+    Bit i of an int is "sum i is reachable", so each step is a few shifts, not a loop over sums."""
+    mask = (1 << (total + 1)) - 1
+    reach = 1
+    for s in sizes:  # unbounded: multiples s, 2s, 4s, ... combine to any count of s
+        step = s
+        while step <= total:
+            reach = (reach | reach << step) & mask
+            step *= 2
+    if not reach >> total & 1:
+        return False, False
+    if total in sizes or max_stages >= total:  # every stage holds at least one layer
+        return True, True
+    level = 1
+    for _ in range(max_stages):
+        level = 0 if not level else _or_shifts(level, sizes) & mask
+        if level >> total & 1:
+            return True, True
+    return False, True
 
 
-def _config_bool(config, key, problems, file, default=None):
-    if key not in config:
-        return default
-    value, lineno = config[key]
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    problems.append(Problem(f"{key}: '{value}' is not true/false", file, lineno, "value"))
-    return default
-
-
-def _config_list(config, key, problems, file, integer=False):
-    if key not in config:
-        return None
-    value, lineno = config[key]
-    parts = [p.strip() for p in value.replace(";", " ").replace("|", " ").split()]
-    out = []
-    for p in parts:
-        try:
-            x = float(p)
-        except ValueError:
-            problems.append(Problem(f"{key}: '{p}' is not a number", file, lineno, "value"))
-            return None
-        if integer and int(x) != x:
-            problems.append(Problem(f"{key}: '{p}' is not a whole number", file, lineno, "value"))
-            return None
-        out.append(int(x) if integer else x)
-    if not out:
-        problems.append(Problem(f"{key} is empty", file, lineno, "value"))
-        return None
+def _or_shifts(bits: int, sizes: list[int]) -> int:
+    out = 0
+    for s in sizes:
+        out |= bits << s
     return out
 
 
-def _model(config, catalog: Catalog, problems, warnings, file) -> ModelSpec | None:
-    name_key = "model" if "model" in config else "model_name"
-    name, lineno = config.get(name_key, ("", 0))
+def override_settings(scenario: Scenario, changes: dict, sources: dict[str, str]) -> Scenario:
+    """`scenario` with its search settings changed (command-line flags); problems name the flag.
+
+    `sources` maps a SearchSettings field to the flag that set it (e.g. cost_weight -> --cost-weight)."""
+    try:
+        settings = replace(scenario.settings, **changes)
+    except InputError as exc:
+        raise InputError([Problem(p.message, "command line", None, sources.get(p.column, p.column))
+                          if p.column in sources else p for p in exc.problems]) from exc
+    locate = {field: ("command line", None, flag) for field, flag in sources.items()}
+    problems = check_settings_against_model(scenario.model, settings, locate, default_file="config.csv")
+    if problems:
+        raise InputError(problems)
+    return replace(scenario, settings=settings)
+
+
+# ------------------------------------------------------------------ config.csv
+class _Config:
+    """config.csv as parameter -> (value, row), with typed getters that record problems at the row."""
+
+    def __init__(self, text: str | None, file: str, problems: list[Problem], warnings: list[str]):
+        self.file, self.problems, self.warnings = file, problems, warnings
+        self.values: dict[str, tuple[str, int]] = {}
+        self.broken = text is None  # no usable rows: checking settings would only repeat that
+        if text is None:
+            return
+        table = parse_table(text, file, ("parameter", "value"), (), problems=problems, join_extra=True)
+        if table.missing or not table.rows:
+            self.broken = True
+            return
+        if table.delimiter_note:
+            warnings.append(table.delimiter_note)
+        for lineno, row in table.rows:
+            key = row.get("parameter", "").lower()
+            if not key:
+                if "parameter" not in table.missing:
+                    problems.append(Problem("parameter name is empty", file, lineno, "parameter"))
+                continue
+            if key in self.values:
+                problems.append(Problem(f"'{key}' is given twice (also on row {self.values[key][1]})", file, lineno,
+                                        "parameter"))
+                continue
+            self.values[key] = (row.get("value", ""), lineno)
+
+    def has(self, key: str) -> bool:
+        return key in self.values
+
+    def row(self, key: str) -> int | None:
+        return self.values[key][1] if key in self.values else None
+
+    def bad(self, key: str, message: str) -> None:
+        if key in self.values:
+            self.problems.append(Problem(f"{key}: {message}", self.file, self.row(key), "value"))
+        else:
+            self.problems.append(Problem(message, self.file, None, key))
+
+    def text(self, key: str) -> str:
+        return self.values.get(key, ("", 0))[0]
+
+    def number(self, key: str, integer: bool = False, positive: bool = True, maximum: float | None = None,
+               unit: str = "", words: tuple[str, ...] = ()):
+        """The value as a number, None when absent or wrong (then a problem is recorded)."""
+        if key not in self.values:
+            return None
+        value = self.text(key)
+        if value == "":
+            self.bad(key, "is empty; a number is required (or delete the row)")
+            return None
+        x, message = check_number(value, positive=positive, maximum=maximum, unit=unit)
+        if message:
+            if words and "not a number" in message:
+                message += f" or {' / '.join(words)}"
+            self.bad(key, message)
+            return None
+        if integer:
+            if int(x) != x:
+                self.bad(key, f"must be a whole number, got {value}")
+                return None
+            return int(x)
+        return x
+
+    def boolean(self, key: str, default: bool | None = None) -> bool | None:
+        if key not in self.values:
+            return default
+        x = parse_bool(self.text(key))
+        if x is None:
+            self.bad(key, f"'{self.text(key)}' is not true or false (write true/false, yes/no or 1/0)")
+            return default
+        return x
+
+    def numbers(self, key: str, integer: bool = False, maximum: float | None = None) -> list | None:
+        """A list such as `0.4;0.7;0.9` (also `,`, `|` or spaces between the numbers)."""
+        if key not in self.values:
+            return None
+        pieces = self.text(key).replace(";", " ").replace(",", " ").replace("|", " ").split()
+        if not pieces:
+            self.bad(key, "is empty; give a list such as 0.4;0.7;1.0 (or delete the row)")
+            return None
+        out = []
+        for piece in pieces:
+            x, message = check_number(piece, maximum=maximum)
+            if message:
+                self.bad(key, message)
+                return None
+            if integer and int(x) != x:
+                self.bad(key, f"'{piece}' is not a whole number")
+                return None
+            out.append(int(x) if integer else x)
+        return out
+
+    def choice(self, key: str, options: tuple[str, ...], default: str) -> str | None:
+        if key not in self.values:
+            return default
+        value = self.text(key)
+        for option in options:
+            if option.casefold() == value.casefold():
+                return option
+        near = difflib.get_close_matches(value.lower(), [o.lower() for o in options], n=1, cutoff=0.6)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        self.bad(key, f"must be one of {', '.join(options)}, got '{value}'{hint}")
+        return None
+
+    def relocate(self, exc: InputError, keys: dict[str, str]) -> None:
+        """Record the problems a domain object raised, at the config row of the field they name."""
+        for p in exc.problems:
+            key = keys.get(p.column, "")
+            if key in self.values:
+                self.problems.append(Problem(p.message, self.file, self.row(key), "value"))
+            else:
+                self.problems.append(Problem(p.message, self.file))
+
+    def report_unused(self) -> None:
+        known = sorted(HONOURED | set(IGNORED))
+        for key, (_, lineno) in self.values.items():
+            if key in IGNORED:
+                self.warnings.append(f"config.csv row {lineno}: '{key}' is ignored: {IGNORED[key]}")
+            elif key not in HONOURED:
+                near = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+                hint = f" (did you mean '{near[0]}'?)" if near else ""
+                self.warnings.append(f"config.csv row {lineno}: unknown parameter '{key}' is ignored{hint}")
+
+
+def _model(cfg: _Config, catalog: Catalog, warnings: list[str]) -> ModelSpec | None:
+    before = len(cfg.problems)
+    name_key = "model" if cfg.has("model") else "model_name"
+    name = cfg.text(name_key)
     base: ModelSpec | None = None
     if name:
         hit = catalog.resolve_model(name)
@@ -197,35 +361,41 @@ def _model(config, catalog: Catalog, problems, warnings, file) -> ModelSpec | No
             base = catalog.models[hit[0]]
             if hit[1]:
                 warnings.append(f"model '{name}' is an alias of catalogue model '{hit[0]}'")
-    dims = {
-        "num_layers": _config_number(config, "num_decoder_layers", problems, file, integer=True, maximum=10_000),
-        "hidden_size": _config_number(config, "d_model", problems, file, integer=True, maximum=1_000_000),
-        "ffn_size": _config_number(config, "d_hidden", problems, file, integer=True, maximum=10_000_000),
-        "vocab_size": _config_number(config, "vocab_size", problems, file, integer=True, maximum=100_000_000),
-        "num_heads": _config_number(config, "num_attention_heads", problems, file, integer=True, maximum=100_000),
-        "num_kv_heads": _config_number(config, "num_kv_heads", problems, file, integer=True, maximum=100_000),
-        "head_dim": _config_number(config, "head_dim", problems, file, integer=True, maximum=100_000),
-        "bytes_per_param": _config_number(config, "bytes_per_element", problems, file, maximum=16),
-        "gated_mlp": _config_bool(config, "gated_mlp", problems, file),
-        "tied_embeddings": _config_bool(config, "tied_embeddings", problems, file),
-    }
-    override = _config_number(config, "layer_weight_memory_gb", problems, file, maximum=10_000)
-    given = {k: v for k, v in dims.items() if v is not None}
+    given = {field: cfg.number(key, integer=True, maximum=limit, unit=unit)
+             for key, (field, limit, unit) in MODEL_KEYS.items()}
+    given["bytes_per_param"] = cfg.number("bytes_per_element", maximum=16, unit="bytes")
+    given["gated_mlp"] = cfg.boolean("gated_mlp")
+    given["tied_embeddings"] = cfg.boolean("tied_embeddings")
+    given = {k: v for k, v in given.items() if v is not None}
+    override = cfg.number("layer_weight_memory_gb", maximum=MAX_GPU_MEMORY_GB, unit="GB")
+    keys = {field: key for key, (field, _, _) in MODEL_KEYS.items()} | {
+        "bytes_per_param": "bytes_per_element", "gated_mlp": "gated_mlp", "tied_embeddings": "tied_embeddings",
+        "layer_weight_memory_gb": "layer_weight_memory_gb"}
+    if given.get("num_heads") and given.get("num_kv_heads"):
+        heads, kv = given["num_heads"], given["num_kv_heads"]
+        if kv > heads or heads % kv:
+            cfg.bad("num_kv_heads", f"num_kv_heads ({kv}) must divide num_attention_heads ({heads})")
     if base is None:
-        need = ("num_layers", "hidden_size", "ffn_size", "num_heads")
-        missing = [k for k in need if k not in given]
-        if missing:
+        need = ("num_decoder_layers", "d_model", "d_hidden", "num_attention_heads")
+        absent = [k for k in need if not cfg.has(k)]
+        if absent:
             near = catalog.nearest_models(name) if name else []
-            what = f"model '{name}' is not in the catalogue" if name else "no model is named"
-            hint = f" (nearest: {', '.join(near)})" if near else ""
-            cols = {"num_layers": "num_decoder_layers", "hidden_size": "d_model", "ffn_size": "d_hidden",
-                    "num_heads": "num_attention_heads"}
-            problems.append(Problem(f"{what}{hint} and {', '.join(cols[m] for m in missing)} not given",
-                                    file, lineno or None, "value" if lineno else ""))
+            what = f"'{name}' is not in the catalogue" if name else "no model is named"
+            hint = f" (nearest catalogue names: {', '.join(near)})" if near else ""
+            cfg.bad(name_key if name else "model", f"{what}{hint}, and {', '.join(absent)} "
+                                                   f"{'is' if len(absent) == 1 else 'are'} not given")
             return None
-        heads = given["num_heads"]
+        if len(cfg.problems) > before:
+            return None  # a dimension was given but is wrong: already reported at its row
+        heads, hidden = given["num_heads"], given["hidden_size"]
+        if "head_dim" not in given and hidden < heads:
+            cfg.bad("d_model", f"d_model ({hidden}) must be at least num_attention_heads ({heads})")
+        if len(cfg.problems) > before:
+            return None
+        if name_key == "model":
+            warnings.append(f"model '{name}' is not in the catalogue: using the dimensions in config.csv")
         if "num_kv_heads" not in given:
-            twin = _architecture_twin(catalog, name, given["hidden_size"], heads)
+            twin = _architecture_twin(catalog, name, hidden, heads)
             if twin is not None:
                 given["num_kv_heads"] = twin.num_kv_heads
                 warnings.append(f"num_kv_heads not given: using {twin.num_kv_heads} from catalogue model "
@@ -239,14 +409,20 @@ def _model(config, catalog: Catalog, problems, warnings, file) -> ModelSpec | No
             warnings.append("vocab_size not given: assuming 32000")
         if "gated_mlp" not in given:
             warnings.append("gated_mlp not given: assuming a gated (SwiGLU) MLP as in Llama")
-        base = ModelSpec(
-            name=name or "custom", num_layers=given["num_layers"], hidden_size=given["hidden_size"],
-            num_heads=heads, num_kv_heads=given.get("num_kv_heads", heads),
-            head_dim=given.get("head_dim", given["hidden_size"] // heads), ffn_size=given["ffn_size"],
-            gated_mlp=given.get("gated_mlp", True), vocab_size=given.get("vocab_size", 32000),
-            bytes_per_param=given.get("bytes_per_param", 2.0), tied_embeddings=given.get("tied_embeddings", False),
-        )
+        try:
+            base = ModelSpec(
+                name=name or "custom", num_layers=given["num_layers"], hidden_size=hidden,
+                num_heads=heads, num_kv_heads=given.get("num_kv_heads", heads),
+                head_dim=given.get("head_dim", hidden // heads), ffn_size=given["ffn_size"],
+                gated_mlp=given.get("gated_mlp", True), vocab_size=given.get("vocab_size", 32000),
+                bytes_per_param=given.get("bytes_per_param", 2.0), tied_embeddings=given.get("tied_embeddings", False),
+            )
+        except InputError as exc:
+            cfg.relocate(exc, keys)
+            return None
     else:
+        if len(cfg.problems) > before:
+            return None
         changed = {k: v for k, v in given.items() if getattr(base, k) != v}
         if changed:
             warnings.append(f"config.csv overrides catalogue model '{base.name}': "
@@ -254,7 +430,7 @@ def _model(config, catalog: Catalog, problems, warnings, file) -> ModelSpec | No
             try:
                 base = replace(base, **changed)
             except InputError as exc:
-                problems.extend(Problem(p.message, file) for p in exc.problems)
+                cfg.relocate(exc, keys)
                 return None
     if override is not None:
         from .perf import layer_params
@@ -263,239 +439,332 @@ def _model(config, catalog: Catalog, problems, warnings, file) -> ModelSpec | No
         warnings.append(f"layer_weight_memory_gb={override:g} is used as each layer's weight memory "
                         f"(the architecture implies {computed:.2f} GB)")
         base = replace(base, layer_weight_gb_override=override)
+    elif cfg.has("layer_weight_memory_gb"):
+        return None
     return base
 
 
 def _architecture_twin(catalog: Catalog, name: str, hidden: int, heads: int) -> ModelSpec | None:
     """The catalogue model with the same width and head count whose name is closest to `name`."""
-    import difflib
-
     same = [m for m in catalog.models.values() if m.hidden_size == hidden and m.num_heads == heads]
     if not same or not name:
         return None
     return max(same, key=lambda m: difflib.SequenceMatcher(None, name.lower(), m.name.lower()).ratio())
 
 
-def _workload(config, problems, warnings, file) -> Workload | None:
-    seq = _config_number(config, "sequence_length", problems, file, integer=True, maximum=10_000_000)
-    inp = _config_number(config, "input_tokens", problems, file, integer=True, maximum=10_000_000)
-    out = _config_number(config, "output_tokens", problems, file, integer=True, maximum=10_000_000)
-    if inp is None and out is None:
-        if seq is None:
-            problems.append(Problem("no workload: give input_tokens and output_tokens (or the seed's sequence_length)", file))
-            return None
-        out = min(DEFAULT_OUTPUT_TOKENS, max(1, seq // 2))
-        inp = seq - out
-        warnings.append(f"sequence_length={seq} is read as prompt + generated tokens: {inp} input + {out} output "
-                        "per request (set input_tokens and output_tokens to change)")
-    elif inp is None or out is None:
-        problems.append(Problem("give both input_tokens and output_tokens", file))
-        return None
-    elif seq is not None:
-        warnings.append(f"sequence_length={seq} is superseded by input_tokens + output_tokens = {inp + out}")
+def _workload(cfg: _Config, warnings: list[str]) -> Workload | None:
+    before = len(cfg.problems)
+    tokens = dict(integer=True, maximum=MAX_CONTEXT_TOKENS, unit="tokens (longer than any model's context)")
+    seq = cfg.number("sequence_length", **tokens)
+    inp = cfg.number("input_tokens", **tokens)
+    out = cfg.number("output_tokens", **tokens)
+    if not cfg.has("input_tokens") and not cfg.has("output_tokens"):
+        if not cfg.has("sequence_length"):
+            cfg.bad("input_tokens", "no workload: give input_tokens and output_tokens (or the seed's sequence_length)")
+        elif seq is not None and seq < 2:
+            cfg.bad("sequence_length", f"must be at least 2 (one prompt and one generated token), got {seq}")
+        elif seq is not None:
+            out = min(DEFAULT_OUTPUT_TOKENS, max(1, seq // 2))
+            inp = seq - out
+            warnings.append(f"sequence_length={seq} is read as prompt + generated tokens: {inp} input + {out} "
+                            "output per request (set input_tokens and output_tokens to change)")
+    elif not (cfg.has("input_tokens") and cfg.has("output_tokens")):
+        given, absent = ("input_tokens", "output_tokens") if cfg.has("input_tokens") else ("output_tokens",
+                                                                                          "input_tokens")
+        cfg.bad(given, f"{absent} is not given: give both input_tokens and output_tokens")
+    elif inp is not None and out is not None:
+        if inp + out > MAX_CONTEXT_TOKENS:
+            cfg.bad("input_tokens", f"input_tokens + output_tokens = {inp + out:,} is above the limit of "
+                                    f"{MAX_CONTEXT_TOKENS:,} tokens (longer than any model's context)")
+        if seq is not None:
+            warnings.append(f"sequence_length={seq} is superseded by input_tokens + output_tokens = {inp + out}")
     concurrency = None
-    if "concurrency" in config and config["concurrency"][0].lower() not in ("auto", "max", ""):
-        concurrency = _config_number(config, "concurrency", problems, file, integer=True, maximum=1_000_000)
-    elif "batch_size" in config:
-        concurrency = _config_number(config, "batch_size", problems, file, integer=True, maximum=1_000_000)
-    elif "max_batch_size" in config:
-        concurrency = _config_number(config, "max_batch_size", problems, file, integer=True, maximum=1_000_000)
-        lo = _config_number(config, "min_batch_size", problems, file, integer=True, maximum=1_000_000)
-        if lo is not None and concurrency is not None and lo != concurrency:
+    per_request = dict(integer=True, maximum=MAX_CONCURRENCY, unit="sequences in flight")
+    if cfg.has("concurrency") and cfg.text("concurrency").lower() not in ("auto", "max", ""):
+        concurrency = cfg.number("concurrency", words=("auto",), **per_request)
+    elif cfg.has("batch_size"):
+        concurrency = cfg.number("batch_size", **per_request)
+    elif cfg.has("max_batch_size"):
+        concurrency = cfg.number("max_batch_size", **per_request)
+        lo = cfg.number("min_batch_size", **per_request)
+        if lo is not None and concurrency is not None and lo > concurrency:
+            cfg.bad("min_batch_size", f"min_batch_size ({lo}) is above max_batch_size ({concurrency})")
+        elif lo is not None and concurrency is not None and lo != concurrency:
             warnings.append(f"min_batch_size={lo}..max_batch_size={concurrency}: planning for {concurrency} "
                             "sequences in flight")
-    basis = config.get("token_basis", ("total", 0))[0].lower()
-    if basis not in ("total", "output"):
-        problems.append(Problem(f"token_basis must be 'total' or 'output', got '{basis}'", file,
-                                config["token_basis"][1], "value"))
+    basis = cfg.choice("token_basis", ("total", "output"), "total")
+    if len(cfg.problems) > before or inp is None or out is None or basis is None:
         return None
-    if inp is None or out is None or inp <= 0:
-        if inp is not None and inp <= 0:
-            problems.append(Problem("input tokens must be positive", file))
+    try:
+        return Workload(inp, out, concurrency, basis)
+    except InputError as exc:
+        cfg.relocate(exc, {"input_tokens": "input_tokens", "output_tokens": "output_tokens",
+                           "concurrency": "concurrency", "token_basis": "token_basis"})
         return None
-    return Workload(inp, out, concurrency, basis)
 
 
-QUANTIZATION_KEYS = ("coarse", "fine", "even", "full")
-
-
-def _settings(config, problems, warnings, file) -> SearchSettings | None:
+def _settings(cfg: _Config, warnings: list[str]) -> SearchSettings | None:
+    before = len(cfg.problems)
     kwargs: dict = {}
-    method = config.get("method", ("exact", 0))
-    if method[0] not in ("exact", "enumeration", "weighted"):
-        problems.append(Problem(f"method must be exact, enumeration or weighted, got '{method[0]}'", file, method[1], "value"))
-    else:
-        kwargs["method"] = method[0]
-    w = _config_number(config, "cost_throughput_weight", problems, file, positive=False, maximum=1.0)
-    if w is not None:
+    method = cfg.choice("method", ("exact", "enumeration", "weighted"), "exact")
+    if method:
+        kwargs["method"] = method
+    w = cfg.number("cost_throughput_weight", positive=False)
+    if w is not None and w > 1:
+        cfg.bad("cost_throughput_weight", f"must be between 0 and 1 (0 = pure throughput, 1 = pure cost), got {w:g}")
+    elif w is not None:
         kwargs["cost_weight"] = w
-    quant = config.get("quantization")
-    if quant:
-        if quant[0].lower() not in QUANTIZATION_KEYS:
-            problems.append(Problem(f"quantization must be one of {', '.join(QUANTIZATION_KEYS)}, got '{quant[0]}'",
-                                    file, quant[1], "value"))
-        else:
-            kwargs["quantization"] = quant[0].lower()
+    if cfg.has("quantization"):
+        quant = cfg.choice("quantization", QUANTIZATION_KEYS, "coarse")
+        if quant:
+            kwargs["quantization"] = quant
     else:
-        enabled = _config_bool(config, "enable_segment_quantization", problems, file, default=True)
-        kwargs["quantization"] = "coarse" if enabled else "full"
-    sizes = _config_list(config, "segment_sizes", problems, file, integer=True)
+        kwargs["quantization"] = "coarse" if cfg.boolean("enable_segment_quantization", default=True) else "full"
+    sizes = cfg.numbers("segment_sizes", integer=True, maximum=MAX_LAYERS)
     if sizes:
         kwargs["sizes"] = tuple(sizes)
-    factors = _config_list(config, "budget_factors", problems, file)
+    factors = cfg.numbers("budget_factors", maximum=MAX_BUDGET_FACTOR)
     if factors:
-        if any(f <= 0 for f in factors) or factors != sorted(set(factors)):
-            problems.append(Problem(f"budget_factors must be positive and increasing, got {factors}", file,
-                                    config["budget_factors"][1], "value"))
+        repeated = sorted({f for f in factors if factors.count(f) > 1})
+        unsorted = [(a, b) for a, b in zip(factors, factors[1:]) if b < a]
+        if repeated:
+            cfg.bad("budget_factors", f"must not repeat a factor: {', '.join(f'{f:g}' for f in repeated)} "
+                                      "appears more than once")
+        elif unsorted:
+            a, b = unsorted[0]
+            cfg.bad("budget_factors", f"must be in increasing order: {b:g} comes after {a:g}")
         else:
             kwargs["budget_factors"] = tuple(factors)
-    for key, field_name, integer in (("max_pipeline_stages", "max_stages", True),
-                                     ("min_layers_per_stage", "min_layers_per_stage", True),
-                                     ("time_limit_seconds", "time_limit_s", False),
-                                     ("throughput_normalization", "throughput_normalization", False),
-                                     ("cost_normalization", "cost_normalization", False),
-                                     ("max_hourly_cost", "max_usd_per_hour", False)):
-        value = _config_number(config, key, problems, file, integer=integer, maximum=1e9)
+    for key, field_name, integer, limit, unit in (
+            ("max_pipeline_stages", "max_stages", True, MAX_LAYERS, "stages"),
+            ("min_layers_per_stage", "min_layers_per_stage", True, MAX_LAYERS, "layers"),
+            ("time_limit_seconds", "time_limit_s", False, MAX_TIME_LIMIT_S, "seconds"),
+            ("throughput_normalization", "throughput_normalization", False, 1e12, ""),
+            ("cost_normalization", "cost_normalization", False, 1e12, ""),
+            ("max_hourly_cost", "max_usd_per_hour", False, 1e9, "$/hour")):
+        value = cfg.number(key, integer=integer, maximum=limit, unit=unit)
         if value is not None:
             kwargs[field_name] = value
-    gap = _config_number(config, "optimality_gap", problems, file, positive=False, maximum=0.99)
-    if gap is not None:
+    gap = cfg.number("optimality_gap", positive=False)
+    if gap is not None and gap >= 1:
+        cfg.bad("optimality_gap", f"must be below 1 (a fraction: 0.01 is 1%), got {gap:g}")
+    elif gap is not None:
         kwargs["mip_gap"] = gap
-    target = _config_number(config, "max_cost_per_million_token", problems, file, maximum=1e9)
-    per_token = _config_number(config, "max_cost_per_token", problems, file, maximum=1e6)
+    target = cfg.number("max_cost_per_million_token", maximum=1e9, unit="$ per million tokens")
+    per_token = cfg.number("max_cost_per_token", maximum=1e6, unit="$ per token")
     if target is not None:
         kwargs["target_usd_per_million_tokens"] = target
     elif per_token is not None:
         kwargs["target_usd_per_million_tokens"] = per_token * 1e6
         warnings.append(f"max_cost_per_token={per_token:g} $/token is read as a target of "
                         f"${per_token * 1e6:g} per million tokens")
-    tokens = _config_number(config, "total_tokens_to_process", problems, file, maximum=1e18)
-    hours = _config_number(config, "max_total_runtime_hours", problems, file, maximum=1e12)
-    total_cost = _config_number(config, "max_total_cost", problems, file, maximum=1e15)
-    if (hours is not None or total_cost is not None) and tokens is None:
+    tokens = cfg.number("total_tokens_to_process", maximum=1e18, unit="tokens")
+    hours = cfg.number("max_total_runtime_hours", maximum=1e12, unit="hours")
+    total_cost = cfg.number("max_total_cost", maximum=1e15, unit="$")
+    if (cfg.has("max_total_runtime_hours") or cfg.has("max_total_cost")) and not cfg.has("total_tokens_to_process"):
         warnings.append("max_total_runtime_hours / max_total_cost need total_tokens_to_process; ignored")
     if tokens is not None and hours is not None:
         kwargs["min_tokens_per_s"] = tokens / (hours * 3600)
     if tokens is not None and total_cost is not None:
         kwargs["max_usd_per_million_tokens"] = total_cost / tokens * 1e6
+    if len(cfg.problems) > before:
+        return None
     try:
         return SearchSettings(**kwargs)
     except InputError as exc:
-        problems.extend(Problem(p.message, file) for p in exc.problems)
+        cfg.relocate(exc, SETTINGS_KEYS)
         return None
 
 
 # ------------------------------------------------------------------ gpu_pool.csv
-def _pool_entries(table: Table, catalog: Catalog, problems: list[Problem], warnings: list[str]) -> list[PoolEntry]:
+def _pool_entries(text: str, file: str, catalog: Catalog, problems: list[Problem],
+                  warnings: list[str]) -> tuple[list[PoolEntry], bool]:
+    """The pool's entries, and whether every row was valid (network checks need the whole pool)."""
+    before = len(problems)
+    table = parse_table(text, file, POOL_COLUMNS, POOL_OPTIONAL, problems=problems)
+    if table.delimiter_note:
+        warnings.append(table.delimiter_note)
     entries: list[PoolEntry] = []
     seen: dict[str, int] = {}
     for lineno, row in table.rows:
-        c = Cells(table, lineno, row, problems)
-        name = c.text("gpu_type")
-        count = c.integer("count", maximum=100_000)
-        memory = c.number("memory_gb", allow_missing=True, maximum=10_000)
-        price_col = "price_usd_per_hour" if row.get("price_usd_per_hour") else "dollar_per_hour"
-        price = c.number(price_col, allow_missing=True, maximum=10_000)
-        if name is None or count is None:
-            continue
+        entry = _pool_entry(table, lineno, row, catalog, problems, warnings, seen)
+        if entry is not None:
+            entries.append(entry)
+    total = sum(e.count for e in entries)
+    if total > MAX_POOL_GPUS:
+        problems.append(Problem(f"the pool has {total:,} GPUs in total, above the limit of {MAX_POOL_GPUS:,}", file,
+                                None, "count"))
+    return entries, len(problems) == before
+
+
+def _pool_entry(table: Table, lineno: int, row: dict[str, str], catalog: Catalog, problems: list[Problem],
+                warnings: list[str], seen: dict[str, int]) -> PoolEntry | None:
+    file = table.file
+    before = len(problems)
+    c = Cells(table, lineno, row, problems)
+    name = c.text("gpu_type")
+    count = c.integer("count", maximum=MAX_GPUS_PER_TYPE, unit="GPUs of one type")
+    memory = c.number("memory_gb", allow_missing=True, maximum=MAX_GPU_MEMORY_GB, unit="GB")
+    prices = {col: c.number(col, allow_missing=True, maximum=MAX_PRICE_USD_PER_GPU_HOUR, unit="$ per GPU-hour")
+              for col in ("price_usd_per_hour", "dollar_per_hour")}
+    if None not in prices.values() and prices["price_usd_per_hour"] != prices["dollar_per_hour"]:
+        problems.append(Problem(f"two different prices: price_usd_per_hour {prices['price_usd_per_hour']:g} and "
+                                f"dollar_per_hour {prices['dollar_per_hour']:g}", file, lineno, "dollar_per_hour"))
+    price = prices["price_usd_per_hour"] if prices["price_usd_per_hour"] is not None else prices["dollar_per_hour"]
+    overrides = {"fp16_dense_tflops": c.number("fp16_dense_tflops", allow_missing=True, maximum=MAX_TFLOPS,
+                                               unit="TFLOP/s"),
+                 "hbm_gb_per_s": c.number("hbm_gb_per_s", allow_missing=True, maximum=MAX_GB_PER_S, unit="GB/s"),
+                 "intra_link_gb_per_s": c.number("intra_link_gb_per_s", allow_missing=True, maximum=MAX_GB_PER_S,
+                                                 unit="GB/s")}
+    per_node = c.integer("gpus_per_node", allow_missing=True, maximum=1024, unit="GPUs per node")
+    link = row.get("intra_link", "").lower()
+    if link and link not in ("nvlink", "pcie"):
+        problems.append(Problem(f"'{row['intra_link']}' is not nvlink or pcie", file, lineno, "intra_link"))
+    if name is not None:
         if name.casefold() in seen:
-            problems.append(Problem(f"GPU type '{name}' already listed on row {seen[name.casefold()]}",
-                                    table.file, lineno, "gpu_type"))
-            continue
-        seen[name.casefold()] = lineno
-        hit = catalog.resolve_gpu(name)
-        overrides = {k: c.number(k, allow_missing=True, maximum=1e7)
-                     for k in ("fp16_dense_tflops", "hbm_gb_per_s", "intra_link_gb_per_s")}
-        per_node = c.integer("gpus_per_node", allow_missing=True, maximum=1024)
-        link = row.get("intra_link", "").lower()
-        if link and link not in ("nvlink", "pcie"):
-            problems.append(Problem(f"'{link}' is not nvlink or pcie", table.file, lineno, "intra_link"))
-            continue
-        if hit is None:
-            custom_ok = all(v is not None for v in overrides.values()) and memory and price and per_node and link
-            if not custom_ok:
-                near = catalog.nearest_gpus(name)
-                hint = f"; nearest catalogue names: {', '.join(near)}" if near else ""
-                problems.append(Problem(f"unknown GPU '{name}'{hint} (or give memory_gb, price, gpus_per_node, "
-                                        "fp16_dense_tflops, hbm_gb_per_s, intra_link, intra_link_gb_per_s)",
-                                        table.file, lineno, "gpu_type"))
-                continue
-            spec = GpuSpec(sku=name, memory_gb=memory, price_usd_per_hour=price, gpus_per_node=per_node,
-                           intra_link=link, price_source=f"{table.file} row {lineno}", **overrides)
+            problems.append(Problem(f"GPU type '{name}' is already listed on row {seen[name.casefold()]}",
+                                    file, lineno, "gpu_type"))
         else:
-            sku, alias = hit
-            spec = catalog.gpus[sku]
-            if alias:
-                warnings.append(f"GPU '{name}' ({table.file} row {lineno}) is read as catalogue SKU '{sku}'")
-            changes: dict = {k: v for k, v in overrides.items() if v is not None}
-            if per_node:
-                changes["gpus_per_node"] = per_node
-            if link:
-                changes["intra_link"] = link
-            if memory is not None and memory != spec.memory_gb:
-                warnings.append(f"GPU '{name}': memory {memory:g} GB from {table.file} row {lineno} is used "
-                                f"(catalogue {sku} has {spec.memory_gb:g} GB)")
-                changes["memory_gb"] = memory
-            if price is None:
-                warnings.append(f"GPU '{name}': no price in {table.file} row {lineno}; using the catalogue's "
-                                f"${spec.price_usd_per_hour:g}/GPU-hour ({spec.price_source}, {spec.price_date})")
-            else:
-                changes["price_usd_per_hour"] = price
-                changes["price_source"] = f"{table.file} row {lineno}"
-                changes["price_date"] = ""
-            spec = replace(spec, **changes)
-        entries.append(PoolEntry(name=name, count=count, spec=spec))
-    return entries
+            seen[name.casefold()] = lineno
+    hit = catalog.resolve_gpu(name) if name else None
+    if name and hit is None:
+        custom = {"memory_gb": memory, "price_usd_per_hour": price, "gpus_per_node": per_node, "intra_link": link,
+                  **overrides}
+        absent = [k for k, v in custom.items() if not v and not row.get(k)]
+        if absent:
+            near = catalog.nearest_gpus(name)
+            hint = f"; nearest catalogue names: {', '.join(near)}" if near else ""
+            problems.append(Problem(f"unknown GPU '{name}'{hint} (for a GPU outside the catalogue give "
+                                    f"{', '.join(absent)})", file, lineno, "gpu_type"))
+    if len(problems) > before or name is None or count is None:
+        return None
+    if hit is None:
+        spec = GpuSpec(sku=name, memory_gb=memory, price_usd_per_hour=price, gpus_per_node=per_node,
+                       intra_link=link, price_source=f"{file} row {lineno}", **overrides)
+        return PoolEntry(name=name, count=count, spec=spec)
+    sku, alias = hit
+    spec = catalog.gpus[sku]
+    if alias:
+        warnings.append(f"GPU '{name}' ({file} row {lineno}) is read as catalogue SKU '{sku}'")
+    changes: dict = {k: v for k, v in overrides.items() if v is not None}
+    if per_node:
+        changes["gpus_per_node"] = per_node
+    if link:
+        changes["intra_link"] = link
+    if memory is not None and memory != spec.memory_gb:
+        warnings.append(f"GPU '{name}': memory {memory:g} GB from {file} row {lineno} is used "
+                        f"(catalogue {sku} has {spec.memory_gb:g} GB)")
+        changes["memory_gb"] = memory
+    if price is None:
+        warnings.append(f"GPU '{name}': no price in {file} row {lineno}; using the catalogue's "
+                        f"${spec.price_usd_per_hour:g}/GPU-hour ({spec.price_source}, {spec.price_date})")
+    else:
+        changes["price_usd_per_hour"] = price
+        changes["price_source"] = f"{file} row {lineno}"
+        changes["price_date"] = ""
+    return PoolEntry(name=name, count=count, spec=replace(spec, **changes))
 
 
 # ------------------------------------------------------------------ networks
-def _links_by_type(text: str, file: str, entries: list[PoolEntry], problems: list[Problem]):
-    try:
-        table = parse_table(text, file, ("gpu_type_a", "gpu_type_b", "gb_per_s"), ())
-    except InputError as exc:
-        problems.extend(exc.problems)
-        return ()
-    names = {e.name for e in entries}
+def _links(texts: dict[str, str], prefix: str, entries: list[PoolEntry] | None, problems: list[Problem],
+           warnings: list[str]) -> tuple[tuple[str, str, float], ...]:
+    """Stage-to-stage bandwidth by type pair from whichever network file is given (ours wins).
+
+    `entries` is None when the pool has problems: the files are then checked cell by cell only."""
+    if "network_by_type.csv" in texts:
+        if "network_bandwidth.csv" in texts:
+            warnings.append("network_bandwidth.csv is ignored: network_by_type.csv is given too")
+        return _links_by_type(texts["network_by_type.csv"], prefix + "network_by_type.csv", entries, problems,
+                              warnings)
+    if "network_bandwidth.csv" in texts:
+        return _links_per_gpu(texts["network_bandwidth.csv"], prefix + "network_bandwidth.csv", entries, problems)
+    return ()
+
+
+def _links_by_type(text: str, file: str, entries: list[PoolEntry] | None, problems: list[Problem],
+                   warnings: list[str]):
+    table = parse_table(text, file, ("gpu_type_a", "gpu_type_b", "gb_per_s"), (), problems=problems)
+    if table.delimiter_note:
+        warnings.append(table.delimiter_note)
+    names = {e.name.casefold(): e.name for e in entries or ()}
+    seen: dict[tuple[str, str], int] = {}
     links = []
     for lineno, row in table.rows:
+        before = len(problems)
         c = Cells(table, lineno, row, problems)
-        a, b = c.text("gpu_type_a"), c.text("gpu_type_b")
-        bw = c.number("gb_per_s", maximum=1e6)
-        bad = False
-        for col, v in (("gpu_type_a", a), ("gpu_type_b", b)):
-            if v is not None and v not in names:
-                problems.append(Problem(f"'{v}' is not a GPU type of the pool ({', '.join(sorted(names))})", file, lineno, col))
-                bad = True
-        if a and b and bw and not bad:
-            links.append((a, b, bw))
+        pair = []
+        for col in ("gpu_type_a", "gpu_type_b"):
+            v = c.text(col)
+            if v is not None and entries is not None and v.casefold() not in names:
+                near = difflib.get_close_matches(v, list(names.values()), n=1, cutoff=0.5)
+                hint = f"did you mean '{near[0]}'? " if near else ""
+                problems.append(Problem(f"'{v}' is not a GPU type of the pool ({hint}pool: "
+                                        f"{', '.join(names.values())})", file, lineno, col))
+            pair.append(names.get(v.casefold(), v) if v else v)
+        bw = c.number("gb_per_s", maximum=MAX_GB_PER_S, unit="GB/s")
+        if len(problems) > before or None in pair or bw is None:
+            continue
+        key = tuple(sorted(pair, key=str.casefold))
+        if key in seen:
+            problems.append(Problem(f"the pair {key[0]} / {key[1]} is already given on row {seen[key]}",
+                                    file, lineno, "gpu_type_b"))
+            continue
+        seen[key] = lineno
+        links.append((pair[0], pair[1], bw))
+    if entries is not None and table.rows and not table.missing:
+        counts = {e.name: e.count for e in entries}
+        types = list(counts)
+        needed = [(a, b) for i, a in enumerate(types) for b in types[i:] if a != b or counts[a] > 1]
+        absent = [f"{a} / {b}" for a, b in needed if tuple(sorted((a, b), key=str.casefold)) not in seen]
+        if absent:
+            problems.append(Problem(f"no bandwidth for {len(absent)} GPU-type pair(s) of the pool: "
+                                    f"{', '.join(absent)} (every pair that can be neighbouring stages needs a row)",
+                                    file))
     return tuple(links)
 
 
-def _links_per_gpu(text: str, file: str, entries: list[PoolEntry], problems: list[Problem]):
+def _links_per_gpu(text: str, file: str, entries: list[PoolEntry] | None, problems: list[Problem]):
     """Reduce the seed's per-GPU matrix (GPU ids numbered in pool order) to one figure per type pair:
     the minimum over the pairs of distinct GPUs, so that any placement is covered (conservative)."""
-    rows = [line for line in text.splitlines() if line.strip()]
-    owner: list[str] = [e.name for e in entries for _ in range(e.count)]
-    n = len(owner)
-    if len(rows) - 1 != n:
-        problems.append(Problem(f"has {len(rows) - 1} GPU rows but the pool has {n} GPUs", file))
+    _, rows = split_rows(text)
+    if not rows:
+        problems.append(Problem("file is empty (a header row of GPU ids and one row per GPU are needed)", file))
         return ()
+    (header_line, header), body = rows[0], rows[1:]
+    while len(header) > 1 and not header[-1]:
+        header.pop()
+    columns = header[1:]
+    if not body:
+        problems.append(Problem("has a header but no data rows", file, header_line))
+        return ()
+    owner = [e.name for e in entries for _ in range(e.count)] if entries is not None else None
+    n = len(owner) if owner is not None else len(columns)
+    if owner is not None:
+        if len(columns) != n:
+            problems.append(Problem(f"the header names {len(columns)} GPUs but the pool has {n} GPUs "
+                                    "(the matrix must be square, one row and column per GPU in pool order)",
+                                    file, header_line))
+        if len(body) != n:
+            problems.append(Problem(f"has {len(body)} GPU rows but the pool has {n} GPUs (the matrix must be "
+                                    "square, one row and column per GPU in pool order)", file))
     best: dict[tuple[str, str], float] = {}
-    for i, line in enumerate(rows[1:]):
-        cells = [c.strip() for c in line.split(",")]
+    for i, (lineno, cells) in enumerate(body):
+        while len(cells) > n + 1 and not cells[-1]:
+            cells.pop()
         if len(cells) != n + 1:
-            problems.append(Problem(f"has {len(cells) - 1} values, expected {n}", file, i + 2))
+            problems.append(Problem(f"has {len(cells) - 1} values, expected {n} (one per GPU)", file, lineno))
             continue
         for j, value in enumerate(cells[1:]):
-            if i == j:
+            column = columns[j] if j < len(columns) and columns[j] else f"gpu_{j}"
+            if value == "":
+                problems.append(Problem("is empty; a bandwidth in GB/s is required", file, lineno, column))
                 continue
-            try:
-                bw = float(value)
-            except ValueError:
-                problems.append(Problem(f"'{value}' is not a number", file, i + 2, f"gpu_{j}"))
+            bw, message = check_number(value, positive=i != j, maximum=MAX_GB_PER_S, unit="GB/s")
+            if message:  # the diagonal (a GPU to itself) may be 0 but must still be a number
+                what = "bandwidth " + message if message.startswith("must") else message
+                problems.append(Problem(what, file, lineno, column))
                 continue
-            if not bw > 0:
-                problems.append(Problem(f"bandwidth must be positive, got {value}", file, i + 2, f"gpu_{j}"))
+            if i == j or owner is None or i >= n:
                 continue
             key = tuple(sorted((owner[i], owner[j])))
             best[key] = min(best.get(key, bw), bw)
