@@ -10,6 +10,7 @@ fixings between solves, so the persistent solver re-solves without rebuilding.
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import time
@@ -105,26 +106,14 @@ def add_stage_number(m: pyo.ConcreteModel, opts: list[Option], level: Level) -> 
 
 
 def add_throughput_floors(m: pyo.ConcreteModel, opts: list[Option]) -> None:
-    """Pipeline throughput T as an exact staircase (no big-M).
+    """Throughput floors by bounds (no big-M, no extra variables).
 
-    Let theta_0 < theta_1 < ... < theta_M be the distinct option throughputs and v_l in {0, 1} mean
-    "T >= theta_l" (v_0 = 1, v_l >= v_{l+1}). Then T = theta_0 + sum_l (theta_l - theta_{l-1}) v_l, and an
-    option with throughput theta_k may be used only while T <= theta_k:
-        n_o <= U_o (1 - v_{k(o)+1}).
-    Fixing v_l = 1 imposes the floor T >= theta_l; fixing v_l = 0 caps T below theta_l."""
-    thetas = sorted({o.tokens_per_s for o in opts})
-    m.thetas = thetas
-    index = {t: k for k, t in enumerate(thetas)}
-    m.Lv = pyo.RangeSet(1, len(thetas) - 1) if len(thetas) > 1 else pyo.Set(initialize=[])
-    m.v = pyo.Var(m.Lv, domain=pyo.Binary)
-    m.v_order = pyo.Constraint(pyo.RangeSet(1, len(thetas) - 2) if len(thetas) > 2 else pyo.Set(initialize=[]),
-                               rule=lambda _m, l: m.v[l] >= m.v[l + 1])
-    rows = [(i, index[o.tokens_per_s] + 1) for i, o in enumerate(opts) if index[o.tokens_per_s] + 1 < len(thetas)]
-    m.floor_rows = pyo.Constraint(pyo.RangeSet(0, len(rows) - 1) if rows else pyo.Set(initialize=[]),
-                                  rule=lambda _m, r: m.n[rows[r][0]] + m.ub[rows[r][0]] * m.v[rows[r][1]]
-                                  <= m.ub[rows[r][0]])
-    steps = [thetas[l] - thetas[l - 1] for l in range(1, len(thetas))]
-    m.T = pyo.Expression(expr=_lin(steps, [m.v[l] for l in range(1, len(thetas))], constant=thetas[0] if thetas else 0))
+    A pipeline's throughput is its slowest stage's, T = min over used options of theta_o. So "T >= theta"
+    holds exactly when no option with theta_o < theta is used: the floor sets U_o = 0 for those options
+    (`LevelModel.set_floor`). Every method asks for the cheapest plan at a floor (min cost, threshold
+    sweep, bisection for max throughput), so T itself never enters the objective. The distinct
+    option throughputs theta_0 < ... < theta_M are the only floors worth setting."""
+    m.thetas = sorted({o.tokens_per_s for o in opts})
 
 
 def add_budget(m: pyo.ConcreteModel, opts: list[Option]) -> None:
@@ -135,11 +124,8 @@ def add_budget(m: pyo.ConcreteModel, opts: list[Option]) -> None:
 
 
 def add_objective(m: pyo.ConcreteModel) -> None:
-    """maximise a * T - b * C with mutable a, b: max throughput (1, 0), min cost (0, 1),
-    the weighted objective ((1-w)/T_norm, w/C_norm), and Dinkelbach's T - lambda C (1, lambda)."""
-    m.a = pyo.Param(mutable=True, initialize=1.0)
-    m.b = pyo.Param(mutable=True, initialize=0.0)
-    m.obj = pyo.Objective(expr=m.a * m.T - m.b * m.C, sense=pyo.maximize)
+    """minimise C: every question is asked as the cheapest plan under a floor and a budget."""
+    m.obj = pyo.Objective(expr=m.C, sense=pyo.minimize)
 
 
 # ------------------------------------------------------------------ model and solve wrapper
@@ -150,7 +136,7 @@ class SolveOutcome:
     bound: float
     gap: float
     seconds: float
-    counts: dict[int, int]  # option index -> number of stages
+    options: tuple[Option, ...]  # the chosen stages (unordered)
 
 
 class LevelModel:
@@ -170,6 +156,7 @@ class LevelModel:
         add_budget(m, opts)
         add_objective(m)
         self.m = m
+        self._ub = list(m.ub)
         self.solver = Highs()
         self.solver.config.load_solution = False
         self.solver.highs_options = {"threads": scenario.settings.threads, "output_flag": False}
@@ -181,75 +168,290 @@ class LevelModel:
     @property
     def size(self) -> dict[str, int]:
         m = self.m
-        binaries = len(m.v) + len(m.z) + sum(1 for i in m.O if m.ub[i] == 1)
+        binaries = len(m.z) + sum(1 for i in m.O if m.ub[i] == 1)
         rows = sum(1 for c in m.component_data_objects(pyo.Constraint, active=True))
         return {"options": len(self.opts), "integers": len(m.n), "binaries": binaries,
-                "variables": len(m.n) + len(m.v) + len(m.z), "rows": rows}
+                "variables": len(m.n) + len(m.z), "rows": rows}
 
     # --- knobs
-    def set_objective(self, a: float, b: float) -> None:
-        self.m.a.value, self.m.b.value = a, b
 
     def set_budget(self, budget: float | None) -> None:
         self.m.budget.value = 1e12 if budget is None else budget
 
     def set_floor(self, floor: float | None, strict: bool = False) -> None:
-        """Require T >= floor (T > floor if strict) by fixing the staircase; None frees it.
-        The caller checks `floor_feasible` first."""
+        """Allow only options with theta_o >= floor (> floor if strict); None allows all.
+        Only changed bounds are touched, so the persistent solver sees a few bound changes."""
         m = self.m
-        k = 0
-        if floor is not None:
-            above = [i for i, t in enumerate(m.thetas) if (t > floor if strict else t >= floor * (1 - 1e-12))]
-            k = above[0] if above else len(m.thetas)
-        # bounds, not fix(): appsi re-adds every constraint touching a fixed variable, bounds are cheap
-        for l in m.Lv:
-            m.v[l].setlb(1 if l <= k else 0)
+        for i, o in enumerate(self.opts):
+            ok = floor is None or (o.tokens_per_s > floor if strict else o.tokens_per_s >= floor * (1 - 1e-12))
+            ub = m.ub[i] if ok else 0
+            if self._ub[i] != ub:
+                m.n[i].setub(ub)
+                self._ub[i] = ub
 
     def floor_feasible(self, floor: float, strict: bool = False) -> bool:
-        top = self.m.thetas[-1] if self.m.thetas else 0.0
-        return top > floor * (1 + 1e-12) if strict else top >= floor * (1 - 1e-12)
+        """Some first and some last option meet the floor (else no plan can)."""
+        def meets(o: Option) -> bool:
+            return o.tokens_per_s > floor * (1 + 1e-12) if strict else o.tokens_per_s >= floor * (1 - 1e-12)
+        return any(o.first and meets(o) for o in self.opts) and any(o.last and meets(o) for o in self.opts)
+
+    @property
+    def thetas(self) -> list[float]:
+        return self.m.thetas
 
     def solve(self, time_limit: float, gap: float) -> SolveOutcome | None:
         """Solve; None if infeasible. Raises SolverError on errors; never reads values after a failure."""
-        s = self.solver
-        s.config.time_limit = max(time_limit, 0.01)
-        s.config.mip_gap = gap
-        t0 = time.perf_counter()
-        if self._structure_loaded:
-            # the model's structure never changes after the first solve: only bounds and parameters do
-            uc = s.update_config
-            uc.check_for_new_or_removed_constraints = False
-            uc.check_for_new_or_removed_vars = False
-            uc.check_for_new_or_removed_params = False
-            uc.check_for_new_objective = False
-            uc.update_constraints = False
-            uc.update_named_expressions = False
-        self._structure_loaded = True
-        try:
-            res = s.solve(self.m)
-        except RuntimeError as exc:  # appsi raises RuntimeError for solver-side failures
-            raise SolverError(f"HiGHS failed: {exc}", "error") from exc
-        seconds = time.perf_counter() - t0
-        self.solve_seconds += seconds
-        self.num_solves += 1
-        tc = res.termination_condition
-        if tc in (TerminationCondition.infeasible, TerminationCondition.infeasibleOrUnbounded):
+        run = run_highs(self, time_limit, gap)
+        if run is None:
             return None
-        if tc not in OK_STATUSES:
-            raise SolverError(f"HiGHS returned status '{tc.name}'", tc.name)
-        if res.best_feasible_objective is None:
-            if tc == TerminationCondition.optimal:
-                return None
-            raise SolverError(f"HiGHS stopped ({OK_STATUSES[tc]}) before finding any plan; raise the time limit",
-                              OK_STATUSES[tc])
-        res.solution_loader.load_vars()
-        counts = {i: int(round(self.m.n[i].value)) for i in self.m.O if self.m.n[i].value and self.m.n[i].value > 0.5}
-        obj, bound = res.best_feasible_objective, res.best_objective_bound
-        try:
-            achieved_gap = float(s._solver_model.getInfo().mip_gap)
-        except AttributeError:
-            achieved_gap = float("nan")
-        if not math.isfinite(achieved_gap) or achieved_gap > 1e30:
-            achieved_gap = 0.0 if tc == TerminationCondition.optimal else float("inf")
-        return SolveOutcome(OK_STATUSES[tc], obj, bound if bound is not None else float("nan"),
-                            achieved_gap, seconds, counts)
+        chosen: list[Option] = []
+        for i in self.m.O:
+            k = int(round(self.m.n[i].value or 0))
+            chosen.extend([self.opts[i]] * k)
+        return SolveOutcome(*run, tuple(chosen))
+
+
+def run_highs(model, time_limit: float, gap: float) -> tuple | None:
+    """The one solve wrapper: HiGHS status -> (status, objective, bound, gap, seconds) with the variable
+    values loaded, None if infeasible, SolverError otherwise (values are never read after a failure).
+    `model` has .m (Pyomo model), .solver (appsi Highs), and the bookkeeping fields."""
+    s = model.solver
+    s.config.time_limit = max(time_limit, 0.01)
+    s.config.mip_gap = gap
+    t0 = time.perf_counter()
+    if model._structure_loaded:
+        # the model's structure never changes after the first solve: only bounds and parameters do
+        uc = s.update_config
+        uc.check_for_new_or_removed_constraints = False
+        uc.check_for_new_or_removed_vars = False
+        uc.check_for_new_or_removed_params = False
+        uc.check_for_new_objective = False
+        uc.update_constraints = False
+        uc.update_named_expressions = False
+    model._structure_loaded = True
+    try:
+        res = s.solve(model.m)
+    except RuntimeError as exc:  # appsi raises RuntimeError for solver-side failures
+        raise SolverError(f"HiGHS failed: {exc}", "error") from exc
+    seconds = time.perf_counter() - t0
+    model.solve_seconds += seconds
+    model.num_solves += 1
+    tc = res.termination_condition
+    if tc in (TerminationCondition.infeasible, TerminationCondition.infeasibleOrUnbounded):
+        return None
+    if tc not in OK_STATUSES:
+        raise SolverError(f"HiGHS returned status '{tc.name}'", tc.name)
+    if res.best_feasible_objective is None:
+        if tc == TerminationCondition.optimal:
+            return None
+        raise SolverError(f"HiGHS stopped ({OK_STATUSES[tc]}) before finding any plan; raise the time limit",
+                          OK_STATUSES[tc])
+    res.solution_loader.load_vars()
+    obj, bound = res.best_feasible_objective, res.best_objective_bound
+    try:
+        achieved_gap = float(s._solver_model.getInfo().mip_gap)
+    except AttributeError:
+        achieved_gap = float("nan")
+    if not math.isfinite(achieved_gap) or achieved_gap > 1e30:
+        achieved_gap = 0.0 if tc == TerminationCondition.optimal else float("inf")
+    return OK_STATUSES[tc], obj, bound if bound is not None else float("nan"), achieved_gap, seconds
+
+
+# ------------------------------------------------------------------ shape-aggregated model (contiguous sizes)
+@dataclass
+class _Shape:
+    """A stage shape (role, GPU type, TP) and its options by size a, a+1, ...: rate and most stages that fit."""
+
+    role: str
+    gpu_type: str
+    tp: int
+    cost: float
+    first_size: int  # a, or L for the only-stage shape
+    options: list[Option]  # options[k] has size first_size + k
+    neg_rate: list[float]  # -theta by size, non-decreasing (rates fall as a stage holds more layers)
+    max_stages: list[int]  # by size, non-increasing
+
+    def cap(self, floor: float | None, strict: bool, stages: int, a: int) -> int:
+        """Most layers a stage of this shape holds with rate >= floor (> if strict) in a pipeline of
+        `stages` stages; 0 if none (with the rates and memory monotone in the size, every size from a up
+        to the cap is then valid too)."""
+        k = len(self.options)
+        if floor is not None:
+            k = (bisect.bisect_left(self.neg_rate, -floor * (1 + 1e-12)) if strict
+                 else bisect.bisect_right(self.neg_rate, -floor * (1 - 1e-12)))
+        lo, hi = 0, k  # leading sizes whose KV cache fits at `stages` (max_stages non-increasing)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.max_stages[mid] >= stages:
+                lo = mid + 1
+            else:
+                hi = mid
+        return self.first_size + lo - 1 if lo else 0
+
+
+def shape_table(options: list[Option], sizes: tuple[int, ...]) -> dict[tuple[str, str, int], _Shape] | None:
+    """Group a level's feasible options (dominated ones included) by shape; None unless the sizes are
+    contiguous (a..L) and every shape's valid sizes form a prefix a..s_max along which its rate does not
+    rise and its stage limit does not grow -- the conditions under which `ShapeModel` is exact."""
+    a, top = min(sizes), max(sizes)
+    if tuple(sizes) != tuple(range(a, top + 1)):
+        return None
+    grouped: dict[tuple[str, str, int], dict[int, Option]] = {}
+    for o in options:
+        if o.feasible:
+            grouped.setdefault((o.role, o.gpu_type, o.tp), {})[o.size] = o
+    table = {}
+    for key, by_size in grouped.items():
+        start = top if key[0] == "only" else a
+        run = []
+        s = start
+        while s in by_size:
+            run.append(by_size[s])
+            s += 1
+        if len(run) != len(by_size):
+            return None  # a hole: some size is valid beyond an invalid one
+        rates = [o.tokens_per_s for o in run]
+        fits = [o.max_stages for o in run]
+        if any(x < y for x, y in zip(rates, rates[1:])) or any(x < y for x, y in zip(fits, fits[1:])):
+            return None
+        table[key] = _Shape(key[0], key[1], key[2], run[0].cost_usd_per_hour, start, run, [-r for r in rates], fits)
+    return table
+
+
+class ShapeModel:
+    """Exact MILP over stage shapes, for contiguous segment sizes (`full`, or a..L).
+
+    With every size from a to L allowed and a stage's rate falling (and memory rising) with the layers it
+    holds, the cheapest plan at a throughput floor theta only needs, per shape h = (role, type, TP) and
+    stage count P, the most layers cap_h(theta, P) a stage of that shape holds at rate >= theta: stages
+    of sizes s_h in [a, cap_h] summing to L exist iff P a <= L <= sum_h cap_h x_h. Variables x_{h,P}
+    (stages of shape h in a P-stage pipeline) and z_P:
+        sum_P z_P = 1;  per P: sum_{h first} x = z_P, sum_{h last} x = z_P, sum_{h middle} x = (P-2) z_P
+        (P = 1: sum_{h only} x = z_1);  sum_h cap_h x_{h,P} >= L z_P;
+        per type g: sum t_h x_{h,P} <= N_g;  C = sum c_h x_{h,P} <= B;  minimise C.
+    A floor changes only the cap parameters and the bounds (x = 0 where cap < a). After a solve the layers
+    are spread to maximise the slowest stage's rate (bisection over the shapes' rates)."""
+
+    def __init__(self, scenario: Scenario, level: Level, table: dict[tuple[str, str, int], _Shape], a: int):
+        t0 = time.perf_counter()
+        self.scenario, self.level, self.table, self.a = scenario, level, table, a
+        L = scenario.model.num_layers
+        self.L = L
+        need = {"only": 1, "first": 2, "last": 2, "middle": 3}
+        self.hp = [(h, p) for h in table.values() for p in level.stage_counts
+                   if p >= need[h.role] and (h.role != "only" or p == 1)]
+        self.thetas = sorted({o.tokens_per_s for h in table.values() for o in h.options})
+        self.opts = [o for h in table.values() for o in h.options]
+        m = pyo.ConcreteModel(name=f"shapes-{level}")
+        idx = range(len(self.hp))
+        self._ub = [1 if h.role != "middle" else max(0, min(p - 2, scenario.pool.entry(h.gpu_type).count // h.tp))
+                    for h, p in self.hp]
+        self._cur_ub = list(self._ub)
+        m.K = pyo.RangeSet(0, len(self.hp) - 1) if self.hp else pyo.Set(initialize=[])
+        m.x = pyo.Var(m.K, domain=pyo.NonNegativeIntegers, bounds=lambda _m, k: (0, self._ub[k]))
+        m.cap = pyo.Param(m.K, mutable=True, initialize=lambda _m, k: self.hp[k][0].cap(None, False, self.hp[k][1], a))
+        m.P = pyo.Set(initialize=list(level.stage_counts))
+        m.z = pyo.Var(m.P, domain=pyo.Binary)
+        if len(level.stage_counts) == 1:
+            m.z[level.stage_counts[0]].setlb(1)
+        m.one_count = pyo.Constraint(expr=sum(m.z[p] for p in m.P) == 1)
+
+        def by(p, role):
+            return [k for k in idx if self.hp[k][1] == p and self.hp[k][0].role == role]
+
+        def role_rule(_m, p, role):
+            ks = by(p, role)
+            want = {"first": 1, "last": 1, "middle": p - 2, "only": 1}[role]
+            if p == 1 and role != "only" or p > 1 and role == "only" or (role == "middle" and p < 3):
+                return pyo.Constraint.Skip
+            return _lin([1] * len(ks), [m.x[k] for k in ks]) == want * m.z[p]
+        m.roles = pyo.Constraint(m.P, ["first", "last", "middle", "only"], rule=role_rule)
+        m.capacity = pyo.Constraint(m.P, rule=lambda _m, p: sum(m.cap[k] * m.x[k] for k in idx if self.hp[k][1] == p)
+                                    >= L * m.z[p])
+        m.G = pyo.Set(initialize=list(scenario.pool.types))
+
+        def gpu_rule(_m, g):
+            ks = [k for k in idx if self.hp[k][0].gpu_type == g]
+            if not ks:
+                return pyo.Constraint.Skip
+            return _lin([self.hp[k][0].tp for k in ks], [m.x[k] for k in ks]) <= scenario.pool.entry(g).count
+        m.gpu_counts = pyo.Constraint(m.G, rule=gpu_rule)
+        m.C = pyo.Expression(expr=_lin([h.cost for h, _ in self.hp], [m.x[k] for k in idx]))
+        m.budget = pyo.Param(mutable=True, initialize=1e12)
+        m.budget_row = pyo.Constraint(expr=m.C <= m.budget)
+        m.obj = pyo.Objective(expr=m.C, sense=pyo.minimize)
+        self.m = m
+        self.floor: tuple[float | None, bool] = (None, False)
+        self.solver = Highs()
+        self.solver.config.load_solution = False
+        # measured: HiGHS's presolve costs more than it saves on these small models (XL exact 3x faster without)
+        self.solver.highs_options = {"threads": scenario.settings.threads, "output_flag": False, "presolve": "off"}
+        self._structure_loaded = False
+        self.build_seconds = time.perf_counter() - t0
+        self.solve_seconds = 0.0
+        self.num_solves = 0
+
+    @property
+    def size(self) -> dict[str, int]:
+        binaries = len(self.m.z) + sum(1 for u in self._ub if u == 1)
+        rows = sum(1 for _ in self.m.component_data_objects(pyo.Constraint, active=True))
+        return {"options": len(self.opts), "integers": len(self.hp), "binaries": binaries,
+                "variables": len(self.hp) + len(self.m.z), "rows": rows}
+
+    def set_budget(self, budget: float | None) -> None:
+        self.m.budget.value = 1e12 if budget is None else budget
+
+    def set_floor(self, floor: float | None, strict: bool = False) -> None:
+        """Caps at the floor; shapes that cannot hold a layers at it are switched off."""
+        self.floor = (floor, strict)
+        m = self.m
+        for k, (h, p) in enumerate(self.hp):
+            cap = h.cap(floor, strict, p, self.a)
+            if m.cap[k].value != cap:
+                m.cap[k].value = cap
+            ub = self._ub[k] if cap >= self.a else 0
+            if self._cur_ub[k] != ub:
+                m.x[k].setub(ub)
+                self._cur_ub[k] = ub
+
+    def floor_feasible(self, floor: float, strict: bool = False) -> bool:
+        """Some first and some last shape (or an only shape) can hold a stage at the floor."""
+        ok = {r: False for r in ("first", "last", "only")}
+        for h, p in self.hp:
+            if h.role in ok and h.cap(floor, strict, p, self.a) >= self.a:
+                ok[h.role] = True
+        return ok["only"] or (ok["first"] and ok["last"])
+
+    def solve(self, time_limit: float, gap: float) -> SolveOutcome | None:
+        run = run_highs(self, time_limit, gap)
+        if run is None:
+            return None
+        chosen = [(self.hp[k][0], self.hp[k][1]) for k in range(len(self.hp))
+                  for _ in range(int(round(self.m.x[k].value or 0)))]
+        return SolveOutcome(*run, tuple(self._spread(chosen)))
+
+    def _spread(self, chosen: list[tuple[_Shape, int]]) -> list[Option]:
+        """Sizes for the chosen stages that sum to L and maximise the slowest stage's rate: the largest
+        rate r (among the stages' option rates) with sum_h cap_h(r) >= L, then trim to exactly L."""
+        a, L = self.a, self.L
+        floor, strict = self.floor
+        rates = sorted({-x for h, _ in chosen for x in h.neg_rate if floor is None or
+                        (-x > floor if strict else -x >= floor * (1 - 1e-12))}, reverse=True)
+        best = None
+        lo, hi = 0, len(rates) - 1
+        while lo <= hi:  # rates descending: find the first (highest) rate whose caps reach L
+            mid = (lo + hi) // 2
+            if sum(h.cap(rates[mid], False, p, a) for h, p in chosen) >= L:
+                best, hi = rates[mid], mid - 1
+            else:
+                lo = mid + 1
+        caps = [h.cap(best, False, p, a) if best is not None else h.cap(floor, strict, p, a) for h, p in chosen]
+        excess = sum(caps) - L
+        sizes = []
+        for c in caps:
+            cut = min(excess, c - a)
+            sizes.append(c - cut)
+            excess -= cut
+        if excess or any(s < a for s in sizes):
+            raise SolverError("internal: the chosen stages cannot hold the model's layers", "error")
+        return [h.options[s - h.first_size] for (h, _), s in zip(chosen, sizes)]

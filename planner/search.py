@@ -14,11 +14,12 @@ from dataclasses import replace
 from .candidates import CandidateSet, Level, Option, build_candidates
 from .domain import Scenario
 from .errors import InfeasibleError, InputError
-from .milp import LevelModel, SolveOutcome
+from .milp import LevelModel, ShapeModel, SolveOutcome, shape_table
 from .plan import CurvePoint, Plan, Result, make_plan
 
 log = logging.getLogger(__name__)
 EXACT_GAP = 1e-9
+Unit = tuple[Level, "int | None"]
 
 
 class Planner:
@@ -27,26 +28,51 @@ class Planner:
     def __init__(self, scenario: Scenario, candidates: CandidateSet | None = None):
         self.scenario = scenario
         self.candidates = candidates or build_candidates(scenario)
-        self._by_level: dict[Level, list[Option]] = {}
+        by_level: dict[Level, list[Option]] = {}
         for o in self.candidates.options:
-            self._by_level.setdefault(o.level, []).append(o)
-        self._models: dict[Level, LevelModel] = {}
+            by_level.setdefault(o.level, []).append(o)
+        feasible: dict[Level, list[Option]] = {}
+        for o in self.candidates.options + tuple(o for o in self.candidates.excluded if o.feasible):
+            feasible.setdefault(o.level, []).append(o)
+        # a unit is one MILP: a level over shapes for one stage count (when exact), else the whole level
+        self._by_level: dict[Unit, list[Option]] = {}
+        self._tables: dict[Unit, dict] = {}
+        sizes = self.candidates.sizes
+        L, a = scenario.model.num_layers, min(sizes)
+        for level, opts in by_level.items():
+            table = shape_table(feasible[level], sizes)
+            if table is None:
+                self._by_level[(level, None)] = opts
+                continue
+            for p in level.stage_counts:
+                self._by_level[(level, p)] = [o for o in opts if o.max_stages >= p and o.min_stages <= p
+                                              and (o.role != "only" or p == 1) and o.size <= L - (p - 1) * a]
+                self._tables[(level, p)] = table
+        self._models: dict[Unit, LevelModel | ShapeModel] = {}
         self._start()
 
     # ---------------------------------------------------------------- plumbing
     @property
-    def levels(self) -> list[Level]:
-        """Levels that can host a plan (some first-role and some last-role option)."""
+    def levels(self) -> list[Unit]:
+        """The MILP units (level, stage count or None for all) that can host a plan (some first-role and
+        some last-role option)."""
         out = []
-        for c, opts in self._by_level.items():
+        for unit, opts in self._by_level.items():
             if any(o.first for o in opts) and any(o.last for o in opts):
-                out.append(c)
-        return sorted(out)
+                out.append(unit)
+        return sorted(out, key=lambda u: (u[0], u[1] or 0))
 
-    def model(self, level: Level) -> LevelModel:
-        if level not in self._models:
-            self._models[level] = LevelModel(self.scenario, level, self._by_level[level])
-        return self._models[level]
+    def model(self, unit: Unit) -> LevelModel | ShapeModel:
+        """The unit's MILP: over stage shapes when the sizes are contiguous and the rates monotone in
+        the size (exact and far smaller), else over individual options."""
+        if unit not in self._models:
+            level, p = unit
+            if p is not None:
+                sub = Level(level.microbatch, (p,), (level.concurrency(p),))
+                self._models[unit] = ShapeModel(self.scenario, sub, self._tables[unit], min(self.candidates.sizes))
+            else:
+                self._models[unit] = LevelModel(self.scenario, level, self._by_level[unit])
+        return self._models[unit]
 
     @property
     def build_seconds(self) -> float:
@@ -80,10 +106,7 @@ class Planner:
         return out
 
     def _plan(self, lm: LevelModel, out: SolveOutcome) -> Plan:
-        chosen: list[Option] = []
-        for i, k in out.counts.items():
-            chosen.extend([lm.opts[i]] * k)
-        return make_plan(self.scenario, chosen)
+        return make_plan(self.scenario, list(out.options))
 
     def _apply_limits(self, lm: LevelModel) -> bool:
         """Budget cap and throughput floor from the settings; False if the floor is out of reach."""
@@ -116,13 +139,12 @@ class Planner:
         best: Plan | None = None
         for c in sorted(self.levels, key=lambda c: -max(o.tokens_per_s for o in self._by_level[c])):
             lm = self.model(c)
-            if best and lm.m.thetas[-1] < best.tokens_per_s * (1 - 1e-12):
+            if best and lm.thetas[-1] < best.tokens_per_s * (1 - 1e-12):
                 continue
             if not self._apply_limits(lm):
                 continue
             lm.set_budget(cap)
-            lm.set_objective(0.0, 1.0)
-            thetas = [t for t in lm.m.thetas if st.min_tokens_per_s is None or t >= st.min_tokens_per_s]
+            thetas = [t for t in lm.thetas if st.min_tokens_per_s is None or t >= st.min_tokens_per_s]
             if best:
                 thetas = [t for t in thetas if t >= best.tokens_per_s * (1 - 1e-12)]
             lo, hi, found = 0, len(thetas) - 1, None
@@ -162,7 +184,6 @@ class Planner:
                 st_floor = self.scenario.settings.min_tokens_per_s
                 if st_floor is None or floor >= st_floor:
                     lm.set_floor(floor, strict)
-            lm.set_objective(0.0, 1.0)
             out = self._solve(lm, gap)
             if out is None:
                 continue
@@ -217,10 +238,9 @@ class Planner:
         lm = self.model(level)
         if not self._apply_limits(lm):
             return
-        t_max = lm.m.thetas[-1]
+        t_max = lm.thetas[-1]
         st_floor = self.scenario.settings.min_tokens_per_s
         floor = None
-        lm.set_objective(0.0, 1.0)
         while True:
             if floor is not None:
                 if not lm.floor_feasible(floor, strict=True):

@@ -199,3 +199,25 @@ def test_model_that_fits_nowhere_is_explained():
     with pytest.raises(InfeasibleError) as info:
         Planner(sc).exact()
     assert "memory" in str(info.value)
+
+
+@pytest.mark.parametrize("name, stages, concurrency", [("medium", 3, 32), ("realistic", 3, 128)])
+def test_shape_model_agrees_with_the_option_model(name, stages, concurrency, monkeypatch):
+    """The shape-aggregated MILP (contiguous sizes) and the per-option MILP are two formulations of the same
+    problem: on full segment sizes of a real scenario they must find the same minimum $/token and frontier."""
+    import planner.search as search
+
+    sc = load_config_dir(f"config/{name}")
+    sc = replace(sc, settings=replace(sc.settings, quantization="full", sizes=None, max_stages=stages),
+                 workload=replace(sc.workload, concurrency=concurrency))
+    shapes = Planner(sc)
+    assert all(u[1] is not None for u in shapes.levels)  # every unit runs on the shape model
+    fast = shapes.exact(with_frontier=True)
+    monkeypatch.setattr(search, "shape_table", lambda *a: None)
+    options = Planner(sc)
+    assert all(u[1] is None for u in options.levels)
+    slow = options.exact(with_frontier=True)
+    assert fast.proven_optimal and slow.proven_optimal
+    assert fast.plan.usd_per_million_tokens == pytest.approx(slow.plan.usd_per_million_tokens, rel=1e-9)
+    assert [(round(p.cost_usd_per_hour, 6), round(p.tokens_per_s, 3)) for p in fast.frontier] == \
+        [(round(p.cost_usd_per_hour, 6), round(p.tokens_per_s, 3)) for p in slow.frontier]
