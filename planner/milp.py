@@ -340,8 +340,8 @@ class ShapeModel:
         need = {"only": 1, "first": 2, "last": 2, "middle": 3}
         self.hp = [(h, p) for h in table.values() for p in level.stage_counts
                    if p >= need[h.role] and (h.role != "only" or p == 1)]
-        self.thetas = sorted({o.tokens_per_s for h in table.values() for o in h.options})
-        self.opts = [o for h in table.values() for o in h.options]
+        self.opts = [o for h, p in self.hp for o in h.options if o.max_stages >= p]
+        self.thetas = sorted({o.tokens_per_s for o in self.opts})
         m = pyo.ConcreteModel(name=f"shapes-{level}")
         idx = range(len(self.hp))
         self._ub = [1 if h.role != "middle" else max(0, min(p - 2, scenario.pool.entry(h.gpu_type).count // h.tp))

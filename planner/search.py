@@ -49,6 +49,7 @@ class Planner:
                                               and (o.role != "only" or p == 1) and o.size <= L - (p - 1) * a]
                 self._tables[(level, p)] = table
         self._models: dict[Unit, LevelModel | ShapeModel] = {}
+        self._frontier: list[Plan] | None = None
         self._start()
 
     # ---------------------------------------------------------------- plumbing
@@ -230,11 +231,13 @@ class Planner:
                       self.solve_seconds, self.build_seconds, self.problem_size(), frontier=frontier,
                       warnings=self._target_warnings(best), extra={"solves": len(self._statuses)})
 
-    def _level_sweep(self, level: Level, prune_q: float | None = None, stop=None):
-        """Yield the frontier plans of one level in increasing cost: the cheapest plan, then the cheapest
+    def _level_sweep(self, level: Unit, prune_q: float | None = None, stop=None, known=None):
+        """Yield the frontier plans of one unit in increasing cost: the cheapest plan, then the cheapest
         plan strictly faster than the last, and so on. The sweep ends early when `stop(plan, t_max)`
         says no later (costlier, at most t_max fast) plan can improve the caller's objective, or, with
-        `prune_q`, when no later plan can reach T/C > prune_q."""
+        `prune_q`, when no later plan can reach T/C > prune_q. With `known(C)`, the best throughput of
+        the plans already found at cost <= C, later plans (cost >= C) matter only if faster than that,
+        so the floor jumps there and the sweep stops once t_max cannot beat it."""
         lm = self.model(level)
         if not self._apply_limits(lm):
             return
@@ -258,6 +261,10 @@ class Planner:
             if stop is not None and stop(plan, t_max):
                 return
             floor = plan.stage_tokens_per_s
+            if known is not None:
+                floor = max(floor, known(plan.cost_usd_per_hour))
+                if t_max <= floor * (1 + 1e-12):
+                    return
             if prune_q is not None:
                 # a later plan costs C >= this plan's C, so it beats T/C = prune_q only if T > prune_q * C
                 floor = max(floor, prune_q * plan.cost_usd_per_hour)
@@ -266,10 +273,26 @@ class Planner:
                 return
 
     def frontier(self) -> list[Plan]:
-        """Exact cost/throughput Pareto frontier over all concurrency levels (every non-dominated plan)."""
+        """Exact cost/throughput Pareto frontier over all units (every non-dominated plan).
+
+        Units are swept fastest first; each unit's sweep skips past plans that the frontier found so far
+        already dominates (see `_level_sweep`'s `known`). Cached: the settings' limits are fixed."""
+        if self._frontier is not None:
+            return self._frontier
         self._start()
-        points = [p for c in self.levels for p in self._level_sweep(c, None)]
-        return pareto_filter(points)
+        found: list[Plan] = []
+
+        def known(cost: float) -> float:
+            return max((p.stage_tokens_per_s for p in found if p.cost_usd_per_hour <= cost * (1 + 1e-12)),
+                       default=0.0)
+
+        for unit in sorted(self.levels, key=lambda u: -max(o.tokens_per_s for o in self._by_level[u])):
+            for plan in self._level_sweep(unit, None, known=known):
+                found.append(plan)
+            found = pareto_filter(found)
+        self._frontier = found
+        self._frontier_status = self._status()
+        return found
 
     def weighted(self, weight: float | None = None) -> Result:
         """The seed's weighted objective: maximise (1-w) T / T_norm - w C / C_norm over all levels.
@@ -291,14 +314,19 @@ class Planner:
         def stop(plan: Plan, t_max: float) -> bool:
             return (1 - w) * t_max / t_norm - w * plan.cost_usd_per_hour / c_norm <= best[1]
 
-        for c in sorted(self.levels, key=lambda c: -max(o.tokens_per_s for o in self._by_level[c])):
-            for plan in self._level_sweep(c, stop=stop):
+        if self._frontier is not None:  # already known: the maximum is at a frontier point
+            sweeps = [self._frontier]
+        else:
+            sweeps = (self._level_sweep(u, stop=stop) for u in
+                      sorted(self.levels, key=lambda u: -max(o.tokens_per_s for o in self._by_level[u])))
+        for sweep in sweeps:
+            for plan in sweep:
                 v = value(plan)
                 if best[0] is None or v > best[1] + 1e-12 * abs(best[1]):
                     best[0], best[1] = plan, v
         if best[0] is None:
             raise self.explain_infeasible()
-        status, proven, gap = self._status()
+        status, proven, gap = self._frontier_status if self._frontier is not None else self._status()
         how = (f"weighted objective (1-w)*T/{t_norm:g} - w*C/{c_norm:g} with w={w:g}, maximised over the "
                f"cost/throughput frontier; a heuristic for $/token")
         return Result("weighted", best[0], status, False, gap, how, self.solve_seconds, self.build_seconds,
@@ -310,10 +338,10 @@ class Planner:
         """Budgets worth testing: from the cheapest feasible plan's cost to the most a plan may cost and
         still beat the target at the highest achievable throughput (None without a target)."""
         st = self.scenario.settings
-        cheapest = self.min_cost(None, st.mip_gap)
-        fastest = self.max_throughput(None, st.mip_gap)
-        if cheapest is None or fastest is None:
+        front = self.frontier()
+        if not front:
             raise self.explain_infeasible()
+        cheapest, fastest = front[0], front[-1]
         high = None
         if st.target_usd_per_million_tokens is not None:
             high = st.target_usd_per_million_tokens / 1e6 * 3600 * fastest.billable_tokens_per_s
@@ -322,11 +350,16 @@ class Planner:
     def enumeration(self, factors: tuple[float, ...] | None = None) -> Result:
         """The seed's budget grid: ballpark = cost of the weighted plan; for each factor f, the best
         throughput with cost <= f * ballpark (ties toward lower cost), skipping budgets outside the
-        competitive range. A grid: it can miss the minimum $/token, and says so."""
+        competitive range. A grid: it can miss the minimum $/token, and says so.
+
+        Every grid point is read off the exact frontier (computed once): the fastest frontier plan that
+        fits the budget is the best throughput under it, and the cheapest at that throughput."""
         st = self.scenario.settings
         factors = tuple(factors or st.budget_factors)
+        front = self.frontier()
+        if not front:
+            raise self.explain_infeasible()
         ballpark_plan = self.weighted().plan
-        self._start()
         ballpark = ballpark_plan.cost_usd_per_hour
         low, high, cheapest, fastest = self.competitive_range()
         curve: list[CurvePoint] = []
@@ -339,10 +372,8 @@ class Planner:
             if high is not None and budget > high and budget > low:
                 curve.append(CurvePoint(budget, None, None, None, "skipped (cannot beat the target)"))
                 continue
-            plan = self.max_throughput(budget, st.mip_gap)
-            if plan is None:
-                curve.append(CurvePoint(budget, None, None, None, "infeasible"))
-                continue
+            plan = max((p for p in front if p.cost_usd_per_hour <= budget * (1 + 1e-12)),
+                       key=lambda p: (p.tokens_per_s, -p.cost_usd_per_hour))
             curve.append(CurvePoint(budget, plan.tokens_per_s, plan.cost_usd_per_hour,
                                     plan.usd_per_million_tokens, "solved", plan))
         solved = [p for p in curve if p.plan is not None]
@@ -352,10 +383,11 @@ class Planner:
             best = cheapest
         else:
             best = min(solved, key=lambda p: (p.usd_per_million_tokens, p.cost_usd_per_hour)).plan
-        status, proven, gap = self._status()
+        status, proven, gap = self._frontier_status
         warnings.extend(self._target_warnings(best))
         how = (f"budget grid: max throughput at cost <= f x ${ballpark:.2f}/h for f in {list(factors)} "
-               f"({len(solved)} solved); best $/token on the grid, not proven minimal")
+               f"({len(solved)} solved, each exactly, from the cost/throughput frontier); best $/token on the "
+               f"grid, not proven minimal")
         return Result("enumeration", best, status, False, gap, how, self.solve_seconds, self.build_seconds,
                       self.problem_size(), curve=tuple(curve), warnings=tuple(warnings),
                       extra={"ballpark_usd_per_hour": ballpark, "competitive_low": low, "competitive_high": high,
@@ -425,10 +457,14 @@ class Planner:
 
 
 def pareto_filter(plans: list[Plan]) -> list[Plan]:
-    """Plans not dominated by another (cheaper-or-equal and faster-or-equal, one strictly), by cost."""
+    """Plans not dominated by another (cheaper-or-equal and faster-or-equal, one strictly), by cost.
+    Costs equal to 1e-9 count as equal (sums of the same prices in another order differ in the last bit)."""
     out: list[Plan] = []
     for p in sorted(plans, key=lambda p: (p.cost_usd_per_hour, -p.tokens_per_s)):
         if out and p.tokens_per_s <= out[-1].tokens_per_s * (1 + 1e-12):
+            continue
+        if out and p.cost_usd_per_hour <= out[-1].cost_usd_per_hour * (1 + 1e-9):
+            out[-1] = p  # as cheap and faster
             continue
         out.append(p)
     return out
