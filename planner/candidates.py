@@ -67,9 +67,11 @@ class Option:
     capacity_gb: float
     cost_usd_per_hour: float
     bound: str
-    max_stages: int = 0  # most pipeline stages at which its KV cache still fits (0: never)
+    max_stages: int = 0  # most pipeline stages at which its KV cache fits and the TPOT SLO holds (0: never)
     feasible: bool = True
     reason: str = ""
+    prefill_s: float = 0.0  # prefill of one microbatch's prompts on this stage
+    decode_step_s: float = 0.0  # one decode step of one microbatch on this stage
 
     @property
     def first(self) -> bool:
@@ -227,8 +229,21 @@ def _evaluate(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, 
     max_stages = max(p for p, c in allowed if c <= cap)
     # every stage count of a level shares the microbatch; with a fixed concurrency the level has one count
     sp = perf.stage_perf(m, g, eng, size, tp, first, last, w, c0, microbatches=p0)
+    pre, dec = sp.prefill.seconds, sp.decode_step.seconds
+    st = scenario.settings
+    if st.max_tpot_ms is not None:
+        # a sequence gets one token per cycle of P microbatch steps: TPOT = P x the slowest decode step
+        max_stages = max((p for p, _ in allowed if p <= max_stages and p * dec * 1e3 <= st.max_tpot_ms), default=0)
+        if max_stages == 0:
+            return Option(size, role, gpu_type, tp, level, sp.tokens_per_s, mem.total_gb, mem.capacity_gb, cost,
+                          "latency", 0, False, f"TPOT SLO: {p0} stage(s) x {dec * 1e3:.1f} ms decode step > "
+                                               f"{st.max_tpot_ms:g} ms", pre, dec)
+    if st.max_ttft_ms is not None and pre * 1e3 > st.max_ttft_ms:
+        return Option(size, role, gpu_type, tp, level, sp.tokens_per_s, mem.total_gb, mem.capacity_gb, cost,
+                      "latency", 0, False, f"TTFT SLO: this stage's prefill alone takes {pre * 1e3:.0f} ms > "
+                                           f"{st.max_ttft_ms:g} ms", pre, dec)
     return Option(size, role, gpu_type, tp, level, sp.tokens_per_s, mem.total_gb, mem.capacity_gb, cost,
-                  sp.bound, max_stages)
+                  sp.bound, max_stages, prefill_s=pre, decode_step_s=dec)
 
 
 def roles_for(size: int, num_layers: int, level: Level, sizes: tuple[int, ...]) -> tuple[str, ...]:

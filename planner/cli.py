@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cost-weight", type=float, help="weighted method: 0 = pure throughput, 1 = pure cost")
     s.add_argument("--budget-factors", type=_floats, help="enumeration: factors of the ballpark budget")
     s.add_argument("--budget", type=float, help="hard cap on $/hour")
+    s.add_argument("--max-ttft-ms", type=float, help="latency SLO: time to first token (ms)")
+    s.add_argument("--max-tpot-ms", type=float, help="latency SLO: time per output token (ms)")
     s.add_argument("--target", type=float, help="competitor's $/million tokens to beat")
     s.add_argument("--min-throughput", type=float, help="throughput floor in tokens/s (min cost under a floor)")
     s.add_argument("--time-limit", type=float, help="solver time limit in seconds (whole method)")
@@ -106,6 +108,7 @@ def _scenario(args):
                             ("budget_factors", "budget_factors"), ("budget", "max_usd_per_hour"),
                             ("target", "target_usd_per_million_tokens"), ("time_limit", "time_limit_s"),
                             ("min_throughput", "min_tokens_per_s"),
+                            ("max_ttft_ms", "max_ttft_ms"), ("max_tpot_ms", "max_tpot_ms"),
                             ("mip_gap", "mip_gap")):
         value = getattr(args, arg, None)
         if value is not None:

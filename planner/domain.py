@@ -251,6 +251,8 @@ class SearchSettings:
     target_usd_per_million_tokens: float | None = None  # competitor's price to beat
     min_tokens_per_s: float | None = None  # throughput floor (e.g. from a runtime cap)
     max_usd_per_million_tokens: float | None = None  # hard cap (e.g. from a total-cost cap)
+    max_ttft_ms: float | None = None  # latency SLO: time to first token (prefill through every stage)
+    max_tpot_ms: float | None = None  # latency SLO: time per output token (stages x slowest decode step)
     throughput_normalization: float | None = None
     cost_normalization: float | None = None
     threads: int = 1
@@ -281,7 +283,8 @@ class SearchSettings:
         if self.sizes is not None and (not self.sizes or any(int(s) != s or s < 1 for s in self.sizes)):
             bad("sizes", f"segment sizes must be positive integers, got {list(self.sizes)}")
         for name in ("max_usd_per_hour", "target_usd_per_million_tokens", "min_tokens_per_s",
-                     "max_usd_per_million_tokens", "throughput_normalization", "cost_normalization"):
+                     "max_usd_per_million_tokens", "throughput_normalization", "cost_normalization",
+                     "max_ttft_ms", "max_tpot_ms"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 bad(name, f"{name} must be positive, got {value}")

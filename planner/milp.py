@@ -116,6 +116,16 @@ def add_throughput_floors(m: pyo.ConcreteModel, opts: list[Option]) -> None:
     m.thetas = sorted({o.tokens_per_s for o in opts})
 
 
+def add_latency(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenario) -> None:
+    """Time to first token: a prompt's microbatch is prefilled by every stage in turn, so
+        sum_o prefill_o n_o <= TTFT_max.
+    (The TPOT SLO, P x the slowest decode step <= TPOT_max, is per option: it lowers the options'
+    `max_stages` and needs no row.)"""
+    limit = scenario.settings.max_ttft_ms
+    if limit is not None:
+        m.ttft_row = pyo.Constraint(expr=_lin([o.prefill_s * 1e3 for o in opts], [m.n[i] for i in m.O]) <= limit)
+
+
 def add_budget(m: pyo.ConcreteModel, opts: list[Option]) -> None:
     """Hourly cost cap: C = sum_o (t_o * price_g) n_o <= B (B is a mutable parameter; inactive = no cap)."""
     m.C = pyo.Expression(expr=_lin([o.cost_usd_per_hour for o in opts], [m.n[i] for i in m.O]))
@@ -152,6 +162,7 @@ class LevelModel:
         add_tiling(m, opts, scenario)
         add_gpu_counts(m, opts, scenario)
         add_stage_number(m, opts, level)
+        add_latency(m, opts, scenario)
         add_throughput_floors(m, opts)
         add_budget(m, opts)
         add_objective(m)

@@ -23,6 +23,8 @@ class Stage:
     bound: str
     gpu_ids: tuple[str, ...] = ()  # physical GPUs (seed numbering gpu_0.. in pool order)
     node: str = ""
+    prefill_s: float = 0.0  # one microbatch's prompts
+    decode_step_s: float = 0.0  # one decode step of one microbatch
 
     @property
     def num_layers(self) -> int:
@@ -51,6 +53,17 @@ class Plan:
     basis_fraction: float  # billable share of processed tokens
     output_fraction: float
     microbatch: int = 0  # sequences per forward step (concurrency / stages, rounded up)
+
+    @property
+    def ttft_s(self) -> float:
+        """Time to first token: the microbatch's prefill through every stage (queueing and stage-to-stage
+        transfers excluded)."""
+        return sum(s.prefill_s for s in self.stages)
+
+    @property
+    def tpot_s(self) -> float:
+        """Time per output token: one token per cycle of P microbatch steps at the slowest stage."""
+        return len(self.stages) * max((s.decode_step_s for s in self.stages), default=0.0)
 
     @property
     def stage_tokens_per_s(self) -> float:
@@ -151,7 +164,8 @@ def make_plan(scenario: Scenario, options: list[Option]) -> Plan:
         spec = scenario.pool.entry(o.gpu_type).spec
         mem = perf.stage_memory(m, spec, eng, o.size, o.tp, o.first, o.last, concurrency, w.context_tokens)
         stages.append(Stage(k, layer, layer + o.size - 1, o.gpu_type, spec.sku, o.tp, o.tokens_per_s,
-                            mem.total_gb, o.capacity_gb, o.cost_usd_per_hour, o.bound, ids, node))
+                            mem.total_gb, o.capacity_gb, o.cost_usd_per_hour, o.bound, ids, node,
+                            o.prefill_s, o.decode_step_s))
         layer += o.size
     links = []
     for a, b in zip(stages, stages[1:]):

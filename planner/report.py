@@ -52,6 +52,8 @@ def plan_summary(plan: Plan) -> dict:
         "gpus_by_type": plan.gpus_by_type(),
         "concurrency": plan.concurrency,
         "microbatch": plan.microbatch,
+        "ttft_ms": plan.ttft_s * 1e3,
+        "tpot_ms": plan.tpot_s * 1e3,
         "bottleneck_stage": plan.bottleneck,
         "stages": [{
             "first_layer": s.first_layer, "last_layer": s.last_layer, "gpu_type": s.gpu_type, "sku": s.sku,

@@ -38,6 +38,7 @@ HONOURED = {
     "max_pipeline_stages", "min_layers_per_stage", "cost_throughput_weight", "throughput_normalization",
     "cost_normalization", "max_hourly_cost", "max_cost_per_token", "max_cost_per_million_token",
     "budget_factors", "method", "max_total_cost", "max_total_runtime_hours", "total_tokens_to_process",
+    "max_ttft_ms", "max_tpot_ms",
 }
 IGNORED = {
     "min_memory_utilization": "a memory-utilisation floor only forbids valid plans; it has no cost meaning",
@@ -70,7 +71,7 @@ SETTINGS_KEYS = {
     "mip_gap": "optimality_gap", "max_usd_per_hour": "max_hourly_cost",
     "target_usd_per_million_tokens": "max_cost_per_million_token", "min_tokens_per_s": "max_total_runtime_hours",
     "max_usd_per_million_tokens": "max_total_cost", "throughput_normalization": "throughput_normalization",
-    "cost_normalization": "cost_normalization",
+    "cost_normalization": "cost_normalization", "max_ttft_ms": "max_ttft_ms", "max_tpot_ms": "max_tpot_ms",
 }
 
 
@@ -541,7 +542,9 @@ def _settings(cfg: _Config, warnings: list[str]) -> SearchSettings | None:
             ("time_limit_seconds", "time_limit_s", False, MAX_TIME_LIMIT_S, "seconds"),
             ("throughput_normalization", "throughput_normalization", False, 1e12, ""),
             ("cost_normalization", "cost_normalization", False, 1e12, ""),
-            ("max_hourly_cost", "max_usd_per_hour", False, 1e9, "$/hour")):
+            ("max_hourly_cost", "max_usd_per_hour", False, 1e9, "$/hour"),
+            ("max_ttft_ms", "max_ttft_ms", False, 1e9, "ms"),
+            ("max_tpot_ms", "max_tpot_ms", False, 1e9, "ms")):
         value = cfg.number(key, integer=integer, maximum=limit, unit=unit)
         if value is not None:
             kwargs[field_name] = value

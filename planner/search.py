@@ -40,7 +40,9 @@ class Planner:
         sizes = self.candidates.sizes
         L, a = scenario.model.num_layers, min(sizes)
         for level, opts in by_level.items():
-            table = shape_table(feasible[level], sizes)
+            # a TTFT limit sums the stages' prefill times, which the shape model (sizes chosen after the
+            # solve) cannot express: the per-option model handles it
+            table = None if scenario.settings.max_ttft_ms is not None else shape_table(feasible[level], sizes)
             if table is None:
                 self._by_level[(level, None)] = opts
                 continue
@@ -409,51 +411,102 @@ class Planner:
 
     # ---------------------------------------------------------------- infeasibility
     def explain_infeasible(self) -> InfeasibleError:
-        """Say which limit binds by relaxing one at a time."""
+        """Say which limit binds, by how much, and what would make the scenario feasible: memory against
+        what the model needs at the requested context, then each limit relaxed on its own (budget,
+        throughput floor, latency SLOs, max stages, min layers per stage, segment sizes, GPU counts)."""
         from . import perf
 
         sc = self.scenario
         st = sc.settings
-        m = sc.model
+        m, w, e = sc.model, sc.workload, sc.engine
         binding: list[str] = []
         hints: list[str] = []
         weights_gb = (m.num_layers * perf.layer_weight_bytes(m) + 2 * perf.embedding_bytes(m)) / 1e9
-        usable = sum(e.count * (e.spec.memory_gb * sc.engine.memory_utilization - sc.engine.runtime_reserve_gb)
-                     for e in sc.pool.entries)
-        if not self.candidates.options:
-            binding.append(f"memory: no stage option fits on any GPU (model weights {weights_gb:.0f} GB, pool "
-                           f"usable memory {usable:.0f} GB)")
-            hints.append("add GPUs with more memory, lower the concurrency or context, or allow smaller segments")
-        elif not self.levels:
-            binding.append("memory: no GPU can hold the first or the last stage (embedding / LM head)")
-            hints.append("allow smaller segments (finer quantization) or add larger GPUs")
-        else:
+        seqs = w.concurrency or 1
+        kv_gb = seqs * perf.stage_kv_bytes_per_sequence_per_gpu(m, m.num_layers, 1, w.context_tokens) / 1e9
+        usable = sum(e_.count * max(0.0, e_.spec.memory_gb * e.memory_utilization - e.runtime_reserve_gb)
+                     for e_ in sc.pool.entries)
+        need = weights_gb + kv_gb
+        latency = [o for o in self.candidates.excluded if o.bound == "latency"]
+        if need > usable:
+            binding.append(f"memory: the model needs {need:.0f} GB (weights {weights_gb:.0f} GB + KV cache "
+                           f"{kv_gb:.1f} GB for {seqs} sequence(s) of {w.context_tokens} tokens) but the whole pool "
+                           f"has {usable:.0f} GB usable ({e.memory_utilization:.0%} of memory less "
+                           f"{e.runtime_reserve_gb:g} GB per GPU): short by {need - usable:.0f} GB")
+            hints.append(f"add at least {need - usable:.0f} GB of GPU memory, or serve a smaller model or "
+                         f"shorter context")
+        elif not self.candidates.options and latency and not any(
+                o.feasible or o.bound == "memory" and "needs" in o.reason for o in self.candidates.excluded
+                if o.bound != "latency"):
+            binding.append(f"latency SLO: no stage meets it ({latency[0].reason})")
+        if not binding and (not self.candidates.options or not self.levels):
+            what = ("no stage option fits on any GPU" if not self.candidates.options
+                    else "no GPU can hold the first or the last stage (embedding / LM head)")
+            binding.append(f"memory: {what} (model weights {weights_gb:.0f} GB, pool usable memory {usable:.0f} GB; "
+                           f"a stage must fit inside one node's tensor-parallel group)")
+            hints.append("add GPUs with more memory per node, lower the concurrency or context, or allow "
+                         "smaller segments")
+        if not binding:
             relaxations = [
                 ("max_usd_per_hour", None, "budget cap ${:g}/h"),
                 ("min_tokens_per_s", None, "throughput floor {:g} tokens/s"),
+                ("max_ttft_ms", None, "TTFT SLO {:g} ms"),
+                ("max_tpot_ms", None, "TPOT SLO {:g} ms"),
                 ("max_stages", m.num_layers, "max pipeline stages {}"),
+                ("min_layers_per_stage", 1, "min layers per stage {}"),
             ]
             for field_name, value, label in relaxations:
                 current = getattr(st, field_name)
                 if current is None or current == value:
                     continue
-                relaxed = replace(sc, settings=replace(st, **{field_name: value}))
-                other = Planner(relaxed)
-                plan = other.min_cost(None, st.mip_gap) if other.levels else None
+                plan = self._relaxed_plan(settings=replace(st, **{field_name: value}))
+                if plan is None:
+                    continue
+                binding.append(label.format(current))
+                if field_name == "max_usd_per_hour":
+                    hints.append(f"raise the budget to at least ${plan.cost_usd_per_hour:.2f}/h "
+                                 f"(+${plan.cost_usd_per_hour - current:.2f}/h)")
+                elif field_name == "max_stages":
+                    hints.append(f"allow {len(plan.stages)} stages")
+                elif field_name == "min_layers_per_stage":
+                    hints.append(f"allow stages of {min(s.num_layers for s in plan.stages)} layers")
+                elif field_name == "max_ttft_ms":
+                    hints.append(f"the cheapest plan without the TTFT limit has TTFT {plan.ttft_s * 1e3:.0f} ms")
+                elif field_name == "max_tpot_ms":
+                    hints.append(f"the cheapest plan without the TPOT limit has TPOT {plan.tpot_s * 1e3:.1f} ms")
+                else:
+                    fastest = Planner(replace(sc, settings=replace(st, min_tokens_per_s=None))).max_throughput(None)
+                    hints.append(f"lower the floor to {fastest.tokens_per_s:.0f} tokens/s or less "
+                                 f"(asked {current:g})")
+            if not binding and st.sizes is None and st.quantization != "full":
+                plan = self._relaxed_plan(settings=replace(st, quantization="full"))
                 if plan is not None:
-                    binding.append(label.format(current))
-                    if field_name == "max_usd_per_hour":
-                        hints.append(f"raise the budget to at least ${plan.cost_usd_per_hour:.2f}/h")
-                    elif field_name == "max_stages":
-                        hints.append(f"allow {len(plan.stages)} stages")
-                    else:
-                        fastest = other.max_throughput(None, st.mip_gap)
-                        hints.append(f"lower the floor to {fastest.tokens_per_s:.0f} tokens/s or less")
+                    binding.append(f"segment sizes ({st.quantization} set {list(self.candidates.sizes)})")
+                    hints.append(f"use finer segment sizes (full): e.g. {[s.num_layers for s in plan.stages]}")
+            if not binding:
+                more = replace(sc.pool, entries=tuple(replace(x, count=x.count * 8) for x in sc.pool.entries))
+                plan = self._relaxed_plan(pool=more)
+                if plan is not None:
+                    short = {g: n - sc.pool.entry(g).count for g, n in plan.gpus_by_type().items()
+                             if n > sc.pool.entry(g).count}
+                    binding.append("GPU counts: " + ", ".join(f"{g} has {sc.pool.entry(g).count}"
+                                                              for g in short))
+                    hints.append("add " + ", ".join(f"{n} x {g}" for g, n in short.items()) +
+                                 f" (the cheapest plan with more GPUs uses {plan.num_gpus})")
             if not binding:
                 binding.append(f"GPU counts / memory: the pool cannot hold {m.num_layers} layers "
-                               f"({weights_gb:.0f} GB of weights) with the allowed segment sizes")
+                               f"({weights_gb:.0f} GB of weights) with the allowed segment sizes and limits")
                 hints.append("add GPUs, use finer segment sizes, or lower the concurrency")
         return InfeasibleError("No plan satisfies the limits.", binding, hints)
+
+    def _relaxed_plan(self, settings=None, pool=None) -> Plan | None:
+        """The cheapest plan of this scenario with one thing changed, or None."""
+        sc = replace(self.scenario, **{k: v for k, v in (("settings", settings), ("pool", pool)) if v is not None})
+        try:
+            other = Planner(sc)
+        except InputError:
+            return None
+        return other.min_cost(None, EXACT_GAP) if other.levels else None
 
 
 def pareto_filter(plans: list[Plan]) -> list[Plan]:

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
+
+from planner import perf
 
 from planner.candidates import evaluate_option, pipeline_levels, segment_sizes, tp_degrees
 
@@ -24,6 +27,10 @@ def all_plans(sc):
     A plan of k stages runs at each level allowing k stages: microbatch b, and every stage must hold the
     KV cache of the level's concurrency at k (each option knows the most stages at which it fits)."""
     L = sc.model.num_layers
+    st = sc.settings
+    ttft, tpot = st.max_ttft_ms, st.max_tpot_ms
+    # options are evaluated without the SLOs; the latency limits are checked here from planner.perf
+    sc = replace(sc, settings=replace(st, max_ttft_ms=None, max_tpot_ms=None))
     sizes, _ = segment_sizes(sc)
     tps, _ = tp_degrees(sc)
     shapes = [(g, t) for g in sc.pool.types for t in tps[g]]
@@ -43,6 +50,14 @@ def all_plans(sc):
                 opts = [evaluate_option(sc, s, r, g, t, level) for s, r, (g, t) in zip(comp, roles, choice)]
                 if not all(o.feasible and k <= o.max_stages for o in opts):
                     continue
+                if ttft is not None or tpot is not None:
+                    c = level.concurrency(k)
+                    sp = [perf.stage_perf(sc.model, sc.pool.entry(o.gpu_type).spec, sc.engine, o.size, o.tp, o.first,
+                                          o.last, sc.workload, c, microbatches=k) for o in opts]
+                    if ttft is not None and sum(p.prefill.seconds for p in sp) * 1e3 > ttft:
+                        continue
+                    if tpot is not None and k * max(p.decode_step.seconds for p in sp) * 1e3 > tpot:
+                        continue
                 yield sum(o.cost_usd_per_hour for o in opts), min(o.tokens_per_s for o in opts), opts
 
 

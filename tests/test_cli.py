@@ -150,3 +150,19 @@ def test_min_cost_under_a_throughput_floor(tmp_path):
     meeting = [p for p in base.frontier if p.tokens_per_s >= floor]
     assert meeting and min(p.cost_usd_per_hour / p.tokens_per_s for p in meeting) == pytest.approx(
         s["cost_usd_per_hour"] / s["tokens_per_s"], rel=1e-9)
+
+
+def test_latency_slo_infeasible_names_the_slo_and_a_way_out(capsys):
+    assert main(["solve", "--config-dir", "config/realistic", "--max-tpot-ms", "5", "--out", "/tmp/slo-out"]) == 3
+    err = capsys.readouterr()
+    text = err.out + err.err
+    assert "TPOT SLO 5 ms" in text and "without the TPOT limit has TPOT" in text
+
+
+def test_latency_slo_plan_meets_it(tmp_path):
+    assert main(["solve", "--config-dir", "config/realistic", "--max-tpot-ms", "80", "--max-ttft-ms", "3000",
+                 "--out", str(tmp_path)]) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["tpot_ms"] <= 80 and s["ttft_ms"] <= 3000
+    rows = list(csv.DictReader(open(tmp_path / "plan.csv")))
+    assert len(rows) == s["num_stages"]

@@ -221,3 +221,33 @@ def test_shape_model_agrees_with_the_option_model(name, stages, concurrency, mon
     assert fast.plan.usd_per_million_tokens == pytest.approx(slow.plan.usd_per_million_tokens, rel=1e-9)
     assert [(round(p.cost_usd_per_hour, 6), round(p.tokens_per_s, 3)) for p in fast.frontier] == \
         [(round(p.cost_usd_per_hour, 6), round(p.tokens_per_s, 3)) for p in slow.frontier]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_scenarios(), st.sampled_from([None, 0.5, 0.9, 1.5]), st.sampled_from([None, 0.5, 0.9, 1.5]))
+def test_latency_slos_match_brute_force(sc, ttft_factor, tpot_factor):
+    """TTFT (sum of the stages' prefill) and TPOT (stages x slowest decode step) limits set around the
+    unconstrained optimum's own latencies: exact must equal the brute force that checks them from perf."""
+    try:
+        free = Planner(sc).exact().plan
+    except InfeasibleError:
+        return
+    limits = {}
+    if ttft_factor is not None:
+        limits["max_ttft_ms"] = free.ttft_s * 1e3 * ttft_factor
+    if tpot_factor is not None:
+        limits["max_tpot_ms"] = free.tpot_s * 1e3 * tpot_factor
+    sc = replace(sc, settings=replace(sc.settings, **limits))
+    best = brute.best_ratio(sc)
+    if best is None:
+        with pytest.raises(InfeasibleError) as info:
+            Planner(sc).exact()
+        assert "SLO" in str(info.value) or "memory" in str(info.value)
+        return
+    r = Planner(sc).exact()
+    assert r.proven_optimal
+    assert r.plan.cost_usd_per_hour / r.plan.tokens_per_s == pytest.approx(best[0], rel=1e-9)
+    if "max_ttft_ms" in limits:
+        assert r.plan.ttft_s * 1e3 <= limits["max_ttft_ms"] * (1 + 1e-9)
+    if "max_tpot_ms" in limits:
+        assert r.plan.tpot_s * 1e3 <= limits["max_tpot_ms"] * (1 + 1e-9)
