@@ -65,3 +65,10 @@ class SolverError(PlannerError):
     def __init__(self, message: str, status: str = ""):
         self.status = status
         super().__init__(message)
+
+
+class CancelledError(PlannerError):
+    """The caller cancelled the solve (between two MILP solves); nothing partial is returned."""
+
+    def __init__(self, message: str = "solve cancelled"):
+        super().__init__(message)

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from .candidates import CandidateSet, Level, Option, build_candidates
 from .domain import Scenario
-from .errors import InfeasibleError, InputError
+from .errors import CancelledError, InfeasibleError, InputError
 from .milp import LevelModel, ShapeModel, SolveOutcome, shape_table
 from .plan import CurvePoint, Plan, Result, make_plan
 
@@ -25,8 +25,13 @@ Unit = tuple[Level, "int | None"]
 class Planner:
     """Holds one scenario's candidates and its per-level MILPs (built lazily, reused across solves)."""
 
-    def __init__(self, scenario: Scenario, candidates: CandidateSet | None = None):
+    def __init__(self, scenario: Scenario, candidates: CandidateSet | None = None, cancel=None, progress=None):
+        """`cancel`: an object with is_set() (e.g. threading.Event); once set, the next MILP solve raises
+        CancelledError instead of running, so a worker thread stops within one solve.
+        `progress(fraction, message)`: called as the units of a search are done."""
         self.scenario = scenario
+        self.cancel = cancel
+        self.progress = progress
         self.candidates = candidates or build_candidates(scenario)
         by_level: dict[Level, list[Option]] = {}
         for o in self.candidates.options:
@@ -101,7 +106,13 @@ class Planner:
         self._statuses: list[str] = []
         self._gaps: list[float] = []
 
-    def _solve(self, lm: LevelModel, gap: float) -> SolveOutcome | None:
+    def _report(self, fraction: float, message: str) -> None:
+        if self.progress is not None:
+            self.progress(fraction, message)
+
+    def _solve(self, lm: LevelModel | ShapeModel, gap: float) -> SolveOutcome | None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise CancelledError()
         out = lm.solve(self._time_left(), gap)
         if out is not None:
             self._statuses.append(out.status)
@@ -199,39 +210,47 @@ class Planner:
     def exact(self, with_frontier: bool = False) -> Result:
         """Proven minimum $/token by a threshold sweep along the cost/throughput frontier.
 
-        Per concurrency level: the cheapest plan at floor 0, then the cheapest plan strictly faster
+        Per unit (level, stage count): the cheapest plan at floor 0, then the cheapest plan strictly faster
         than the last one, and so on. The minimum of C/T is attained on this frontier, and once the
         frontier's cost C_k satisfies C_k / T_max >= the best ratio so far (T_max: the fastest option
-        of the level), no later point can improve it, so the sweep stops there; and since a later plan
-        costs at least C_k, it can only win with T > q_best * C_k, so the next floor jumps there. Levels are visited by
+        of the unit), no later point can improve it, so the sweep stops there; and since a later plan
+        costs at least C_k, it can only win with T > q_best * C_k, so the next floor jumps there. Units are visited by
         an upper bound on T/C (each stage costs at least s * min_o c_o/(T_o s_o) per unit of
         throughput) and skipped when the bound cannot beat the incumbent."""
-        self._start()
-        best: Plan | None = None
-        points: list[Plan] = []
-        bounds = {c: 1.0 / (self.scenario.model.num_layers * min(o.cost_usd_per_hour / (o.tokens_per_s * o.size)
-                                                                     for o in self._by_level[c])) for c in self.levels}
-        for c in sorted(self.levels, key=lambda c: -bounds[c]):
-            best_q = best.stage_tokens_per_s / best.cost_usd_per_hour if best else 0.0
-            if not with_frontier and bounds[c] <= best_q * (1 + 1e-12):
-                continue
-            for plan in self._level_sweep(c, None if with_frontier else best_q):
-                points.append(plan)
-                q = plan.stage_tokens_per_s / plan.cost_usd_per_hour
-                if best is None or q > best_q * (1 + 1e-12) or (
-                        math.isclose(q, best_q, rel_tol=1e-12) and plan.cost_usd_per_hour < best.cost_usd_per_hour):
-                    best, best_q = plan, q
+        if with_frontier:  # the minimum of C/T is attained at a frontier point
+            points = self.frontier()
+            best = min(points, key=lambda p: (p.cost_usd_per_hour / p.stage_tokens_per_s, p.cost_usd_per_hour),
+                       default=None)
+        else:
+            best = self._ratio_sweep()
         if best is None:
             raise self.explain_infeasible()
-        status, proven, gap = self._status()
+        status, proven, gap = self._frontier_status if with_frontier else self._status()
         proven = proven and not best.link_bound  # link limits are checked on the plan, not in the MILP
-        frontier = tuple(pareto_filter(points)) if with_frontier else ()
+        frontier = tuple(points) if with_frontier else ()
         return Result("exact", best, status, proven, gap,
                       f"threshold sweep along the cost/throughput frontier over {len(self.levels)} "
                       f"pipeline level(s), {len(self._statuses)} MILP solves; proven minimum $/token" if proven else
                       "threshold sweep stopped by the time limit; best plan found, not proven optimal",
                       self.solve_seconds, self.build_seconds, self.problem_size(), frontier=frontier,
                       warnings=self._target_warnings(best), extra={"solves": len(self._statuses)})
+
+    def _ratio_sweep(self) -> Plan | None:
+        self._start()
+        best: Plan | None = None
+        bounds = {c: 1.0 / (self.scenario.model.num_layers * min(o.cost_usd_per_hour / (o.tokens_per_s * o.size)
+                                                                     for o in self._by_level[c])) for c in self.levels}
+        units = sorted(self.levels, key=lambda c: -bounds[c])
+        for i, c in enumerate(units, start=1):
+            best_q = best.stage_tokens_per_s / best.cost_usd_per_hour if best else 0.0
+            if bounds[c] > best_q * (1 + 1e-12):
+                for plan in self._level_sweep(c, best_q):
+                    q = plan.stage_tokens_per_s / plan.cost_usd_per_hour
+                    if best is None or q > best_q * (1 + 1e-12) or (
+                            math.isclose(q, best_q, rel_tol=1e-12) and plan.cost_usd_per_hour < best.cost_usd_per_hour):
+                        best, best_q = plan, q
+            self._report(i / len(units), f"exact: {i}/{len(units)} pipeline levels")
+        return best
 
     def _level_sweep(self, level: Unit, prune_q: float | None = None, stop=None, known=None):
         """Yield the frontier plans of one unit in increasing cost: the cheapest plan, then the cheapest
@@ -288,10 +307,12 @@ class Planner:
             return max((p.stage_tokens_per_s for p in found if p.cost_usd_per_hour <= cost * (1 + 1e-12)),
                        default=0.0)
 
-        for unit in sorted(self.levels, key=lambda u: -max(o.tokens_per_s for o in self._by_level[u])):
+        units = sorted(self.levels, key=lambda u: -max(o.tokens_per_s for o in self._by_level[u]))
+        for i, unit in enumerate(units, start=1):
             for plan in self._level_sweep(unit, None, known=known):
                 found.append(plan)
             found = pareto_filter(found)
+            self._report(i / len(units), f"frontier: {i}/{len(units)} pipeline levels, {len(found)} plans")
         self._frontier = found
         self._frontier_status = self._status()
         return found
@@ -524,9 +545,9 @@ def pareto_filter(plans: list[Plan]) -> list[Plan]:
 
 
 def solve(scenario: Scenario, method: str | None = None, cost_weight: float | None = None,
-          with_frontier: bool = False) -> Result:
-    """Solve a scenario with its settings' method (or `method`)."""
-    planner = Planner(scenario)
+          with_frontier: bool = False, cancel=None, progress=None) -> Result:
+    """Solve a scenario with its settings' method (or `method`); see `Planner` for cancel and progress."""
+    planner = Planner(scenario, cancel=cancel, progress=progress)
     method = method or scenario.settings.method
     if method == "exact":
         return planner.exact(with_frontier=with_frontier)

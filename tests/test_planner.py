@@ -251,3 +251,31 @@ def test_latency_slos_match_brute_force(sc, ttft_factor, tpot_factor):
         assert r.plan.ttft_s * 1e3 <= limits["max_ttft_ms"] * (1 + 1e-9)
     if "max_tpot_ms" in limits:
         assert r.plan.tpot_s * 1e3 <= limits["max_tpot_ms"] * (1 + 1e-9)
+
+
+def test_cancel_stops_between_solves_and_progress_is_reported():
+    import threading
+
+    from planner import CancelledError
+
+    sc = load_config_dir("config/realistic")
+    seen = []
+    assert Planner(sc, progress=lambda f, msg: seen.append(f)).exact().proven_optimal
+    assert seen and seen[-1] == pytest.approx(1.0) and seen == sorted(seen)
+    stop = threading.Event()
+    planner = Planner(sc, cancel=stop, progress=lambda f, msg: stop.set())
+    with pytest.raises(CancelledError):
+        planner.exact()  # the first unit reports progress, which cancels; the next solve refuses to run
+
+
+def test_time_limit_gives_best_found_not_proven():
+    sc = load_config_dir("config/realistic")
+    sc = replace(sc, settings=replace(sc.settings, quantization="full", sizes=None, time_limit_s=0.3))
+    r = Planner(sc).exact()  # a 0.3 s limit stops the sweep early: a plan, honestly labelled
+    exact = Planner(replace(sc, settings=replace(sc.settings, time_limit_s=60))).exact()
+    assert exact.proven_optimal
+    if r.proven_optimal:  # the machine was fast enough: then it must be the optimum
+        assert r.plan.usd_per_million_tokens == pytest.approx(exact.plan.usd_per_million_tokens, rel=1e-9)
+    else:
+        assert r.status == "time_limit" and "not proven" in r.how
+        assert r.plan.usd_per_million_tokens >= exact.plan.usd_per_million_tokens * (1 - 1e-9)
