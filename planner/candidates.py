@@ -207,8 +207,7 @@ def evaluate_option(scenario: Scenario, size: int, role: str, gpu_type: str, tp:
     return _evaluate(scenario, size, role, gpu_type, tp, level)
 
 
-@lru_cache(maxsize=400_000)
-def _evaluate(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, level: Level) -> Option:
+def _compute(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, level: Level) -> Option:
     m, w, eng = scenario.model, scenario.workload, scenario.engine
     g = scenario.pool.entry(gpu_type).spec
     first, last = role in ("first", "only"), role in ("last", "only")
@@ -246,6 +245,11 @@ def _evaluate(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, 
                   sp.bound, max_stages, prefill_s=pre, decode_step_s=dec)
 
 
+# single lookups (brute force, tables) are cached; build_candidates evaluates each option once and calls
+# _compute directly, because hashing the whole scenario per call cost more than the evaluation itself
+_evaluate = lru_cache(maxsize=100_000)(_compute)
+
+
 def roles_for(size: int, num_layers: int, level: Level, sizes: tuple[int, ...]) -> tuple[str, ...]:
     """Roles a stage of `size` layers can take in some pipeline of the level: the other P-1 stages
     must be able to cover the remaining layers, (P-1) * min size <= L - size <= (P-1) * max size."""
@@ -278,23 +282,34 @@ def build_candidates(scenario: Scenario) -> CandidateSet:
     usable: list[Option] = []
     excluded: list[Option] = []
     for level in levels:
-        for s in sizes:
-            for role in roles_for(s, L, level, sizes):
-                for g in scenario.pool.types:
-                    kept: list[Option] = []
-                    for t in tps[g]:
-                        o = _evaluate(scenario, s, role, g, t, level)
-                        better = next((k for k in kept if k.tokens_per_s >= o.tokens_per_s
-                                       and k.max_stages >= o.max_stages), None)
+        roles = {s: roles_for(s, L, level, sizes) for s in sizes}
+        for g in scenario.pool.types:
+            fits: dict[tuple[int, str], list[Option]] = {}
+            for role in ROLES:
+                for t in tps[g]:
+                    for s in sizes:
+                        if role not in roles[s]:
+                            continue
+                        o = _compute(scenario, s, role, g, t, level)
                         if not o.feasible:
-                            excluded.append(o)
-                        elif better is not None:
-                            excluded.append(_with_reason(o, f"dominated by TP {better.tp} (fewer GPUs, "
-                                                            f"{better.tokens_per_s:.0f} >= {o.tokens_per_s:.0f} "
-                                                            f"tokens/s, fits up to {better.max_stages} stages)"))
-                        else:
-                            usable.append(o)
-                            kept.append(o)
+                            # memory, prefill and decode time all grow with the layers held: no larger
+                            # size of this shape can fit either
+                            excluded.append(_with_reason(o, o.reason + "; larger sizes of this shape are "
+                                                         "excluded too") if s != sizes[-1] else o)
+                            break
+                        fits.setdefault((s, role), []).append(o)
+            for group in fits.values():  # same size, role, type and level, by increasing TP
+                kept: list[Option] = []
+                for o in group:
+                    better = next((k for k in kept if k.tokens_per_s >= o.tokens_per_s
+                                   and k.max_stages >= o.max_stages), None)
+                    if better is not None:
+                        excluded.append(_with_reason(o, f"dominated by TP {better.tp} (fewer GPUs, "
+                                                        f"{better.tokens_per_s:.0f} >= {o.tokens_per_s:.0f} "
+                                                        f"tokens/s, fits up to {better.max_stages} stages)"))
+                    else:
+                        usable.append(o)
+                        kept.append(o)
     log.info("%s: %d usable options, %d excluded, sizes %s, %d levels", scenario.name, len(usable),
              len(excluded), sizes, len(levels))
     return CandidateSet(scenario, sizes, size_notes, tps, tp_notes, levels, tuple(usable), tuple(excluded))
