@@ -1,100 +1,187 @@
-"""GPU pipeline planner: Streamlit dashboard (main page).
+"""GPU pipeline planner: Streamlit dashboard. Entry point: `streamlit run app.py`.
 
-The state is the scenario's file texts (config.csv, gpu_pool.csv, network file); every widget edit is
-written back into them and parsed by planner.scenario_from_texts. Solves are cached on the texts.
+This file is the navigation (main page "Planner", then every pages/*.py) and, run again by it, the main
+page. The state is the scenario's file texts (config.csv, gpu_pool.csv, network file); every widget edit
+is written back into them and parsed by planner.scenario_from_texts. Solves run in a worker process
+that the Cancel button ends; finished solves are cached on the texts.
 """
+import time
+
 import streamlit as st
 
 from ui import inputs, results, solver, state
 from ui import scenario_texts as T
 
 BIG_PROBLEM_OPTIONS = 10_000  # above this many stage options, solve only on request
-
-st.set_page_config(page_title="GPU pipeline planner", page_icon="🧮", layout="wide")
-
-state.ensure()
-state.process_uploads()
-state.process_pick()
-state.prepare()
-s = st.session_state
-
-with st.sidebar:
-    inputs.scenario_source()
-
-st.title("GPU pipeline planner")
-st.caption("Place an LLM's layers on a mixed GPU pool at the lowest $ per token (pipeline stages × tensor "
-           "parallelism, MILP solved with HiGHS).")
-
-tab_work, tab_pool, tab_search = st.tabs(["Workload & model", "GPU pool & network", "Search settings"])
-with tab_work:
-    inputs.workload_and_model()
-with tab_pool:
-    inputs.pool_and_network()
-with tab_search:
-    preview_box = inputs.search_settings()
-
-texts = state.rebuild_texts()
-key = T.texts_key(texts)
-name = s["scenario_name"]
-ckey = state.cat_key()
-sc, err = state.current_scenario()
-inputs.problem_size_preview(preview_box, solver.candidates(key, name, ckey) if sc else err,
-                            solver.sizes_for(key, name, ckey) if sc else ())
-if sc is not None and sc.warnings:
-    with st.expander(f"Loading notes ({len(sc.warnings)}): what the loader assumed or ignored"):
-        st.markdown("\n".join(f"- {w}" for w in sc.warnings))
-
-st.header("Result")
-method = s["method"]
-last = s.get("last_good")
+POLL_S = 0.25  # how often a running solve is checked; each check is also where a Cancel click lands
 
 
 def show_last(reason: str) -> None:
+    last = st.session_state.get("last_good")
     if last is not None:
         results.render(last["outcome"], last["exact"], last["scenario"], last["name"],
                        stale=f"{reason} Result shown: scenario '{last['name']}'.")
 
 
-if err is not None:
-    results.show_error(err)
-    show_last("Showing the last valid result (before the invalid edit); fix the problems above to re-solve.")
-elif not s.get("solve_button") and not s.get("auto_solve", True):
-    st.info("Automatic solving is off: press **Solve now** in the sidebar.", icon="⏸️")
-    show_last("Showing the last result; the settings have changed since.")
-elif (not s.get("solve_button") and (key, ckey, method) not in s.get("_solved", set())
-      and not isinstance(options := solver.candidates(key, name, ckey), Exception)
-      and len(options.options) > BIG_PROBLEM_OPTIONS):
-    st.info(f"Large problem ({len(options.options):,} stage options): it is not solved automatically, as a solve "
-            f"can take up to the time limit ({sc.settings.time_limit_s:g} s). Press **Solve now** in the sidebar.",
-            icon="⏸️")
-    show_last("Showing the last result; the settings have changed since.")
-else:
-    solved = s.setdefault("_solved", set())
-    cached = (key, ckey, method) in solved
+def settle_job(want: tuple) -> solver.Job | None:
+    """The session's running solve if it is still wanted; a Cancel click or changed settings end it."""
+    s = st.session_state
+    held = s.get("_job")
+    if held is None:
+        return None
+    job_want, job = held
+    if s.get("cancel_solve") or job_want != want:
+        job.cancel()
+        if s.get("cancel_solve") and job.state == "cancelled":
+            s["_cancelled"] = (job_want, job.elapsed_s)
+        del s["_job"]
+        return None
+    return job
+
+
+def wait_for(job: solver.Job, time_limit_s: float) -> None:
+    """Poll the worker until it finishes, with a Cancel button beside the elapsed time. A click reruns
+    the script: this run is stopped at its next element update and the new run ends the worker."""
+    cancel_slot = st.empty()
+    cancel_slot.button("Cancel solve", key="cancel_solve", icon=":material/stop_circle:",
+                       help="Stop the solver; the inputs and the last result are kept")
+    bar, ticker = st.empty(), st.empty()
+    while not job.poll():
+        if job.progress is not None:
+            _, fraction, message = job.progress
+            bar.progress(min(1.0, max(0.0, fraction)), text=message)
+        done = ", ".join(job.outcomes) or "nothing"
+        ticker.caption(f"Solving for {job.elapsed_s:.1f} s (time limit {time_limit_s:g} s per method; "
+                       f"finished: {done}).")
+        time.sleep(min(POLL_S, 0.02 + job.elapsed_s / 10))  # quick solves return quickly
+    for slot in (bar, ticker, cancel_slot):
+        slot.empty()
+
+
+def result_section(sc, err, key, ckey, name: str) -> None:
+    s = st.session_state
+    method = s["method"]
+    want = (key, ckey, method)
+    job = settle_job(want)
+    methods = (method,) if method == "exact" else (method, "exact")
+    outcomes = {m: solver.results().get((key, ckey, m)) for m in methods}
+    cached = all(o is not None for o in outcomes.values())
+    pressed = s.get("solve_button")
+    if pressed:
+        s.pop("_cancelled", None)
+    cancelled = s.get("_cancelled")
+    stale = "Showing the last result; the settings have changed since."
+
+    if err is not None:
+        results.show_error(err)
+        show_last("Showing the last valid result (before the invalid edit); fix the problems above to re-solve.")
+        return
+    if not cached and job is None:
+        if cancelled is not None and cancelled[0] == want:
+            st.warning(f"Solve cancelled after {cancelled[1]:.1f} s. Your inputs are kept; press **Solve now** "
+                       "in the sidebar to run it again.", icon=":material/cancel:")
+            show_last("Showing the last result; the solve of the current settings was cancelled.")
+            return
+        if not pressed and not s.get("auto_solve", True):
+            st.info("Automatic solving is off: press **Solve now** in the sidebar.", icon="⏸️")
+            show_last(stale)
+            return
+        cs = solver.candidates(key, name, ckey)
+        if not pressed and not isinstance(cs, Exception) and len(cs.options) > BIG_PROBLEM_OPTIONS:
+            st.info(f"Large problem ({len(cs.options):,} stage options): it is not solved automatically, as a "
+                    f"solve can take up to the time limit ({sc.settings.time_limit_s:g} s). Press **Solve now** "
+                    "in the sidebar.", icon="⏸️")
+            show_last(stale)
+            return
+        if isinstance(cs, Exception):
+            results.show_error(cs)
+            show_last("Showing the last result that solved.")
+            return
+        missing = tuple(m for m in methods if outcomes[m] is None)
+        job = solver.start(sc, cs, key, ckey, missing)
+        s["_job"] = (want, job)
+
     with st.status(f"Solving {name} with the {method} method…", expanded=False) as status:
         cs = solver.candidates(key, name, ckey)
         if not isinstance(cs, Exception):
             st.write(f"{len(cs.options):,} stage options usable, {len(cs.excluded):,} excluded; "
-                     f"{len(cs.levels)} concurrency level(s).")
-        outcome = solver.solve(key, name, ckey, method)
-        exact = outcome if method == "exact" else None
-        if method != "exact":
-            st.write("Exact optimum and frontier for comparison…")
-            exact = solver.solve(key, name, ckey, "exact")
-        for p in (outcome.result.curve if outcome.result else ()):
-            tail = (f"{p.tokens_per_s:,.0f} tokens/s at ${p.cost_usd_per_hour:.2f}/h, "
-                    f"${p.usd_per_million_tokens:.4f}/M tokens" if p.plan else "")
-            st.write(f"budget ${p.budget_usd_per_hour:.2f}/h: {p.status} {tail}")
-        solved.add((key, ckey, method))
-        if outcome.error is not None:
-            status.update(label=f"{method}: {type(outcome.error).__name__}", state="error")
+                     f"{len(cs.levels)} pipeline level(s).")
+        if job is not None:
+            status.update(expanded=True)
+            wait_for(job, sc.settings.time_limit_s)
+            if s.get("_job", (None, None))[1] is job:
+                del s["_job"]
+            if job.state != "done":
+                status.update(label=f"{method}: {job.state}", state="error", expanded=False)
+                outcomes = None
+            else:
+                outcomes.update(job.outcomes)
+                status.update(expanded=False)
+        if outcomes is not None:
+            outcome = outcomes[method]
+            for p in (outcome.result.curve if outcome.result else ()):
+                tail = (f"{p.tokens_per_s:,.0f} tokens/s at ${p.cost_usd_per_hour:.2f}/h, "
+                        f"${p.usd_per_million_tokens:.4f}/M tokens" if p.plan else "")
+                st.write(f"budget ${p.budget_usd_per_hour:.2f}/h: {p.status} {tail}")
+            if outcome.error is not None:
+                status.update(label=f"{method}: {type(outcome.error).__name__}", state="error")
+            else:
+                r = outcome.result
+                status.update(label=(f"Solved ({method}): {r.status}, {r.solve_seconds + r.build_seconds:.2f} s"
+                                     + (" — from cache" if cached else "")), state="complete")
+    if outcomes is None:
+        if job.state == "cancelled":  # ended by a newer run of this session
+            st.warning("Solve cancelled.", icon=":material/cancel:")
         else:
-            r = outcome.result
-            status.update(label=(f"Solved ({method}): {r.status}, {r.solve_seconds + r.build_seconds:.2f} s"
-                                 + (" — from cache" if cached else "")), state="complete")
+            st.error(f"**The solve did not finish**: {job.failure}", icon="🚫")
+        show_last("Showing the last result that solved.")
+        return
+    outcome, exact = outcomes[method], outcomes["exact"]
     if outcome.error is not None:
         results.show_error(outcome.error)
         show_last("Showing the last result that solved.")
-    else:
-        s["last_good"] = {"outcome": outcome, "exact": exact, "scenario": sc, "name": name}
-        results.render(outcome, exact, sc, name)
+        return
+    s["last_good"] = {"outcome": outcome, "exact": exact, "scenario": sc, "name": name}
+    results.render(outcome, exact, sc, name)
+
+
+def planner_page() -> None:
+    st.set_page_config(page_title="GPU pipeline planner", page_icon="🧮", layout="wide")
+    state.ensure()
+    state.process_uploads()
+    state.process_pick()
+    state.prepare()
+    s = st.session_state
+
+    with st.sidebar:
+        inputs.scenario_source()
+
+    st.title("GPU pipeline planner")
+    st.caption("Place an LLM's layers on a mixed GPU pool at the lowest $ per token (pipeline stages × tensor "
+               "parallelism, MILP solved with HiGHS).")
+
+    tab_work, tab_pool, tab_search = st.tabs(["Workload & model", "GPU pool & network", "Search settings"])
+    with tab_work:
+        inputs.workload_and_model()
+    with tab_pool:
+        inputs.pool_and_network()
+    with tab_search:
+        preview_box = inputs.search_settings()
+
+    texts = state.rebuild_texts()
+    key = T.texts_key(texts)
+    name = s["scenario_name"]
+    ckey = state.cat_key()
+    sc, err = state.current_scenario()
+    inputs.problem_size_preview(preview_box, solver.candidates(key, name, ckey) if sc else err,
+                                solver.sizes_for(key, name, ckey) if sc else ())
+    if sc is not None and sc.warnings:
+        with st.expander(f"Loading notes ({len(sc.warnings)}): what the loader assumed or ignored"):
+            st.markdown("\n".join(f"- {w}" for w in sc.warnings))
+
+    st.header("Result")
+    result_section(sc, err, key, ckey, name)
+
+
+if not state.route(__file__, "Planner"):
+    planner_page()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,20 @@ def browser_type_launch_args(browser_type_launch_args):
             "args": ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]}
 
 
+@dataclass(frozen=True)
+class AppServer:
+    url: str
+    pid: int  # the tests look at its solve workers (child processes)
+
+
 @pytest.fixture(scope="session")
-def app_url():
-    """`streamlit run app.py` on a free port; yields its URL once /_stcore/health answers."""
+def app_url(app_server):
+    return app_server.url
+
+
+@pytest.fixture(scope="session")
+def app_server():
+    """`streamlit run app.py` on a free port, once /_stcore/health answers."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); browser tests need it")
     port = _free_port()
@@ -54,7 +66,7 @@ def app_url():
             if proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError(f"streamlit did not start (exit code {proc.poll()})")
             time.sleep(0.3)
-        yield url
+        yield AppServer(url, proc.pid)
     finally:
         proc.terminate()
         try:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +20,7 @@ if not os.path.exists("/usr/bin/chromium"):
 from playwright.sync_api import Page, expect  # noqa: E402
 
 LOAD_TIMEOUT = 90_000
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def library(quantization: str = "coarse"):
@@ -84,3 +87,17 @@ def test_plan_csv_download_holds_the_plan(page: Page, app_url, tmp_path):
     path = tmp_path / "plan.csv"
     info.value.save_as(path)
     assert path.read_text() == report.to_csv(report.plan_rows(lib.plan), report.PLAN_COLUMNS)
+
+
+def test_sidebar_lists_the_main_page_as_planner_then_every_page(page: Page, app_url):
+    open_app(page, app_url)
+    nav = page.get_by_test_id("stSidebarNav")
+    expect(nav.get_by_role("link").first).to_have_text("Planner")
+    pages = [p.stem.split("_", 1)[1].replace("_", " ") for p in sorted((ROOT / "pages").glob("*.py"))]
+    assert [t.strip() for t in nav.get_by_role("link").all_inner_texts()] == ["Planner"] + pages
+    nav.get_by_role("link", name="Catalogue").click()
+    expect(page).to_have_url(re.compile(r"/Catalogue$"), timeout=LOAD_TIMEOUT)
+    expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=LOAD_TIMEOUT)
+    nav.get_by_role("link", name="Planner").click()
+    expect(metric_value(page, "$ per million")).to_be_visible(timeout=LOAD_TIMEOUT)
+    assert page.get_by_test_id("stException").count() == 0

@@ -52,12 +52,20 @@ def texts_key(texts: dict[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 # ------------------------------------------------------------------ uploads
-def texts_from_uploads(files: list[tuple[str, bytes]], current: dict[str, str]) -> tuple[str | None, dict[str, str]]:
+def texts_from_uploads(files: list[tuple[str, bytes]], current: dict[str, str],
+                       max_bytes: int | None = None) -> tuple[str | None, dict[str, str]]:
     """Turn uploaded files into scenario texts: one exported scenario JSON, or CSV files of a config folder.
+    Uploads are read as text only (CSV, JSON), never evaluated or unpickled.
 
     CSVs replace the files of the same name; when both config.csv and gpu_pool.csv come in, the upload
     is a whole folder and replaces everything. Returns (scenario name or None, texts)."""
     problems: list[Problem] = []
+    if max_bytes is not None:
+        for n, b in files:
+            if len(b) > max_bytes:
+                problems.append(Problem(f"{len(b) / 1048576:.1f} MB is over the upload limit of "
+                                        f"{max_bytes / 1048576:g} MB (server.maxUploadSize)", n))
+        files = [(n, b) for n, b in files if len(b) <= max_bytes]
     jsons = [(n, b) for n, b in files if n.lower().endswith(".json")]
     csvs = [(Path(n).name.lower(), b) for n, b in files if n.lower().endswith(".csv")]
     other = [n for n, _ in files if not n.lower().endswith((".json", ".csv"))]

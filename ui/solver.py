@@ -1,9 +1,19 @@
 """Cached calls into the planner, keyed on the scenario texts (+ catalogue texts), so that going back
 to an earlier setting is instant. Errors the planner raises on purpose are returned, not raised, so
-that they are cached too (an infeasible scenario is not re-explained on every rerun)."""
+that they are cached too (an infeasible scenario is not re-explained on every rerun).
+
+Solves run in a worker process (`Job`) so that the app stays responsive and a solve can be cancelled:
+HiGHS cannot be interrupted from outside through Pyomo, the model build is pure Python, and a huge
+model's presolve does not honour the time limit, so the only reliable stop is ending the process."""
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import signal
+import threading
 import time
+import traceback
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -14,6 +24,14 @@ from planner.catalog import parse_engines, parse_gpus, parse_models
 from planner.candidates import segment_sizes
 
 TextsKey = tuple[tuple[str, str], ...]
+SolveKey = tuple[TextsKey, TextsKey, str]  # (scenario texts, catalogue texts, method)
+
+log = logging.getLogger(__name__)
+METHODS = ("exact", "enumeration", "weighted")
+# A worker is killed when it outlives its time limit (per method) by this much: the time limit is not
+# honoured everywhere (Pyomo's model build, HiGHS presolve of a huge model).
+GRACE_S = 60.0
+PROGRESS_EVERY_S = 0.2
 
 
 @dataclass
@@ -81,18 +99,12 @@ def sizes_for(texts: TextsKey, name: str, cat_key: TextsKey) -> tuple[int, ...] 
         return exc
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
-def solve(texts: TextsKey, name: str, cat_key: TextsKey, method: str) -> Outcome:
-    """Solve with `method`. The exact method also returns the whole cost/throughput frontier."""
-    sc = scenario(texts, name, cat_key)
-    if isinstance(sc, InputError):
-        return Outcome(error=sc)
-    cs = candidates(texts, name, cat_key)
-    if isinstance(cs, InputError):
-        return Outcome(error=cs)
+def run_method(sc: Scenario, cs: CandidateSet, method: str, progress=None) -> Outcome:
+    """Solve with `method` in this process. The exact method also returns the whole frontier.
+    `progress(fraction, message)` is the planner's progress callback."""
     t0 = time.perf_counter()
     try:
-        planner = Planner(sc, cs)
+        planner = Planner(sc, cs, progress=progress)
         if method == "exact":
             result = planner.exact(with_frontier=True)
             return Outcome(result, None, time.perf_counter() - t0, result.frontier)
@@ -101,7 +113,187 @@ def solve(texts: TextsKey, name: str, cat_key: TextsKey, method: str) -> Outcome
         elif method == "weighted":
             result = planner.weighted()
         else:
-            raise InputError(f"unknown method '{method}' (exact, enumeration, weighted)")
+            raise InputError(f"unknown method '{method}' ({', '.join(METHODS)})")
     except PlannerError as exc:
         return Outcome(error=exc, seconds=time.perf_counter() - t0)
     return Outcome(result, None, time.perf_counter() - t0)
+
+
+# ------------------------------------------------------------------ results shared by all sessions
+class ResultStore:
+    """Finished solves by (texts, catalogue, method), least recently used dropped first. Shared by
+    every session: a result depends only on its key, so two sessions never see each other's state."""
+
+    def __init__(self, max_entries: int = 64):
+        self._items: OrderedDict[SolveKey, Outcome] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+
+    def get(self, key: SolveKey) -> Outcome | None:
+        with self._lock:
+            out = self._items.get(key)
+            if out is not None:
+                self._items.move_to_end(key)
+            return out
+
+    def put(self, key: SolveKey, outcome: Outcome) -> None:
+        with self._lock:
+            self._items[key] = outcome
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+
+@st.cache_resource(show_spinner=False)
+def results() -> ResultStore:
+    return ResultStore()
+
+
+def solve(texts: TextsKey, name: str, cat_key: TextsKey, method: str) -> Outcome:
+    """Blocking solve in this process (for callers that cannot show a cancel control); cached."""
+    key = (texts, cat_key, method)
+    cached = results().get(key)
+    if cached is not None:
+        return cached
+    sc = scenario(texts, name, cat_key)
+    if isinstance(sc, InputError):
+        return Outcome(error=sc)
+    cs = candidates(texts, name, cat_key)
+    if isinstance(cs, InputError):
+        return Outcome(error=cs)
+    outcome = run_method(sc, cs, method)
+    results().put(key, outcome)
+    return outcome
+
+
+# ------------------------------------------------------------------ cancellable worker
+def _work(conn, sc: Scenario, cs: CandidateSet, methods: tuple[str, ...], hard_limit_s: float) -> None:
+    """Worker process body: solve each method in turn and send ("outcome", method, Outcome) after each,
+    then ("done",); ("progress", method, fraction, message) while solving. A bug is sent as
+    ("crash", traceback) rather than lost with the process."""
+    # The parent may be Streamlit's server, whose SIGTERM/SIGINT handlers are Python-level and would
+    # wait for HiGHS to return to Python; the defaults end the process at once. SIGALRM (default action:
+    # terminate) bounds an orphaned worker's life even if the server died without stopping it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(max(1, int(hard_limit_s)))
+    last = [0.0]
+
+    def progress(method: str):
+        def report(fraction: float, message: str) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= PROGRESS_EVERY_S:  # a few messages per second are plenty for a progress bar
+                last[0] = now
+                conn.send(("progress", method, fraction, message))
+        return report
+
+    try:
+        for method in methods:
+            conn.send(("outcome", method, run_method(sc, cs, method, progress(method))))
+        conn.send(("done",))
+    except Exception:  # noqa: BLE001 - a bug in the planner: report it to the app instead of dying silently
+        conn.send(("crash", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+@dataclass
+class Job:
+    """One solve running in a worker process, owned by one session (kept in its session state).
+
+    A script rerun (a widget change, a Cancel click) may poll it from another thread while the previous
+    run is being stopped, so every state change holds the lock."""
+
+    scenario_key: tuple[TextsKey, TextsKey]
+    methods: tuple[str, ...]
+    process: multiprocessing.process.BaseProcess
+    conn: object  # multiprocessing.connection.Connection
+    hard_limit_s: float
+    started: float = field(default_factory=time.perf_counter)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    state: str = "running"  # running | done | cancelled | failed
+    progress: tuple[str, float, str] | None = None  # the latest (method, fraction done, message)
+    failure: str = ""
+    finished: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.finished or time.perf_counter()) - self.started
+
+    def poll(self) -> bool:
+        """Collect what the worker sent; True once it has finished (done, failed or cancelled)."""
+        with self._lock:
+            if self.state != "running":
+                return True
+            try:
+                while self.conn.poll():
+                    msg = self.conn.recv()
+                    if msg[0] == "progress":
+                        self.progress = msg[1:]
+                    elif msg[0] == "outcome":
+                        _, method, outcome = msg
+                        self.outcomes[method] = outcome
+                        results().put((*self.scenario_key, method), outcome)
+                    elif msg[0] == "done":
+                        self._finish("done")
+                        return True
+                    else:  # a bug in the planner: shown to the user with its traceback
+                        self.failure = f"the solver hit an internal error:\n\n```\n{msg[1]}```"
+                        self._finish("failed")
+                        return True
+            except EOFError:
+                pass  # the worker is gone; judged below
+            if not self.process.is_alive():
+                self.process.join()
+                code = self.process.exitcode
+                self.failure = (f"the solver was stopped after {self.elapsed_s:.0f} s: it ran "
+                                f"{GRACE_S:g} s past its time limit" if code == -signal.SIGALRM else
+                                f"the solver process ended unexpectedly (exit code {code})")
+                self._finish("failed")
+                return True
+            if self.elapsed_s > self.hard_limit_s:
+                self._stop()
+                self.failure = (f"the solver was stopped after {self.elapsed_s:.0f} s: it ran {GRACE_S:g} s "
+                                f"past its time limit")
+                self._finish("failed")
+                return True
+            return False
+
+    def cancel(self) -> None:
+        """End the worker now (if still running); what it had already sent stays in the result store."""
+        with self._lock:
+            if self.state == "running":
+                self._stop()
+                self._finish("cancelled")
+
+    def _stop(self) -> None:
+        self.process.terminate()
+        self.process.join(timeout=2)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+    def _finish(self, state: str) -> None:
+        self.state = state
+        self.finished = time.perf_counter()
+        self.conn.close()
+        if state == "done":
+            self.process.join(timeout=5)  # it exits right after its last message; reap it
+
+
+def start(sc: Scenario, cs: CandidateSet, texts: TextsKey, cat_key: TextsKey, methods: tuple[str, ...]) -> Job:
+    """Start solving `methods` (in order) for a parsed scenario in a worker process."""
+    # fork: the child starts at once with the planner imported and the scenario in memory. spawn and
+    # forkserver would re-run Streamlit's __main__ (the app script) in the child.
+    ctx = multiprocessing.get_context("fork")
+    multiprocessing.active_children()  # reaps finished workers
+    hard_limit = len(methods) * sc.settings.time_limit_s + GRACE_S
+    recv, send = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_work, args=(send, sc, cs, methods, hard_limit), daemon=True,
+                          name=f"solve-{sc.name}")
+    process.start()
+    send.close()  # the child holds the sending end; EOF on ours means it is gone
+    log.info("solve worker %s started for %s (%s)", process.pid, sc.name, ", ".join(methods))
+    return Job((texts, cat_key), methods, process, recv, hard_limit)

@@ -2,10 +2,13 @@
 loading (bundled scenario, uploaded files, imported scenario JSON) through one path."""
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
-from planner import Catalog, InputError, Scenario, load_catalog
+from planner import Catalog, InputError, Problem, Scenario, load_catalog
 
 from . import scenario_texts as T
 from . import solver
@@ -169,27 +172,43 @@ def last_good_scenario() -> Scenario | None:
     return st.session_state.get("_last_good_scenario")
 
 
+def upload_limit_mb() -> int:
+    """The upload size limit: server.maxUploadSize (.streamlit/config.toml), which the browser enforces
+    too; checked here again for clients that bypass it."""
+    return int(st.get_option("server.maxUploadSize"))
+
+
 def process_uploads() -> None:
-    """Load newly uploaded files (before the widgets are created). Problems are kept for display."""
+    """Load newly uploaded files (before the widgets are created). An upload is loaded only if the
+    scenario it makes parses; otherwise every problem is kept for display and the current scenario,
+    with the user's edits, stays."""
     s = st.session_state
     files = s.get("upload") or []
+    if not files:  # the uploader was cleared: forget its problems, accept the same files again later
+        s["_upload_done"] = None
+        s["upload_problems"] = None
+        return
     ids = tuple(getattr(f, "file_id", f.name) for f in files)
-    if not files or ids == s.get("_upload_done"):
+    if ids == s.get("_upload_done"):
         return
     s["_upload_done"] = ids
     s["upload_problems"] = None
     try:
         payload = [(f.name, f.getvalue()) for f in files]
-        name, texts = T.texts_from_uploads(payload, s["texts"])
-        for required in (T.CONFIG, T.POOL):
-            if required not in texts:
-                raise InputError(f"missing {required}: upload it together with the other files")
+        name, texts = T.texts_from_uploads(payload, s["texts"], max_bytes=upload_limit_mb() * 1024 * 1024)
+        missing = [Problem(f"missing {required}: upload it together with the other files", required)
+                   for required in (T.CONFIG, T.POOL) if required not in texts]
+        if missing:
+            raise InputError(missing)
+        if name is None:
+            names = [f.name for f in files]
+            name = "uploaded" if len(names) > 1 else f"{s['scenario_name']} + {names[0]}"
+        parsed = solver.scenario(T.texts_key(texts), name, cat_key())
+        if isinstance(parsed, InputError):
+            raise parsed
     except InputError as exc:
         s["upload_problems"] = exc
         return
-    if name is None:
-        names = [f.name for f in files]
-        name = "uploaded" if len(names) > 1 else f"{s['scenario_name']} + {names[0]}"
     load(texts, name, pick=UPLOADED)
     s["scenario_pick"] = UPLOADED
 
@@ -199,3 +218,28 @@ def process_pick() -> None:
     pick = s.get("scenario_pick")
     if pick and pick != s.get("loaded_pick") and pick != UPLOADED:
         load(T.load_bundled_texts(pick), pick, pick=pick)
+
+
+# ------------------------------------------------------------------ pages
+_page_run = threading.local()  # per script thread: is app.py running as the Planner page?
+
+
+def route(entry_file: str, title: str) -> bool:
+    """Multipage navigation with the main page titled `title` (Streamlit would label it after the entry
+    file, "app"): the main page is the entry file itself, then every pages/*.py in name order.
+
+    Returns True on the entry run, after it ran the chosen page; False when the entry file is being run
+    as the main page (the caller then draws it). Being the file (not a function) keeps the main page
+    addressable as app.py, e.g. by AppTest.switch_page."""
+    if getattr(_page_run, "active", False):
+        return False
+    entry = Path(entry_file).resolve()
+    pages = [st.Page(entry, title=title, default=True)]
+    pages += [st.Page(p) for p in sorted((entry.parent / "pages").glob("*.py"))]
+    page = st.navigation(pages)
+    _page_run.active = True
+    try:
+        page.run()
+    finally:
+        _page_run.active = False
+    return True

@@ -1,0 +1,126 @@
+"""The running app with several users (Playwright on Debian's chromium): two browser sessions solving
+different scenarios at the same time each see their own numbers, and a running solve can be cancelled
+(the worker process ends, the inputs and the previous result stay)."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from planner import Planner, scenario_from_texts
+from ui import scenario_texts as T
+
+pytestmark = pytest.mark.browser
+if not os.path.exists("/usr/bin/chromium"):
+    pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium); browser tests need it",
+                allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
+
+LOAD_TIMEOUT = 180_000  # ms; the machine is shared, and the xl scenario builds 40,000 options first
+
+
+def usd_m(x: float) -> str:
+    return f"${x:,.4f}" if x < 10 else f"${x:,.2f}"
+
+
+def library_usd_m(name: str, input_tokens: int | None = None) -> str:
+    sc = scenario_from_texts(T.load_bundled_texts(name), name)
+    if input_tokens is not None:
+        sc = replace(sc, workload=replace(sc.workload, input_tokens=input_tokens))
+    return usd_m(Planner(sc).exact().plan.usd_per_million_tokens)
+
+
+def metric_value(page: Page, label: str):
+    return page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+
+
+def open_app(page: Page, url: str) -> None:
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(url)
+    expect(metric_value(page, "$ per million")).to_be_visible(timeout=LOAD_TIMEOUT)
+
+
+def pick_scenario(page: Page, name: str) -> None:
+    page.get_by_test_id("stSelectbox").filter(has_text="Bundled scenario").click()
+    page.get_by_role("option", name=name, exact=True).click()
+
+
+def loaded_caption(page: Page):
+    return page.get_by_test_id("stSidebar").get_by_text("Loaded:")
+
+
+def worker_pids(server_pid: int) -> set[int]:
+    """Live child processes of the server (its solve workers)."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == server_pid and fields[0] != "Z":
+            out.add(int(stat.parent.name))
+    return out
+
+
+def test_two_sessions_solving_at_once_keep_their_own_state(browser: Browser, app_url):
+    want_small = library_usd_m("small")
+    want_medium_1024 = library_usd_m("medium", input_tokens=1024)
+    assert want_small != want_medium_1024
+    a_ctx, b_ctx = browser.new_context(), browser.new_context()
+    try:
+        a, b = a_ctx.new_page(), b_ctx.new_page()
+        open_app(a, app_url)
+        open_app(b, app_url)
+        # start both changes back to back, so that the two solves run at the same time
+        pick_scenario(a, "small")
+        b.get_by_role("tab", name="Workload & model").click()
+        tokens = b.get_by_label("Input tokens per request")
+        tokens.fill("1024")
+        tokens.press("Enter")
+        expect(metric_value(a, "$ per million")).to_have_text(want_small, timeout=LOAD_TIMEOUT)
+        expect(metric_value(b, "$ per million")).to_have_text(want_medium_1024, timeout=LOAD_TIMEOUT)
+        expect(loaded_caption(a)).to_contain_text("small")
+        expect(loaded_caption(b)).to_contain_text("medium")
+        # neither session picked up the other's inputs
+        a.get_by_role("tab", name="Workload & model").click()
+        small_tokens = scenario_from_texts(T.load_bundled_texts("small"), "small").workload.input_tokens
+        expect(a.get_by_label("Input tokens per request")).to_have_value(str(small_tokens))
+        expect(b.get_by_label("Input tokens per request")).to_have_value("1024")
+        for page in (a, b):
+            assert page.get_by_test_id("stException").count() == 0
+    finally:
+        a_ctx.close()
+        b_ctx.close()
+
+
+def test_cancel_stops_the_worker_and_keeps_inputs_and_result(page: Page, app_server):
+    open_app(page, app_server.url)
+    before = library_usd_m("medium")
+    expect(metric_value(page, "$ per million")).to_have_text(before, timeout=LOAD_TIMEOUT)
+    pick_scenario(page, "xl")  # 40,000 stage options: waits for "Solve now"
+    expect(page.get_by_text("Large problem")).to_be_visible(timeout=LOAD_TIMEOUT)
+    idle = worker_pids(app_server.pid)
+    page.get_by_role("button", name="Solve now").click()
+    cancel = page.get_by_role("button", name="Cancel solve")
+    expect(cancel).to_be_visible(timeout=LOAD_TIMEOUT)
+    deadline = time.time() + 30
+    while not worker_pids(app_server.pid) - idle:
+        assert time.time() < deadline, "no solve worker started"
+        time.sleep(0.2)
+    workers = worker_pids(app_server.pid) - idle
+    cancel.click()
+    expect(page.get_by_text("Solve cancelled after")).to_be_visible(timeout=30_000)
+    deadline = time.time() + 10
+    while worker_pids(app_server.pid) & workers:
+        assert time.time() < deadline, "the solve worker is still running after Cancel"
+        time.sleep(0.2)
+    # the previous result and the inputs stay
+    expect(metric_value(page, "$ per million")).to_have_text(before)
+    expect(page.get_by_text("the solve of the current settings was cancelled")).to_be_visible()
+    expect(loaded_caption(page)).to_contain_text("xl")
+    expect(page.get_by_role("combobox", name="Bundled scenario")).to_have_value("xl")
+    assert page.get_by_test_id("stException").count() == 0
