@@ -750,6 +750,8 @@ def _links_per_gpu(text: str, file: str, entries: list[PoolEntry] | None, proble
         if len(body) != n:
             problems.append(Problem(f"has {len(body)} GPU rows but the pool has {n} GPUs (the matrix must be "
                                     "square, one row and column per GPU in pool order)", file))
+        if len(columns) != n or len(body) != n:
+            return ()  # a matrix of the wrong size: its rows are not worth a line each
     best: dict[tuple[str, str], float] = {}
     for i, (lineno, cells) in enumerate(body):
         while len(cells) > n + 1 and not cells[-1]:

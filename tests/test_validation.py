@@ -396,3 +396,11 @@ def test_random_damage_is_a_clean_input_error_or_a_scenario(base, data):
         assert exc.problems
         for p in exc.problems:
             assert p.file and "\n" not in str(p)
+
+
+def test_a_matrix_of_the_wrong_size_is_one_or_two_lines_not_one_per_row(tmp_path):
+    d = folder(tmp_path, "medium", [cell("gpu_pool.csv", 2, 1, "9")])  # one more A100 than the matrix has
+    with pytest.raises(InputError) as info:
+        load_config_dir(d)
+    problems = [p for p in info.value.problems if p.file.endswith("network_bandwidth.csv")]
+    assert 1 <= len(problems) <= 2 and all("the pool has 65 GPUs" in str(p) for p in problems)
