@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="predicted vs measured on the calibration data, with errors")
     v.add_argument("--json", action="store_true")
+    from .cli_whatif import add_subcommands  # cli_whatif imports this module's helpers
+    add_subcommands(sub)
     return parser
 
 
@@ -252,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return COMMANDS[args.command](args)
+        from .cli_whatif import WHATIF_COMMANDS  # imported late: cli_whatif uses this module's helpers
+
+        return {**COMMANDS, **WHATIF_COMMANDS}[args.command](args)
     except InputError as exc:
         for p in exc.problems:
             print(f"error: {p}", file=sys.stderr)

@@ -443,7 +443,8 @@ class ShapeModel:
 
     def _spread(self, chosen: list[tuple[_Shape, int]]) -> list[Option]:
         """Sizes for the chosen stages that sum to L and maximise the slowest stage's rate: the largest
-        rate r (among the stages' option rates) with sum_h cap_h(r) >= L, then trim to exactly L."""
+        rate r (among the stages' option rates) with every cap_h(r) >= a and sum_h cap_h(r) >= L, then trim
+        to exactly L."""
         a, L = self.a, self.L
         floor, strict = self.floor
         rates = sorted({-x for h, _ in chosen for x in h.neg_rate if floor is None or
@@ -452,7 +453,8 @@ class ShapeModel:
         lo, hi = 0, len(rates) - 1
         while lo <= hi:  # rates descending: find the first (highest) rate whose caps reach L
             mid = (lo + hi) // 2
-            if sum(h.cap(rates[mid], False, p, a) for h, p in chosen) >= L:
+            caps = [h.cap(rates[mid], False, p, a) for h, p in chosen]
+            if min(caps) >= a and sum(caps) >= L:  # every stage still holds a layers, all hold L
                 best, hi = rates[mid], mid - 1
             else:
                 lo = mid + 1

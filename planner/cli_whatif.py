@@ -1,0 +1,309 @@
+"""What-if subcommands: `pareto`, `baselines`, `sensitivity`, `quantization`, `spot`.
+
+Registered in `planner.cli` by `add_subcommands(sub)` and `COMMANDS.update(WHATIF_COMMANDS)`; also runnable
+on their own as `python -m planner.cli_whatif ...` with the same exit statuses (0 ok, 2 bad input,
+3 infeasible, 4 solver failure). `--json` prints one JSON document; without it, a readable table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .candidates import QUANTIZATION_LEVELS
+from .cli import _scenario, _sizing
+from .errors import InfeasibleError, InputError, PlannerError, SolverError
+
+log = logging.getLogger("planner")
+
+
+# ------------------------------------------------------------------ argument types
+def _pairs(kind):
+    def parse(text: str) -> dict:
+        out = {}
+        for item in (x.strip() for x in text.split(",")):
+            if not item:
+                continue
+            name, sep, value = item.rpartition("=")
+            try:
+                if not sep or not name:
+                    raise ValueError
+                out[name.strip()] = kind(value)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected TYPE=VALUE[,TYPE=VALUE...], got '{item}'") from None
+        return out
+    return parse
+
+
+def _range(text: str) -> tuple[float, float, int]:
+    parts = text.split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        return float(parts[0]), float(parts[1]), int(parts[2]) if len(parts) == 3 else 11
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO:HI[:N] ($/GPU-hour, N points), got '{text}'") from None
+
+
+def _levels(text: str) -> tuple[str, ...]:
+    levels = tuple(x.strip() for x in text.split(",") if x.strip())
+    bad = [x for x in levels if x not in QUANTIZATION_LEVELS]
+    if bad or not levels:
+        raise argparse.ArgumentTypeError(f"levels must be among {', '.join(QUANTIZATION_LEVELS)}, got '{text}'")
+    return levels
+
+
+def add_subcommands(sub) -> None:
+    """Add the what-if subcommands to `planner.cli`'s subparsers."""
+    p = sub.add_parser("pareto", help="exact cost/throughput Pareto frontier, min-$/token point and the budget grid")
+    _sizing(p)
+    p.add_argument("--no-grid", action="store_true", help="skip the enumeration's budget grid")
+    _common(p)
+
+    b = sub.add_parser("baselines", help="best plan on each GPU type alone beside the mixed optimum")
+    _sizing(b)
+    _common(b)
+
+    s = sub.add_parser("sensitivity", help="tornado of $/token under price moves, break-even prices, price sweep")
+    _sizing(s)
+    s.add_argument("--percent", type=float, default=20.0, help="price move for the tornado, in percent (default 20)")
+    s.add_argument("--no-break-even", action="store_true", help="skip the break-even prices")
+    s.add_argument("--sweep", metavar="TYPE", help="sweep this GPU type's price")
+    s.add_argument("--range", type=_range, metavar="LO:HI[:N]",
+                   help="sweep range in $/GPU-hour and points (default 50%%-150%% of the price, 11 points)")
+    _common(s)
+
+    q = sub.add_parser("quantization", help="coarse / fine / even / full segment sizes side by side")
+    q.add_argument("--config-dir", required=True, help="scenario folder (config.csv, gpu_pool.csv, ...)")
+    q.add_argument("--levels", type=_levels, default=QUANTIZATION_LEVELS, help="comma-separated levels to compare")
+    q.add_argument("--max-options", type=int, default=10_000,
+                   help="skip a level with more stage options than this (default 10000; 0 = no cap)")
+    q.add_argument("--max-stages", type=int, help="max pipeline stages")
+    q.add_argument("--concurrency", help="sequences in flight, or 'auto'")
+    q.add_argument("--token-basis", choices=("total", "output"), help="what a token is in $/token")
+    q.add_argument("--engine", help="engine profile from config/engines.csv")
+    _common(q)
+
+    o = sub.add_parser("spot", help="on-demand plan against spot prices (with preemption overhead) and caps")
+    _sizing(o)
+    o.add_argument("--spot", type=_pairs(float), required=True, metavar="TYPE=$/h,...", help="spot prices per type")
+    o.add_argument("--overhead", type=float, default=0.0,
+                   help="fraction of paid spot time lost to preemptions, 0..1 (effective price = spot / (1 - overhead))")
+    o.add_argument("--cap", type=_pairs(int), metavar="TYPE=N,...", help="availability caps (count = min(count, N))")
+    _common(o)
+
+
+def _common(p) -> None:
+    p.add_argument("--time-limit", type=float, help="solver time limit per solve, in seconds")
+    p.add_argument("--json", action="store_true", help="print the rows as one JSON document")
+
+
+# ------------------------------------------------------------------ output helpers
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
+    cells = [[title for _, title in columns]] + [[_fmt(r.get(key)) for key, _ in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def _emit(args, doc: dict, show) -> int:
+    if args.json:
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        show(doc)
+    return 0
+
+
+def _load(args):
+    sc = _scenario(args)
+    for w in sc.warnings:
+        print(f"note: {w}", file=sys.stderr)
+    return sc
+
+
+# ------------------------------------------------------------------ handlers
+def cmd_pareto(args) -> int:
+    from .whatif import frontier_rows, grid_rows, pareto
+
+    sc = _load(args)
+    fr = pareto(sc, with_grid=not args.no_grid)
+    doc = {"scenario": sc.name, "token_basis": fr.token_basis, "points": frontier_rows(fr), "grid": grid_rows(fr),
+           "min_usd_per_million_tokens": fr.best.usd_per_million_tokens, "seconds": fr.seconds}
+
+    def show(d):
+        print(f"{d['scenario']}: {len(d['points'])} Pareto-optimal plans (exact); * = min $/token, "
+              f"grid = enumeration budgets landing on the point")
+        rows = [{**r, "mark": "*" if r["min_usd_per_token"] else "",
+                 "grid": ", ".join(f"{b:.4g}" for b in r["grid_budgets_usd_per_hour"])} for r in d["points"]]
+        _table(rows, [("mark", ""), ("cost_usd_per_hour", "$/h"), ("tokens_per_s", "tokens/s"),
+                      ("usd_per_million_tokens", f"$/M {d['token_basis']} tokens"), ("stages", "stages"),
+                      ("gpus", "GPUs"), ("layout", "layout"), ("grid", "grid $/h")])
+        off = [g for g in d["grid"] if g["frontier_index"] is None and g["cost_usd_per_hour"] is not None]
+        if off:
+            print(f"  {len(off)} grid point(s) off the frontier (solved to the configured MIP gap): "
+                  + ", ".join(f"${g['budget_usd_per_hour']:.4g}/h" for g in off))
+    return _emit(args, doc, show)
+
+
+def cmd_baselines(args) -> int:
+    from .whatif import baseline_rows, baselines
+
+    sc = _load(args)
+    b = baselines(sc)
+    rows = baseline_rows(b)
+    doc = {"scenario": sc.name, "token_basis": sc.workload.token_basis, "mixed": rows[0],
+           "baselines": {r["gpu_type"]: r for r in rows[1:]}, "best_single": b.best_single,
+           "savings_pct": b.savings_pct, "verdict": b.verdict}
+
+    def show(d):
+        print(f"{d['scenario']}: {d['verdict']}")
+        _table([d["mixed"], *d["baselines"].values()],
+               [("gpu_type", "pool"), ("count", "count"), ("usd_per_million_tokens", "$/M tokens"),
+                ("tokens_per_s", "tokens/s"), ("cost_usd_per_hour", "$/h"), ("vs_mixed_pct", "vs mixed %"),
+                ("layout", "layout")])
+        for r in d["baselines"].values():
+            if not r["feasible"]:
+                print(f"  {r['gpu_type']} alone: {r['reason']}")
+    return _emit(args, doc, show)
+
+
+def cmd_sensitivity(args) -> int:
+    from .search import Planner
+    from .whatif_prices import (break_even_rows, break_evens, change_rows, price_sweep, sweep_rows, tornado,
+                                tornado_rows)
+
+    sc = _load(args)
+    if args.sweep is not None and args.sweep not in sc.pool.types:
+        raise InputError(f"--sweep: unknown GPU type '{args.sweep}' (the pool has {', '.join(sc.pool.types)})")
+    if args.range is not None and args.sweep is None:
+        raise InputError("--range needs --sweep TYPE")
+    base = Planner(sc).exact()
+    t = tornado(sc, args.percent, base)
+    doc = {"scenario": sc.name, "token_basis": sc.workload.token_basis, "percent": args.percent,
+           "base_usd_per_million_tokens": t.base.usd_per_million_tokens, "rows": tornado_rows(t)}
+    if not args.no_break_even:
+        doc["break_even"] = break_even_rows(break_evens(sc, base))
+    if args.sweep:
+        price = sc.pool.entry(args.sweep).spec.price_usd_per_hour
+        lo, hi, n = args.range or (0.5 * price, 1.5 * price, 11)
+        s = price_sweep(sc, args.sweep, lo, hi, n)
+        doc["sweep"] = {"gpu_type": s.gpu_type, "exact_changes": s.exact_changes, "solves": s.solves,
+                        "points": sweep_rows(s), "changes": change_rows(s)}
+
+    def show(d):
+        print(f"{d['scenario']}: optimum ${d['base_usd_per_million_tokens']:.4g}/M {d['token_basis']} tokens; "
+              f"each type's price moved by -/+{d['percent']:g}% (widest swing first)")
+        rows = [{**r, "changed": ("low " if r["low_plan_changed"] else "") + ("high" if r["high_plan_changed"] else "")}
+                for r in d["rows"]]
+        _table(rows, [("gpu_type", "type"), ("price_usd_per_hour", "$/h"), ("low_usd_per_million_tokens", "$/M low"),
+                      ("high_usd_per_million_tokens", "$/M high"), ("swing_usd_per_million_tokens", "swing"),
+                      ("changed", "plan changes")])
+        if "break_even" in d:
+            print("break-even prices:")
+            for r in d["break_even"]:
+                print(f"  {r['meaning']}" + ("" if r["exact"] else " [not exact]"))
+        if "sweep" in d:
+            sw = d["sweep"]
+            print(f"sweep of {sw['gpu_type']}'s price ({'exact' if sw['exact_changes'] else 'bracketed'} change "
+                  f"points, {sw['solves']} solves); * = plan changed")
+            rows = [{**r, "mark": "*" if r["plan_changed"] else ""} for r in sw["points"]]
+            _table(rows, [("mark", ""), ("price_usd_per_hour", "$/h"), ("usd_per_million_tokens", "$/M tokens"),
+                          ("gpus_of_type", f"{sw['gpu_type']} GPUs"), ("layout", "layout")])
+            for c in sw["changes"]:
+                print(f"  {c['from_layout']}  ->  {c['to_layout']}: {c['how']}")
+    return _emit(args, doc, show)
+
+
+def cmd_quantization(args) -> int:
+    from .whatif import quantization_loss, quantization_rows
+
+    if args.max_options < 0:
+        raise InputError(f"--max-options: must be >= 0, got {args.max_options}")
+    sc = _load(args)
+    q = quantization_loss(sc, args.levels, args.max_options or None)
+    doc = {"scenario": sc.name, "token_basis": sc.workload.token_basis, "reference": q.reference,
+           "summary": q.summary, "rows": quantization_rows(q)}
+
+    def show(d):
+        print(f"{d['scenario']}: {d['summary']}")
+        rows = [{**r, "sizes": len(r["sizes"])} for r in d["rows"]]
+        _table(rows, [("level", "level"), ("sizes", "sizes"), ("options", "options"), ("status", "status"),
+                      ("usd_per_million_tokens", "$/M tokens"), ("tokens_per_s", "tokens/s"),
+                      ("milp_integers", "integers"), ("seconds", "seconds"), ("loss_pct", "loss %"),
+                      ("note", "note")])
+    return _emit(args, doc, show)
+
+
+def cmd_spot(args) -> int:
+    from .whatif import spot_comparison
+
+    sc = _load(args)
+    s = spot_comparison(sc, args.spot, args.overhead, args.cap)
+    c = s.comparison
+    doc = {"scenario": sc.name, "overhead": args.overhead,
+           "prices": [{"gpu_type": g, "on_demand_usd_per_hour": a, "effective_spot_usd_per_hour": b}
+                      for g, a, b in s.prices],
+           "differences": [{"section": d.section, "item": d.item, "on_demand": d.a, "spot": d.b}
+                           for d in c.differences],
+           "figures": [{"figure": r["figure"], "on_demand": r["a"], "spot": r["b"], "change_pct": r["change_pct"]}
+                       for r in c.figure_rows()],
+           "savings_pct": s.savings_pct}
+
+    def show(d):
+        s = d["savings_pct"]
+        verdict = ("one of the two has no feasible plan" if s is None else f"saves {s:.1f}% per token" if s > 0
+                   else f"costs {-s:.1f}% more per token" if s < 0 else "does not change the cost per token")
+        print(f"{d['scenario']}: the spot what-if {verdict} (effective price = spot / (1 - {d['overhead']:g}))")
+        for r in d["prices"]:
+            print(f"  {r['gpu_type']}: on demand ${r['on_demand_usd_per_hour']:.4g}/h, spot effective "
+                  f"${r['effective_spot_usd_per_hour']:.4g}/h")
+        _table(d["figures"], [("figure", ""), ("on_demand", "on demand"), ("spot", "spot"),
+                              ("change_pct", "change %")])
+    return _emit(args, doc, show)
+
+
+WHATIF_COMMANDS = {"pareto": cmd_pareto, "baselines": cmd_baselines, "sensitivity": cmd_sensitivity,
+                   "quantization": cmd_quantization, "spot": cmd_spot}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one what-if subcommand on its own (same statuses as `planner.cli.main`)."""
+    parser = argparse.ArgumentParser(prog="python -m planner.cli_whatif", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the planner does")
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return WHATIF_COMMANDS[args.command](args)
+    except InputError as exc:
+        for p in exc.problems:
+            print(f"error: {p}", file=sys.stderr)
+        return 2
+    except InfeasibleError as exc:
+        print(f"infeasible: {exc}", file=sys.stderr)
+        return 3
+    except SolverError as exc:
+        print(f"solver error: {exc}", file=sys.stderr)
+        return 4
+    except PlannerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
