@@ -8,8 +8,8 @@ import streamlit as st
 
 from planner import InputError
 
+from . import inputs, solver, state
 from . import scenario_texts as T
-from . import solver, state
 
 TABLES = (("gpus.csv", "cat_gpus", "GPUs", "Prices are on-demand $/GPU-hour from the named source and date; check "
            "the source before relying on a cost result."),
@@ -17,6 +17,53 @@ TABLES = (("gpus.csv", "cat_gpus", "GPUs", "Prices are on-demand $/GPU-hour from
            "Hugging Face config.json."),
           ("engines.csv", "cat_engines", "Engine profiles", "Efficiency factors of the serving engine relative to "
            "the datasheet."))
+
+
+# Column groups shown together, so that no grid is wider than the page (a 1400-pixel window with the
+# sidebar open leaves ~940 pixels); the name column is in every group.
+VIEWS = {
+    "cat_gpus": {"datasheet and price": ["sku", "memory_gb", "fp16_dense_tflops", "hbm_gb_per_s", "intra_link",
+                                         "intra_link_gb_per_s", "gpus_per_node", "price_usd_per_hour", "price_date"],
+                 "aliases and sources": ["sku", "aliases", "price_source", "price_date", "datasheet_source"]},
+    "cat_models": {"dimensions": ["name", "num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim",
+                                  "ffn_size", "gated_mlp", "vocab_size", "bytes_per_param", "tied_embeddings"],
+                   "aliases and sources": ["name", "aliases", "source"]},
+    "cat_engines": {"factors": ["name", "compute_efficiency", "hbm_efficiency", "link_efficiency",
+                                "allreduce_latency_us", "step_overhead_ms", "memory_utilization", "runtime_reserve_gb",
+                                "max_num_seqs", "prefill_chunk_tokens"],
+                    "source": ["name", "source"]},
+}
+# (short header, what it is): short headers keep a grid within the page; the help says it in full.
+LABELS = {
+    "memory_gb": ("mem GB", "memory per GPU (GB)"),
+    "fp16_dense_tflops": ("TFLOP/s", "dense FP16 tensor TFLOP/s (datasheet, without sparsity)"),
+    "hbm_gb_per_s": ("HBM GB/s", "memory bandwidth (GB/s, datasheet)"),
+    "intra_link": ("link", "what tensor parallelism inside a node runs over: nvlink or pcie"),
+    "intra_link_gb_per_s": ("link GB/s", "intra-node link bandwidth per GPU (GB/s)"),
+    "gpus_per_node": ("per node", "GPUs per node (a tensor-parallel group stays inside one node)"),
+    "price_usd_per_hour": ("$/GPU-h", "default on-demand price ($ per GPU-hour)"),
+    "price_date": ("price date", "when the price was read from its source"),
+    "price_source": ("price source", "where the price comes from"),
+    "datasheet_source": ("datasheet source", "where the datasheet figures come from"),
+    "num_layers": ("layers", "decoder layers"), "hidden_size": ("d_model", "hidden size"),
+    "num_heads": ("heads", "attention heads"),
+    "num_kv_heads": ("KV heads", "key/value heads (grouped-query attention)"),
+    "head_dim": ("head dim", "dimension per head"), "ffn_size": ("FFN", "MLP intermediate size"),
+    "gated_mlp": ("gated", "gated MLP (three matrices: gate, up, down)"), "vocab_size": ("vocab", "vocabulary size"),
+    "bytes_per_param": ("B/param", "bytes per parameter (2 = fp16/bf16)"),
+    "tied_embeddings": ("tied", "input embedding and LM head share weights"),
+    "compute_efficiency": ("compute", "achieved fraction of the datasheet dense FP16 TFLOP/s"),
+    "hbm_efficiency": ("HBM", "achieved fraction of the datasheet memory bandwidth"),
+    "link_efficiency": ("link", "achieved fraction of the link bandwidth in all-reduces"),
+    "allreduce_latency_us": ("AR µs", "fixed latency per all-reduce, AR (µs)"),
+    "step_overhead_ms": ("host ms", "host time per whole-model forward step (ms)"),
+    "memory_utilization": ("mem util", "fraction of GPU memory the engine may use"),
+    "runtime_reserve_gb": ("res. GB", "reserve: CUDA context and workspace per GPU (GB)"),
+    "max_num_seqs": ("max seqs", "engine cap on sequences in flight"),
+    "prefill_chunk_tokens": ("chunk tok", "prefill chunk (tokens): activation workspace is sized for it"),
+}
+WIDTHS = {"aliases": "medium", "price_source": "medium", "datasheet_source": "medium", "source": "large"}
+NARROW_VIEWS = ("dimensions", "factors")  # ten numeric columns: 80 pixels each
 
 
 def _frame(text: str) -> pd.DataFrame:
@@ -43,7 +90,7 @@ def render() -> None:
             s[key] = s[f"{key}_base"].copy()
             s[f"_{key}_ver"] = s.get(f"_{key}_ver", 0) + 1
     for file, key, title, note in TABLES:
-        state.fold_pending(key)
+        inputs.sync_editor(key)
     for file, key, title, note in TABLES:
         df = s[key]
         s["catalog_texts"][file] = (T.bundled_catalog_texts()[file] if df.equals(s[f"{key}_base"])
@@ -56,15 +103,16 @@ def render() -> None:
     tabs = st.tabs([t[2] for t in TABLES])
     for tab, (file, key, title, note) in zip(tabs, TABLES):
         with tab:
-            st.caption(f"{file}: {note}")
-            config = {}
-            if key == "cat_gpus":
-                config = {"price_usd_per_hour": st.column_config.TextColumn("price ($/GPU-h)"),
-                          "memory_gb": st.column_config.TextColumn("memory (GB)"),
-                          "fp16_dense_tflops": st.column_config.TextColumn("FP16 dense (TFLOP/s)"),
-                          "hbm_gb_per_s": st.column_config.TextColumn("HBM (GB/s)"),
-                          "intra_link_gb_per_s": st.column_config.TextColumn("intra link (GB/s)"),
-                          "price_source": st.column_config.TextColumn("price source", width="large"),
-                          "price_date": st.column_config.TextColumn("price date"),
-                          "datasheet_source": st.column_config.TextColumn("datasheet source", width="large")}
-            state.folded_editor(key, num_rows="dynamic", hide_index=True, width="stretch", column_config=config)
+            c1, c2 = st.columns([3, 2])
+            c1.caption(f"{file}: {note}")
+            views = VIEWS[key]
+            view = c2.segmented_control("Columns", list(views), default=list(views)[0], key=f"{key}_view",
+                                        label_visibility="collapsed") or list(views)[0]
+            columns = [c for c in views[view] if c in s[key].columns]
+            columns += [c for c in s[key].columns if not any(c in v for v in views.values())]  # unknown extras
+            config = {c: st.column_config.TextColumn(LABELS.get(c, (c,))[0], help=LABELS.get(c, (c, None))[1],
+                                                     width=WIDTHS.get(c, 80 if view in NARROW_VIEWS and
+                                                                      c != columns[0] else None))
+                      for c in columns}
+            inputs.stable_editor(key, view=view.replace(" ", "_"), num_rows="dynamic", hide_index=True,
+                                 width="stretch", column_order=columns, column_config=config)

@@ -1,6 +1,8 @@
 """Plotly figures (pure: plans in, figures out)."""
 from __future__ import annotations
 
+import math
+
 import plotly.graph_objects as go
 
 from planner import CurvePoint, Plan
@@ -199,3 +201,97 @@ def time_figure(rows: list[dict]) -> go.Figure:
     fig.update_layout(barmode="group", height=320, font=FONT, yaxis=dict(title="time (ms, log scale)", type="log", dtick=1),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), margin=dict(l=60, r=20, t=40, b=40))
     return fig
+
+
+ACCURACY_COLORS = {2: "#1f77b4", 4: "#ff7f0e", 8: "#2ca02c", 16: "#9467bd"}
+
+
+def accuracy_figure(rows: list[dict], quantity: str, unit: str, band: float = 0.15,
+                    reference: list[dict] | None = None) -> go.Figure:
+    """Predicted against measured on log-log axes with the y = x line and a ±`band` band.
+
+    `rows` are planner.calibration.comparison_rows of one phase; one trace per model and TP/PP layout,
+    excluded rows as grey crosses. `reference` (the same rows under other engine factors) is drawn as
+    faint open circles so that a what-if shows where the points moved from."""
+    fig = go.Figure()
+    points = [r for r in rows if r["predicted"] == r["predicted"]]
+    values = [v for r in points for v in (r["measured"], r["predicted"])]
+    values += [r["predicted"] for r in reference or () if r["predicted"] == r["predicted"]]
+    if not values:
+        fig.add_annotation(text="no predictions to show", showarrow=False)
+        return fig
+    lo, hi = min(values) / 1.4, max(values) * 1.4
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo * (1 - band), hi * (1 - band)], mode="lines", line=dict(width=0),
+                             hoverinfo="skip", showlegend=False))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo * (1 + band), hi * (1 + band)], mode="lines", line=dict(width=0),
+                             fill="tonexty", fillcolor="rgba(120,120,120,0.15)", hoverinfo="skip",
+                             name=f"±{band:.0%} band"))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x (exact)",
+                             line=dict(color="#444", dash="dash", width=1.5), hoverinfo="skip"))
+    if reference:
+        ref = [r for r in reference if r["predicted"] == r["predicted"] and not r["excluded"]]
+        fig.add_trace(go.Scatter(
+            x=[r["measured"] for r in ref], y=[r["predicted"] for r in ref], mode="markers",
+            name="fitted factors", marker=dict(symbol="circle-open", size=7, color="rgba(90,90,90,0.45)"),
+            hoverinfo="skip"))
+
+    def group(r: dict) -> str:
+        return f"{r['model']} TP{r['tp']}" + (f"×PP{r['pp']}" if r["pp"] > 1 else "")
+
+    hover = (f"%{{customdata[0]}}<br>%{{customdata[1]}}<br>measured %{{x:,.4~r}} {unit}<br>predicted "
+             f"%{{y:,.4~r}} {unit} (%{{customdata[2]:+.1f}} %)<br>model bound: %{{customdata[3]}}<extra></extra>")
+    groups = sorted({group(r) for r in points if not r["excluded"]}, key=lambda g: (g.split()[0], len(g), g))
+    models = sorted({r["model"] for r in points})
+    for g in groups:
+        gr = [r for r in points if group(r) == g and not r["excluded"]]
+        fig.add_trace(go.Scatter(
+            x=[r["measured"] for r in gr], y=[r["predicted"] for r in gr], mode="markers", name=g,
+            marker=dict(size=7, color=ACCURACY_COLORS.get(gr[0]["tp"], "#7f7f7f"), symbol=_symbol(gr[0], models),
+                        line=dict(width=0.5, color="white")),
+            customdata=[[_config_text(r), _lengths_text(r), r["error_pct"], r["bound"]] for r in gr],
+            hovertemplate=hover))
+    excluded = [r for r in points if r["excluded"]]
+    if excluded:
+        fig.add_trace(go.Scatter(
+            x=[r["measured"] for r in excluded], y=[r["predicted"] for r in excluded], mode="markers",
+            name="excluded (inconsistent run)", marker=dict(symbol="x", size=9, color="#7f7f7f"),
+            customdata=[[_config_text(r), _lengths_text(r) + "<br>" + r["excluded"], r["error_pct"], r["bound"]]
+                        for r in excluded], hovertemplate=hover))
+    ticks = log_ticks(lo, hi)
+    axis = dict(type="log", range=[math.log10(lo), math.log10(hi)], showgrid=True, gridcolor="#e5e5e5",
+                tickvals=ticks, ticktext=[_short(v) for v in ticks], automargin=True)
+    fig.update_layout(
+        height=440, font=dict(size=12), hovermode="closest", margin=dict(l=10, r=10, t=10, b=10),
+        xaxis=dict(title=f"measured ({unit})", **axis),
+        yaxis=dict(title=f"predicted {quantity} ({unit})", scaleanchor="x", scaleratio=1, **axis),
+        legend=dict(orientation="h", yanchor="top", y=-0.16, x=0, font=dict(size=11)))
+    return fig
+
+
+def log_ticks(lo: float, hi: float, most: int = 7) -> list[float]:
+    """Round tick values for a log axis from lo to hi: 1-2-5 per decade, thinned to at most `most`."""
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    for mults in ((1, 2, 3, 4, 5, 6, 8), (1, 2, 5), (1, 3), (1,)):
+        ticks = [m * 10.0 ** k for k in decades for m in mults if lo <= m * 10.0 ** k <= hi]
+        if len(ticks) <= most:
+            return ticks
+    return ticks
+
+
+def _short(v: float) -> str:
+    return f"{v / 1e3:g}k" if v >= 1e4 else f"{v:g}"
+
+
+def _symbol(r: dict, models: list[str]) -> str:
+    """Colour says TP; the symbol says the model, or a pipeline."""
+    return "triangle-up" if r["pp"] > 1 else ("circle", "diamond", "square")[models.index(r["model"]) % 3]
+
+
+def _config_text(r: dict) -> str:
+    layout = f"TP{r['tp']}" + (f" × PP{r['pp']}" if r["pp"] > 1 else "")
+    load = f"batch {r['batch']}" if r["batch"] is not None else f"{r['concurrency']} sequences in flight (predicted)"
+    return f"{r['model']} on {r['gpu']} {layout}, {load}"
+
+
+def _lengths_text(r: dict) -> str:
+    return f"{r['input_len']:,} input + {r['output_len']:,} output tokens per request"

@@ -12,9 +12,55 @@ from . import scenario_texts as T
 from . import state
 
 
+def sync_editor(name: str) -> None:
+    """Fold what the user typed into `name`'s editor into st.session_state[name] (call before reading it).
+
+    The editor's edit state is relative to the frame it was mounted with, so it is applied to that frame;
+    an editor mounted before a reload or reset (whose version is older) is ignored."""
+    s = st.session_state
+    mounted = s.get(f"_{name}_grid")
+    if mounted is None or mounted[0] != s.get(f"_{name}_ver", 0):
+        return
+    delta = s.get(mounted[1])
+    if isinstance(delta, dict):
+        s[name] = T.apply_delta(mounted[2], delta)
+
+
+def stable_editor(name: str, view: str = "", **kwargs):
+    """A st.data_editor over st.session_state[name] that keeps its key and data while the user types.
+
+    A changing key or data remounts the grid and loses the focus after every cell (each edit reruns the
+    script), so the grid keeps the frame it was mounted with and edits flow into st.session_state[name]
+    through `sync_editor`. It is remounted, from the frame with every edit in it, when the frame is
+    reloaded or reset (its version `_{name}_ver` changes), when `view` (e.g. which columns are shown)
+    changes, and after a page switch (Streamlit drops the grid's state). The key is in
+    st.session_state[f"{name}_editor_key"]."""
+    s = st.session_state
+    sync_editor(name)
+    ver = s.get(f"_{name}_ver", 0)
+    key = f"{name}_grid_{ver}{'_' + view if view else ''}"
+    mounted = s.get(f"_{name}_grid")
+    if mounted is None or mounted[1] != key or key not in s:
+        mounted = (ver, key, s[name].copy())
+        s[f"_{name}_grid"] = mounted
+    s[f"{name}_editor_key"] = key
+    return st.data_editor(mounted[2], key=key, **kwargs)
+
+
+def sync_grids() -> None:
+    """Fold the GPU-pool and network grid edits into the scenario texts before anything uses them."""
+    sync_editor("pool")
+    sync_editor("net")
+    state.reconcile_net()
+    state.rebuild_texts()
+
+
 def scenario_source() -> None:
     """Sidebar: bundled scenario picker, upload of CSVs or a scenario JSON, solve controls."""
     s = st.session_state
+    # state.prepare() ran before this and does not see the grids' edits (stable_editor), and the scenario
+    # export below must hold the latest one.
+    sync_grids()
     options = T.bundled_names()
     if s.get("loaded_pick") == state.UPLOADED:
         options = options + [state.UPLOADED]
@@ -79,7 +125,7 @@ def workload_and_model() -> None:
 def pool_and_network() -> None:
     s = st.session_state
     st.markdown("**GPU pool** (add or delete rows; the datasheet columns override the catalogue)")
-    state.folded_editor(
+    stable_editor(
         "pool", num_rows="dynamic", width="stretch", hide_index=True,
         column_config={
             "gpu_type": st.column_config.TextColumn("GPU type", help="catalogue SKU or alias, or a custom name "
@@ -95,10 +141,12 @@ def pool_and_network() -> None:
         })
     state.reconcile_net()
     st.markdown("**Stage-to-stage bandwidth by GPU-type pair** (GB/s)")
-    state.folded_editor(
+    stable_editor(
         "net", num_rows="fixed", width="stretch", hide_index=True,
         disabled=["gpu_type_a", "gpu_type_b"],
-        column_config={"gb_per_s": st.column_config.NumberColumn("bandwidth (GB/s)", format="%g")})
+        column_config={"gpu_type_a": st.column_config.TextColumn("GPU type A"),
+                       "gpu_type_b": st.column_config.TextColumn("GPU type B"),
+                       "gb_per_s": st.column_config.NumberColumn("bandwidth (GB/s)", format="%g")})
     st.caption(f"Pairs not listed use the default inter-node bandwidth of {s['net_default']:g} GB/s. A per-GPU "
                "matrix (network_bandwidth.csv) is shown reduced to its slowest link per type pair; an edit here "
                "writes network_by_type.csv.")

@@ -77,21 +77,43 @@ def solver_line(outcome: Outcome) -> str:
             f"{r.how}.")
 
 
+def gpu_range(ids: tuple[str, ...]) -> str:
+    """gpu_0 … gpu_7 for a consecutive run (a TP group of 8 ids does not fit a table cell)."""
+    nums = [int(i.rsplit("_", 1)[1]) for i in ids if i.rsplit("_", 1)[-1].isdigit()]
+    if len(nums) == len(ids) > 2 and nums == list(range(nums[0], nums[0] + len(nums))):
+        return f"{ids[0]} … {ids[-1]}"
+    return " ".join(ids)
+
+
+def stage_frame(result: Result) -> pd.DataFrame:
+    """The plan's stages in columns that fit the page; the download holds every plan.csv column."""
+    p = result.plan
+    return pd.DataFrame([{
+        "stage": s.index, "layers": f"{s.first_layer}-{s.last_layer} ({s.num_layers})",
+        "GPU type": s.gpu_type if s.gpu_type == s.sku else f"{s.gpu_type} ({s.sku})", "TP": s.tp,
+        "GPUs (node)": f"{gpu_range(s.gpu_ids)} ({s.node})", "tokens/s": round(s.tokens_per_s),
+        "memory (GB/GPU)": f"{s.memory_gb_per_gpu:.2f} of {s.capacity_gb:g}", "cost ($/h)": s.cost_usd_per_hour,
+        "bound": s.bound, "bottleneck": s.index == p.bottleneck} for s in p.stages])
+
+
 def stage_table(result: Result) -> None:
-    df = pd.DataFrame(report.plan_rows(result.plan), columns=report.PLAN_COLUMNS)
-    st.dataframe(df, hide_index=True, width="stretch", column_config={
-        "tokens_per_s": st.column_config.NumberColumn("tokens/s", format="%.0f"),
-        "memory_gb_per_gpu": st.column_config.NumberColumn("memory (GB/GPU)", format="%.2f"),
-        "memory_capacity_gb": st.column_config.NumberColumn("capacity (GB)", format="%g"),
-        "cost_usd_per_hour": st.column_config.NumberColumn("cost ($/h)", format="$%.2f"),
-        "bottleneck": st.column_config.CheckboxColumn("bottleneck"),
+    st.dataframe(stage_frame(result), hide_index=True, width="stretch", column_config={
+        "stage": st.column_config.NumberColumn(width=55),
+        "TP": st.column_config.NumberColumn(width=45),
+        "bound": st.column_config.TextColumn(width=75),
+        "tokens/s": st.column_config.NumberColumn(format="localized"),
+        "cost ($/h)": st.column_config.NumberColumn(format="$%.2f"),
+        "bottleneck": st.column_config.CheckboxColumn(width=90),
     })
+    st.caption("Every plan.csv column (SKU, GPU ids, memory capacity, …) is in the download above.")
     if result.plan.links:
         links = pd.DataFrame([{"after stage": l.after_stage, "from": l.from_type, "to": l.to_type,
                                "GB/s": l.gb_per_s, "tokens/s the link carries": round(l.tokens_per_s)}
                               for l in result.plan.links])
         st.caption("Stage-to-stage links")
-        st.dataframe(links, hide_index=True, width="stretch")
+        st.dataframe(links, hide_index=True, width="stretch", column_config={
+            "GB/s": st.column_config.NumberColumn(format="%g"),
+            "tokens/s the link carries": st.column_config.NumberColumn(format="localized")})
 
 
 def render(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str, stale: str = "") -> None:

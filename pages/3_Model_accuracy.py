@@ -1,0 +1,8 @@
+"""Model accuracy: predicted vs measured timings, the errors, the assumptions, and what-if engine factors."""
+import streamlit as st
+
+from ui import accuracy, state
+
+st.set_page_config(page_title="Model accuracy · GPU pipeline planner", page_icon="🎯", layout="wide")
+state.ensure()
+accuracy.render()
