@@ -221,8 +221,9 @@ class EngineProfile:
         if self.allreduce_latency_us < 0 or self.step_overhead_ms < 0 or self.runtime_reserve_gb < 0:
             raise InputError(f"engine {self.name}: latencies and reserves cannot be negative")
 
-    def scaled(self, compute: float = 1.0, hbm: float = 1.0, link: float = 1.0) -> "EngineProfile":
-        """The same profile with its efficiency factors scaled (what-if on accuracy)."""
+    def scaled(self, compute: float = 1.0, hbm: float = 1.0, link: float = 1.0,
+               overhead: float = 1.0) -> "EngineProfile":
+        """The same profile with its efficiency factors and host time per step scaled (what-if on accuracy)."""
         from dataclasses import replace
 
         return replace(
@@ -231,6 +232,7 @@ class EngineProfile:
             compute_efficiency=self.compute_efficiency * compute,
             hbm_efficiency=self.hbm_efficiency * hbm,
             link_efficiency=self.link_efficiency * link,
+            step_overhead_ms=self.step_overhead_ms * overhead,
         )
 
 

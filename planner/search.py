@@ -448,7 +448,8 @@ class Planner:
         usable = sum(e_.count * max(0.0, e_.spec.memory_gb * e.memory_utilization - e.runtime_reserve_gb)
                      for e_ in sc.pool.entries)
         need = weights_gb + kv_gb
-        latency = [o for o in self.candidates.excluded if o.bound == "latency"]
+        slo = st.max_ttft_ms is not None or st.max_tpot_ms is not None
+        blocked_by_slo = slo and any(o.bound == "latency" for o in self.candidates.excluded)
         if need > usable:
             binding.append(f"memory: the model needs {need:.0f} GB (weights {weights_gb:.0f} GB + KV cache "
                            f"{kv_gb:.1f} GB for {seqs} sequence(s) of {w.context_tokens} tokens) but the whole pool "
@@ -456,11 +457,7 @@ class Planner:
                            f"{e.runtime_reserve_gb:g} GB per GPU): short by {need - usable:.0f} GB")
             hints.append(f"add at least {need - usable:.0f} GB of GPU memory, or serve a smaller model or "
                          f"shorter context")
-        elif not self.candidates.options and latency and not any(
-                o.feasible or o.bound == "memory" and "needs" in o.reason for o in self.candidates.excluded
-                if o.bound != "latency"):
-            binding.append(f"latency SLO: no stage meets it ({latency[0].reason})")
-        if not binding and (not self.candidates.options or not self.levels):
+        elif (not self.candidates.options or not self.levels) and not blocked_by_slo:
             what = ("no stage option fits on any GPU" if not self.candidates.options
                     else "no GPU can hold the first or the last stage (embedding / LM head)")
             binding.append(f"memory: {what} (model weights {weights_gb:.0f} GB, pool usable memory {usable:.0f} GB; "
@@ -499,6 +496,12 @@ class Planner:
                     fastest = Planner(replace(sc, settings=replace(st, min_tokens_per_s=None))).max_throughput(None)
                     hints.append(f"lower the floor to {fastest.tokens_per_s:.0f} tokens/s or less "
                                  f"(asked {current:g})")
+            if not binding and slo:
+                plan = self._relaxed_plan(settings=replace(st, max_ttft_ms=None, max_tpot_ms=None))
+                if plan is not None:
+                    binding.append(f"latency SLOs together (TTFT {st.max_ttft_ms} ms, TPOT {st.max_tpot_ms} ms)")
+                    hints.append(f"the cheapest plan without them has TTFT {plan.ttft_s * 1e3:.0f} ms and TPOT "
+                                 f"{plan.tpot_s * 1e3:.1f} ms")
             if not binding and st.sizes is None and st.quantization != "full":
                 plan = self._relaxed_plan(settings=replace(st, quantization="full"))
                 if plan is not None:

@@ -377,3 +377,17 @@ def test_stage_explorer_matches_perf_and_state_survives_page_switch():
     # and the explorer remembers its inputs
     at.switch_page("pages/2_Stage_explorer.py").run()
     assert at.selectbox(key="ex_gpu").value == "A100" and at.number_input(key="ex_conc").value == 16
+
+
+def test_latency_slo_inputs_reach_the_planner():
+    at = run_app()
+    at.number_input(key="max_tpot_ms").set_value(45.0).run()
+    no_exceptions(at)
+    assert "max_tpot_ms,45" in at.session_state["texts"]["config.csv"]
+    sc = library_scenario(T.load_bundled_texts("medium"), max_tpot_ms=45.0)
+    lib = Planner(sc).exact()
+    assert lib.plan.tpot_s * 1e3 <= 45.0
+    assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+    at.number_input(key="max_tpot_ms").set_value(1.0).run()  # below any decode step: no plan, explained
+    no_exceptions(at)
+    assert any("TPOT SLO" in e.value for e in at.error), [e.value for e in at.error]

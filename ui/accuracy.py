@@ -78,7 +78,7 @@ def scaled_profile(e: EngineProfile, scale: tuple[float, float, float, float]) -
     compute, hbm, link, overhead = scale
     if tuple(scale) == IDENTITY:
         return e
-    return replace(e.scaled(compute=compute, hbm=hbm, link=link), step_overhead_ms=e.step_overhead_ms * overhead)
+    return e.scaled(compute=compute, hbm=hbm, link=link, overhead=overhead)
 
 
 def layout_text(plan: Plan) -> str:

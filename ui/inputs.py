@@ -10,41 +10,7 @@ from planner.scenario_io import scenario_texts_to_json
 
 from . import scenario_texts as T
 from . import state
-
-
-def sync_editor(name: str) -> None:
-    """Fold what the user typed into `name`'s editor into st.session_state[name] (call before reading it).
-
-    The editor's edit state is relative to the frame it was mounted with, so it is applied to that frame;
-    an editor mounted before a reload or reset (whose version is older) is ignored."""
-    s = st.session_state
-    mounted = s.get(f"_{name}_grid")
-    if mounted is None or mounted[0] != s.get(f"_{name}_ver", 0):
-        return
-    delta = s.get(mounted[1])
-    if isinstance(delta, dict):
-        s[name] = T.apply_delta(mounted[2], delta)
-
-
-def stable_editor(name: str, view: str = "", **kwargs):
-    """A st.data_editor over st.session_state[name] that keeps its key and data while the user types.
-
-    A changing key or data remounts the grid and loses the focus after every cell (each edit reruns the
-    script), so the grid keeps the frame it was mounted with and edits flow into st.session_state[name]
-    through `sync_editor`. It is remounted, from the frame with every edit in it, when the frame is
-    reloaded or reset (its version `_{name}_ver` changes), when `view` (e.g. which columns are shown)
-    changes, and after a page switch (Streamlit drops the grid's state). The key is in
-    st.session_state[f"{name}_editor_key"]."""
-    s = st.session_state
-    sync_editor(name)
-    ver = s.get(f"_{name}_ver", 0)
-    key = f"{name}_grid_{ver}{'_' + view if view else ''}"
-    mounted = s.get(f"_{name}_grid")
-    if mounted is None or mounted[1] != key or key not in s:
-        mounted = (ver, key, s[name].copy())
-        s[f"_{name}_grid"] = mounted
-    s[f"{name}_editor_key"] = key
-    return st.data_editor(mounted[2], key=key, **kwargs)
+from .state import stable_editor, sync_editor  # noqa: F401 (the catalogue page uses them through here)
 
 
 def sync_grids() -> None:
@@ -173,6 +139,12 @@ def search_settings():
     with c2:
         st.number_input("Competitor target ($ per million tokens, 0 = none)", min_value=0.0, step=0.05,
                         format="%.4f", key="target")
+        t1, t2 = st.columns(2)
+        t1.number_input("Max time to first token (ms, 0 = no SLO)", min_value=0.0, step=100.0, format="%.0f",
+                        key="max_ttft_ms", help="latency SLO: a microbatch's prefill through every stage "
+                                                "(queueing and stage-to-stage transfer not included)")
+        t2.number_input("Max time per output token (ms, 0 = no SLO)", min_value=0.0, step=5.0, format="%.1f",
+                        key="max_tpot_ms", help="latency SLO: stages × the slowest stage's decode step")
         a, b = st.columns(2)
         a.number_input("Max pipeline stages", min_value=1, max_value=256, key="max_stages")
         b.number_input("Min layers per stage", min_value=1, max_value=10_000, key="min_layers")
@@ -188,6 +160,6 @@ def problem_size_preview(box, cs, sizes) -> None:
             return
         levels = ", ".join(str(c) for c in cs.levels)
         st.metric("Stage options usable (in the MILP)", f"{len(cs.options):,}",
-                  help="shape = size × role × GPU type × TP × concurrency level, after the memory filter and dominance")
-        st.caption(f"{len(cs.excluded):,} options excluded (memory does not fit or dominated) · segment sizes "
-                   f"{list(sizes)} · TP degrees {dict(cs.tp_degrees)} · concurrency levels {levels}")
+                  help="option = size × role × GPU type × TP × pipeline level (microbatch, stage count), after the memory filter and dominance")
+        st.caption(f"{len(cs.excluded):,} options excluded (memory or latency SLO does not fit, or dominated) · segment sizes "
+                   f"{list(sizes)} · TP degrees {dict(cs.tp_degrees)} · pipeline levels: {levels}")

@@ -50,7 +50,9 @@ def headline(outcome: Outcome, exact: Outcome | None) -> None:
                 help=f"input + output tokens per second; {p.output_tokens_per_s:,.0f} output tokens/s")
     c[2].metric("Cost per hour", f"${p.cost_usd_per_hour:,.2f}/h")
     c[3].metric("GPUs used", f"{p.num_gpus}", help=", ".join(f"{k}: {v}" for k, v in p.gpus_by_type().items()))
-    c[4].metric("Pipeline stages", f"{len(p.stages)}")
+    c[4].metric("Pipeline stages", f"{len(p.stages)}",
+                help=f"{p.concurrency} sequences in flight, microbatches of {p.microbatch}; time to first token "
+                     f"{p.ttft_s * 1e3:,.0f} ms, time per output token {p.tpot_s * 1e3:,.1f} ms (model estimates)")
     c[5].metric("Proven optimal", "yes" if r.proven_optimal else "no",
                 help="exact method with every MILP solved to optimality" if r.proven_optimal else r.how)
     if r.method != "exact" and exact is not None:
@@ -74,7 +76,9 @@ def solver_line(outcome: Outcome) -> str:
     gap = "n/a" if not math.isfinite(r.gap) else f"{r.gap * 100:.3g} %"
     return (f"Solver status **{r.status}**, MIP gap {gap}, time {r.solve_seconds + r.build_seconds:.2f} s "
             f"(HiGHS {r.solve_seconds:.2f} s, model build {r.build_seconds:.2f} s; wall {outcome.seconds:.2f} s). "
-            f"{r.how}.")
+            f"{r.how}. Latency (model estimates): time to first token {r.plan.ttft_s * 1e3:,.0f} ms, time per "
+            f"output token {r.plan.tpot_s * 1e3:,.1f} ms; {r.plan.concurrency} sequences in flight in microbatches "
+            f"of {r.plan.microbatch}.")
 
 
 def gpu_range(ids: tuple[str, ...]) -> str:

@@ -185,6 +185,7 @@ def default_values(catalog: Catalog) -> dict:
     return {
         "method": "exact", "cost_weight": 0.5, "quantization": "coarse", "custom_sizes": False,
         "segment_sizes_text": "", "budget_factors_text": "0.4; 0.7; 0.9; 1; 1.2; 1.5", "target": 0.0,
+        "max_ttft_ms": 0.0, "max_tpot_ms": 0.0,
         "max_stages": 8, "min_layers": 1, "time_limit": 60.0,
         "input_tokens": 2048, "output_tokens": 512, "concurrency_auto": True, "concurrency": 32,
         "token_basis": "total", "model_source": "catalogue",
@@ -207,6 +208,7 @@ def values_from_scenario(sc: Scenario, config_text: str, catalog: Catalog, sizes
         "custom_sizes": st_.sizes is not None, "segment_sizes_text": list_text(sizes),
         "budget_factors_text": list_text(st_.budget_factors),
         "target": float(st_.target_usd_per_million_tokens or 0.0),
+        "max_ttft_ms": float(st_.max_ttft_ms or 0.0), "max_tpot_ms": float(st_.max_tpot_ms or 0.0),
         "max_stages": int(st_.max_stages), "min_layers": int(st_.min_layers_per_stage),
         "time_limit": float(st_.time_limit_s),
         "input_tokens": int(sc.workload.input_tokens), "output_tokens": int(sc.workload.output_tokens),
@@ -227,6 +229,7 @@ GROUPS = {
     "sizes": ("quantization", "custom_sizes", "segment_sizes_text"),
     "budget": ("budget_factors_text",),
     "target": ("target",),
+    "slo": ("max_ttft_ms", "max_tpot_ms"),
     "max_stages": ("max_stages",),
     "min_layers": ("min_layers",),
     "time_limit": ("time_limit",),
@@ -265,6 +268,9 @@ def config_updates(base: dict, values: dict, base_config: str) -> dict[str, str 
     if _changed("target", base, v):
         u["max_cost_per_million_token"] = num(v["target"]) if v["target"] else None
         u["max_cost_per_token"] = None
+    if _changed("slo", base, v):
+        u["max_ttft_ms"] = num(v["max_ttft_ms"]) if v["max_ttft_ms"] else None
+        u["max_tpot_ms"] = num(v["max_tpot_ms"]) if v["max_tpot_ms"] else None
     if _changed("max_stages", base, v):
         u["max_pipeline_stages"] = num(v["max_stages"])
     if _changed("min_layers", base, v):

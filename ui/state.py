@@ -88,6 +88,41 @@ def load(texts: dict[str, str], name: str, pick: str = UPLOADED) -> None:
     s["load_count"] = s.get("load_count", 0) + 1
 
 
+def sync_editor(name: str) -> None:
+    """Fold what the user typed into `name`'s editor into st.session_state[name] (call before reading it).
+
+    The editor's edit state is relative to the frame it was mounted with, so it is applied to that frame;
+    an editor mounted before a reload or reset (whose version is older) is ignored."""
+    s = st.session_state
+    mounted = s.get(f"_{name}_grid")
+    if mounted is None or mounted[0] != s.get(f"_{name}_ver", 0):
+        return
+    delta = s.get(mounted[1])
+    if isinstance(delta, dict):
+        s[name] = T.apply_delta(mounted[2], delta)
+
+
+def stable_editor(name: str, view: str = "", **kwargs):
+    """A st.data_editor over st.session_state[name] that keeps its key and data while the user types.
+
+    A changing key or data remounts the grid and loses the focus after every cell (each edit reruns the
+    script), so the grid keeps the frame it was mounted with and edits flow into st.session_state[name]
+    through `sync_editor`. It is remounted, from the frame with every edit in it, when the frame is
+    reloaded or reset (its version `_{name}_ver` changes), when `view` (e.g. which columns are shown)
+    changes, and after a page switch (Streamlit drops the grid's state). The key is in
+    st.session_state[f"{name}_editor_key"]."""
+    s = st.session_state
+    sync_editor(name)
+    ver = s.get(f"_{name}_ver", 0)
+    key = f"{name}_grid_{ver}{'_' + view if view else ''}"
+    mounted = s.get(f"_{name}_grid")
+    if mounted is None or mounted[1] != key or key not in s:
+        mounted = (ver, key, s[name].copy())
+        s[f"_{name}_grid"] = mounted
+    s[f"{name}_editor_key"] = key
+    return st.data_editor(mounted[2], key=key, **kwargs)
+
+
 def folded_editor(name: str, **kwargs) -> pd.DataFrame:
     """A st.data_editor over st.session_state[name] whose edits are folded into that frame on the next
     run (then the editor starts afresh under a new key), so edits survive page switches.
@@ -140,11 +175,11 @@ def rebuild_texts() -> dict[str, str]:
 
 
 def prepare() -> dict[str, str]:
-    """Before the widgets are drawn: fold pending table edits, keep the network table in step with the
+    """Before the widgets are drawn: fold the grids' edits (`stable_editor`), keep the network table in step with the
     pool, rebuild the texts, and show the segment-size set the quantization implies."""
     s = st.session_state
-    fold_pending("net")
-    fold_pending("pool")
+    sync_editor("net")
+    sync_editor("pool")
     reconcile_net()
     texts = rebuild_texts()
     if not s.get("custom_sizes"):
