@@ -265,6 +265,14 @@ class Planner:
         t_max = lm.thetas[-1]
         st_floor = self.scenario.settings.min_tokens_per_s
         floor = None
+        if known is not None:
+            # every plan of the unit costs at least P x its cheapest stage, so it matters only if faster
+            # than what that much money already buys
+            opts = self._by_level[level]
+            p_min = level[1] or min(level[0].stage_counts)
+            floor = known(p_min * min(o.cost_usd_per_hour for o in opts)) or None
+            if floor is not None and t_max <= floor * (1 + 1e-12):
+                return
         while True:
             if floor is not None:
                 if not lm.floor_feasible(floor, strict=True):

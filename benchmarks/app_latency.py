@@ -1,0 +1,164 @@
+"""How fast the app answers a slider, and how much memory it holds on the XL scenario, in a real browser.
+
+    python benchmarks/app_latency.py [--rounds 3] [--out benchmarks/app_latency.csv] [--no-xl]
+
+Starts `streamlit run app.py` on a free port and drives it with Playwright and Debian's chromium
+(/usr/bin/chromium). Measured from the key press on the quantization slider to the moment the plateau
+chart's data has changed in the page:
+* "new setting": a setting not solved before in this server (candidates, MILP solves, rendering);
+* "cached setting": going back to a setting solved before (the result comes from the cache).
+Then it loads the XL scenario (240 GPUs, full segment sizes), presses "Solve now", waits for the result
+and reports the peak resident memory (VmHWM) of the server process and of its solve workers.
+Prints a table (medians over the rounds) and writes a CSV. The target (issue 6): <= 1.5 s slider to
+chart, < 500 MB for the app process on XL.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHART_DATA = "() => { const p = document.querySelector('.js-plotly-plot'); return p && p.data ? p.data[0].x : null; }"
+CHANGED = ("(b) => { const p = document.querySelector('.js-plotly-plot'); const x = p && p.data && p.data[0].x; "
+           "return x && (x.length !== b.length || x.some((v, i) => Math.abs(v - b[i]) > 1e-9)); }")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """Peak (VmHWM) or current (VmRSS) resident memory of a process, MB; 0 if it has exited."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        return 0.0
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().split(") ")[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (FileNotFoundError, IndexError, ValueError):
+                continue
+    return out
+
+
+def start_server(port: int, log) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(120):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("streamlit did not start")
+
+
+def slider_round(page, presses: list[str]) -> list[float]:
+    """Press each key on the quantization slider; seconds from the press to the chart's new data."""
+    from playwright.sync_api import expect
+
+    slider = page.get_by_test_id("stSlider").filter(has_text="Layer-split quantization").get_by_role("slider")
+    times = []
+    for key in presses:
+        before = page.evaluate(CHART_DATA)
+        slider.focus()
+        t0 = time.perf_counter()
+        slider.press(key)
+        page.wait_for_function(CHANGED, arg=before, timeout=300_000)
+        times.append(time.perf_counter() - t0)
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+    return times
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "app_latency.csv"))
+    ap.add_argument("--no-xl", action="store_true", help="skip the XL memory measurement")
+    args = ap.parse_args(argv)
+    if not os.path.exists(CHROMIUM):
+        print(f"{CHROMIUM} is not installed (apt-get install chromium)", file=sys.stderr)
+        return 1
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    log = open(ROOT / "benchmarks" / "app_latency.log", "w")
+    port = free_port()
+    proc = start_server(port, log)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM,
+                                         args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}")
+            page.wait_for_function(CHART_DATA, timeout=300_000)
+            page.get_by_role("tab", name="Search settings").click()
+            # coarse -> fine -> even (new settings, solved), then back to coarse (cached), repeated
+            fresh = slider_round(page, ["ArrowRight", "ArrowRight"])
+            cached = []
+            for _ in range(args.rounds):
+                cached += slider_round(page, ["ArrowLeft", "ArrowLeft", "ArrowRight", "ArrowRight"])
+            rows.append({"measure": "slider to chart, new setting (medium: fine, even)", "n": len(fresh),
+                         "median_s": round(statistics.median(fresh), 3), "max_s": round(max(fresh), 3)})
+            rows.append({"measure": "slider to chart, cached setting (medium)", "n": len(cached),
+                         "median_s": round(statistics.median(cached), 3), "max_s": round(max(cached), 3)})
+            if not args.no_xl:
+                page.get_by_test_id("stSelectbox").filter(has_text="Bundled scenario").click()
+                page.get_by_role("option", name="xl", exact=True).click()
+                # xl is above the auto-solve size: wait until it is loaded and waiting for the button
+                page.get_by_text("Large problem").wait_for(timeout=300_000)
+                page.get_by_role("button", name="Solve now").click()
+                t0 = time.perf_counter()
+                peak_worker = 0.0
+                while time.perf_counter() - t0 < 600:
+                    peak_worker = max([peak_worker] + [rss_mb(c) for c in children(proc.pid)])
+                    if page.get_by_text("Solved (exact)").count():
+                        break
+                    time.sleep(0.5)
+                rows.append({"measure": "xl: Solve now to result (s)", "n": 1,
+                             "median_s": round(time.perf_counter() - t0, 2), "max_s": ""})
+                rows.append({"measure": "xl: app server process peak memory (MB)", "n": 1,
+                             "median_s": round(rss_mb(proc.pid), 1), "max_s": ""})
+                rows.append({"measure": "xl: solve worker peak memory (MB)", "n": 1,
+                             "median_s": round(peak_worker, 1), "max_s": ""})
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    print(f"{'measure':<52} {'n':>3} {'median':>9} {'max':>8}")
+    for r in rows:
+        print(f"{r['measure']:<52} {r['n']:>3} {r['median_s']:>9} {r['max_s']:>8}")
+    with open(args.out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
