@@ -391,3 +391,34 @@ def test_latency_slo_inputs_reach_the_planner():
     at.number_input(key="max_tpot_ms").set_value(1.0).run()  # below any decode step: no plan, explained
     no_exceptions(at)
     assert any("TPOT SLO" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def _values(v) -> list:
+    """A Plotly array from a figure's JSON: a plain list, or {dtype, bdata} (base64 typed array)."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+    return list(v)
+
+
+def test_performance_page_plots_the_measured_scaling_curves():
+    import pandas as pd
+
+    at = run_app()
+    at.switch_page("pages/4_Performance.py").run()
+    no_exceptions(at)
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    scaling = [f for f in figs if any(t.get("name", "").startswith("interactive limit") for t in f["data"])]
+    assert len(scaling) == 3  # layers, GPU types, pool size
+    df = pd.read_csv(ROOT / "benchmarks" / "scaling.csv")
+    for fig, series in zip(scaling, ("layers", "gpu_types", "gpus")):
+        limit = next(t for t in fig["data"] if t.get("name", "").startswith("interactive limit"))
+        assert _values(limit["y"]) == [1.5, 1.5]
+        for quant, part in df[df["series"] == series].groupby("quantization"):
+            line = next(t for t in fig["data"] if t.get("name") == f"{quant} segment sizes")
+            done = part[part["total_s"].notna()].sort_values(series)
+            assert _values(line["x"]) == pytest.approx(list(done[series]))
+            assert _values(line["y"]) == pytest.approx(list(done["total_s"]))
