@@ -147,7 +147,7 @@ def result_section(sc, err, key, ckey, name: str) -> None:
 
 def planner_page() -> None:
     st.set_page_config(page_title="GPU pipeline planner", page_icon="🧮", layout="wide")
-    state.ensure()
+    state.ensure(widgets=True)
     state.process_uploads()
     state.process_pick()
     state.prepare()

@@ -422,3 +422,18 @@ def test_performance_page_plots_the_measured_scaling_curves():
             done = part[part["total_s"].notna()].sort_values(series)
             assert _values(line["x"]) == pytest.approx(list(done[series]))
             assert _values(line["y"]) == pytest.approx(list(done["total_s"]))
+
+
+def test_planner_inputs_survive_a_widget_change_on_another_page():
+    at = run_app()
+    at.number_input(key="input_tokens").set_value(1024).run()
+    texts = dict(at.session_state["texts"])
+    at.switch_page("pages/2_Stage_explorer.py").run()
+    role = at.selectbox(key="ex_role")
+    role.set_value([o for o in role.options if o != role.value][0]).run()
+    no_exceptions(at)
+    at.switch_page("app.py").run()
+    no_exceptions(at)
+    assert at.number_input(key="input_tokens").value == 1024
+    assert at.selectbox(key="scenario_pick").value == "medium"
+    assert at.session_state["texts"] == texts

@@ -16,6 +16,7 @@ import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import pyomo.common.dependencies
 import streamlit as st
 
 from planner import (Catalog, CandidateSet, InputError, Plan, Planner, PlannerError, Problem, Result, Scenario,
@@ -177,6 +178,9 @@ def _work(conn, sc: Scenario, cs: CandidateSet, methods: tuple[str, ...], hard_l
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    # Pyomo guards HiGHS's output capture with one module-level lock, inherited by every forked worker;
+    # a worker killed mid-solve can leave the inherited copy held, so each worker starts with a fresh one
+    pyomo.common.dependencies.capture_output_lock = threading.Lock()
     signal.alarm(max(1, int(hard_limit_s)))
     last = [0.0]
 

@@ -30,22 +30,22 @@ def catalog() -> Catalog:
     return load_catalog() if isinstance(cat, InputError) else cat
 
 
-def ensure() -> None:
-    """Initialise the state on first open (default scenario, no action needed) and restore widget
-    values that Streamlit dropped while another page was shown."""
+def ensure(widgets: bool = False) -> None:
+    """Initialise the state on first open (default scenario, no action needed). With `widgets` (the
+    Planner page only, before its widgets are drawn) also re-assign the Planner's widget values, which
+    Streamlit drops while another page is shown; setting them from another page would make Streamlit
+    draw the Planner's widgets with their defaults on the way back."""
     s = st.session_state
     if "catalog_texts" not in s:
         s["catalog_texts"] = T.bundled_catalog_texts()
     if "base_texts" not in s:
         load(T.load_bundled_texts(T.DEFAULT_SCENARIO), T.DEFAULT_SCENARIO, pick=T.DEFAULT_SCENARIO)
-    if "scenario_pick" not in s:
-        s["scenario_pick"] = s["loaded_pick"]
+    if not widgets:
+        return
+    s["scenario_pick"] = s.get("scenario_pick", s["loaded_pick"])
     for k in T.WIDGET_KEYS:
-        if k not in s:
-            s[k] = s["values"][k]
-    for k in ("auto_solve",):
-        if k not in s:
-            s[k] = s.get("_" + k, True)
+        s[k] = s.get(k, s["values"][k])
+    s["auto_solve"] = s.get("auto_solve", s.get("_auto_solve", True))
 
 
 def load(texts: dict[str, str], name: str, pick: str = UPLOADED) -> None:
