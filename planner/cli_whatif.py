@@ -1,8 +1,8 @@
 """What-if subcommands: `pareto`, `baselines`, `sensitivity`, `quantization`, `spot`.
 
-Registered in `planner.cli` by `add_subcommands(sub)` and `COMMANDS.update(WHATIF_COMMANDS)`; also runnable
-on their own as `python -m planner.cli_whatif ...` with the same exit statuses (0 ok, 2 bad input,
-3 infeasible, 4 solver failure). `--json` prints one JSON document; without it, a readable table.
+Registered in `planner.cli` (`add_subcommands(sub)`; `main` dispatches to `WHATIF_COMMANDS`), so they run
+as `python -m planner pareto ...` with the usual exit statuses (0 ok, 2 bad input, 3 infeasible, 4 solver
+failure). `--json` prints one JSON document; without it, a readable table.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 
 from .candidates import QUANTIZATION_LEVELS
 from .cli import _scenario, _sizing
-from .errors import InfeasibleError, InputError, PlannerError, SolverError
+from .errors import InputError
 
 log = logging.getLogger("planner")
 
@@ -276,34 +276,3 @@ def cmd_spot(args) -> int:
 WHATIF_COMMANDS = {"pareto": cmd_pareto, "baselines": cmd_baselines, "sensitivity": cmd_sensitivity,
                    "quantization": cmd_quantization, "spot": cmd_spot}
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Run one what-if subcommand on its own (same statuses as `planner.cli.main`)."""
-    parser = argparse.ArgumentParser(prog="python -m planner.cli_whatif", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what the planner does")
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return WHATIF_COMMANDS[args.command](args)
-    except InputError as exc:
-        for p in exc.problems:
-            print(f"error: {p}", file=sys.stderr)
-        return 2
-    except InfeasibleError as exc:
-        print(f"infeasible: {exc}", file=sys.stderr)
-        return 3
-    except SolverError as exc:
-        print(f"solver error: {exc}", file=sys.stderr)
-        return 4
-    except PlannerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        sys.stderr.close()
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -168,13 +168,7 @@ class LevelModel:
         add_objective(m)
         self.m = m
         self._ub = list(m.ub)
-        self.solver = Highs()
-        self.solver.config.load_solution = False
-        self.solver.highs_options = {"threads": scenario.settings.threads, "output_flag": False}
-        self._structure_loaded = False
-        self.build_seconds = time.perf_counter() - t0
-        self.solve_seconds = 0.0
-        self.num_solves = 0
+        attach_solver(self, scenario, t0)
 
     @property
     def size(self) -> dict[str, int]:
@@ -220,6 +214,17 @@ class LevelModel:
             k = int(round(self.m.n[i].value or 0))
             chosen.extend([self.opts[i]] * k)
         return SolveOutcome(*run, tuple(chosen))
+
+
+def attach_solver(model, scenario: Scenario, t0: float, **options) -> None:
+    """Give a built model its persistent HiGHS and the bookkeeping `run_highs` keeps (t0: build start)."""
+    model.solver = Highs()
+    model.solver.config.load_solution = False
+    model.solver.highs_options = {"threads": scenario.settings.threads, "output_flag": False, **options}
+    model._structure_loaded = False
+    model.build_seconds = time.perf_counter() - t0
+    model.solve_seconds = 0.0
+    model.num_solves = 0
 
 
 def run_highs(model, time_limit: float, gap: float) -> tuple | None:
@@ -393,14 +398,8 @@ class ShapeModel:
         m.obj = pyo.Objective(expr=m.C, sense=pyo.minimize)
         self.m = m
         self.floor: tuple[float | None, bool] = (None, False)
-        self.solver = Highs()
-        self.solver.config.load_solution = False
         # measured: HiGHS's presolve costs more than it saves on these small models (XL exact 3x faster without)
-        self.solver.highs_options = {"threads": scenario.settings.threads, "output_flag": False, "presolve": "off"}
-        self._structure_loaded = False
-        self.build_seconds = time.perf_counter() - t0
-        self.solve_seconds = 0.0
-        self.num_solves = 0
+        attach_solver(self, scenario, t0, presolve="off")
 
     @property
     def size(self) -> dict[str, int]:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from planner import InfeasibleError, InputError, Planner, build_candidates, load_config_dir
 from planner import whatif as W
 from planner import whatif_prices as P
-from planner.cli_whatif import main
+from planner.cli import main
 from planner.errors import CancelledError
 from planner.scenario_io import scenario_texts_to_json
 from tests import brute
@@ -501,7 +501,7 @@ def test_cli_infeasible_exits_3(tmp_path, capsys):
 
 
 def test_module_entry_point_runs():
-    out = subprocess.run([sys.executable, "-m", "planner.cli_whatif", "pareto", "--config-dir", "config/tiny",
+    out = subprocess.run([sys.executable, "-m", "planner", "pareto", "--config-dir", "config/tiny",
                           "--no-grid", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["points"]
