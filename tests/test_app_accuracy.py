@@ -283,12 +283,11 @@ def test_typing_in_consecutive_pool_cells_in_the_browser(app_url, page):
     page.get_by_role("tab", name="GPU pool & network").click()
     grid = page.get_by_role("tabpanel").filter(has_text="GPU pool").get_by_test_id("stDataFrame").first
     grid.wait_for(timeout=90_000)
-    box = grid.bounding_box()
-    headers = page.evaluate("() => Array.from(document.querySelectorAll('[data-testid=stDataFrame] table th'))"
-                            ".map(t => t.innerText)")
-    assert "count" in " ".join(headers)
     idle = page.get_by_test_id("stStatusWidget")  # shown while the script runs
     expect(idle).to_have_count(0, timeout=90_000)
+    # the grid draws on a canvas first and fills its accessible table a moment later
+    expect(grid.locator("table th").filter(has_text="count").first).to_be_attached(timeout=30_000)
+    box = grid.bounding_box()
     cells = grid.locator("table td")  # the grid's accessible copy: 9 columns per row
     page.mouse.click(box["x"] + 175, box["y"] + 35 + 17)  # row 1, "count" (after the row marker and type)
     expect(cells.nth(1)).to_have_attribute("aria-selected", "true", timeout=10_000)

@@ -4,6 +4,7 @@ updated to what the library computes for the new price."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -44,6 +45,20 @@ def traces(page: Page, name: str) -> dict:
         return null; }""", name)
 
 
+def eventually(check, timeout_s: float = LOAD_TIMEOUT / 1000) -> None:
+    """Runs `check` until it stops raising AssertionError: Plotly draws a chart after the rerun that
+    produced it, so the chart can lag the metrics or still hold the previous figure for a moment."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            check()
+            return
+        except (AssertionError, TypeError):  # TypeError: the chart is not drawn yet (no traces)
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def open_tab(page: Page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
@@ -54,11 +69,13 @@ def check_frontier(page: Page, sc) -> None:
     expect(metric_value(page, "Minimum $ per million tokens")).to_have_text(usd_m(fr.best.usd_per_million_tokens),
                                                                             timeout=LOAD_TIMEOUT)
     expect(metric_value(page, "Frontier plans")).to_have_text(str(len(fr.points)))
-    shown = traces(page, "Pareto frontier (exact)")
-    assert shown["Pareto frontier (exact)"]["x"] == pytest.approx([p.cost_usd_per_hour for p in fr.points])
-    assert shown["Pareto frontier (exact)"]["y"] == pytest.approx([p.tokens_per_s for p in fr.points])
-    star = shown["minimum $/token (exact optimum)"]
-    assert star["x"] == pytest.approx([fr.best.cost_usd_per_hour])
+
+    def drawn():
+        shown = traces(page, "Pareto frontier (exact)")
+        assert shown["Pareto frontier (exact)"]["x"] == pytest.approx([p.cost_usd_per_hour for p in fr.points])
+        assert shown["Pareto frontier (exact)"]["y"] == pytest.approx([p.tokens_per_s for p in fr.points])
+        assert shown["minimum $/token (exact optimum)"]["x"] == pytest.approx([fr.best.cost_usd_per_hour])
+    eventually(drawn)
 
 
 def check_tornado(page: Page, sc) -> None:
@@ -66,14 +83,17 @@ def check_tornado(page: Page, sc) -> None:
     open_tab(page, "Price sensitivity")
     expect(page.get_by_text(f"Optimum now {usd_m(t.base.usd_per_million_tokens)} per million tokens"))\
         .to_be_visible(timeout=LOAD_TIMEOUT)
-    shown = traces(page, "price −20%")
     rows = t.rows[::-1]  # drawn bottom up
-    for side, name in (("low", "price −20%"), ("high", "price +20%")):
-        bars = shown[name]
-        assert bars["base"] == pytest.approx(t.base.usd_per_million_tokens)
-        assert [bars["base"] + x for x in bars["x"]] == pytest.approx(
-            [getattr(r, side).usd_per_million_tokens for r in rows])
-        assert [y.split(" ")[0] for y in bars["y"]] == [r.gpu_type for r in rows]
+
+    def drawn():
+        shown = traces(page, "price −20%")
+        for side, name in (("low", "price −20%"), ("high", "price +20%")):
+            bars = shown[name]
+            assert bars["base"] == pytest.approx(t.base.usd_per_million_tokens)
+            assert [bars["base"] + x for x in bars["x"]] == pytest.approx(
+                [getattr(r, side).usd_per_million_tokens for r in rows])
+            assert [y.split(" ")[0] for y in bars["y"]] == [r.gpu_type for r in rows]
+    eventually(drawn)
 
 
 def test_price_change_on_the_main_page_updates_frontier_and_tornado(page: Page, app_url):
@@ -100,6 +120,8 @@ def test_price_change_on_the_main_page_updates_frontier_and_tornado(page: Page, 
     page.get_by_role("tab", name="GPU pool & network").click()
     grid = page.get_by_test_id("stDataFrame").first
     expect(grid).to_be_visible(timeout=LOAD_TIMEOUT)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=LOAD_TIMEOUT)  # no rerun under way
+    expect(grid.locator("table th").first).to_be_attached(timeout=30_000)  # the grid has finished drawing
     box = grid.bounding_box()
     page.mouse.click(box["x"] + 33 + 40, box["y"] + 35 + 17)  # first row, "GPU type" (after the row-marker column)
     assert grid.evaluate("g => g.contains(document.activeElement)"), "the pool table did not take the keyboard"
