@@ -1,4 +1,4 @@
-"""The placement MILP in Pyomo, solved with HiGHS (appsi persistent interface).
+"""The placement MILP in Pyomo, solved with HiGHS (through `highs_direct`, a persistent interface).
 
 Type-aggregated count formulation (MODEL-NOTES section 2): stage order changes neither the bottleneck
 nor the cost, so a plan is chosen as integer counts n_o of each option o (size s_o, role, GPU type g_o,
@@ -17,19 +17,14 @@ import time
 from dataclasses import dataclass
 
 import pyomo.environ as pyo
-from pyomo.contrib.appsi.base import TerminationCondition
-from pyomo.contrib.appsi.solvers import Highs
 from pyomo.core.expr.numeric_expr import LinearExpression
 
 from .candidates import Level, Option
 from .domain import Scenario
 from .errors import SolverError
+from .highs_direct import PersistentHighs
 
 log = logging.getLogger(__name__)
-
-OK_STATUSES = {TerminationCondition.optimal: "optimal", TerminationCondition.maxTimeLimit: "time_limit",
-               TerminationCondition.interrupted: "interrupted", TerminationCondition.maxIterations: "iteration_limit"}
-
 
 def _lin(coefs, vars_, constant=0.0):
     return LinearExpression(constant=constant, linear_coefs=list(coefs), linear_vars=list(vars_))
@@ -149,7 +144,19 @@ class SolveOutcome:
     options: tuple[Option, ...]  # the chosen stages (unordered)
 
 
-class LevelModel:
+class _Solvable:
+    """What `attach_solver` gives a built model: its HiGHS instance, the solution of the last successful
+    run, and the time bookkeeping."""
+
+    backend: PersistentHighs
+    values: list[float] | None
+
+    def backend_value(self, var) -> float:
+        """`var`'s value in the last successful solve (never read after a failed one: run_highs raises)."""
+        return self.values[self.backend.col(var)]
+
+
+class LevelModel(_Solvable):
     """The MILP for one level, built once and re-solved with changed parameters."""
 
     def __init__(self, scenario: Scenario, level: Level, opts: list[Option]):
@@ -192,6 +199,7 @@ class LevelModel:
             ub = m.ub[i] if ok else 0
             if self._ub[i] != ub:
                 m.n[i].setub(ub)
+                self.backend.set_col_bounds(m.n[i])
                 self._ub[i] = ub
 
     def floor_feasible(self, floor: float, strict: bool = False) -> bool:
@@ -211,66 +219,70 @@ class LevelModel:
             return None
         chosen: list[Option] = []
         for i in self.m.O:
-            k = int(round(self.m.n[i].value or 0))
+            k = int(round(self.backend_value(self.m.n[i])))
             chosen.extend([self.opts[i]] * k)
         return SolveOutcome(*run, tuple(chosen))
 
 
 def attach_solver(model, scenario: Scenario, t0: float, **options) -> None:
-    """Give a built model its persistent HiGHS and the bookkeeping `run_highs` keeps (t0: build start)."""
-    model.solver = Highs()
-    model.solver.config.load_solution = False
-    model.solver.highs_options = {"threads": scenario.settings.threads, "output_flag": False, **options}
-    model._structure_loaded = False
+    """Hand a built model to HiGHS and start the bookkeeping `run_highs` keeps (t0: build start, so the
+    build time includes the hand-over)."""
+    model.backend = PersistentHighs(model.m, {"threads": scenario.settings.threads, **options})
+    model.values = None
     model.build_seconds = time.perf_counter() - t0
     model.solve_seconds = 0.0
     model.num_solves = 0
 
 
 def run_highs(model, time_limit: float, gap: float) -> tuple | None:
-    """The one solve wrapper: HiGHS status -> (status, objective, bound, gap, seconds) with the variable
-    values loaded, None if infeasible, SolverError otherwise (values are never read after a failure).
-    `model` has .m (Pyomo model), .solver (appsi Highs), and the bookkeeping fields."""
-    s = model.solver
-    s.config.time_limit = max(time_limit, 0.01)
-    s.config.mip_gap = gap
-    t0 = time.perf_counter()
-    if model._structure_loaded:
-        # the model's structure never changes after the first solve: only bounds and parameters do
-        uc = s.update_config
-        uc.check_for_new_or_removed_constraints = False
-        uc.check_for_new_or_removed_vars = False
-        uc.check_for_new_or_removed_params = False
-        uc.check_for_new_objective = False
-        uc.update_constraints = False
-        uc.update_named_expressions = False
-    model._structure_loaded = True
-    try:
-        res = s.solve(model.m)
-    except RuntimeError as exc:  # appsi raises RuntimeError for solver-side failures
-        raise SolverError(f"HiGHS failed: {exc}", "error") from exc
-    seconds = time.perf_counter() - t0
-    model.solve_seconds += seconds
+    """The one solve wrapper: HiGHS status -> (status, objective, bound, gap, seconds) with the solution
+    kept in model.values, None if infeasible, SolverError otherwise (no values are kept after a failure).
+    `model` has .m (the Pyomo model), .backend (its PersistentHighs) and the bookkeeping fields; its
+    knobs have pushed changed variable bounds, and rows holding mutable parameters are refreshed here."""
+    model.values = None
+    model.backend.refresh_rows()
+    res = model.backend.run(time_limit, gap)
+    model.solve_seconds += res.seconds
     model.num_solves += 1
-    tc = res.termination_condition
-    if tc in (TerminationCondition.infeasible, TerminationCondition.infeasibleOrUnbounded):
+    if res.status == "infeasible":
         return None
-    if tc not in OK_STATUSES:
-        raise SolverError(f"HiGHS returned status '{tc.name}'", tc.name)
-    if res.best_feasible_objective is None:
-        if tc == TerminationCondition.optimal:
+    if res.values is None:
+        if res.status == "optimal":
             return None
-        raise SolverError(f"HiGHS stopped ({OK_STATUSES[tc]}) before finding any plan; raise the time limit",
-                          OK_STATUSES[tc])
-    res.solution_loader.load_vars()
-    obj, bound = res.best_feasible_objective, res.best_objective_bound
-    try:
-        achieved_gap = float(s._solver_model.getInfo().mip_gap)
-    except AttributeError:
-        achieved_gap = float("nan")
-    if not math.isfinite(achieved_gap) or achieved_gap > 1e30:
-        achieved_gap = 0.0 if tc == TerminationCondition.optimal else float("inf")
-    return OK_STATUSES[tc], obj, bound if bound is not None else float("nan"), achieved_gap, seconds
+        raise SolverError(f"HiGHS stopped ({res.status}) before finding any plan; raise the time limit", res.status)
+    model.values = res.values
+    return res.status, res.objective, res.bound, res.gap, res.seconds
+
+
+def warm_up() -> float:
+    """Build and solve a two-variable model once, so that this process has imported and initialised
+    everything a solve touches (highspy, Pyomo's expression and representation machinery, all loaded
+    lazily). Worker processes forked afterwards start warm. Returns the seconds it took."""
+    t0 = time.perf_counter()
+    tiny = _Solvable()
+    m = pyo.ConcreteModel(name="warm-up")
+    m.K = pyo.RangeSet(0, 1)
+    m.x = pyo.Var(m.K, domain=pyo.NonNegativeIntegers, bounds=(0, 2))
+    m.cap = pyo.Param(m.K, mutable=True, initialize=1)
+    m.cover = pyo.Constraint(expr=sum(m.cap[k] * m.x[k] for k in m.K) >= 1)
+    m.C = pyo.Expression(expr=_lin([1.0, 2.0], [m.x[0], m.x[1]]))
+    m.budget = pyo.Param(mutable=True, initialize=1e12)
+    m.budget_row = pyo.Constraint(expr=m.C <= m.budget)
+    m.obj = pyo.Objective(expr=m.C, sense=pyo.minimize)
+    tiny.m = m
+    attach_solver(tiny, _WarmScenario, t0)
+    for budget in (10.0, 0.5):  # a solve, then a re-solve after a change (infeasible)
+        m.budget.value = budget
+        run_highs(tiny, 10.0, 0.0)
+    return time.perf_counter() - t0
+
+
+class _WarmSettings:
+    threads = 1
+
+
+class _WarmScenario:
+    settings = _WarmSettings
 
 
 # ------------------------------------------------------------------ shape-aggregated model (contiguous sizes)
@@ -334,7 +346,7 @@ def shape_table(options: list[Option], sizes: tuple[int, ...]) -> dict[tuple[str
     return table
 
 
-class ShapeModel:
+class ShapeModel(_Solvable):
     """Exact MILP over stage shapes, for contiguous segment sizes (`full`, or a..L).
 
     With every size from a to L allowed and a stage's rate falling (and memory rising) with the layers it
@@ -422,6 +434,7 @@ class ShapeModel:
             ub = self._ub[k] if cap >= self.a else 0
             if self._cur_ub[k] != ub:
                 m.x[k].setub(ub)
+                self.backend.set_col_bounds(m.x[k])
                 self._cur_ub[k] = ub
 
     def floor_feasible(self, floor: float, strict: bool = False) -> bool:
@@ -437,7 +450,7 @@ class ShapeModel:
         if run is None:
             return None
         chosen = [(self.hp[k][0], self.hp[k][1]) for k in range(len(self.hp))
-                  for _ in range(int(round(self.m.x[k].value or 0)))]
+                  for _ in range(int(round(self.backend_value(self.m.x[k]))))]
         return SolveOutcome(*run, tuple(self._spread(chosen)))
 
     def _spread(self, chosen: list[tuple[_Shape, int]]) -> list[Option]:

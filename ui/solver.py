@@ -23,6 +23,7 @@ from planner import (Catalog, CandidateSet, InputError, Plan, Planner, PlannerEr
                      build_candidates, scenario_from_texts)
 from planner.catalog import parse_engines, parse_gpus, parse_models
 from planner.candidates import segment_sizes
+from planner.milp import warm_up
 
 TextsKey = tuple[tuple[str, str], ...]
 SolveKey = tuple[TextsKey, TextsKey, str]  # (scenario texts, catalogue texts, method)
@@ -287,12 +288,27 @@ class Job:
             self.process.join(timeout=5)  # it exits right after its last message; reap it
 
 
+@st.cache_resource(show_spinner=False)
+def warm_solver() -> float:
+    """Once per server: load and initialise what a solve touches (highspy, Pyomo's lazy modules) in this
+    process, so every forked worker starts with it instead of paying for it on each solve."""
+    seconds = warm_up()
+    log.info("solver warmed up in %.3f s", seconds)
+    return seconds
+
+
+def fork_context():
+    """The multiprocessing context for workers: fork, from a warmed-up server. The child starts at once
+    with the planner imported and the scenario in memory; spawn and forkserver would re-run Streamlit's
+    __main__ (the app script) in the child."""
+    warm_solver()
+    multiprocessing.active_children()  # reaps finished workers
+    return multiprocessing.get_context("fork")
+
+
 def start(sc: Scenario, cs: CandidateSet, texts: TextsKey, cat_key: TextsKey, methods: tuple[str, ...]) -> Job:
     """Start solving `methods` (in order) for a parsed scenario in a worker process."""
-    # fork: the child starts at once with the planner imported and the scenario in memory. spawn and
-    # forkserver would re-run Streamlit's __main__ (the app script) in the child.
-    ctx = multiprocessing.get_context("fork")
-    multiprocessing.active_children()  # reaps finished workers
+    ctx = fork_context()
     hard_limit = len(methods) * sc.settings.time_limit_s + GRACE_S
     recv, send = ctx.Pipe(duplex=False)
     process = ctx.Process(target=_work, args=(send, sc, cs, methods, hard_limit), daemon=True,

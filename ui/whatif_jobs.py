@@ -194,8 +194,7 @@ class AnalysisJob:
 
 
 def start(want: tuple, tasks: tuple[Task, ...], name: str) -> AnalysisJob:
-    ctx = multiprocessing.get_context("fork")  # see solver.start
-    multiprocessing.active_children()
+    ctx = solver.fork_context()
     recv, send = ctx.Pipe(duplex=False)
     process = ctx.Process(target=_work, args=(send, tasks, HARD_LIMIT_S), daemon=True, name=f"whatif-{name}")
     process.start()
