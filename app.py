@@ -9,6 +9,7 @@ import time
 
 import streamlit as st
 
+from planner.candidates import QUANTIZATION_LEVELS
 from ui import inputs, results, solver, state
 from ui import scenario_texts as T
 
@@ -98,7 +99,9 @@ def result_section(sc, err, key, ckey, name: str) -> None:
             show_last("Showing the last result that solved.")
             return
         missing = tuple(m for m in methods if outcomes[m] is None)
-        job = solver.start(sc, cs, key, ckey, missing)
+        job = solver.prefetcher().adopt(key, ckey, missing)  # already being pre-solved: take it over
+        if job is None:
+            job = solver.start(sc, cs, key, ckey, missing)
         s["_job"] = (want, job)
 
     with st.status(f"Solving {name} with the {method} method…", expanded=False) as status:
@@ -109,6 +112,10 @@ def result_section(sc, err, key, ckey, name: str) -> None:
         if job is not None:
             status.update(expanded=True)
             wait_for(job, sc.settings.time_limit_s)
+            if job.skipped:  # a taken-over speculative solve that found the problem too large to solve unasked
+                job = solver.start(sc, cs, key, ckey, job.methods)
+                s["_job"] = (want, job)
+                wait_for(job, sc.settings.time_limit_s)
             if s.get("_job", (None, None))[1] is job:
                 del s["_job"]
             if job.state != "done":
@@ -143,6 +150,30 @@ def result_section(sc, err, key, ckey, name: str) -> None:
         return
     s["last_good"] = {"outcome": outcome, "exact": exact, "scenario": sc, "name": name}
     results.render(outcome, exact, sc, name)
+    presolve_neighbours(ckey, name, methods)
+
+
+def presolve_neighbours(ckey, name: str, methods: tuple[str, ...]) -> None:
+    """With the result on screen, pre-solve the quantization slider's two neighbours (solver.Prefetcher),
+    so that moving the slider one step is answered from the cache."""
+    s = st.session_state
+    if not (s.get("auto_solve", True) and s.get("presolve", True)) or s.get("custom_sizes"):
+        return
+    levels = list(QUANTIZATION_LEVELS)
+    here = levels.index(s["quantization"]) if s.get("quantization") in levels else None
+    if here is None:
+        return
+    tasks = []
+    for q in (levels[i] for i in (here + 1, here - 1) if 0 <= i < len(levels)):
+        texts = state.texts_with(quantization=q)
+        if texts is None:
+            continue
+        key = T.texts_key(texts)
+        nsc = solver.scenario(key, name, ckey)
+        if not isinstance(nsc, Exception):
+            tasks.append((nsc, key, ckey, methods))
+    if tasks:
+        solver.prefetcher().request(tasks, max_options=BIG_PROBLEM_OPTIONS)
 
 
 def planner_page() -> None:

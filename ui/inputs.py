@@ -21,6 +21,12 @@ def sync_grids() -> None:
     state.rebuild_texts()
 
 
+def _keep(key: str) -> None:
+    """Remember a toggle's value outside its widget key: Streamlit drops widget keys while another page is
+    shown, and `state.ensure` restores the toggle from the copy."""
+    st.session_state["_" + key] = st.session_state[key]
+
+
 def scenario_source() -> None:
     """Sidebar: bundled scenario picker, upload of CSVs or a scenario JSON, solve controls."""
     s = st.session_state
@@ -41,7 +47,10 @@ def scenario_source() -> None:
         show_problems(problems, "The upload was not loaded")
     st.caption(f"Loaded: **{s['scenario_name']}** ({', '.join(sorted(s['texts']))})")
     st.divider()
-    st.toggle("Solve automatically on every change", key="auto_solve")
+    st.toggle("Solve automatically on every change", key="auto_solve", on_change=_keep, args=("auto_solve",))
+    st.toggle("Pre-solve the quantization slider's neighbours", key="presolve", on_change=_keep, args=("presolve",),
+              help="While you look at a result, the settings one step left and right on the quantization slider "
+                   "are solved in the background (at low priority), so moving the slider answers from the cache")
     st.button("Solve now", key="solve_button", type="primary", width="stretch")
     st.download_button("Export scenario (.json)", scenario_texts_to_json(s["texts"], s["scenario_name"]),
                        file_name=f"{s['scenario_name']}.scenario.json", mime="application/json",

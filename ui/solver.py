@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -16,7 +17,6 @@ import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-import pyomo.common.dependencies
 import streamlit as st
 
 from planner import (Catalog, CandidateSet, InputError, Plan, Planner, PlannerError, Problem, Result, Scenario,
@@ -169,20 +169,22 @@ def solve(texts: TextsKey, name: str, cat_key: TextsKey, method: str) -> Outcome
 
 
 # ------------------------------------------------------------------ cancellable worker
-def _work(conn, sc: Scenario, cs: CandidateSet, methods: tuple[str, ...], hard_limit_s: float) -> None:
+def _work(conn, sc: Scenario, cs: CandidateSet | None, methods: tuple[str, ...], hard_limit_s: float,
+          nice: int = 0, max_options: int | None = None) -> None:
     """Worker process body: solve each method in turn and send ("outcome", method, Outcome) after each,
     then ("done",); ("progress", method, fraction, message) while solving. A bug is sent as
-    ("crash", traceback) rather than lost with the process."""
+    ("crash", traceback) rather than lost with the process. Without `cs` the candidates are built here;
+    with `max_options`, a larger problem is not solved (("skipped",) then ("done",)). `nice` lowers
+    the process's CPU priority (speculative solves yield to the ones a user waits for)."""
     # The parent may be Streamlit's server, whose SIGTERM/SIGINT handlers are Python-level and would
     # wait for HiGHS to return to Python; the defaults end the process at once. SIGALRM (default action:
     # terminate) bounds an orphaned worker's life even if the server died without stopping it.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    # Pyomo guards HiGHS's output capture with one module-level lock, inherited by every forked worker;
-    # a worker killed mid-solve can leave the inherited copy held, so each worker starts with a fresh one
-    pyomo.common.dependencies.capture_output_lock = threading.Lock()
     signal.alarm(max(1, int(hard_limit_s)))
+    if nice:
+        os.nice(nice)
     last = [0.0]
 
     def progress(method: str):
@@ -194,8 +196,19 @@ def _work(conn, sc: Scenario, cs: CandidateSet, methods: tuple[str, ...], hard_l
         return report
 
     try:
-        for method in methods:
-            conn.send(("outcome", method, run_method(sc, cs, method, progress(method))))
+        if cs is None:
+            try:
+                cs = build_candidates(sc)
+            except InputError as exc:
+                for method in methods:
+                    conn.send(("outcome", method, Outcome(error=exc)))
+                conn.send(("done",))
+                return
+        if max_options is not None and len(cs.options) > max_options:
+            conn.send(("skipped",))
+        else:
+            for method in methods:
+                conn.send(("outcome", method, run_method(sc, cs, method, progress(method))))
         conn.send(("done",))
     except Exception:  # noqa: BLE001 - a bug in the planner: report it to the app instead of dying silently
         conn.send(("crash", traceback.format_exc()))
@@ -221,6 +234,7 @@ class Job:
     progress: tuple[str, float, str] | None = None  # the latest (method, fraction done, message)
     failure: str = ""
     finished: float | None = None
+    skipped: bool = False  # a speculative solve found the problem too large to solve unasked
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -244,6 +258,8 @@ class Job:
                     elif msg[0] == "done":
                         self._finish("done")
                         return True
+                    elif msg[0] == "skipped":
+                        self.skipped = True
                     else:  # a bug in the planner: shown to the user with its traceback
                         self.failure = f"the solver hit an internal error:\n\n```\n{msg[1]}```"
                         self._finish("failed")
@@ -306,14 +322,108 @@ def fork_context():
     return multiprocessing.get_context("fork")
 
 
-def start(sc: Scenario, cs: CandidateSet, texts: TextsKey, cat_key: TextsKey, methods: tuple[str, ...]) -> Job:
-    """Start solving `methods` (in order) for a parsed scenario in a worker process."""
+def start(sc: Scenario, cs: CandidateSet | None, texts: TextsKey, cat_key: TextsKey, methods: tuple[str, ...],
+          nice: int = 0, max_options: int | None = None) -> Job:
+    """Start solving `methods` (in order) for a parsed scenario in a worker process (see `_work`)."""
     ctx = fork_context()
     hard_limit = len(methods) * sc.settings.time_limit_s + GRACE_S
     recv, send = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_work, args=(send, sc, cs, methods, hard_limit), daemon=True,
+    process = ctx.Process(target=_work, args=(send, sc, cs, methods, hard_limit, nice, max_options), daemon=True,
                           name=f"solve-{sc.name}")
     process.start()
     send.close()  # the child holds the sending end; EOF on ours means it is gone
     log.info("solve worker %s started for %s (%s)", process.pid, sc.name, ", ".join(methods))
     return Job((texts, cat_key), methods, process, recv, hard_limit)
+
+
+# ------------------------------------------------------------------ speculative solves
+PREFETCH_NICE = 10
+
+
+class Prefetcher:
+    """Solves, while the app is idle, the settings a user is likely to ask for next (the quantization
+    slider's neighbours), one worker at a time at low CPU priority, into the shared result store; a
+    slider move to one of them is then answered from the cache. Server-wide: a new request replaces
+    the previous one, a foreground solve stops it, and a session that asks for the setting being
+    pre-solved takes over its worker instead of starting again."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._job: Job | None = None
+        self._keys: list = []
+        self._active = False  # a request is being worked through
+        self.started = 0  # speculative solves started (for tests and logs)
+
+    def request(self, tasks: list[tuple[Scenario, TextsKey, TextsKey, tuple[str, ...]]], max_options: int) -> None:
+        """Pre-solve `tasks` (scenario, texts, catalogue texts, methods) in order, skipping cached ones.
+        The same request again (a rerun that changed nothing) leaves the one in progress running."""
+        keys = [(texts, cat_key, methods) for _, texts, cat_key, methods in tasks]
+        with self._lock:
+            if keys == self._keys and self._active:
+                return
+            self._stop_locked()
+            self._keys, self._active = keys, True
+            gen = self._generation
+        threading.Thread(target=self._run, args=(gen, list(tasks), max_options), daemon=True,
+                         name="prefetch").start()
+
+    def _run(self, gen: int, tasks, max_options: int) -> None:
+        try:
+            self._work_through(gen, tasks, max_options)
+        finally:
+            with self._lock:
+                if gen == self._generation:
+                    self._active = False
+
+    def _work_through(self, gen: int, tasks, max_options: int) -> None:
+        for sc, texts, cat_key, methods in tasks:
+            with self._lock:
+                if gen != self._generation:
+                    return
+                if all(results().get((texts, cat_key, m)) is not None for m in methods):
+                    continue
+                job = start(sc, None, texts, cat_key, methods, nice=PREFETCH_NICE, max_options=max_options)
+                self._job = job
+                self.started += 1
+            while not job.poll():
+                time.sleep(0.05)
+                with self._lock:
+                    if self._job is not job:  # taken over by a session, or stopped
+                        return
+            with self._lock:
+                if self._job is job:
+                    self._job = None
+            log.info("pre-solved %s (%s): %s%s", sc.name, ", ".join(methods), job.state,
+                     ", skipped: too large" if job.skipped else "")
+
+    def adopt(self, texts: TextsKey, cat_key: TextsKey, methods: tuple[str, ...]) -> Job | None:
+        """The running speculative job for these texts, if it solves every method asked for; it is handed
+        over (the caller now owns and polls it) and the rest of the request is dropped. Otherwise every
+        speculative solve is stopped, so the caller's own solve has the CPU."""
+        with self._lock:
+            job = self._job
+            if (job is not None and job.state in ("running", "done") and job.scenario_key == (texts, cat_key)
+                    and set(methods) <= set(job.methods)):
+                self._job = None
+                self._generation += 1
+                self._active = False
+                return job
+            self._stop_locked()
+            return None
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
+        self._generation += 1
+        self._active = False
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+
+
+@st.cache_resource(show_spinner=False)
+def prefetcher() -> Prefetcher:
+    return Prefetcher()

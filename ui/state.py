@@ -45,7 +45,8 @@ def ensure(widgets: bool = False) -> None:
     s["scenario_pick"] = s.get("scenario_pick", s["loaded_pick"])
     for k in T.WIDGET_KEYS:
         s[k] = s.get(k, s["values"][k])
-    s["auto_solve"] = s.get("auto_solve", s.get("_auto_solve", True))
+    for k in ("auto_solve", "presolve"):  # toggles, kept (as _k) while other pages are shown
+        s[k] = s.get(k, s.get("_" + k, True))
 
 
 def load(texts: dict[str, str], name: str, pick: str = UPLOADED) -> None:
@@ -171,6 +172,25 @@ def rebuild_texts() -> dict[str, str]:
     texts = T.build_texts(s["base_texts"], s["base_values"], values, s["base_pool"], s["pool"], s["base_links"],
                           s["net"])
     s["texts"] = texts
+    return texts
+
+
+def texts_with(**changes) -> dict[str, str] | None:
+    """The texts the current inputs would give with some widget values changed, built exactly as
+    `prepare` builds them (so their cache keys match); None if they imply no segment sizes."""
+    s = st.session_state
+    values = dict(widget_values(), **changes)
+
+    def build(v: dict) -> dict[str, str]:
+        return T.build_texts(s["base_texts"], s["base_values"], v, s["base_pool"], s["pool"], s["base_links"],
+                             s["net"])
+    texts = build(values)
+    if not values.get("custom_sizes"):
+        sizes = solver.sizes_for(T.texts_key(texts), s["scenario_name"], cat_key())
+        if isinstance(sizes, InputError):
+            return None
+        values["segment_sizes_text"] = T.list_text(sizes)
+        texts = build(values)
     return texts
 
 
