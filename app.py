@@ -54,9 +54,45 @@ def wait_for(job: solver.Job, time_limit_s: float) -> None:
         done = ", ".join(job.outcomes) or "nothing"
         ticker.caption(f"Solving for {job.elapsed_s:.1f} s (time limit {time_limit_s:g} s per method; "
                        f"finished: {done}).")
-        time.sleep(min(POLL_S, 0.02 + job.elapsed_s / 10))  # quick solves return quickly
+        job.wait(POLL_S)
     for slot in (bar, ticker, cancel_slot):
         slot.empty()
+
+
+def methods_for(method: str) -> tuple[str, ...]:
+    """What the page solves: the chosen method, and the exact optimum to compare a grid method with."""
+    return (method,) if method == "exact" else (method, "exact")
+
+
+def begin_solve(sc, err, key, ckey) -> None:
+    """Start the solve as soon as the scenario is known, before the inputs and the problem-size preview
+    are drawn: the worker builds its own candidates, so the ones built here for the preview are built at
+    the same time on the other core. Only for automatic solves of problems known (or, going by the last
+    one seen, likely) to be small; result_section decides everything else."""
+    s = st.session_state
+    if sc is None or err is not None or not s.get("auto_solve", True) or s.get("solve_button") \
+            or s.get("cancel_solve"):
+        return
+    want = (key, ckey, s["method"])
+    held = s.get("_job")
+    if held is not None and held[0] == want or (s.get("_cancelled") or (None,))[0] == want:
+        return
+    missing = tuple(m for m in methods_for(s["method"]) if solver.results().get((key, ckey, m)) is None)
+    known = solver.option_count(key, ckey)
+    if not missing or (known if known is not None else 2 * s.get("_options_seen", 0)) > BIG_PROBLEM_OPTIONS:
+        return
+    settle_job(want)  # stops a solve of other settings
+    job = solver.prefetcher().adopt(key, ckey, missing)
+    if job is None:
+        job = solver.start(sc, None, key, ckey, missing, max_options=BIG_PROBLEM_OPTIONS)
+    s["_job"] = (want, job)
+
+
+def too_large(cs, sc) -> None:
+    st.info(f"Large problem ({len(cs.options):,} stage options): it is not solved automatically, as a solve can "
+            f"take up to the time limit ({sc.settings.time_limit_s:g} s). Press **Solve now** in the sidebar.",
+            icon="⏸️")
+    show_last("Showing the last result; the settings have changed since.")
 
 
 def result_section(sc, err, key, ckey, name: str) -> None:
@@ -64,7 +100,7 @@ def result_section(sc, err, key, ckey, name: str) -> None:
     method = s["method"]
     want = (key, ckey, method)
     job = settle_job(want)
-    methods = (method,) if method == "exact" else (method, "exact")
+    methods = methods_for(method)
     outcomes = {m: solver.results().get((key, ckey, m)) for m in methods}
     cached = all(o is not None for o in outcomes.values())
     pressed = s.get("solve_button")
@@ -89,10 +125,7 @@ def result_section(sc, err, key, ckey, name: str) -> None:
             return
         cs = solver.candidates(key, name, ckey)
         if not pressed and not isinstance(cs, Exception) and len(cs.options) > BIG_PROBLEM_OPTIONS:
-            st.info(f"Large problem ({len(cs.options):,} stage options): it is not solved automatically, as a "
-                    f"solve can take up to the time limit ({sc.settings.time_limit_s:g} s). Press **Solve now** "
-                    "in the sidebar.", icon="⏸️")
-            show_last(stale)
+            too_large(cs, sc)
             return
         if isinstance(cs, Exception):
             results.show_error(cs)
@@ -112,13 +145,17 @@ def result_section(sc, err, key, ckey, name: str) -> None:
         if job is not None:
             status.update(expanded=True)
             wait_for(job, sc.settings.time_limit_s)
-            if job.skipped:  # a taken-over speculative solve that found the problem too large to solve unasked
+            if job.skipped and pressed:  # a worker that found the problem too large to solve unasked
                 job = solver.start(sc, cs, key, ckey, job.methods)
                 s["_job"] = (want, job)
                 wait_for(job, sc.settings.time_limit_s)
             if s.get("_job", (None, None))[1] is job:
                 del s["_job"]
-            if job.state != "done":
+            if job.skipped:
+                status.update(label=f"{method}: waiting for Solve now (too many stage options to solve unasked)",
+                              state="complete", expanded=False)
+                outcomes = None
+            elif job.state != "done":
                 status.update(label=f"{method}: {job.state}", state="error", expanded=False)
                 outcomes = None
             else:
@@ -136,6 +173,9 @@ def result_section(sc, err, key, ckey, name: str) -> None:
                 r = outcome.result
                 status.update(label=(f"Solved ({method}): {r.status}, {r.solve_seconds + r.build_seconds:.2f} s"
                                      + (" — from cache" if cached else "")), state="complete")
+    if job is not None and job.skipped:
+        too_large(cs, sc)
+        return
     if outcomes is None:
         if job.state == "cancelled":  # ended by a newer run of this session
             st.warning("Solve cancelled.", icon=":material/cancel:")
@@ -181,8 +221,10 @@ def planner_page() -> None:
     state.ensure(widgets=True)
     state.process_uploads()
     state.process_pick()
-    state.prepare()
+    texts = state.prepare()
     s = st.session_state
+    sc, err = state.current_scenario()
+    begin_solve(sc, err, T.texts_key(texts), state.cat_key())
 
     with st.sidebar:
         inputs.scenario_source()
@@ -204,8 +246,11 @@ def planner_page() -> None:
     name = s["scenario_name"]
     ckey = state.cat_key()
     sc, err = state.current_scenario()
-    inputs.problem_size_preview(preview_box, solver.candidates(key, name, ckey) if sc else err,
-                                solver.sizes_for(key, name, ckey) if sc else ())
+    begin_solve(sc, err, key, ckey)  # texts changed by drawing the inputs: the solve started early is replaced
+    cs = solver.candidates(key, name, ckey) if sc else err
+    if not isinstance(cs, Exception):
+        s["_options_seen"] = len(cs.options)
+    inputs.problem_size_preview(preview_box, cs, solver.sizes_for(key, name, ckey) if sc else ())
     if sc is not None and sc.warnings:
         with st.expander(f"Loading notes ({len(sc.warnings)}): what the loader assumed or ignored"):
             st.markdown("\n".join(f"- {w}" for w in sc.warnings))

@@ -85,9 +85,19 @@ def candidates(texts: TextsKey, name: str, cat_key: TextsKey) -> CandidateSet | 
     if isinstance(sc, InputError):
         return sc
     try:
-        return build_candidates(sc)
+        cs = build_candidates(sc)
     except InputError as exc:
         return exc
+    _option_counts[(texts, cat_key)] = len(cs.options)
+    return cs
+
+
+_option_counts: dict[tuple[TextsKey, TextsKey], int] = {}  # stage options by scenario, once built here
+
+
+def option_count(texts: TextsKey, cat_key: TextsKey) -> int | None:
+    """How many stage options the scenario has, if its candidates were built in this process."""
+    return _option_counts.get((texts, cat_key))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -281,6 +291,16 @@ class Job:
                 self._finish("failed")
                 return True
             return False
+
+    def wait(self, timeout_s: float) -> None:
+        """Block until the worker sends something or `timeout_s` passes (then `poll` collects it): a
+        finished solve is noticed at once instead of at the next tick of a sleep."""
+        if self.state != "running":
+            return
+        try:
+            self.conn.poll(timeout_s)
+        except (OSError, EOFError, ValueError):  # closed meanwhile by another poller or a cancel
+            return
 
     def cancel(self) -> None:
         """End the worker now (if still running); what it had already sent stays in the result store."""
