@@ -281,3 +281,25 @@ def test_time_limit_gives_best_found_not_proven():
     else:
         assert r.status == "time_limit" and "not proven" in r.how
         assert r.plan.usd_per_million_tokens >= exact.plan.usd_per_million_tokens * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("name, quantization", [("realistic", "fine"), ("realistic", "coarse")])
+def test_one_milp_per_stage_count_agrees_with_one_per_level(name, quantization, monkeypatch):
+    """A level whose stage count is free (automatic concurrency) is solved either as one MILP choosing P
+    (z_P binaries, fit rows) or as one MILP per P; the two must find the same optimum and frontier."""
+    import planner.search as search
+
+    sc = load_config_dir(f"config/{name}")
+    sc = replace(sc, settings=replace(sc.settings, quantization=quantization, sizes=None, max_stages=4))
+    monkeypatch.setattr(search, "SPLIT_OPTIONS", 10**9)
+    whole = Planner(sc)
+    assert any(u[1] is None and len(u[0].stage_counts) > 1 for u in whole.levels)
+    one = whole.exact(with_frontier=True)
+    monkeypatch.setattr(search, "SPLIT_OPTIONS", 0)
+    split = Planner(sc)
+    assert all(u[1] is not None for u in split.levels)
+    per_p = split.exact(with_frontier=True)
+    assert one.proven_optimal and per_p.proven_optimal
+    assert one.plan.usd_per_million_tokens == pytest.approx(per_p.plan.usd_per_million_tokens, rel=1e-9)
+    assert [(round(p.cost_usd_per_hour, 6), round(p.tokens_per_s, 3)) for p in one.frontier] == \
+        [(round(p.cost_usd_per_hour, 6), round(p.tokens_per_s, 3)) for p in per_p.frontier]
