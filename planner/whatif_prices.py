@@ -207,8 +207,10 @@ def break_even(sc: Scenario, gpu_type: str, base: Result | None = None, cancel=N
         x = (c0 - a) / b  # where this plan's line reaches c0
         n = plan.gpus_by_type()[gpu_type]
         x_cap = math.inf if cap is None else (cap - _cost_at(plan, gpu_type, 0.0)) / n  # where it reaches the cap
-        # the plan is in up to min(x, x_cap); probe there, or just past x_cap where the plan itself is gone
-        probe = x if x <= x_cap else x_cap + max(CAP_STEP * x_cap, CAP_ROW_STEP / n)
+        # the plan is in up to min(x, x_cap); probe there, or just past x_cap where the plan itself is gone.
+        # Where both coincide (to rounding) the lines cross at the cap: a crossing, not a jump.
+        crossing = x <= x_cap * (1 + 1e-9)
+        probe = x if crossing else x_cap + max(CAP_STEP * x_cap, CAP_ROW_STEP / n)
         try:
             r = solve_at(sc, gpu_type, probe, cancel)
             proven = proven and r.proven_optimal
@@ -219,7 +221,7 @@ def break_even(sc: Scenario, gpu_type: str, base: Result | None = None, cancel=N
         if next_plan is not None:
             plan = next_plan
             continue
-        if x <= x_cap:
+        if crossing:
             return result(x, True, _meaning(gpu_type, in_now, x, p0, c0))
         return result(x_cap, True, _meaning(gpu_type, in_now, x_cap, p0, c0) +
                       f" (where its last plan reaches the ${cap:g}/h budget cap)")
