@@ -5,7 +5,6 @@ page. The state is the scenario's file texts (config.csv, gpu_pool.csv, network 
 is written back into them and parsed by planner.scenario_from_texts. Solves run in a worker process
 that the Cancel button ends; finished solves are cached on the texts.
 """
-import time
 
 import streamlit as st
 

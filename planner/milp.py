@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import math
 import time
 from dataclasses import dataclass
 

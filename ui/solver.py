@@ -2,18 +2,13 @@
 to an earlier setting is instant. Errors the planner raises on purpose are returned, not raised, so
 that they are cached too (an infeasible scenario is not re-explained on every rerun).
 
-Solves run in a worker process (`Job`) so that the app stays responsive and a solve can be cancelled:
-HiGHS cannot be interrupted from outside through Pyomo, the model build is pure Python, and a huge
-model's presolve does not honour the time limit, so the only reliable stop is ending the process."""
+Solves run in a worker process (`Job`, see ui.worker) so that the app stays responsive and a solve can
+be cancelled."""
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
-import signal
 import threading
 import time
-import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -23,7 +18,8 @@ from planner import (Catalog, CandidateSet, InputError, Plan, Planner, PlannerEr
                      build_candidates, scenario_from_texts)
 from planner.catalog import parse_engines, parse_gpus, parse_models
 from planner.candidates import segment_sizes
-from planner.milp import warm_up
+
+from .worker import Worker
 
 TextsKey = tuple[tuple[str, str], ...]
 SolveKey = tuple[TextsKey, TextsKey, str]  # (scenario texts, catalogue texts, method)
@@ -179,22 +175,11 @@ def solve(texts: TextsKey, name: str, cat_key: TextsKey, method: str) -> Outcome
 
 
 # ------------------------------------------------------------------ cancellable worker
-def _work(conn, sc: Scenario, cs: CandidateSet | None, methods: tuple[str, ...], hard_limit_s: float,
-          nice: int = 0, max_options: int | None = None) -> None:
-    """Worker process body: solve each method in turn and send ("outcome", method, Outcome) after each,
-    then ("done",); ("progress", method, fraction, message) while solving. A bug is sent as
-    ("crash", traceback) rather than lost with the process. Without `cs` the candidates are built here;
-    with `max_options`, a larger problem is not solved (("skipped",) then ("done",)). `nice` lowers
-    the process's CPU priority (speculative solves yield to the ones a user waits for)."""
-    # The parent may be Streamlit's server, whose SIGTERM/SIGINT handlers are Python-level and would
-    # wait for HiGHS to return to Python; the defaults end the process at once. SIGALRM (default action:
-    # terminate) bounds an orphaned worker's life even if the server died without stopping it.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    signal.alarm(max(1, int(hard_limit_s)))
-    if nice:
-        os.nice(nice)
+def _solve_body(conn, sc: Scenario, cs: CandidateSet | None, methods: tuple[str, ...],
+                max_options: int | None = None) -> None:
+    """Worker body: solve each method in turn and send ("outcome", method, Outcome) after each;
+    ("progress", method, fraction, message) while solving. Without `cs` the candidates are built here;
+    with `max_options`, a larger problem is not solved (("skipped",) is sent instead)."""
     last = [0.0]
 
     def progress(method: str):
@@ -205,155 +190,55 @@ def _work(conn, sc: Scenario, cs: CandidateSet | None, methods: tuple[str, ...],
                 conn.send(("progress", method, fraction, message))
         return report
 
-    try:
-        if cs is None:
-            try:
-                cs = build_candidates(sc)
-            except InputError as exc:
-                for method in methods:
-                    conn.send(("outcome", method, Outcome(error=exc)))
-                conn.send(("done",))
-                return
-        if max_options is not None and len(cs.options) > max_options:
-            conn.send(("skipped",))
-        else:
-            for method in methods:
-                conn.send(("outcome", method, run_method(sc, cs, method, progress(method))))
-        conn.send(("done",))
-    except Exception:  # noqa: BLE001 - a bug in the planner: report it to the app instead of dying silently
-        conn.send(("crash", traceback.format_exc()))
-    finally:
-        conn.close()
-
-
-@dataclass
-class Job:
-    """One solve running in a worker process, owned by one session (kept in its session state).
-
-    A script rerun (a widget change, a Cancel click) may poll it from another thread while the previous
-    run is being stopped, so every state change holds the lock."""
-
-    scenario_key: tuple[TextsKey, TextsKey]
-    methods: tuple[str, ...]
-    process: multiprocessing.process.BaseProcess
-    conn: object  # multiprocessing.connection.Connection
-    hard_limit_s: float
-    started: float = field(default_factory=time.perf_counter)
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
-    state: str = "running"  # running | done | cancelled | failed
-    progress: tuple[str, float, str] | None = None  # the latest (method, fraction done, message)
-    failure: str = ""
-    finished: float | None = None
-    skipped: bool = False  # a speculative solve found the problem too large to solve unasked
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def elapsed_s(self) -> float:
-        return (self.finished or time.perf_counter()) - self.started
-
-    def poll(self) -> bool:
-        """Collect what the worker sent; True once it has finished (done, failed or cancelled)."""
-        with self._lock:
-            if self.state != "running":
-                return True
-            try:
-                while self.conn.poll():
-                    msg = self.conn.recv()
-                    if msg[0] == "progress":
-                        self.progress = msg[1:]
-                    elif msg[0] == "outcome":
-                        _, method, outcome = msg
-                        self.outcomes[method] = outcome
-                        results().put((*self.scenario_key, method), outcome)
-                    elif msg[0] == "done":
-                        self._finish("done")
-                        return True
-                    elif msg[0] == "skipped":
-                        self.skipped = True
-                    else:  # a bug in the planner: shown to the user with its traceback
-                        self.failure = f"the solver hit an internal error:\n\n```\n{msg[1]}```"
-                        self._finish("failed")
-                        return True
-            except EOFError:
-                pass  # the worker is gone; judged below
-            if not self.process.is_alive():
-                self.process.join()
-                code = self.process.exitcode
-                self.failure = (f"the solver was stopped after {self.elapsed_s:.0f} s: it ran "
-                                f"{GRACE_S:g} s past its time limit" if code == -signal.SIGALRM else
-                                f"the solver process ended unexpectedly (exit code {code})")
-                self._finish("failed")
-                return True
-            if self.elapsed_s > self.hard_limit_s:
-                self._stop()
-                self.failure = (f"the solver was stopped after {self.elapsed_s:.0f} s: it ran {GRACE_S:g} s "
-                                f"past its time limit")
-                self._finish("failed")
-                return True
-            return False
-
-    def wait(self, timeout_s: float) -> None:
-        """Block until the worker sends something or `timeout_s` passes (then `poll` collects it): a
-        finished solve is noticed at once instead of at the next tick of a sleep."""
-        if self.state != "running":
-            return
+    if cs is None:
         try:
-            self.conn.poll(timeout_s)
-        except (OSError, EOFError, ValueError):  # closed meanwhile by another poller or a cancel
+            cs = build_candidates(sc)
+        except InputError as exc:
+            for method in methods:
+                conn.send(("outcome", method, Outcome(error=exc)))
             return
-
-    def cancel(self) -> None:
-        """End the worker now (if still running); what it had already sent stays in the result store."""
-        with self._lock:
-            if self.state == "running":
-                self._stop()
-                self._finish("cancelled")
-
-    def _stop(self) -> None:
-        self.process.terminate()
-        self.process.join(timeout=2)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-
-    def _finish(self, state: str) -> None:
-        self.state = state
-        self.finished = time.perf_counter()
-        self.conn.close()
-        if state == "done":
-            self.process.join(timeout=5)  # it exits right after its last message; reap it
+    if max_options is not None and len(cs.options) > max_options:
+        conn.send(("skipped",))
+        return
+    for method in methods:
+        conn.send(("outcome", method, run_method(sc, cs, method, progress(method))))
 
 
-@st.cache_resource(show_spinner=False)
-def warm_solver() -> float:
-    """Once per server: load and initialise what a solve touches (highspy, Pyomo's lazy modules) in this
-    process, so every forked worker starts with it instead of paying for it on each solve."""
-    seconds = warm_up()
-    log.info("solver warmed up in %.3f s", seconds)
-    return seconds
+class Job(Worker):
+    """One solve (a scenario, one or more methods) in a worker process, owned by one session (kept in its
+    session state) or by the pre-solver; each outcome goes to the shared result store as it arrives."""
 
+    what = "solver"
 
-def fork_context():
-    """The multiprocessing context for workers: fork, from a warmed-up server. The child starts at once
-    with the planner imported and the scenario in memory; spawn and forkserver would re-run Streamlit's
-    __main__ (the app script) in the child."""
-    warm_solver()
-    multiprocessing.active_children()  # reaps finished workers
-    return multiprocessing.get_context("fork")
+    def __init__(self, sc: Scenario, cs: CandidateSet | None, texts: TextsKey, cat_key: TextsKey,
+                 methods: tuple[str, ...], nice: int = 0, max_options: int | None = None):
+        self.scenario_key = (texts, cat_key)
+        self.methods = methods
+        self.outcomes: dict[str, Outcome] = {}
+        self.progress: tuple[str, float, str] | None = None  # the latest (method, fraction done, message)
+        self.skipped = False  # the problem was larger than max_options: not solved
+        super().__init__(_solve_body, (sc, cs, methods, max_options), f"solve-{sc.name}",
+                         len(methods) * sc.settings.time_limit_s + GRACE_S, nice)
+
+    def handle(self, msg: tuple) -> None:
+        if msg[0] == "progress":
+            self.progress = msg[1:]
+        elif msg[0] == "outcome":
+            _, method, outcome = msg
+            self.outcomes[method] = outcome
+            results().put((*self.scenario_key, method), outcome)
+        elif msg[0] == "skipped":
+            self.skipped = True
+
+    def overrun_message(self) -> str:
+        return f"the solver was stopped after {self.elapsed_s:.0f} s: it ran {GRACE_S:g} s past its time limit"
 
 
 def start(sc: Scenario, cs: CandidateSet | None, texts: TextsKey, cat_key: TextsKey, methods: tuple[str, ...],
           nice: int = 0, max_options: int | None = None) -> Job:
-    """Start solving `methods` (in order) for a parsed scenario in a worker process (see `_work`)."""
-    ctx = fork_context()
-    hard_limit = len(methods) * sc.settings.time_limit_s + GRACE_S
-    recv, send = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_work, args=(send, sc, cs, methods, hard_limit, nice, max_options), daemon=True,
-                          name=f"solve-{sc.name}")
-    process.start()
-    send.close()  # the child holds the sending end; EOF on ours means it is gone
-    log.info("solve worker %s started for %s (%s)", process.pid, sc.name, ", ".join(methods))
-    return Job((texts, cat_key), methods, process, recv, hard_limit)
+    """Start solving `methods` (in order) for a parsed scenario in a worker process (see `_solve_body`);
+    `nice` lowers its CPU priority (speculative solves yield to the ones a user waits for)."""
+    return Job(sc, cs, texts, cat_key, methods, nice, max_options)
 
 
 # ------------------------------------------------------------------ speculative solves

@@ -8,20 +8,16 @@ by section while the rest is still being solved."""
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import signal
-import threading
 import time
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import streamlit as st
-from pyomo.common import dependencies as pyomo_dependencies
 
 from planner import PlannerError, Planner, Result, Scenario
 
 from . import solver
+from .worker import Worker
 
 log = logging.getLogger(__name__)
 HARD_LIMIT_S = 3600.0  # an analysis re-solves many times; Cancel ends it sooner, this bounds a forgotten one
@@ -80,127 +76,51 @@ class SolveCounter:
         return False
 
 
-def _work(conn, tasks: tuple[Task, ...], hard_limit_s: float) -> None:
-    """Worker body: ("progress", index, solves) while a task runs, ("task", index, Done) after each,
-    then ("done",); a bug is sent as ("crash", traceback). Signals as in solver._work."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    signal.alarm(max(1, int(hard_limit_s)))
-    # Pyomo guards HiGHS's output capture with one lock shared by every forked process (a multiprocessing
-    # semaphore made when multiprocessing is imported). A worker killed by Cancel inside a solve never
-    # releases it, and every later worker then hangs at its first solve: this one gets a lock of its own.
-    pyomo_dependencies.capture_output_lock = threading.Lock()
+def _analysis_body(conn, tasks: tuple[Task, ...]) -> None:
+    """Worker body: ("progress", index, solves) while a task runs, ("task", index, Done) after each."""
     last = [0.0]
-    try:
-        for i, task in enumerate(tasks):
-            conn.send(("progress", i, 0))
+    for i, task in enumerate(tasks):
+        conn.send(("progress", i, 0))
 
-            def report(solves: int, i: int = i) -> None:
-                now = time.perf_counter()
-                if now - last[0] >= PROGRESS_EVERY_S:
-                    last[0] = now
-                    conn.send(("progress", i, solves))
+        def report(solves: int, i: int = i) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= PROGRESS_EVERY_S:
+                last[0] = now
+                conn.send(("progress", i, solves))
 
-            t0 = time.perf_counter()
-            try:
-                done = Done(task.run(SolveCounter(report)), None, time.perf_counter() - t0)
-            except PlannerError as exc:
-                done = Done(None, exc, time.perf_counter() - t0)
-            conn.send(("task", i, done))
-        conn.send(("done",))
-    except Exception:  # noqa: BLE001 - a bug in the planner: report it to the app instead of dying silently
-        conn.send(("crash", traceback.format_exc()))
-    finally:
-        conn.close()
+        t0 = time.perf_counter()
+        try:
+            done = Done(task.run(SolveCounter(report)), None, time.perf_counter() - t0)
+        except PlannerError as exc:
+            done = Done(None, exc, time.perf_counter() - t0)
+        conn.send(("task", i, done))
 
 
-@dataclass
-class AnalysisJob:
-    """The tasks running in one worker process (kept in the session state); every state change holds the
-    lock, as a rerun may poll it while the previous run is being stopped."""
+class AnalysisJob(Worker):
+    """The tasks running in one worker process (kept in the session state); each result goes to the
+    shared store as it arrives."""
 
-    want: tuple  # the keys of every task the page asked for (some were stored already)
-    tasks: tuple[Task, ...]  # the ones this worker solves
-    process: multiprocessing.process.BaseProcess
-    conn: object
-    hard_limit_s: float
-    started: float = field(default_factory=time.perf_counter)
-    finished_tasks: list[int] = field(default_factory=list)
-    state: str = "running"  # running | done | cancelled | failed
-    current: tuple[int, int] = (0, 0)  # (task index, MILP solves so far)
-    failure: str = ""
-    finished: float | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    what = "analysis"
 
-    @property
-    def elapsed_s(self) -> float:
-        return (self.finished or time.perf_counter()) - self.started
+    def __init__(self, want: tuple, tasks: tuple[Task, ...], name: str):
+        self.want = want  # the keys of every task the page asked for (some were stored already)
+        self.tasks = tasks  # the ones this worker solves
+        self.finished_tasks: list[int] = []
+        self.current: tuple[int, int] = (0, 0)  # (task index, MILP solves so far)
+        super().__init__(_analysis_body, (tasks,), f"whatif-{name}", HARD_LIMIT_S)
 
-    def poll(self) -> bool:
-        """Store what the worker sent; True once it has finished (done, failed or cancelled)."""
-        with self._lock:
-            if self.state != "running":
-                return True
-            try:
-                while self.conn.poll():
-                    msg = self.conn.recv()
-                    if msg[0] == "progress":
-                        self.current = (msg[1], msg[2])
-                    elif msg[0] == "task":
-                        store().put(self.tasks[msg[1]].key, msg[2])
-                        self.finished_tasks.append(msg[1])
-                    elif msg[0] == "done":
-                        self._finish("done")
-                        return True
-                    else:
-                        self.failure = f"the analysis hit an internal error:\n\n```\n{msg[1]}```"
-                        self._finish("failed")
-                        return True
-            except EOFError:
-                pass
-            if not self.process.is_alive():
-                self.process.join()
-                self.failure = f"the analysis process ended unexpectedly (exit code {self.process.exitcode})"
-                self._finish("failed")
-                return True
-            if self.elapsed_s > self.hard_limit_s:
-                self._stop()
-                self.failure = f"the analysis was stopped after {self.elapsed_s:.0f} s (limit {self.hard_limit_s:g} s)"
-                self._finish("failed")
-                return True
-            return False
-
-    def cancel(self) -> None:
-        self.poll()  # keep what it finished
-        with self._lock:
-            if self.state == "running":
-                self._stop()
-                self._finish("cancelled")
-
-    def _stop(self) -> None:
-        self.process.terminate()
-        self.process.join(timeout=2)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-
-    def _finish(self, state: str) -> None:
-        self.state = state
-        self.finished = time.perf_counter()
-        self.conn.close()
-        if state == "done":
-            self.process.join(timeout=5)
+    def handle(self, msg: tuple) -> None:
+        if msg[0] == "progress":
+            self.current = (msg[1], msg[2])
+        elif msg[0] == "task":
+            store().put(self.tasks[msg[1]].key, msg[2])
+            self.finished_tasks.append(msg[1])
 
 
 def start(want: tuple, tasks: tuple[Task, ...], name: str) -> AnalysisJob:
-    ctx = solver.fork_context()
-    recv, send = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_work, args=(send, tasks, HARD_LIMIT_S), daemon=True, name=f"whatif-{name}")
-    process.start()
-    send.close()
-    log.info("what-if worker %s started for %s (%s)", process.pid, name, ", ".join(t.label for t in tasks))
-    return AnalysisJob(want, tasks, process, recv, HARD_LIMIT_S)
+    job = AnalysisJob(want, tasks, name)
+    log.info("what-if worker %s for %s: %s", job.process.pid, name, ", ".join(t.label for t in tasks))
+    return job
 
 
 def stop_running() -> None:
@@ -281,7 +201,7 @@ def run(tasks: list[Task], controls, *, auto: bool, ident: str, why_not_auto: st
         bar.progress(min(1.0, (len(job.finished_tasks) + 0.5) / n),
                      text=f"{job.tasks[i].label} ({i + 1} of {n}): {solves} MILP solve(s) so far")
         ticker.caption(f"Running for {job.elapsed_s:.1f} s. Finished parts are shown below as they arrive.")
-        time.sleep(min(POLL_S, 0.02 + job.elapsed_s / 10))
+        job.wait(POLL_S)
     if s.get(JOB) is job:
         del s[JOB]
     if job.state == "failed":
