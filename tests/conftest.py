@@ -75,3 +75,13 @@ def app_server():
             proc.kill()
         if log is not subprocess.DEVNULL:
             log.close()
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """AppTest download buttons: the bytes of every file offered for download, by file name."""
+    from tests.apptest import RecordingStorage
+
+    RecordingStorage.files = {}
+    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", RecordingStorage)
+    return RecordingStorage.files

@@ -6,7 +6,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from planner import Planner, perf, report, scenario_from_texts
@@ -14,47 +13,11 @@ from planner.scenario_io import scenario_texts_from_json
 from ui import charts
 from ui import scenario_texts as T
 
+from .apptest import metric, ok, run_app, usd_m
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TIMEOUT = 120
-
-
-class RecordingStorage(MemoryMediaFileStorage):
-    """In-memory media storage that also keeps every download's bytes by file name."""
-
-    files: dict[str, bytes] = {}
-
-    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
-        if filename is not None and isinstance(path_or_data, bytes):
-            RecordingStorage.files[filename] = path_or_data
-        return super().load_and_get_id(path_or_data, mimetype, kind, filename)
-
-
-@pytest.fixture
-def downloads(monkeypatch):
-    RecordingStorage.files = {}
-    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", RecordingStorage)
-    return RecordingStorage.files
-
-
-def run_app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    return at.run()
-
-
-def no_exceptions(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def metric(at: AppTest, label_start: str) -> str:
-    for m in at.metric:
-        if m.label.startswith(label_start):
-            return m.value
-    raise AssertionError(f"no metric {label_start!r}: {[m.label for m in at.metric]}")
-
-
-def usd_m(x: float) -> str:
-    return f"${x:,.4f}" if x < 10 else f"${x:,.2f}"
 
 
 def library_scenario(texts: dict, name: str = "medium", **settings):
@@ -76,7 +39,7 @@ def trace(fig: dict, name: str) -> dict:
 # ---------------------------------------------------------------------------- main page
 def test_default_scenario_solves_like_the_library():
     at = run_app()
-    no_exceptions(at)
+    ok(at)
     assert at.session_state["scenario_name"] == "medium"
     assert at.selectbox(key="scenario_pick").value == "medium"
     texts = T.load_bundled_texts("medium")
@@ -118,7 +81,7 @@ def test_quantization_slider_resolves_and_updates_curve():
     coarse_curve = trace(chart(at), "best plan within budget (exact)")
     coarse_options = metric(at, "Stage options usable")
     at.select_slider(key="quantization").set_value("fine").run()
-    no_exceptions(at)
+    ok(at)
     assert "quantization,fine" in at.session_state["texts"]["config.csv"]
     sc = library_scenario(T.load_bundled_texts("medium"), quantization="fine")
     lib = Planner(sc).exact(with_frontier=True)
@@ -141,7 +104,7 @@ def test_custom_segment_sizes_are_written_to_config():
     at = run_app()
     at.checkbox(key="custom_sizes").check().run()
     at.text_input(key="segment_sizes_text").input("10; 20; 40").run()
-    no_exceptions(at)
+    ok(at)
     assert "segment_sizes,10;20;40" in at.session_state["texts"]["config.csv"]
     sc = library_scenario(T.load_bundled_texts("medium"), sizes=(10, 20, 40))
     lib = Planner(sc).exact()
@@ -152,7 +115,7 @@ def test_weighted_method_shows_exact_optimum_and_distance():
     at = run_app()
     at.radio(key="method").set_value("weighted").run()
     at.slider(key="cost_weight").set_value(0.5).run()
-    no_exceptions(at)
+    ok(at)
     texts = T.load_bundled_texts("medium")
     sc = library_scenario(texts, method="weighted", cost_weight=0.5)
     w = Planner(sc).weighted()
@@ -168,7 +131,7 @@ def test_enumeration_marks_grid_points_on_the_curve():
     at = run_app()
     at.radio(key="method").set_value("enumeration").run()
     at.text_input(key="budget_factors_text").input("0.8; 1; 1.3").run()
-    no_exceptions(at)
+    ok(at)
     sc = library_scenario(T.load_bundled_texts("medium"), method="enumeration", budget_factors=(0.8, 1.0, 1.3))
     r = Planner(sc).enumeration()
     assert metric(at, "$ per million") == usd_m(r.plan.usd_per_million_tokens)
@@ -182,7 +145,7 @@ def test_enumeration_marks_grid_points_on_the_curve():
 
 def test_plan_csv_download_is_the_library_csv(downloads):
     at = run_app()
-    no_exceptions(at)
+    ok(at)
     lib = Planner(library_scenario(T.load_bundled_texts("medium"))).exact()
     expected = report.to_csv(report.plan_rows(lib.plan), report.PLAN_COLUMNS)
     assert downloads["medium_plan.csv"].decode() == expected
@@ -195,7 +158,7 @@ def test_invalid_price_names_file_row_column_and_keeps_result():
     key = at.session_state["pool_editor_key"]
     at.session_state[key] = {"edited_rows": {0: {"price_usd_per_hour": -1}}, "added_rows": [], "deleted_rows": []}
     at.run()
-    no_exceptions(at)
+    ok(at)
     errors = " ".join(e.value for e in at.error)
     assert "gpu_pool.csv, row 2, column 'price_usd_per_hour'" in errors
     assert "must be positive" in errors
@@ -218,7 +181,7 @@ def test_pool_rows_and_network_edits():
     at.session_state[key] = {"edited_rows": {}, "deleted_rows": [4],
                              "added_rows": [{"gpu_type": "H100", "count": 8}]}
     at.run()
-    no_exceptions(at)
+    ok(at)
     pool = at.session_state["texts"]["gpu_pool.csv"]
     assert "T4" not in pool and "\nH100,8," in pool
     net = at.session_state["net"]
@@ -227,7 +190,7 @@ def test_pool_rows_and_network_edits():
     nkey = at.session_state["net_editor_key"]
     at.session_state[nkey] = {"edited_rows": {0: {"gb_per_s": 7.5}}, "added_rows": [], "deleted_rows": []}
     at.run()
-    no_exceptions(at)
+    ok(at)
     sc = scenario_from_texts(at.session_state["texts"], "x")
     a, b = at.session_state["net"].iloc[0][["gpu_type_a", "gpu_type_b"]]
     assert sc.pool.link(a, b) == 7.5
@@ -243,7 +206,7 @@ def test_workload_and_model_edits():
     at.radio(key="token_basis").set_value("output").run()
     at.radio(key="model_source").set_value("catalogue").run()
     at.selectbox(key="model_name").set_value("llama-2-13b").run()
-    no_exceptions(at)
+    ok(at)
     cfg = T.config_dict(at.session_state["texts"]["config.csv"])
     assert cfg["model"] == "llama-2-13b" and "num_decoder_layers" not in cfg
     assert (cfg["input_tokens"], cfg["output_tokens"], cfg["concurrency"], cfg["token_basis"]) == \
@@ -257,7 +220,7 @@ def test_workload_and_model_edits():
 def test_bundled_picker_and_limits():
     at = run_app()
     at.selectbox(key="scenario_pick").set_value("small").run()
-    no_exceptions(at)
+    ok(at)
     assert at.session_state["texts"] == T.load_bundled_texts("small")
     lib = Planner(scenario_from_texts(T.load_bundled_texts("small"), "small")).exact()
     assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
@@ -265,7 +228,7 @@ def test_bundled_picker_and_limits():
     at.number_input(key="min_layers").set_value(2).run()
     at.number_input(key="time_limit").set_value(20.0).run()
     at.number_input(key="target").set_value(0.5).run()
-    no_exceptions(at)
+    ok(at)
     cfg = T.config_dict(at.session_state["texts"]["config.csv"])
     assert (cfg["max_pipeline_stages"], cfg["min_layers_per_stage"], cfg["time_limit_seconds"],
             cfg["max_cost_per_million_token"]) == ("2", "2", "20", "0.5")
@@ -285,14 +248,14 @@ def test_scenario_json_export_reimports_to_the_same_state(downloads):
     key = at.session_state["pool_editor_key"]
     at.session_state[key] = {"edited_rows": {1: {"count": 4}}, "added_rows": [], "deleted_rows": []}
     at.run()
-    no_exceptions(at)
+    ok(at)
     texts = dict(at.session_state["texts"])
     value = metric(at, "$ per million")
     data = downloads["medium.scenario.json"]
     assert scenario_texts_from_json(data)[1] == texts
     fresh = run_app()
     fresh.file_uploader(key="upload").set_value(("medium.scenario.json", data, "application/json")).run()
-    no_exceptions(fresh)
+    ok(fresh)
     assert fresh.session_state["texts"] == texts
     assert fresh.select_slider(key="quantization").value == "fine"
     assert metric(fresh, "$ per million") == value
@@ -303,7 +266,7 @@ def test_upload_seed_csv_folder():
     base = ROOT / "config" / "tiny"
     files = [(p.name, p.read_bytes(), "text/csv") for p in sorted(base.glob("*.csv"))]
     at.file_uploader(key="upload").set_value(files).run()
-    no_exceptions(at)
+    ok(at)
     assert at.session_state["texts"] == T.load_bundled_texts("tiny")
     lib = Planner(scenario_from_texts(T.load_bundled_texts("tiny"), "tiny")).exact()
     assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
@@ -312,7 +275,7 @@ def test_upload_seed_csv_folder():
 def test_bad_upload_lists_problems_and_keeps_scenario():
     at = run_app()
     at.file_uploader(key="upload").set_value(("gpu_pool.csv", b"gpu_type,count\nA100,-3\n", "text/csv")).run()
-    no_exceptions(at)
+    ok(at)
     errors = " ".join(e.value for e in at.error)
     assert "gpu_pool.csv, row 2, column 'count'" in errors
 
@@ -321,7 +284,7 @@ def test_bad_upload_lists_problems_and_keeps_scenario():
 def test_catalogue_page_and_session_edit():
     at = run_app()
     at.switch_page("pages/1_Catalogue.py").run()
-    no_exceptions(at)
+    ok(at)
     gpus = at.session_state["cat_gpus"]
     assert {"price_source", "price_date", "datasheet_source"} <= set(gpus.columns)
     assert len(at.data_editor) == 3
@@ -337,11 +300,11 @@ def test_catalogue_page_and_session_edit():
     assert not at.error
     # the main page parses the scenario with the edited catalogue: a pool row without a price takes 1.5
     at.switch_page("app.py").run()
-    no_exceptions(at)
+    ok(at)
     key = at.session_state["pool_editor_key"]
     at.session_state[key] = {"edited_rows": {}, "deleted_rows": [], "added_rows": [{"gpu_type": "H100", "count": 8}]}
     at.run()
-    no_exceptions(at)
+    ok(at)
     from ui import solver
     sc = solver.scenario(T.texts_key(at.session_state["texts"]), "medium",
                          T.texts_key(at.session_state["catalog_texts"]))
@@ -352,13 +315,13 @@ def test_stage_explorer_matches_perf_and_state_survives_page_switch():
     at = run_app()
     at.select_slider(key="quantization").set_value("fine").run()
     at.switch_page("pages/2_Stage_explorer.py").run()
-    no_exceptions(at)
+    ok(at)
     at.selectbox(key="ex_gpu").set_value("A100").run()
     at.selectbox(key="ex_tp").set_value(2).run()
     at.number_input(key="ex_layers").set_value(10).run()
     at.selectbox(key="ex_role").set_value("first").run()
     at.number_input(key="ex_conc").set_value(16).run()
-    no_exceptions(at)
+    ok(at)
     sc = scenario_from_texts(at.session_state["texts"], "medium")
     g = sc.pool.entry("A100").spec
     sp = perf.stage_perf(sc.model, g, sc.engine, 10, 2, True, False, sc.workload, 16)
@@ -371,7 +334,7 @@ def test_stage_explorer_matches_perf_and_state_survives_page_switch():
     assert trace(fig, "KV cache")["x"] == pytest.approx([mem.kv_cache_gb])
     # back on the main page the edited quantization is still there
     at.switch_page("app.py").run()
-    no_exceptions(at)
+    ok(at)
     assert at.select_slider(key="quantization").value == "fine"
     assert "quantization,fine" in at.session_state["texts"]["config.csv"]
     # and the explorer remembers its inputs
@@ -382,14 +345,14 @@ def test_stage_explorer_matches_perf_and_state_survives_page_switch():
 def test_latency_slo_inputs_reach_the_planner():
     at = run_app()
     at.number_input(key="max_tpot_ms").set_value(45.0).run()
-    no_exceptions(at)
+    ok(at)
     assert "max_tpot_ms,45" in at.session_state["texts"]["config.csv"]
     sc = library_scenario(T.load_bundled_texts("medium"), max_tpot_ms=45.0)
     lib = Planner(sc).exact()
     assert lib.plan.tpot_s * 1e3 <= 45.0
     assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
     at.number_input(key="max_tpot_ms").set_value(1.0).run()  # below any decode step: no plan, explained
-    no_exceptions(at)
+    ok(at)
     assert any("TPOT SLO" in e.value for e in at.error), [e.value for e in at.error]
 
 
@@ -409,7 +372,7 @@ def test_performance_page_plots_the_measured_scaling_curves():
 
     at = run_app()
     at.switch_page("pages/4_Performance.py").run()
-    no_exceptions(at)
+    ok(at)
     figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     scaling = [f for f in figs if any(t.get("name", "").startswith("interactive limit") for t in f["data"])]
     assert len(scaling) == 3  # layers, GPU types, pool size
@@ -431,9 +394,9 @@ def test_planner_inputs_survive_a_widget_change_on_another_page():
     at.switch_page("pages/2_Stage_explorer.py").run()
     role = at.selectbox(key="ex_role")
     role.set_value([o for o in role.options if o != role.value][0]).run()
-    no_exceptions(at)
+    ok(at)
     at.switch_page("app.py").run()
-    no_exceptions(at)
+    ok(at)
     assert at.number_input(key="input_tokens").value == 1024
     assert at.selectbox(key="scenario_pick").value == "medium"
     assert at.session_state["texts"] == texts

@@ -16,6 +16,8 @@ from planner import Planner, load_catalog, scenario_from_texts
 from planner.calibration import DGX_FILE, FILE_ENGINES, VLLM_FILE, comparison_rows, summarize
 from ui import scenario_texts as T
 
+from .apptest import usd_m
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 PAGE = "pages/3_Model_accuracy.py"
@@ -132,10 +134,6 @@ def test_scale_slider_moves_points_and_errors_like_a_scaled_profile(key, factor,
     e = engines(**{factor: value})[VLLM_FILE]
     assert (vllm["compute eff."], vllm["HBM eff."], vllm["link eff."], vllm["host time per step (ms)"]) == \
         pytest.approx((e.compute_efficiency, e.hbm_efficiency, e.link_efficiency, e.step_overhead_ms))
-
-
-def usd_m(x: float) -> str:
-    return f"${x:,.4f}" if x < 10 else f"${x:,.2f}"
 
 
 def test_plan_comparison_is_a_direct_solve_with_the_scaled_engine():

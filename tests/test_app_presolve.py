@@ -12,6 +12,8 @@ from planner import Planner, scenario_from_texts
 from ui import scenario_texts as T
 from ui import solver
 
+from .apptest import metric
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
@@ -26,10 +28,6 @@ def settle(timeout_s: float = 180.0) -> None:
 
 def stored_texts(method: str = "exact") -> set:
     return {k[0] for k in list(solver.results()._items) if k[2] == method}
-
-
-def metric(at: AppTest, label_start: str) -> str:
-    return next(m.value for m in at.metric if m.label.startswith(label_start))
 
 
 def test_slider_neighbour_is_presolved_and_then_served_from_the_store():

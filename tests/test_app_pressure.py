@@ -17,29 +17,16 @@ from planner import InputError, Planner, build_candidates, load_config_dir, scen
 from ui import scenario_texts as T
 from ui import solver
 
+from .apptest import metric, run_app, usd_m
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TIMEOUT = 180
 
 
-def run_app() -> AppTest:
-    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-
-
-def metric(at: AppTest, label_start: str) -> str:
-    for m in at.metric:
-        if m.label.startswith(label_start):
-            return m.value
-    raise AssertionError(f"no metric {label_start!r}: {[m.label for m in at.metric]}")
-
-
-def usd_m(x: float) -> str:
-    return f"${x:,.4f}" if x < 10 else f"${x:,.2f}"
-
-
 def edited_app() -> tuple[AppTest, dict]:
     """The default scenario with a price edit and a quantization change, solved; returns what to keep."""
-    at = run_app()
+    at = run_app(TIMEOUT)
     key = at.session_state["pool_editor_key"]
     at.session_state[key] = {"edited_rows": {0: {"price_usd_per_hour": 0.7}}, "added_rows": [], "deleted_rows": []}
     at.run()
@@ -113,7 +100,7 @@ def test_uploads_are_parsed_as_data_only(tmp_path):
 
 
 def test_main_page_is_titled_planner_in_the_navigation():
-    at = run_app()
+    at = run_app(TIMEOUT)
     pages = {p["page_name"]: p for p in at._registered_pages.values()}  # what the sidebar navigation lists
     assert list(pages)[0] == "Planner" and "app" not in pages
     assert Path(pages["Planner"]["script_path"]).resolve() == Path(APP).resolve()

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from planner import InfeasibleError, Planner, load_config_dir, scenario_from_texts
@@ -23,6 +22,9 @@ from ui import whatif_compare as C
 from ui import whatif_jobs as jobs
 from ui import whatif_view as V
 
+from . import apptest
+from .apptest import ok, usd_m
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 WHATIF = "pages/5_What_if.py"
@@ -30,25 +32,8 @@ COMPARE = "pages/6_Compare.py"
 TIMEOUT = 240
 
 
-class RecordingStorage(MemoryMediaFileStorage):
-    files: dict[str, bytes] = {}
-
-    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
-        if filename is not None and isinstance(path_or_data, bytes):
-            RecordingStorage.files[filename] = path_or_data
-        return super().load_and_get_id(path_or_data, mimetype, kind, filename)
-
-
-@pytest.fixture
-def downloads(monkeypatch):
-    RecordingStorage.files = {}
-    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", RecordingStorage)
-    return RecordingStorage.files
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def metric(at: AppTest, label: str) -> str:
+    return apptest.metric(at, label, exact=True)
 
 
 def whatif(tab: str | None = None, at: AppTest | None = None) -> AppTest:
@@ -62,17 +47,6 @@ def whatif(tab: str | None = None, at: AppTest | None = None) -> AppTest:
 
 def medium():
     return scenario_from_texts(T.load_bundled_texts("medium"), "medium")
-
-
-def usd_m(x: float) -> str:
-    return f"${x:,.4f}" if x < 10 else f"${x:,.2f}"
-
-
-def metric(at: AppTest, label: str) -> str:
-    for m in at.metric:
-        if m.label == label:
-            return m.value
-    raise AssertionError(f"no metric {label!r}: {[m.label for m in at.metric]}")
 
 
 def chart(at: AppTest, key: str) -> dict:

@@ -1,5 +1,4 @@
 """Performance model against numbers derived by hand."""
-import math
 
 import pytest
 
