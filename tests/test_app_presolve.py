@@ -108,3 +108,15 @@ def test_too_large_is_skipped_not_solved():
     while not job.poll():
         time.sleep(0.05)
     assert job.state == "done" and job.skipped and not job.outcomes
+
+
+def test_sidebar_toggles_survive_a_visit_to_another_page():
+    """Streamlit drops a widget's key while its page is not shown; both toggles are kept across pages."""
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.toggle(key="presolve").set_value(False).run()
+    at.toggle(key="auto_solve").set_value(False).run()
+    at.switch_page("pages/1_Catalogue.py").run()
+    assert not at.exception
+    at.switch_page(APP).run()
+    assert not at.exception
+    assert at.toggle(key="presolve").value is False and at.toggle(key="auto_solve").value is False
