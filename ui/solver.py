@@ -7,6 +7,7 @@ be cancelled."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -313,6 +314,7 @@ class Prefetcher:
                 self._job = None
                 self._generation += 1
                 self._active = False
+                _restore_priority(job)
                 return job
             self._stop_locked()
             return None
@@ -327,6 +329,15 @@ class Prefetcher:
         if self._job is not None:
             self._job.cancel()
             self._job = None
+
+
+def _restore_priority(job: Job) -> None:
+    """A taken-over speculative solve is now one a user waits for: back to normal CPU priority. Only a
+    privileged server may raise a priority, so elsewhere it finishes at the lower one (logged)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, job.process.pid, 0)
+    except (PermissionError, ProcessLookupError) as exc:
+        log.info("taken-over solve %s keeps its low priority: %s", job.process.pid, exc)
 
 
 @st.cache_resource(show_spinner=False)
