@@ -352,13 +352,22 @@ class Planner:
         def stop(plan: Plan, t_max: float) -> bool:
             return (1 - w) * t_max / t_norm - w * plan.cost_usd_per_hour / c_norm <= best[1]
 
+        found: list[Plan] = []
+
+        def known(cost: float) -> float:
+            # a plan dominated by one already found (as cheap or cheaper, as fast or faster) cannot beat it
+            # on an objective rising in T and falling in C: each sweep skips to faster plans
+            return max((p.stage_tokens_per_s for p in found if p.cost_usd_per_hour <= cost * (1 + 1e-12)),
+                       default=0.0)
+
         if self._frontier is not None:  # already known: the maximum is at a frontier point
             sweeps = [self._frontier]
         else:
-            sweeps = (self._level_sweep(u, stop=stop) for u in
+            sweeps = (self._level_sweep(u, stop=stop, known=known) for u in
                       sorted(self.levels, key=lambda u: -max(o.tokens_per_s for o in self._by_level[u])))
         for sweep in sweeps:
             for plan in sweep:
+                found.append(plan)
                 v = value(plan)
                 if best[0] is None or v > best[1] + 1e-12 * abs(best[1]):
                     best[0], best[1] = plan, v

@@ -118,6 +118,22 @@ def test_exact_matches_brute_force(sc):
     assert [t for _, t in got] == pytest.approx([t for _, t in want], rel=1e-9)
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_scenarios(), st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0]))
+def test_weighted_maximises_its_objective_like_brute_force(sc, weight):
+    """The weighted method's answer is the best (1-w) T/T_norm - w C/C_norm over every feasible plan (its
+    sweep skips dominated plans and stops early; neither may lose the maximum)."""
+    plans = list(brute.all_plans(sc))
+    if not plans:
+        with pytest.raises(InfeasibleError):
+            Planner(sc).weighted(weight)
+        return
+    r = Planner(sc).weighted(weight)
+    t_norm, c_norm = r.extra["throughput_normalization"], r.extra["cost_normalization"]
+    want = max((1 - weight) * t / t_norm - weight * c / c_norm for c, t, _ in plans)
+    assert r.extra["objective_value"] == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_scenarios(), st.sampled_from([0.5, 1.0, 2.0, 4.0]))
 def test_max_throughput_under_budget_matches_brute_force(sc, factor):
