@@ -339,6 +339,8 @@ class Planner:
         frontier sweep, stopped once (1-w) T_max / T_norm - w C_k / C_norm cannot beat the incumbent.
         Optimal for its own objective; for $/token a heuristic whose answer depends on the normalisations."""
         self._start()
+        if not self.levels:  # no option fits anywhere: say why, before the normalisations need one
+            raise self.explain_infeasible()
         st = self.scenario.settings
         w = st.cost_weight if weight is None else weight
         t_norm = st.throughput_normalization or max(o.tokens_per_s for o in self.candidates.options)

@@ -211,11 +211,12 @@ def test_budget_cap_infeasible_is_explained():
     assert "budget cap" in str(info.value) and "raise the budget" in str(info.value)
 
 
-def test_model_that_fits_nowhere_is_explained():
+@pytest.mark.parametrize("method", ["exact", "enumeration", "weighted"])
+def test_model_that_fits_nowhere_is_explained(method):
     m = CAT.model("llama-3-70b")
     sc = scenario(m, [(CAT.gpu("T4"), 2)], concurrency=1, input_tokens=128, output_tokens=16)
     with pytest.raises(InfeasibleError) as info:
-        Planner(sc).exact()
+        getattr(Planner(sc), method)()
     assert "memory" in str(info.value)
 
 
