@@ -73,8 +73,9 @@ def begin_solve(sc, err, key, ckey) -> None:
             or s.get("cancel_solve"):
         return
     want = (key, ckey, s["method"])
-    held = s.get("_job")
-    if held is not None and held[0] == want or (s.get("_cancelled") or (None,))[0] == want:
+    running = s.get("_job", (None, None))[0] == want
+    cancelled = s.get("_cancelled", (None, None))[0] == want
+    if running or cancelled:
         return
     missing = tuple(m for m in methods_for(s["method"]) if solver.results().get((key, ckey, m)) is None)
     known = solver.option_count(key, ckey)
@@ -199,18 +200,19 @@ def presolve_neighbours(ckey, name: str, methods: tuple[str, ...]) -> None:
     if not (s.get("auto_solve", True) and s.get("presolve", True)) or s.get("custom_sizes"):
         return
     levels = list(QUANTIZATION_LEVELS)
-    here = levels.index(s["quantization"]) if s.get("quantization") in levels else None
-    if here is None:
+    if s.get("quantization") not in levels:
         return
-    tasks = []
-    for q in (levels[i] for i in (here + 1, here - 1) if 0 <= i < len(levels)):
-        texts = state.texts_with(quantization=q)
-        if texts is None:
-            continue
-        key = T.texts_key(texts)
-        nsc = solver.scenario(key, name, ckey)
-        if not isinstance(nsc, Exception):
-            tasks.append((nsc, key, ckey, methods))
+    here = levels.index(s["quantization"])
+    memo = (T.texts_key(s["texts"]), ckey, methods)
+    if s.get("_neighbours", (None,))[0] != memo:  # rebuilt only when the settings change, not on every rerun
+        tasks = []
+        for q in (levels[i] for i in (here + 1, here - 1) if 0 <= i < len(levels)):
+            texts = state.texts_with(quantization=q)
+            nsc = None if texts is None else solver.scenario(T.texts_key(texts), name, ckey)
+            if nsc is not None and not isinstance(nsc, Exception):
+                tasks.append((nsc, T.texts_key(texts), ckey, methods))
+        s["_neighbours"] = (memo, tasks)
+    tasks = s["_neighbours"][1]
     if tasks:
         solver.prefetcher().request(tasks, max_options=BIG_PROBLEM_OPTIONS)
 

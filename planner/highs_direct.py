@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import threading
+import time
 from dataclasses import dataclass
 
 import highspy
@@ -40,7 +42,6 @@ def new_highs() -> highspy.Highs:
         if _banner_shown:
             h = highspy.Highs()
         else:
-            import sys
             sys.stdout.flush()
             saved = os.dup(1)
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -193,8 +194,6 @@ class PersistentHighs:
     # ------------------------------------------------------------ solving
     def run(self, time_limit_s: float, gap: float) -> RunResult:
         """One HiGHS run; raises SolverError for a solver failure or a status it does not expect."""
-        import time
-
         h = self.h
         # per run: HiGHS 1.16 stops each run at its limit although getRunTime() sums over runs (older
         # versions compared the limit with that sum, ERGO-Code/HiGHS#1331; tests/test_highs_direct.py)

@@ -174,7 +174,7 @@ class LevelModel(_Solvable):
         add_objective(m)
         self.m = m
         self._ub = list(m.ub)
-        attach_solver(self, scenario, t0)
+        attach_solver(self, scenario.settings.threads, t0)
 
     @property
     def size(self) -> dict[str, int]:
@@ -223,10 +223,10 @@ class LevelModel(_Solvable):
         return SolveOutcome(*run, tuple(chosen))
 
 
-def attach_solver(model, scenario: Scenario, t0: float, **options) -> None:
+def attach_solver(model, threads: int, t0: float, **options) -> None:
     """Hand a built model to HiGHS and start the bookkeeping `run_highs` keeps (t0: build start, so the
     build time includes the hand-over)."""
-    model.backend = PersistentHighs(model.m, {"threads": scenario.settings.threads, **options})
+    model.backend = PersistentHighs(model.m, {"threads": threads, **options})
     model.values = None
     model.build_seconds = time.perf_counter() - t0
     model.solve_seconds = 0.0
@@ -269,19 +269,11 @@ def warm_up() -> float:
     m.budget_row = pyo.Constraint(expr=m.C <= m.budget)
     m.obj = pyo.Objective(expr=m.C, sense=pyo.minimize)
     tiny.m = m
-    attach_solver(tiny, _WarmScenario, t0)
+    attach_solver(tiny, 1, t0)
     for budget in (10.0, 0.5):  # a solve, then a re-solve after a change (infeasible)
         m.budget.value = budget
         run_highs(tiny, 10.0, 0.0)
     return time.perf_counter() - t0
-
-
-class _WarmSettings:
-    threads = 1
-
-
-class _WarmScenario:
-    settings = _WarmSettings
 
 
 # ------------------------------------------------------------------ shape-aggregated model (contiguous sizes)
@@ -410,7 +402,7 @@ class ShapeModel(_Solvable):
         self.m = m
         self.floor: tuple[float | None, bool] = (None, False)
         # measured: HiGHS's presolve costs more than it saves on these small models (XL exact 3x faster without)
-        attach_solver(self, scenario, t0, presolve="off")
+        attach_solver(self, scenario.settings.threads, t0, presolve="off")
 
     @property
     def size(self) -> dict[str, int]:

@@ -319,8 +319,7 @@ class Planner:
         found: list[Plan] = []
 
         def known(cost: float) -> float:
-            return max((p.stage_tokens_per_s for p in found if p.cost_usd_per_hour <= cost * (1 + 1e-12)),
-                       default=0.0)
+            return fastest_within(found, cost)
 
         units = sorted(self.levels, key=lambda u: -max(o.tokens_per_s for o in self._by_level[u]))
         for i, unit in enumerate(units, start=1):
@@ -359,8 +358,7 @@ class Planner:
         def known(cost: float) -> float:
             # a plan dominated by one already found (as cheap or cheaper, as fast or faster) cannot beat it
             # on an objective rising in T and falling in C: each sweep skips to faster plans
-            return max((p.stage_tokens_per_s for p in found if p.cost_usd_per_hour <= cost * (1 + 1e-12)),
-                       default=0.0)
+            return fastest_within(found, cost)
 
         if self._frontier is not None:  # already known: the maximum is at a frontier point
             sweeps = [self._frontier]
@@ -557,6 +555,12 @@ class Planner:
         except InputError:
             return None
         return other.min_cost(None, EXACT_GAP) if other.levels else None
+
+
+def fastest_within(plans: list[Plan], cost: float) -> float:
+    """The best stage throughput among `plans` costing at most `cost` $/h (0 if none): what a later,
+    costlier plan must beat to be worth finding."""
+    return max((p.stage_tokens_per_s for p in plans if p.cost_usd_per_hour <= cost * (1 + 1e-12)), default=0.0)
 
 
 def pareto_filter(plans: list[Plan]) -> list[Plan]:

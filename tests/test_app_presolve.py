@@ -28,7 +28,7 @@ def settle(timeout_s: float = 180.0) -> None:
 
 
 def stored_texts(method: str = "exact") -> set:
-    return {k[0] for k in list(solver.results()._items) if k[2] == method}
+    return {k[0] for k in solver.results().keys() if k[2] == method}
 
 
 def test_slider_neighbour_is_presolved_and_then_served_from_the_store():

@@ -309,8 +309,9 @@ def test_analysis_job_cancel_ends_the_worker_and_keeps_finished_parts():
 
 
 def test_a_worker_killed_inside_a_solve_does_not_hang_the_next():
-    """Pyomo's output-capture lock is shared by forked processes; a worker killed by Cancel mid-solve leaves
-    it held. Held here at fork time, it must not stop the next analysis worker."""
+    """Pyomo's output-capture lock is shared by forked processes, and a worker killed by Cancel mid-capture
+    would leave it held. Solves no longer go through that capture (planner/highs_direct.py); held here at
+    fork time, the lock must not stop the next analysis worker."""
     sc = medium()
     want = Planner(sc).exact().plan.usd_per_million_tokens
     key = ("lock-test", time.time())

@@ -86,9 +86,12 @@ def candidates(texts: TextsKey, name: str, cat_key: TextsKey) -> CandidateSet | 
     except InputError as exc:
         return exc
     _option_counts[(texts, cat_key)] = len(cs.options)
+    while len(_option_counts) > OPTION_COUNTS_KEPT:  # oldest first: the keys hold whole scenario texts
+        del _option_counts[next(iter(_option_counts))]
     return cs
 
 
+OPTION_COUNTS_KEPT = 256
 _option_counts: dict[tuple[TextsKey, TextsKey], int] = {}  # stage options by scenario, once built here
 
 
@@ -144,6 +147,10 @@ class ResultStore:
             if out is not None:
                 self._items.move_to_end(key)
             return out
+
+    def keys(self) -> list[SolveKey]:
+        with self._lock:
+            return list(self._items)
 
     def put(self, key: SolveKey, outcome: Outcome) -> None:
         with self._lock:

@@ -169,29 +169,33 @@ def rebuild_texts() -> dict[str, str]:
     s = st.session_state
     values = widget_values()
     s["values"] = values
-    texts = T.build_texts(s["base_texts"], s["base_values"], values, s["base_pool"], s["pool"], s["base_links"],
-                          s["net"])
-    s["texts"] = texts
-    return texts
+    s["texts"] = _build(values)
+    return s["texts"]
+
+
+def _build(values: dict) -> dict[str, str]:
+    """The scenario texts for these widget values (over the loaded texts and the edited grids)."""
+    s = st.session_state
+    return T.build_texts(s["base_texts"], s["base_values"], values, s["base_pool"], s["pool"], s["base_links"],
+                         s["net"])
+
+
+def _sized(values: dict) -> dict | None:
+    """`values` with the segment-size list their quantization implies (as they are with custom sizes);
+    None if the texts they give imply no sizes."""
+    if values.get("custom_sizes"):
+        return values
+    sizes = solver.sizes_for(T.texts_key(_build(values)), st.session_state["scenario_name"], cat_key())
+    if isinstance(sizes, InputError):
+        return None
+    return {**values, "segment_sizes_text": T.list_text(sizes)}
 
 
 def texts_with(**changes) -> dict[str, str] | None:
     """The texts the current inputs would give with some widget values changed, built exactly as
     `prepare` builds them (so their cache keys match); None if they imply no segment sizes."""
-    s = st.session_state
-    values = dict(widget_values(), **changes)
-
-    def build(v: dict) -> dict[str, str]:
-        return T.build_texts(s["base_texts"], s["base_values"], v, s["base_pool"], s["pool"], s["base_links"],
-                             s["net"])
-    texts = build(values)
-    if not values.get("custom_sizes"):
-        sizes = solver.sizes_for(T.texts_key(texts), s["scenario_name"], cat_key())
-        if isinstance(sizes, InputError):
-            return None
-        values["segment_sizes_text"] = T.list_text(sizes)
-        texts = build(values)
-    return texts
+    values = _sized(dict(widget_values(), **changes))
+    return None if values is None else _build(values)
 
 
 def prepare() -> dict[str, str]:
@@ -201,13 +205,10 @@ def prepare() -> dict[str, str]:
     sync_editor("net")
     sync_editor("pool")
     reconcile_net()
-    texts = rebuild_texts()
-    if not s.get("custom_sizes"):
-        sizes = solver.sizes_for(T.texts_key(texts), s["scenario_name"], cat_key())
-        if not isinstance(sizes, InputError):
-            s["segment_sizes_text"] = T.list_text(sizes)
-            texts = rebuild_texts()
-    return texts
+    values = _sized(widget_values())
+    if values is not None and not values.get("custom_sizes"):
+        s["segment_sizes_text"] = values["segment_sizes_text"]
+    return rebuild_texts()
 
 
 def current_scenario() -> tuple[Scenario | None, InputError | None]:
