@@ -24,3 +24,20 @@ def scenario(model: ModelSpec, gpus: list[tuple[GpuSpec, int]], concurrency: int
     settings.setdefault("quantization", "full")
     return Scenario(model, Workload(input_tokens, output_tokens, concurrency), pool, CAT.engine("vllm"),
                     SearchSettings(**settings), name="test")
+
+
+def assert_close(got, want, rel: float = 1e-6, abs_: float = 1e-12, path: str = "") -> None:
+    """Element-wise pytest.approx over nested lists/tuples/dicts (pytest >= 9.2 refuses approx on
+    nested data); the structure must match exactly and every number must be close."""
+    import pytest
+
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), f"{path}: keys {got!r} != {want!r}"
+        for k in want:
+            assert_close(got[k], want[k], rel, abs_, f"{path}[{k!r}]")
+    elif isinstance(want, (list, tuple)):
+        assert isinstance(got, (list, tuple)) and len(got) == len(want), f"{path}: {got!r} != {want!r}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_close(g, w, rel, abs_, f"{path}[{i}]")
+    else:
+        assert got == pytest.approx(want, rel=rel, abs=abs_, nan_ok=True), f"{path}: {got!r} != {want!r}"

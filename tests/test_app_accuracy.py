@@ -17,6 +17,7 @@ from planner.calibration import DGX_FILE, FILE_ENGINES, VLLM_FILE, comparison_ro
 from ui import scenario_texts as T
 
 from .apptest import usd_m
+from .helpers import assert_close
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -100,7 +101,7 @@ def test_charts_and_errors_are_the_calibration_predictions():
         got = chart_points(at, i)
         want = expected_points(rows, file, phase)
         assert len(got) == len(want) > 20
-        assert got == pytest.approx(want)
+        assert_close(got, want)
         fig = json.loads(at.get("plotly_chart")[i].proto.spec)
         assert fig["layout"]["xaxis"]["type"] == fig["layout"]["yaxis"]["type"] == "log"
         diagonal = next(t for t in fig["data"] if t.get("name") == "y = x (exact)")
@@ -124,7 +125,7 @@ def test_scale_slider_moves_points_and_errors_like_a_scaled_profile(key, factor,
     assert not at.exception
     rows = comparison_rows(engines(**{factor: value}))
     for i, (file, phase, _) in enumerate(PHASES):
-        assert chart_points(at, i) == pytest.approx(expected_points(rows, file, phase))
+        assert_close(chart_points(at, i), expected_points(rows, file, phase))
     assert_errors_shown(at, rows)
     after = {label: metric(at, f"{label} MAPE").value for _, _, label in PHASES}
     assert after != before
