@@ -72,19 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
     _sizing(c)
     c.add_argument("--out", default="out", help="output folder (default ./out)")
 
-    e = sub.add_parser("evaluate", help="predict one uniform layout (TP x PP) of a catalogue model on a catalogue GPU")
-    e.add_argument("--model", required=True)
-    e.add_argument("--gpu", required=True)
-    e.add_argument("--tp", type=int, required=True)
+    e = sub.add_parser("evaluate", help="predict one uniform layout (TP x PP) of a catalogue model on a catalogue GPU, "
+                                        "or every row of a CSV (--from-csv)")
+    e.add_argument("--from-csv", metavar="FILE",
+                   help="evaluate every row of FILE (columns model, gpu, tp, pp, nodes, inter_node_gbps, input_len, "
+                        "output_len, batch or concurrency, engine, precision; blank = default): one JSON object "
+                        "per row, in order")
+    e.add_argument("--model")
+    e.add_argument("--gpu")
+    e.add_argument("--tp", type=int)
     e.add_argument("--pp", type=int, default=1)
     e.add_argument("--nodes", type=int, default=1)
     e.add_argument("--inter-node-gbps", type=float, default=25.0, help="GB/s between nodes")
-    e.add_argument("--input-len", type=int, required=True)
-    e.add_argument("--output-len", type=int, required=True)
+    e.add_argument("--input-len", type=int)
+    e.add_argument("--output-len", type=int)
     g = e.add_mutually_exclusive_group()
     g.add_argument("--batch", type=int, help="static batch of B requests")
     g.add_argument("--concurrency", type=int, help="continuous batching with C requests in flight")
     e.add_argument("--engine", default="vllm", help="engine profile (default vllm)")
+    e.add_argument("--precision", default="", help="weight/KV precision, e.g. bf16, fp8, int4 (blank = the model's)")
     e.add_argument("--json", action="store_true")
 
     v = sub.add_parser("validate", help="predicted vs measured on the calibration data, with errors")
@@ -218,24 +224,56 @@ def cmd_candidates(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .catalog import load_catalog
-    from .evaluate import evaluate_layout
+    from .evaluate_csv import KNOWN_PRECISIONS, LayoutArgs, evaluate_args, evaluate_csv
 
     cat = load_catalog()
+    if args.from_csv:
+        given = [f"--{f.replace('_', '-')}" for f in ("model", "gpu", "tp", "input_len", "output_len", "batch",
+                                                       "concurrency") if getattr(args, f) is not None]
+        if given:
+            raise InputError(Problem(f"--from-csv takes the layouts from the file; drop {', '.join(given)}",
+                                     "command line", column="--from-csv"))
+        for result in evaluate_csv(args.from_csv, cat):
+            print(json.dumps(result, default=str) if args.json else _layout_line(result))
+        return 0
+    missing = [f"--{f.replace('_', '-')}" for f in ("model", "gpu", "tp", "input_len", "output_len")
+               if getattr(args, f) is None]
+    if missing:
+        raise InputError([Problem("is required (or give --from-csv FILE)", "command line", column=m) for m in missing])
+    precision = args.precision.strip().lower()
+    if precision and precision not in KNOWN_PRECISIONS:
+        raise InputError(Problem(f"unknown precision '{precision}' (known: {', '.join(KNOWN_PRECISIONS)})",
+                                 "command line", column="--precision"))
     for flag in ("tp", "pp", "nodes", "input_len", "output_len", "batch", "concurrency"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
             raise InputError(Problem(f"must be positive, got {value}", "command line",
                                      column=f"--{flag.replace('_', '-')}"))
-    result = evaluate_layout(cat.model(args.model), cat.gpu(args.gpu), cat.engine(args.engine), args.tp, args.pp,
-                             args.input_len, args.output_len, batch=args.batch, concurrency=args.concurrency,
-                             nodes=args.nodes, inter_node_gb_per_s=args.inter_node_gbps)
+    result = evaluate_args(cat, LayoutArgs(args.model, args.gpu, args.tp, args.input_len, args.output_len,
+                                           args.pp, args.nodes, args.inter_node_gbps, args.batch, args.concurrency,
+                                           args.engine, precision))
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
         for key, value in result.items():
             if not isinstance(value, (list, dict)):
                 print(f"{key}: {value}")
+        for note in result.get("notes", []):
+            print(f"note: {note}")
     return 0
+
+
+def _layout_line(r: dict) -> str:
+    """One evaluated CSV row as one line of text."""
+    head = f"row {r['row']}: "
+    if not r["feasible"]:
+        return head + f"infeasible: {r['reason']}"
+    mode = f"batch {r['batch']}" if r["batch"] is not None else f"{r['concurrency']} in flight"
+    notes = "".join(f" (note: {n})" for n in r.get("notes", []))
+    return (head + f"{r['model']} on {r['gpus']} x {r['gpu']} TP{r['tp']} PP{r['pp']} ({r['engine']}), "
+            f"{r['input_len']}+{r['output_len']} tokens, {mode}: {r['tokens_per_s']:,.1f} tokens/s, prefill "
+            f"{r['prefill_ms']:,.1f} ms, decode step {r['decode_step_ms']:,.2f} ms, {r['bound']}-bound, "
+            f"{r['memory_gb_per_gpu']:.1f} GB per GPU" + notes)
 
 
 def cmd_validate(args) -> int:
