@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--precision", default="", help="weight/KV precision, e.g. bf16, fp8, int4 (blank = the model's)")
     e.add_argument("--json", action="store_true")
 
-    v = sub.add_parser("validate", help="predicted vs measured on the calibration data, with errors")
+    v = sub.add_parser("validate", help="predicted vs measured on the calibration data, the AIConfigurator reference "
+                                        "and published measurements: MAPE and worst ratio per source and profile")
     v.add_argument("--json", action="store_true")
     from .cli_whatif import add_subcommands  # cli_whatif imports this module's helpers
     add_subcommands(sub)
@@ -278,9 +279,16 @@ def _layout_line(r: dict) -> str:
 
 def cmd_validate(args) -> int:
     from .calibration import format_report, validate_report
+    from .validation import format_sources, validation_report
 
     report = validate_report()
-    print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
+    report["sources"] = validation_report()
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(format_report(report))
+        print()
+        print(format_sources(report["sources"]))
     return 0
 
 
