@@ -35,7 +35,8 @@ from .evaluate_csv import LayoutArgs, evaluate_args, precision_modelled
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
-AIC_FILE = ROOT / "data" / "reference" / "aiconfigurator_vllm.csv"
+AIC_DIR = ROOT / "data" / "reference"
+AIC_FILE = AIC_DIR / "aiconfigurator_vllm.csv"  # one file per backend: aiconfigurator_<backend>.csv
 PUBLISHED_FILE = ROOT / "data" / "published" / "measurements.csv"
 
 SOURCE_DGX = "DGX-A100 (splitwise_a100.csv)"
@@ -153,13 +154,23 @@ def _float(text) -> float:
         return math.nan
 
 
-def aic_rows(cat: Catalog, path: Path = AIC_FILE) -> tuple[list[dict], list[dict], list[str]]:
-    """(compared figures, one record per configuration for the decision metrics, notes)."""
+def aic_files(directory: Path = AIC_DIR) -> list[Path]:
+    """The reference files, one per backend (vllm first)."""
+    return sorted(Path(directory).glob("aiconfigurator_*.csv"), key=lambda p: (p.stem != "aiconfigurator_vllm", p.name))
+
+
+def aic_rows(cat: Catalog, path: Path | list[Path] = AIC_FILE) -> tuple[list[dict], list[dict], list[str]]:
+    """(compared figures, one record per configuration for the decision metrics, notes), over one reference
+    file or several."""
+    paths = list(path) if isinstance(path, (list, tuple)) else [path]
     notes: list[str] = []
-    if not path.exists():
-        return [], [], [f"AIConfigurator reference not found ({_rel(path)}): not compared"]
-    with open(path, newline="", encoding="utf-8") as fh:
-        raw = list(csv.DictReader(fh))
+    raw = []
+    for p in paths:
+        if not p.exists():
+            notes.append(f"AIConfigurator reference not found ({_rel(p)}): not compared")
+            continue
+        with open(p, newline="", encoding="utf-8") as fh:
+            raw += list(csv.DictReader(fh))
     rows, configs = [], []
     skipped: dict[str, int] = defaultdict(int)
     for r in raw:
@@ -179,7 +190,7 @@ def aic_rows(cat: Catalog, path: Path = AIC_FILE) -> tuple[list[dict], list[dict
         group = f"{backend} {r.get('backend_version', '')}".strip()
         config = {"model": model, "gpu": gpu, "tp": tp, "pp": pp, "batch": batch, "concurrency": None,
                   "input_len": isl, "output_len": osl}
-        configs.append({**config, "profile": profile, "group": group, "reference_fits": fits,
+        configs.append({**config, "profile": profile, "group": group, "backend": backend, "reference_fits": fits,
                         "predicted_fits": bool(res["feasible"]),
                         "reference_tokens_per_s": _float(r.get("tokens_per_s")),
                         "predicted_tokens_per_s": res["tokens_per_s"] if res["feasible"] else math.nan,
@@ -196,6 +207,12 @@ def aic_rows(cat: Catalog, path: Path = AIC_FILE) -> tuple[list[dict], list[dict
                                  config, precision=""))
     notes += [f"AIConfigurator: {n} row(s) skipped: {why}" for why, n in sorted(skipped.items())]
     return rows, configs, notes
+
+
+def decisions_by_backend(configs: list[dict]) -> dict[str, dict]:
+    """decision_metrics per reference backend (each judged with its own engine profile)."""
+    backends = list(dict.fromkeys(c["backend"] for c in configs))
+    return {b: decision_metrics([c for c in configs if c["backend"] == b]) for b in backends}
 
 
 def decision_metrics(configs: list[dict]) -> dict:
@@ -336,17 +353,20 @@ def validation_report(cat: Catalog | None = None, directory: Path | None = None,
     except FileNotFoundError as exc:
         rows = []
         notes.append(f"shared measurement files: {exc}")
-    aic, configs, aic_notes = aic_rows(cat, aic_path or Path(os.environ.get("PLANNER_AIC_REFERENCE", AIC_FILE)))
+    if aic_path is None and os.environ.get("PLANNER_AIC_REFERENCE"):
+        aic_path = Path(os.environ["PLANNER_AIC_REFERENCE"])
+    aic, configs, aic_notes = aic_rows(cat, aic_path or aic_files() or [AIC_FILE])
     pub, pub_notes = published_rows(cat, published_path or PUBLISHED_FILE)
     rows += aic + pub
     notes += aic_notes + pub_notes
     return {
         "summary": summarize_sources(rows),
-        "decisions": decision_metrics(configs) if configs else None,
+        "decisions": decisions_by_backend(configs),
         "held_out": {SOURCE_OF_FILE[f]: rule[0] for f, rule in HELD_OUT.items()},
         "profiles": {n: e.source for n, e in cat.engines.items()},
         "notes": notes,
         "rows": rows,
+        "configs": configs,
     }
 
 
@@ -364,9 +384,8 @@ def format_sources(report: dict) -> str:
              ""]
     for t in table:
         lines.append("  ".join(c.rjust(w) if i >= 4 else c.ljust(w) for i, (c, w) in enumerate(zip(t, widths))))
-    d = report.get("decisions")
-    if d:
-        lines += ["", f"Against AIConfigurator: the GPU type with the most tokens per dollar agrees in "
+    for backend, d in (report.get("decisions") or {}).items():
+        lines += ["", f"Against AIConfigurator ({backend}): the GPU type with the most tokens per dollar agrees in "
                       f"{d['best_gpu_agree']} of {d['best_gpu_groups']} groups ({_num(d['best_gpu_agree_pct'])} %); "
                       f"memory feasibility agrees in {d['memory_agree']} of {d['memory_configs']} configurations "
                       f"({_num(d['memory_agree_pct'])} %; wrongly infeasible {d['wrongly_infeasible']}, wrongly "

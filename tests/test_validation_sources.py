@@ -21,25 +21,44 @@ from planner.evaluate import evaluate_layout
 from planner.validation import (AIC_SYSTEMS, PUBLISHED_COLUMNS, PUBLISHED_QUANTITIES, SOURCE_AIC, aic_rows,
                                 decision_metrics, published_points, validation_report)
 
-DGX, VLLM, PUB = "DGX-A100 (splitwise_a100.csv)", "vLLM on L40S (vllm_l40s.csv)", "published"
-THRESHOLDS = {  # (source, group, profile, quantity): (max MAPE %, max worst ratio)
-    (DGX, "fit", "splitwise", "decode_step"): (7.0, 1.45),
-    (DGX, "fit", "splitwise", "prefill"): (8.5, 1.50),
-    (DGX, "held-out", "splitwise", "decode_step"): (7.5, 1.55),
-    (DGX, "held-out", "splitwise", "prefill"): (12.5, 1.50),
-    (DGX, "all", "splitwise", "decode_step"): (10.0, 1.55),  # issue 12 target: DGX decode <= 10 %
-    (DGX, "all", "splitwise", "prefill"): (10.0, 1.50),  # issue 12 target: DGX prefill <= 10 %
-    (VLLM, "fit", "vllm", "throughput"): (20.0, 3.80),
-    (VLLM, "held-out", "vllm", "throughput"): (9.5, 1.30),
-    (VLLM, "all", "vllm", "throughput"): (15.0, 3.80),  # issue 12 target: vLLM L40S <= 15 %
-    (PUB, "NeMo inference (TensorRT-LLM)", "vllm", "latency"): (420.0, 7.8),
-    (PUB, "TensorRT-LLM", "vllm", "throughput"): (38.5, 3.15),
-    (PUB, "vLLM", "vllm", "tpot"): (210.0, 3.15),
-    (PUB, "vLLM", "vllm", "latency"): (36.0, 1.65),
-    (PUB, "all", "vllm", "latency"): (355.0, 7.8),
+DGX, VLLM, PUB, AIC = "DGX-A100 (splitwise_a100.csv)", "vLLM on L40S (vllm_l40s.csv)", "published", SOURCE_AIC
+# ---- the regression bounds: (source, group, profile, quantity) -> (max MAPE %, max worst ratio, max rows the
+# model calls infeasible although they ran). Provisional: today's figures + 5 % (rounded up), capped by issue 12's
+# targets where today's figure meets them; to be set from the performance model v2 once it lands.
+THRESHOLDS = {
+    (DGX, "fit", "splitwise", "decode_step"): (7.0, 1.50, 0),
+    (DGX, "fit", "splitwise", "prefill"): (8.5, 1.55, 0),
+    (DGX, "held-out", "splitwise", "decode_step"): (7.0, 1.60, 0),
+    (DGX, "held-out", "splitwise", "prefill"): (12.5, 1.55, 0),
+    (DGX, "all", "splitwise", "decode_step"): (7.0, 1.60, 0),  # target <= 10 %
+    (DGX, "all", "splitwise", "prefill"): (10.0, 1.55, 0),  # target <= 10 %
+    (VLLM, "fit", "vllm", "throughput"): (20.0, 3.85, 0),
+    (VLLM, "held-out", "vllm", "throughput"): (9.5, 1.35, 0),
+    (VLLM, "all", "vllm", "throughput"): (14.5, 3.85, 0),  # target <= 15 % (with vllm-eager after v2)
+    (AIC, "vllm 0.14.0", "vllm", "decode_step"): (379.0, 14.20, 10),  # A100 database
+    (AIC, "vllm 0.14.0", "vllm", "prefill"): (92.0, 8.95, 10),
+    (AIC, "vllm 0.14.0", "vllm", "ttft"): (92.0, 8.95, 10),
+    (AIC, "vllm 0.14.0", "vllm", "tpot"): (380.0, 14.30, 10),
+    (AIC, "vllm 0.14.0", "vllm", "throughput"): (65.0, 14.35, 10),
+    (AIC, "vllm 0.24.0", "vllm", "decode_step"): (557.5, 21.30, 10),  # H100, H200, L40S databases
+    (AIC, "vllm 0.24.0", "vllm", "prefill"): (149.5, 13.90, 10),
+    (AIC, "vllm 0.24.0", "vllm", "ttft"): (149.5, 13.90, 10),
+    (AIC, "vllm 0.24.0", "vllm", "tpot"): (558.5, 21.35, 10),
+    (AIC, "vllm 0.24.0", "vllm", "throughput"): (68.5, 21.45, 10),
+    (AIC, "all", "vllm", "decode_step"): (514.0, 21.30, 20),  # target <= 20 %
+    (AIC, "all", "vllm", "prefill"): (135.5, 13.90, 20),  # target <= 20 %
+    (AIC, "all", "vllm", "ttft"): (135.5, 13.90, 20),
+    (AIC, "all", "vllm", "tpot"): (515.0, 21.35, 20),
+    (AIC, "all", "vllm", "throughput"): (67.5, 21.45, 20),  # target <= 20 %
+    (PUB, "NeMo inference (TensorRT-LLM)", "vllm", "latency"): (420.0, 7.85, 0),
+    (PUB, "TensorRT-LLM", "vllm", "throughput"): (38.5, 3.20, 0),
+    (PUB, "vLLM", "vllm", "tpot"): (210.5, 3.20, 0),
+    (PUB, "vLLM", "vllm", "latency"): (36.0, 1.65, 0),
+    (PUB, "all", "vllm", "latency"): (356.0, 7.85, 0),
 }
-# Rows that ran but that the model calls infeasible, per source (issue 12: none wrongly infeasible).
-MAX_NO_PREDICTION = {DGX: 0, VLLM: 0, PUB: 0, SOURCE_AIC: math.inf}
+# decisions against AIConfigurator, per backend: (min % of groups with the same best GPU per tokens/$,
+# min % of configurations with the same memory feasibility); targets >= 90 and >= 95
+DECISION_FLOORS = {"vllm": (12.5, 97.0)}
 FIXTURE = Path(__file__).parent / "data" / "aiconfigurator_fixture.csv"
 CAT = load_catalog()
 
@@ -78,13 +97,36 @@ def test_every_figure_recomputed_by_hand_and_within_its_bound(report):
         assert (s["n"], s["no_prediction"]) == (n, missing), key
         assert s["mape_pct"] == pytest.approx(mape, rel=1e-9, nan_ok=True), key
         assert s["worst_ratio"] == pytest.approx(worst, rel=1e-9, nan_ok=True), key
-        assert missing <= MAX_NO_PREDICTION.get(s["source"], 0), f"{key}: {missing} configurations called infeasible"
-        if s["source"] == SOURCE_AIC:
-            continue  # bounds set when the reference lands (test_aic_figures_within_targets)
         assert key in THRESHOLDS, f"figure without a regression bound: {key} (MAPE {mape:.1f} %, worst {worst:.2f})"
-        max_mape, max_worst = THRESHOLDS[key]
+        max_mape, max_worst, max_missing = THRESHOLDS[key]
         assert mape <= max_mape, f"{key}: MAPE {mape:.1f} % > {max_mape} %"
         assert worst <= max_worst, f"{key}: worst ratio {worst:.2f} > {max_worst}"
+        assert missing <= max_missing, f"{key}: {missing} configurations that ran are called infeasible"
+
+
+def test_decisions_against_the_reference_by_hand(report):
+    """Recount both decision metrics from the per-configuration records, and hold them above their floors."""
+    configs = report["configs"]
+    assert set(report["decisions"]) == set(DECISION_FLOORS)
+    for backend, (min_best, min_memory) in DECISION_FLOORS.items():
+        cs = [c for c in configs if c["backend"] == backend]
+        same_memory = sum(1 for c in cs if c["reference_fits"] == c["predicted_fits"])
+        groups = {}
+        for c in cs:
+            if c["reference_fits"]:
+                g = groups.setdefault((c["model"], c["input_len"], c["output_len"], c["batch"]), {})
+                ref = c["reference_tokens_per_s"] / c["usd_per_hour"]
+                pred = c["predicted_tokens_per_s"] / c["usd_per_hour"] if c["predicted_fits"] else -1.0
+                old = g.get(c["gpu"], (-1.0, -1.0))
+                g[c["gpu"]] = (max(old[0], ref), max(old[1], pred))
+        decided = [g for g in groups.values() if len(g) >= 2]
+        same = sum(1 for g in decided if max(g, key=lambda k: g[k][0]) == max(g, key=lambda k: g[k][1])
+                   and max(v[1] for v in g.values()) > 0)
+        d = report["decisions"][backend]
+        assert (d["memory_configs"], d["memory_agree"]) == (len(cs), same_memory)
+        assert (d["best_gpu_groups"], d["best_gpu_agree"]) == (len(decided), same)
+        assert 100 * same / len(decided) >= min_best, f"{backend}: best GPU agrees in {same} of {len(decided)}"
+        assert 100 * same_memory / len(cs) >= min_memory, f"{backend}: memory agrees in {same_memory} of {len(cs)}"
 
 
 def test_thresholds_name_existing_figures(report):

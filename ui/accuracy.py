@@ -389,12 +389,11 @@ def render_sources(report: dict) -> None:
                "measured/predicted over the rows; held-out: rows kept out of the profile's fit ("
                + "; ".join(f"{k}: {v}" for k, v in report["held_out"].items())
                + "). Computed by `planner.validation`, as in `python -m planner validate --json`.")
-    d = report.get("decisions")
-    if d:
+    for backend, d in (report.get("decisions") or {}).items():
         c = st.columns(2)
-        c[0].metric("Best GPU per tokens/$ agrees with AIConfigurator", f"{d['best_gpu_agree_pct']:.0f} %",
+        c[0].metric(f"Best GPU per tokens/$ agrees with AIConfigurator ({backend})", f"{d['best_gpu_agree_pct']:.0f} %",
                     help=f"{d['best_gpu_agree']} of {d['best_gpu_groups']} (model, lengths, batch) groups")
-        c[1].metric("Memory feasibility agrees with AIConfigurator", f"{d['memory_agree_pct']:.0f} %",
+        c[1].metric(f"Memory feasibility agrees with AIConfigurator ({backend})", f"{d['memory_agree_pct']:.0f} %",
                     help=f"{d['memory_agree']} of {d['memory_configs']} configurations; wrongly infeasible "
                          f"{d['wrongly_infeasible']}, wrongly feasible {d['wrongly_feasible']}")
     sources = list(dict.fromkeys(r["source"] for r in report["rows"]))
