@@ -397,12 +397,13 @@ def render_sources(report: dict) -> None:
                     help=f"{d['memory_agree']} of {d['memory_configs']} configurations; wrongly infeasible "
                          f"{d['wrongly_infeasible']}, wrongly feasible {d['wrongly_feasible']}")
     sources = list(dict.fromkeys(r["source"] for r in report["rows"]))
-    cols = st.columns(min(len(sources), 3) or 1)
-    for i, source in enumerate(sources):
-        with cols[i % len(cols)]:
-            st.markdown(f"**{source}**")
-            st.plotly_chart(sources_figure([r for r in report["rows"] if r["source"] == source]), width="stretch",
-                            key=f"acc_source_chart_{i}")
+    for start in range(0, len(sources), 2):  # two charts a row, in source order
+        cols = st.columns(2)
+        for i, (col, source) in enumerate(zip(cols, sources[start:start + 2]), start=start):
+            with col:
+                st.markdown(f"**{source}**")
+                st.plotly_chart(sources_figure([r for r in report["rows"] if r["source"] == source]),
+                                width="stretch", key=f"acc_source_chart_{i}")
     for note in report["notes"]:
         st.caption(f"Note: {note}")
 
