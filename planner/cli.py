@@ -83,14 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tp", type=int)
     e.add_argument("--pp", type=int, default=1)
     e.add_argument("--nodes", type=int, default=1)
-    e.add_argument("--inter-node-gbps", type=float, default=25.0, help="GB/s between nodes")
+    e.add_argument("--inter-node-gbps", type=float, default=200.0,
+                   help="network between nodes in gigabits per second, as clouds quote it (default 200 = 25 GB/s)")
     e.add_argument("--input-len", type=int)
     e.add_argument("--output-len", type=int)
     g = e.add_mutually_exclusive_group()
     g.add_argument("--batch", type=int, help="static batch of B requests")
     g.add_argument("--concurrency", type=int, help="continuous batching with C requests in flight")
     e.add_argument("--engine", default="vllm", help="engine profile (default vllm)")
-    e.add_argument("--precision", default="", help="weight/KV precision, e.g. bf16, fp8, int4 (blank = the model's)")
+    e.add_argument("--precision", default="", help="weight precision, e.g. bf16, fp8, int4 (blank = the model's)")
     e.add_argument("--json", action="store_true")
 
     v = sub.add_parser("validate", help="predicted vs measured on the calibration data, the AIConfigurator reference "
@@ -252,7 +253,8 @@ def cmd_evaluate(args) -> int:
                                      column=f"--{flag.replace('_', '-')}"))
     result = evaluate_args(cat, LayoutArgs(args.model, args.gpu, args.tp, args.input_len, args.output_len,
                                            args.pp, args.nodes, args.inter_node_gbps, args.batch, args.concurrency,
-                                           args.engine, precision))
+                                           args.engine, precision,
+                                           (getattr(args, "kv_precision", None) or "").strip().lower()))
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:

@@ -16,9 +16,9 @@ ROWS = [  # (CSV row, the single-layout command line for the same arguments)
       "--batch", "8", "--engine", "splitwise", "--precision", "fp8"]),
     ("llama-3-70b,T4,1,1,,,512,128,,,,",  # does not fit: an infeasible object
      ["--model", "llama-3-70b", "--gpu", "T4", "--tp", "1", "--input-len", "512", "--output-len", "128"]),
-    ("llama-3-70b,L40S,4,2,2,12.5,2048,512,,32,vllm,",
+    ("llama-3-70b,L40S,4,2,2,100,2048,512,,32,vllm,",  # 100 Gbps between the two nodes
      ["--model", "llama-3-70b", "--gpu", "L40S", "--tp", "4", "--pp", "2", "--nodes", "2", "--inter-node-gbps",
-      "12.5", "--input-len", "2048", "--output-len", "512", "--concurrency", "32", "--engine", "vllm"]),
+      "100", "--input-len", "2048", "--output-len", "512", "--concurrency", "32", "--engine", "vllm"]),
     ("llama-3-70b,A100,3,1,,,512,128,1,,,",  # 64 heads do not split 3 ways: infeasible with a reason
      ["--model", "llama-3-70b", "--gpu", "A100", "--tp", "3", "--input-len", "512", "--output-len", "128",
       "--batch", "1"]),
@@ -52,6 +52,7 @@ def test_each_row_equals_the_single_layout_json(tmp_path, capsys):
         assert canon(g) == canon(want)
     assert [g["feasible"] for g in got] == [True, True, False, True, False]
     assert "T4" in got[2]["reason"] and "heads" in got[4]["reason"]
+    assert got[3]["links"][0]["gb_per_s"] == pytest.approx(100 / 8)  # gigabits per second in, GB/s in the model
     assert got[1]["precision"] == "fp8"
 
 
@@ -87,6 +88,8 @@ def test_optional_columns_may_be_absent(tmp_path, capsys):
     (HEADER + "llama-3-70b,L40S,4,1,,,2048,512,4,8,,\n", ["row 2, column 'concurrency': give either batch"]),
     (HEADER + "llama-3-70b,L40S,4,1,,,2048,512,,,vlm,\n", ["row 2, column 'engine': unknown engine profile 'vlm'"]),
     (HEADER + "llama-3-70b,L40S,4,1,,,2048,512,,,,fp7\n", ["row 2, column 'precision': unknown precision 'fp7'"]),
+    ("model,gpu,tp,input_len,output_len,kv_precision\nllama-3-70b,L40S,4,2048,512,int2\n",
+     ["row 2, column 'kv_precision': unknown KV precision 'int2'"]),
     (HEADER + "llama-3-70b,L40S,4,1,,,0,512,,,,\n", ["row 2, column 'input_len': must be positive"]),
     (HEADER + "llama-3-70b,L40S,4,1,,,2048,512,,,,\nllama-3-70b,Z99,4,1,,,2048,512,,,,\n"
               "llama-3-70b,L40S,4,1.5,,,2048,512,,,,\n",
