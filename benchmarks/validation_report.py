@@ -57,7 +57,7 @@ def section(report: dict) -> str:
                   f"**{d['memory_agree']} of {d['memory_configs']}** configurations ({_f(d['memory_agree_pct'])} %; "
                   f"target >= 95 %; wrongly infeasible {d['wrongly_infeasible']}, wrongly feasible "
                   f"{d['wrongly_feasible']}).", ""]
-    lines.append("Held-out rows (`planner.validation.is_held_out`; their figures are out of sample only when the "
+    lines.append("Held-out rows (`planner.validation.HELD_OUT`, the splits of `benchmarks/fit_engines.py`; their figures are out of sample only when the "
                  "profile was fitted without them, see each profile's source below; `benchmarks/holdout.py` refits "
                  "on the other rows itself):")
     lines += [f"* {k}: {v}" for k, v in src["held_out"].items()]

@@ -242,7 +242,7 @@ def cmd_evaluate(args) -> int:
                if getattr(args, f) is None]
     if missing:
         raise InputError([Problem("is required (or give --from-csv FILE)", "command line", column=m) for m in missing])
-    precision = args.precision.strip().lower()
+    precision = (args.precision or "").strip().lower()
     if precision and precision not in KNOWN_PRECISIONS:
         raise InputError(Problem(f"unknown precision '{precision}' (known: {', '.join(KNOWN_PRECISIONS)})",
                                  "command line", column="--precision"))

@@ -4,7 +4,8 @@ per engine profile and per measured quantity.
 Sources (each optional: a missing file is reported in `notes`, not an error):
 * the shared measurement files (`planner.calibration`): DGX-A100 static batches (decode step, prefill) and
   vLLM on L40S (throughput), each split into the rows a profile may be fitted on (`fit`) and the rows kept
-  out of the fit (`held-out`, see `HELD_OUT`; `is_held_out(row)` is what a fitting script must skip);
+  out of the fit (`held-out`, see `HELD_OUT`; `held_out_flags(rows)` and `reference_held_out` are what a fitting script
+  must skip);
 * the AIConfigurator reference (`data/reference/aiconfigurator_vllm.csv`, one row per configuration:
   prefill, decode step, TTFT, TPOT, throughput, whether it fits, memory) for the stacks it models; plus two
   decision metrics: the share of (model, lengths, batch) groups in which the GPU type with the most tokens
@@ -49,12 +50,17 @@ UNITS = {"decode_step": "ms", "prefill": "ms", "ttft": "ms", "tpot": "ms", "thro
          "latency": "ms"}
 PHASE_QUANTITY = {"decode": "decode_step", "prefill": "prefill", "throughput": "throughput"}
 
-# The rows of each shared file kept out of the fit (the first split of benchmarks/holdout.py for each file):
-# a profile fitted on the other rows is judged on these.
+# Which rows a profile is fitted on and which are held out (the splits of benchmarks/fit_engines.py on the
+# performance model v2 branch): in each shared file the configurations are numbered in the order
+# planner.calibration lists them (both phases of a DGX configuration share a number), even numbers are
+# fitted, odd ones held out; on the AIConfigurator reference the `vllm` profile is fitted on batches
+# 1, 4, 16, 64 and held out on 2, 8, 32, 128.
 HELD_OUT = {
-    DGX_FILE: ("TP 8, both models (fit on TP 2 and 4)", lambda r: r["tp"] == 8),
-    VLLM_FILE: ("TP 8 and TP 4 x PP 2 (fit on TP 4, one stage)", lambda r: not (r["tp"] == 4 and r["pp"] == 1)),
+    DGX_FILE: "the odd-numbered configurations (fit on the even ones)",
+    VLLM_FILE: "the odd-numbered rows (fit on the even ones)",
+    "AIConfigurator vllm": "batches 2, 8, 32, 128 (fit on 1, 4, 16, 64)",
 }
+REFERENCE_FIT_BATCHES = {"vllm": (1, 4, 16, 64)}  # backend -> the batches its profile is fitted on
 # AIConfigurator system names -> catalogue GPUs; backends -> engine profiles
 AIC_SYSTEMS = {"h100_sxm": "H100-SXM", "h200_sxm": "H200", "a100_sxm": "A100-80GB-SXM", "l40s": "L40S"}
 AIC_BACKEND_PROFILES = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm"}
@@ -68,10 +74,27 @@ PUBLISHED_QUANTITIES = {"output_tokens_per_s": "throughput", "tokens_per_s": "th
                         "latency_ms": "latency"}
 
 
-def is_held_out(row: dict) -> bool:
-    """Whether a `planner.calibration.comparison_rows` row is held out of the fit (see HELD_OUT)."""
-    rule = HELD_OUT.get(row["file"])
-    return bool(rule and rule[1](row))
+def config_index(rows: list[dict]) -> list[int]:
+    """The number of each `planner.calibration.comparison_rows` row's configuration within its file, in the
+    order the rows are listed (both phases of a configuration share it)."""
+    keys: dict[tuple, int] = {}
+    out = []
+    for r in rows:
+        key = (r["file"], r["model"], r["tp"], r["pp"], r["batch"], r["input_len"], r["output_len"])
+        out.append(keys.setdefault(key, sum(1 for k in keys if k[0] == r["file"])))
+    return out
+
+
+def held_out_flags(rows: list[dict]) -> list[bool]:
+    """Per comparison row of the shared files: whether it is held out of the fit (odd configuration number)."""
+    return [i % 2 == 1 for i in config_index(rows)]
+
+
+def reference_held_out(backend: str, batch: int) -> bool | None:
+    """Whether a reference configuration is held out of its backend's profile fit (None: the profile is not
+    fitted on the reference at all)."""
+    fit = REFERENCE_FIT_BATCHES.get(backend)
+    return None if fit is None else batch not in fit
 
 
 # ---------------------------------------------------------------- predictions of one configuration
@@ -107,8 +130,9 @@ def measurement_rows(cat: Catalog, directory: Path | None = None) -> list[dict]:
     fit and held-out rows."""
     engines = {f: cat.engine(n) for f, n in FILE_ENGINES.items() if n in cat.engines}
     out = []
-    for r in comparison_rows(engines, cat, directory):
-        group = "held-out" if is_held_out(r) else "fit"
+    compared = comparison_rows(engines, cat, directory)
+    for r, held in zip(compared, held_out_flags(compared)):
+        group = "held-out" if held else "fit"
         config = {k: r[k] for k in ("model", "gpu", "tp", "pp", "batch", "concurrency", "input_len", "output_len")}
         out.append(_row(SOURCE_OF_FILE[r["file"]], group, r["engine"], PHASE_QUANTITY[r["phase"]], r["measured"],
                         r["predicted"], config, r["excluded"], precision=""))
@@ -187,7 +211,8 @@ def aic_rows(cat: Catalog, path: Path | list[Path] = AIC_FILE) -> tuple[list[dic
         isl, osl = int(r["isl"]), int(r["osl"])
         res = evaluate_args(cat, LayoutArgs(model, gpu, tp, isl, osl, pp=pp, batch=batch, engine=profile))
         fits = _truthy(r.get("fits", "true"))
-        group = f"{backend} {r.get('backend_version', '')}".strip()
+        held = reference_held_out(backend, batch)
+        group = f"{backend} " + ("reference" if held is None else "held-out" if held else "fit")
         config = {"model": model, "gpu": gpu, "tp": tp, "pp": pp, "batch": batch, "concurrency": None,
                   "input_len": isl, "output_len": osl}
         configs.append({**config, "profile": profile, "group": group, "backend": backend, "reference_fits": fits,
@@ -204,7 +229,7 @@ def aic_rows(cat: Catalog, path: Path | list[Path] = AIC_FILE) -> tuple[list[dic
             value = _float(r.get(column))
             if value == value and value > 0:
                 rows.append(_row(SOURCE_AIC, group, profile, quantity, value, predicted(res, quantity, osl),
-                                 config, precision=""))
+                                 config, precision="", backend_version=r.get("backend_version", "")))
     notes += [f"AIConfigurator: {n} row(s) skipped: {why}" for why, n in sorted(skipped.items())]
     return rows, configs, notes
 
@@ -362,7 +387,7 @@ def validation_report(cat: Catalog | None = None, directory: Path | None = None,
     return {
         "summary": summarize_sources(rows),
         "decisions": decisions_by_backend(configs),
-        "held_out": {SOURCE_OF_FILE[f]: rule[0] for f, rule in HELD_OUT.items()},
+        "held_out": {SOURCE_OF_FILE.get(k, k): v for k, v in HELD_OUT.items()},
         "profiles": {n: e.source for n, e in cat.engines.items()},
         "notes": notes,
         "rows": rows,
