@@ -243,29 +243,25 @@ def decisions_by_backend(configs: list[dict]) -> dict[str, dict]:
 def decision_metrics(configs: list[dict]) -> dict:
     """Agreement with the reference on the two decisions the planner makes from the model.
 
-    best_gpu: per (model, input, output, batch) group with at least two GPU types, the GPU type whose best
-    configuration (over TP/PP) gives the most tokens per dollar, by the reference and by the model (only
-    configurations the reference says fit; a GPU type the model finds no feasible configuration for cannot
-    win); memory: the share of configurations where fits/does not fit agree."""
-    groups: dict[tuple, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    best_gpu: per (model, input, output, batch) group, the GPU type whose best configuration (over TP/PP)
+    gives the most tokens per dollar: by the reference among the configurations it says fit, by the model
+    among those the model says fit (what the planner would choose; no feasible configuration = no choice,
+    a disagreement); groups where nothing fits by the reference are not counted. memory: the share of
+    configurations where fits/does not fit agree. (The same definitions as planner.calibration's
+    best_gpu_agreement on the performance model v2 branch.)"""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
     for c in configs:
-        if not c["reference_fits"]:
-            continue
-        key = (c["model"], c["input_len"], c["output_len"], c["batch"])
-        g = groups[key][c["gpu"]]
-        ref = c["reference_tokens_per_s"] / c["usd_per_hour"]
-        pred = c["predicted_tokens_per_s"] / c["usd_per_hour"]
-        if ref == ref:
-            g["ref"] = max(g.get("ref", -math.inf), ref)
-        g["pred"] = max(g.get("pred", -math.inf), pred if pred == pred else -math.inf)
+        groups[(c["model"], c["input_len"], c["output_len"], c["batch"])].append(c)
     decided, same, disagreements = 0, 0, []
-    for key, by_gpu in sorted(groups.items()):
-        if len(by_gpu) < 2 or not any("ref" in v for v in by_gpu.values()):
+    for key, cs in sorted(groups.items()):
+        ref = [(c["reference_tokens_per_s"] / c["usd_per_hour"], c["gpu"]) for c in cs
+               if c["reference_fits"] and c["reference_tokens_per_s"] > 0]
+        ours = [(c["predicted_tokens_per_s"] / c["usd_per_hour"], c["gpu"]) for c in cs if c["predicted_fits"]]
+        if not ref:
             continue
-        ref_best = max((g for g in by_gpu if "ref" in by_gpu[g]), key=lambda g: by_gpu[g]["ref"])
-        pred_best = max(by_gpu, key=lambda g: by_gpu[g]["pred"])
         decided += 1
-        if ref_best == pred_best and by_gpu[pred_best]["pred"] > -math.inf:
+        ref_best, pred_best = max(ref)[1], (max(ours)[1] if ours else "")
+        if ref_best == pred_best:
             same += 1
         else:
             disagreements.append({"model": key[0], "input_len": key[1], "output_len": key[2], "batch": key[3],
