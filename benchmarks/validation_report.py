@@ -4,6 +4,8 @@ so that its numbers are never typed by hand.
     python benchmarks/validation_report.py            # rewrite the section in docs/calibration.md
     python benchmarks/validation_report.py --check    # exit 1 if the section differs from what the model gives now
     python benchmarks/validation_report.py --print    # print the section only
+    python benchmarks/validation_report.py --thresholds   # print a THRESHOLDS table for tests/test_validation_sources.py
+                                                          # (today's figures + 5 %, rounded up), to paste after a model change
 
 The section lies between the markers BEGIN/END below; everything else in the file is left as it is (the
 section is appended with its markers if they are missing).
@@ -79,6 +81,29 @@ def section(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+SHORT = {"DGX-A100 (splitwise_a100.csv)": "DGX", "vLLM on L40S (vllm_l40s.csv)": "VLLM", "AIConfigurator": "AIC",
+         "published": "PUB"}
+
+
+def thresholds(report: dict, margin: float = 1.05) -> str:
+    """A THRESHOLDS literal: per figure, MAPE and worst ratio x `margin` rounded up (0.5 points, 0.05), and the
+    rows without a prediction as they are; today's figure in a comment."""
+    lines = ["THRESHOLDS = {"]
+    for s in report["sources"]["summary"]:
+        if s["n"] == 0:
+            continue
+        mape = math.ceil(s["mape_pct"] * margin * 2) / 2
+        worst = math.ceil(s["worst_ratio"] * margin * 20) / 20
+        key = f'({SHORT.get(s["source"], repr(s["source"]))}, "{s["group"]}", "{s["profile"]}", "{s["quantity"]}")'
+        lines.append(f"    {key}: ({mape}, {worst:.2f}, {s['no_prediction']}),  "
+                     f"# {s['mape_pct']:.1f} %, {s['worst_ratio']:.2f}")
+    lines.append("}")
+    floors = {b: (math.floor(d["best_gpu_agree_pct"] * 10) / 10, math.floor(d["memory_agree_pct"] * 10) / 10)
+              for b, d in (report["sources"].get("decisions") or {}).items()}
+    lines.append(f"DECISION_FLOORS = {floors!r}")
+    return "\n".join(lines) + "\n"
+
+
 def replace_section(text: str, new: str) -> str:
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
@@ -92,8 +117,13 @@ def main(argv=None) -> int:
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--check", action="store_true", help="exit 1 if docs/calibration.md is out of date")
     g.add_argument("--print", action="store_true", help="print the section only")
+    g.add_argument("--thresholds", action="store_true", help="print regression bounds from today's figures")
     args = ap.parse_args(argv)
-    new = section(validate_json())
+    report = validate_json()
+    if args.thresholds:
+        print(thresholds(report), end="")
+        return 0
+    new = section(report)
     if args.print:
         print(new, end="")
         return 0
