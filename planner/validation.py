@@ -31,6 +31,7 @@ from pathlib import Path
 
 from .calibration import DGX_FILE, FILE_ENGINES, VLLM_FILE, comparison_rows
 from .catalog import Catalog, load_catalog
+from .errors import InputError, Problem
 from .evaluate_csv import LayoutArgs, evaluate_args, precision_modelled
 
 log = logging.getLogger(__name__)
@@ -293,30 +294,19 @@ def published_rows(cat: Catalog, path: Path = PUBLISHED_FILE) -> tuple[list[dict
         return [], [f"published measurements not found ({_rel(path)}): not compared"]
     rows, notes, fallback = [], [], set()
     modelled = precision_modelled()
+    problems: list[Problem] = []
     for i, p in enumerate(points, start=2):
-        profile = p["profile"].strip() or "vllm"
-        if profile not in cat.engines:
-            fallback.add(profile)
-            profile = "vllm" if "vllm" in cat.engines else next(iter(cat.engines))
-        quantity = PUBLISHED_QUANTITIES[p["quantity"].strip()]
-        precision = p["precision"].strip().lower()
-        batch = int(p["batch"]) if p["batch"].strip() else None
-        conc = int(p["concurrency"]) if p["concurrency"].strip() else None
-        out_len = int(p["output_len"])
-        args = LayoutArgs(p["model"], p["gpu"], int(p["tp"]), int(p["input_len"]), out_len, pp=int(p["pp"] or 1),
-                          batch=batch, concurrency=conc, engine=profile,
-                          precision=precision if precision not in DEFAULT_PRECISIONS else "")
-        res = evaluate_args(cat, args)
-        excluded = ""
-        if precision not in DEFAULT_PRECISIONS and not modelled:
-            excluded = f"precision {precision} is not modelled yet"
-        config = {"model": cat.model(p["model"]).name, "gpu": cat.gpu(p["gpu"]).sku, "tp": args.tp, "pp": args.pp,
-                  "batch": batch, "concurrency": res.get("concurrency") if batch is None else None,
-                  "input_len": args.input_len, "output_len": out_len}
-        pred = predicted(res, quantity, out_len, per_output=p["quantity"].strip() == "output_tokens_per_s")
-        rows.append(_row(SOURCE_PUBLISHED, p["stack"].strip(), profile, quantity, float(p["value"]), pred, config,
-                         excluded, precision=precision, line=i, figure=p["quantity"].strip(), stack_version=p["stack_version"],
-                         citation=p["citation"], source_url=p["source_url"], published=p["published"]))
+        try:
+            row, wanted = _published_row(cat, p, i, modelled)
+        except (KeyError, ValueError, AttributeError, InputError) as exc:
+            detail = "; ".join(str(q.message) for q in exc.problems) if isinstance(exc, InputError) else repr(exc)
+            problems.append(Problem(f"cannot compare this point: {detail}", _rel(path), i))
+            continue
+        if wanted != row["profile"]:
+            fallback.add(wanted)
+        rows.append(row)
+    if problems:
+        raise InputError(problems)
     for name in sorted(fallback):
         notes.append(f"published: no engine profile '{name}' in the catalogue yet; those points are predicted "
                      f"with 'vllm'")
@@ -324,6 +314,33 @@ def published_rows(cat: Catalog, path: Path = PUBLISHED_FILE) -> tuple[list[dict
     if n_prec:
         notes.append(f"published: {n_prec} point(s) at fp8/int4 left out of the figures until precision is modelled")
     return rows, notes
+
+
+def _published_row(cat: Catalog, p: dict, i: int, modelled: bool) -> tuple[dict, str]:
+    """One published point compared: (row, the profile the point asked for)."""
+    wanted = profile = p["profile"].strip() or "vllm"
+    if profile not in cat.engines:
+        profile = "vllm" if "vllm" in cat.engines else next(iter(cat.engines))
+    quantity = PUBLISHED_QUANTITIES[p["quantity"].strip()]
+    precision = p["precision"].strip().lower()
+    batch = int(p["batch"]) if p["batch"].strip() else None
+    conc = int(p["concurrency"]) if p["concurrency"].strip() else None
+    out_len = int(p["output_len"])
+    args = LayoutArgs(p["model"], p["gpu"], int(p["tp"]), int(p["input_len"]), out_len, pp=int(p["pp"] or 1),
+                      batch=batch, concurrency=conc, engine=profile,
+                      precision=precision if precision not in DEFAULT_PRECISIONS else "")
+    res = evaluate_args(cat, args)
+    excluded = ""
+    if precision not in DEFAULT_PRECISIONS and not modelled:
+        excluded = f"precision {precision} is not modelled yet"
+    config = {"model": cat.model(p["model"]).name, "gpu": cat.gpu(p["gpu"]).sku, "tp": args.tp, "pp": args.pp,
+              "batch": batch, "concurrency": res.get("concurrency") if batch is None else None,
+              "input_len": args.input_len, "output_len": out_len}
+    pred = predicted(res, quantity, out_len, per_output=p["quantity"].strip() == "output_tokens_per_s")
+    row = _row(SOURCE_PUBLISHED, p["stack"].strip(), profile, quantity, float(p["value"]), pred, config, excluded,
+               precision=precision, line=i, figure=p["quantity"].strip(), stack_version=p["stack_version"],
+               citation=p["citation"], source_url=p["source_url"], published=p["published"])
+    return row, wanted
 
 
 # ---------------------------------------------------------------- summaries

@@ -257,3 +257,17 @@ def test_docs_section_is_generated_from_validate():
     out = subprocess.run([sys.executable, "benchmarks/validation_report.py", "--check"], capture_output=True,
                          text=True, cwd=Path(__file__).parent.parent, timeout=300)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_bad_published_point_is_named_by_file_and_row(tmp_path):
+    from planner.errors import InputError
+    from planner.validation import PUBLISHED_FILE, published_rows
+
+    lines = PUBLISHED_FILE.read_text(encoding="utf-8").splitlines()
+    bad = lines[1].replace("llama-2-7b", "llama-9-7b", 1)
+    f = tmp_path / "measurements.csv"
+    f.write_text("\n".join([lines[0], lines[1], bad]) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        published_rows(CAT, f)
+    assert len(exc.value.problems) == 1
+    assert "row 3" in str(exc.value.problems[0]) and "llama-9-7b" in str(exc.value.problems[0])
