@@ -48,7 +48,7 @@ def signature(plan: Plan) -> tuple:
 
 
 def same(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+    return math.isclose(a, b, rel_tol=REL_TOL)  # relative only: an absolute tolerance breaks at small prices
 
 
 def pct_change(new: float, ref: float) -> float:

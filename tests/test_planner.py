@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from planner import InfeasibleError, InputError, Planner, build_candidates, load_config_dir, perf
 from planner.candidates import can_tile, evaluate_option, segment_sizes
 from tests import brute
-from tests.helpers import CAT, gpu, scenario, tiny_model
+from tests.helpers import CAT, examples, gpu, scenario, tiny_model
 
 
 def test_single_stage_optimum_by_hand():
@@ -98,7 +98,7 @@ def small_scenarios(draw):
     return replace(sc, engine=replace(sc.engine, step_overhead_ms=draw(st.sampled_from([0.0, 40.0]))))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_scenarios())
 def test_exact_matches_brute_force(sc):
     best = brute.best_ratio(sc)
@@ -118,7 +118,7 @@ def test_exact_matches_brute_force(sc):
     assert [t for _, t in got] == pytest.approx([t for _, t in want], rel=1e-9)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_scenarios(), st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0]))
 def test_weighted_maximises_its_objective_like_brute_force(sc, weight):
     """The weighted method's answer is the best (1-w) T/T_norm - w C/C_norm over every feasible plan (its
@@ -134,7 +134,7 @@ def test_weighted_maximises_its_objective_like_brute_force(sc, weight):
     assert r.extra["objective_value"] == pytest.approx(want, rel=1e-9, abs=1e-12)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_scenarios(), st.sampled_from([0.5, 1.0, 2.0, 4.0]))
 def test_max_throughput_under_budget_matches_brute_force(sc, factor):
     cheapest = min((c for c, _, _ in brute.all_plans(sc)), default=None)
@@ -242,7 +242,7 @@ def test_shape_model_agrees_with_the_option_model(name, stages, concurrency, mon
         [(round(p.cost_usd_per_hour, 6), round(p.tokens_per_s, 3)) for p in slow.frontier]
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_scenarios(), st.sampled_from([None, 0.5, 0.9, 1.5]), st.sampled_from([None, 0.5, 0.9, 1.5]))
 def test_latency_slos_match_brute_force(sc, ttft_factor, tpot_factor):
     """TTFT (sum of the stages' prefill) and TPOT (stages x slowest decode step) limits set around the
