@@ -275,6 +275,7 @@ class PriceSweep:
     changes: tuple[PlanChange, ...]
     exact_changes: bool
     solves: int
+    not_proven: tuple[str, ...] = ()  # change-point solves that a limit stopped (their points say so)
 
 
 def price_sweep(sc: Scenario, gpu_type: str, low: float, high: float, n: int = 11, cancel=None) -> PriceSweep:
@@ -306,6 +307,7 @@ def price_sweep(sc: Scenario, gpu_type: str, low: float, high: float, n: int = 1
                                  plan.gpus_by_type().get(gpu_type, 0) if plan else 0, changed, reason))
     exact = not _cap_can_bind(sc, gpu_type, high)
     changes: list[PlanChange] = []
+    unproven: list[str] = []
     for i in range(1, n):
         if not points[i].plan_changed:
             continue
@@ -314,31 +316,37 @@ def price_sweep(sc: Scenario, gpu_type: str, low: float, high: float, n: int = 1
             changes.append(PlanChange(prices[i - 1], prices[i], None, _lay(a), _lay(b),
                                       "between these sweep points (the hourly budget cap can bind)"))
             continue
-        found, k = _crossings(sc, gpu_type, prices[i - 1], a, prices[i], b, 0, cancel)
+        found, k = _crossings(sc, gpu_type, prices[i - 1], a, prices[i], b, 0, cancel, unproven)
         solves += k
         changes.extend(found)
     log.info("%s: sweep of %s's price, %d points, %d changes, %d solves", sc.name, gpu_type, n, len(changes), solves)
-    return PriceSweep(gpu_type, tuple(points), tuple(changes), exact, solves)
+    return PriceSweep(gpu_type, tuple(points), tuple(changes), exact, solves, tuple(unproven))
 
 
 def _lay(plan: Plan | None) -> str:
     return layout(plan) if plan else "no feasible plan"
 
 
-def _crossings(sc, gpu_type, pa, a: Plan, pb, b: Plan, depth: int, cancel) -> tuple[list[PlanChange], int]:
-    """Exact change prices between pa (optimum a) and pb (optimum b), by the crossing of their lines."""
+def _crossings(sc, gpu_type, pa, a: Plan, pb, b: Plan, depth: int, cancel,
+               unproven: list[str] | None = None) -> tuple[list[PlanChange], int]:
+    """Exact change prices between pa (optimum a) and pb (optimum b), by the crossing of their lines.
+    A re-solve that a limit stopped is listed in `unproven` (its change point is then not exact)."""
     (ia, sa), (ib, sb) = line(a, gpu_type), line(b, gpu_type)
     if same(sa, sb):  # parallel: both optimal at pa and pb means identical lines, a tie throughout
         return [PlanChange(pa, pb, None, _lay(a), _lay(b), "tie: both plans cost the same per token here")], 0
     x = (ib - ia) / (sa - sb)
     value = ia + sa * x
-    c = solve_at(sc, gpu_type, x, cancel).plan
+    res = solve_at(sc, gpu_type, x, cancel)
+    c = res.plan
+    if not res.proven_optimal and unproven is not None:
+        unproven.append(f"the re-solve at ${x:.4g}/h (change point between ${pa:.4g} and ${pb:.4g}/h): "
+                        + "; ".join(res.extra.get("limits", ()) or (res.how,)))
     if c.usd_per_million_tokens >= value * (1 - REL_TOL):
         return [PlanChange(pa, pb, x, _lay(a), _lay(b), f"exact: both cost ${value:.4g}/M tokens at ${x:.4g}/h")], 1
     if depth >= MAX_STEPS:
         raise SolverError(f"price sweep of {gpu_type}: change points did not settle")
-    left, n1 = _crossings(sc, gpu_type, pa, a, x, c, depth + 1, cancel)
-    right, n2 = _crossings(sc, gpu_type, x, c, pb, b, depth + 1, cancel)
+    left, n1 = _crossings(sc, gpu_type, pa, a, x, c, depth + 1, cancel, unproven)
+    right, n2 = _crossings(sc, gpu_type, x, c, pb, b, depth + 1, cancel, unproven)
     return left + right, 1 + n1 + n2
 
 
