@@ -130,7 +130,8 @@ def add_latency(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenario) ->
     `max_stages` and needs no row.)"""
     limit = scenario.settings.max_ttft_ms
     if limit is not None:
-        m.ttft_row = pyo.Constraint(expr=_lin([o.prefill_s * 1e3 for o in opts], [m.n[i] for i in m.O]) <= limit)
+        # divided by the limit: HiGHS's feasibility tolerance (1e-7, absolute) is then relative to it
+        m.ttft_row = pyo.Constraint(expr=_lin([o.prefill_s * 1e3 / limit for o in opts], [m.n[i] for i in m.O]) <= 1)
 
 
 def add_budget(m: pyo.ConcreteModel, opts: list[Option], scale: float = 1.0) -> None:

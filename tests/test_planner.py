@@ -272,6 +272,22 @@ def test_latency_slos_match_brute_force(sc, ttft_factor, tpot_factor):
         assert r.plan.tpot_s * 1e3 <= limits["max_tpot_ms"] * (1 + 1e-9)
 
 
+def test_ttft_limit_at_a_plan_s_own_ttft_agrees_with_brute_force():
+    """Found by the explore profile: a TTFT limit equal (to the last bits) to a plan's TTFT, where the two
+    sums of prefill times differ by 2e-16 relative. The brute force refused the plan, the MILP accepted it;
+    both now allow rounding (1e-9 relative), and the MILP's TTFT row is scaled so its tolerance is relative."""
+    g = gpu("T0", 2.0, 0.5, tflops=300.0, hbm=300.0, per_node=1)
+    sc = scenario(tiny_model(layers=2, hidden=1024), [(g, 2)], concurrency=16, max_stages=2, quantization="full")
+    sc = replace(sc, engine=replace(sc.engine, step_overhead_ms=0.0))
+    free = Planner(sc).exact().plan
+    sc = replace(sc, settings=replace(sc.settings, max_ttft_ms=free.ttft_s * 1e3 * 0.5))
+    best = brute.best_ratio(sc)
+    r = Planner(sc).exact()
+    assert best is not None and r.proven_optimal
+    assert r.plan.cost_usd_per_hour / r.plan.tokens_per_s == pytest.approx(best[0], rel=1e-9)
+    assert r.plan.ttft_s * 1e3 <= sc.settings.max_ttft_ms * (1 + 1e-9)
+
+
 def test_cancel_stops_between_solves_and_progress_is_reported():
     import threading
 
