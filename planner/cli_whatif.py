@@ -12,7 +12,7 @@ import logging
 import sys
 
 from .candidates import QUANTIZATION_LEVELS
-from .cli import _scenario, _sizing
+from .cli import _guarded_candidates, _scenario, _sizing, add_allow_large
 from .errors import InputError
 
 log = logging.getLogger("planner")
@@ -97,6 +97,8 @@ def add_subcommands(sub) -> None:
 def _common(p) -> None:
     p.add_argument("--time-limit", type=float, help="solver time limit per solve, in seconds")
     p.add_argument("--json", action="store_true", help="print the rows as one JSON document")
+    if p.prog.split()[-1] != "quantization":  # it has its own per-level cap, --max-options
+        add_allow_large(p)
 
 
 # ------------------------------------------------------------------ output helpers
@@ -143,6 +145,8 @@ def _load(args):
     sc = _scenario(args)
     for w in sc.warnings:
         print(f"note: {w}", file=sys.stderr)
+    if args.command != "quantization" and not args.allow_large:
+        _guarded_candidates(sc, args)  # the problem-size guard, before any MILP
     return sc
 
 

@@ -158,7 +158,9 @@ class Planner:
         q_top = max(plan.stage_tokens_per_s / plan.cost_usd_per_hour, self._q_open)
         if not math.isfinite(q_top):
             return 1.0
-        return max(0.0, 1.0 - q_plan / q_top)
+        if q_top <= q_plan * (1 + 1e-12):  # the same figure up to rounding
+            return 0.0
+        return 1.0 - q_plan / q_top
 
     def _report(self, fraction: float, message: str) -> None:
         if self.progress is not None:
