@@ -148,6 +148,14 @@ def add_objective(m: pyo.ConcreteModel) -> None:
 
 
 # ------------------------------------------------------------------ model and solve wrapper
+class StoppedWithoutPlan(SolverError):
+    """A limit stopped HiGHS before it found any plan; `bound` is its best lower bound on the cost ($/h)."""
+
+    def __init__(self, message: str, status: str, bound: float):
+        super().__init__(message, status)
+        self.bound = bound
+
+
 @dataclass(frozen=True)
 class SolveOutcome:
     status: str  # optimal | time_limit | ...
@@ -265,7 +273,8 @@ def run_highs(model, time_limit: float, gap: float, scale: float = 1.0) -> tuple
     if res.values is None:
         if res.status == "optimal":
             return None
-        raise SolverError(f"HiGHS stopped ({res.status}) before finding any plan; raise the time limit", res.status)
+        raise StoppedWithoutPlan(f"HiGHS stopped ({res.status}) before finding any plan; raise the time limit",
+                                 res.status, res.bound / scale if math.isfinite(res.bound) else 0.0)
     model.values = res.values
     return res.status, res.objective / scale, res.bound / scale, res.gap, res.seconds
 

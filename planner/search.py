@@ -14,7 +14,7 @@ from dataclasses import replace
 from .candidates import CandidateSet, Level, Option, build_candidates
 from .domain import Scenario
 from .errors import CancelledError, InfeasibleError, InputError
-from .milp import LevelModel, ShapeModel, SolveOutcome, shape_table
+from .milp import LevelModel, ShapeModel, SolveOutcome, StoppedWithoutPlan, shape_table
 from .plan import CurvePoint, Plan, Result, make_plan
 
 log = logging.getLogger(__name__)
@@ -356,7 +356,15 @@ class Planner:
                 if not lm.floor_feasible(floor, strict=True):
                     return
                 lm.set_floor(max(floor, st_floor or 0.0), strict=st_floor is None or floor >= st_floor)
-            out = self._solve(lm, EXACT_GAP)
+            try:
+                out = self._solve(lm, EXACT_GAP)
+            except StoppedWithoutPlan as exc:  # the rest of this unit stays open, down to the solver's bound
+                self._statuses.append(exc.status)
+                self._limits.append(f"the MILP of {_unit_name(level)}" + (f" at a floor of {floor:.6g} tokens/s"
+                                    if floor else "") + f" stopped at its {exc.status.replace('_', ' ')} before "
+                                    "finding a plan")
+                self._leave_open(level, t_max, exc.bound)
+                return
             if out is None:
                 return
             plan = self._plan(lm, out)

@@ -154,3 +154,23 @@ def test_whatif_commands_say_proven_when_they_are(capsys):
     assert doc["proven_optimal"] is True and doc["not_proven"] == [] and doc["gap"] <= 1e-9
     assert main(["baselines", "--config-dir", "config/medium"]) == 0
     assert "NOT proven" not in capsys.readouterr().out
+
+
+def test_a_solve_stopped_before_any_plan_leaves_its_level_open_instead_of_failing(realistic, realistic_exact,
+                                                                                  monkeypatch):
+    """A MILP that a limit stops before it finds a plan used to fail the whole command (exit 4); the other
+    levels' plans stand, the stopped level stays open in the gap."""
+    real = milp.run_highs
+    calls = [0]
+
+    def fake(model, time_limit, gap, scale=1.0):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise milp.StoppedWithoutPlan("stopped", "time_limit", 0.0)
+        return real(model, time_limit, gap, scale)
+
+    monkeypatch.setattr(milp, "run_highs", fake)
+    r = Planner(realistic).exact()
+    assert not r.proven_optimal and r.status == "time_limit" and r.gap > 0
+    assert any("before finding a plan" in x for x in r.extra["limits"])
+    assert r.plan.usd_per_million_tokens * (1 - r.gap) <= realistic_exact.plan.usd_per_million_tokens * (1 + 1e-9)
