@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from .candidates import CandidateSet, Level, Option, build_candidates
 from .domain import Scenario
-from .errors import CancelledError, InfeasibleError, InputError
+from .errors import CancelledError, InfeasibleError, InputError, SolverError
 from .milp import LevelModel, ShapeModel, SolveOutcome, StoppedWithoutPlan, shape_table
 from .plan import CurvePoint, Plan, Result, make_plan
 
@@ -559,12 +559,16 @@ class Planner:
         return tuple(out)
 
     # ---------------------------------------------------------------- infeasibility
-    def explain_infeasible(self) -> InfeasibleError:
+    def explain_infeasible(self) -> InfeasibleError | SolverError:
         """Say which limit binds, by how much, and what would make the scenario feasible: memory against
         what the model needs at the requested context, then each limit relaxed on its own (budget,
         throughput floor, latency SLOs, max stages, min layers per stage, segment sizes, GPU counts)."""
         from . import perf
 
+        stopped = [x for x in getattr(self, "_limits", ()) if "before finding a plan" in x]
+        if stopped:  # not proven infeasible: a limit stopped a solve that might have found a plan
+            return SolverError(f"no plan found within the time limit ({self.scenario.settings.time_limit_s:g} s): "
+                               f"{stopped[0]}; raise the time limit", "time_limit")
         sc = self.scenario
         st = sc.settings
         m, w, e = sc.model, sc.workload, sc.engine

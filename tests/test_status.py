@@ -174,3 +174,18 @@ def test_a_solve_stopped_before_any_plan_leaves_its_level_open_instead_of_failin
     assert not r.proven_optimal and r.status == "time_limit" and r.gap > 0
     assert any("before finding a plan" in x for x in r.extra["limits"])
     assert r.plan.usd_per_million_tokens * (1 - r.gap) <= realistic_exact.plan.usd_per_million_tokens * (1 + 1e-9)
+
+
+def test_every_solve_stopped_before_a_plan_is_a_solver_failure_not_infeasible(monkeypatch):
+    """With no plan found because a limit stopped every solve, "no plan exists" (exit 3) would be a claim
+    the search did not prove: it is a solver failure naming the limit (exit 4)."""
+    from planner import InfeasibleError, SolverError
+
+    def fake(model, time_limit, gap, scale=1.0):
+        raise milp.StoppedWithoutPlan("stopped", "time_limit", 0.0)
+
+    monkeypatch.setattr(milp, "run_highs", fake)
+    sc = load_config_dir("config/small")
+    with pytest.raises(SolverError, match="no plan found within the time limit") as info:
+        Planner(sc).exact()
+    assert not isinstance(info.value, InfeasibleError)
