@@ -39,8 +39,8 @@ from .whatif import REL_TOL, Headline, _check_types, headline_row, layout, restr
 log = logging.getLogger(__name__)
 ENTER_PROBE = 1e-3  # a type absent from the optimum is tried at this fraction of its price ("almost free")
 # A break-even at a budget-cap jump is located to within CAP_STEP (relative); the probe past the cap
-# must also overshoot the budget row by far more than HiGHS's feasibility tolerance (1e-7), else the
-# solver still accepts the plan that just left the budget.
+# must also overshoot the budget row by far more than HiGHS's feasibility tolerance (1e-7 of the MILP's
+# cost unit, `_cost_unit`), else the solver still accepts the plan that just left the budget.
 CAP_STEP, CAP_ROW_STEP = 1e-6, 1e-5
 MAX_STEPS = 100
 
@@ -65,6 +65,14 @@ def _cost_at(plan: Plan, gpu_type: str, price: float) -> float:
     """The plan's $/h with the type's price set to `price`."""
     return sum(s.cost_usd_per_hour for s in plan.stages if s.gpu_type != gpu_type) + \
         plan.gpus_by_type().get(gpu_type, 0) * price
+
+
+def _cost_unit(sc: Scenario, gpu_type: str, price: float) -> float:
+    """The $/h that the MILP's scaled cost 1 stands for, at most (`milp.cost_scale`: the dearest stage
+    brought to [1, 2)), and at least 1: HiGHS's feasibility tolerance on the budget row is 1e-7 of it."""
+    top = max((price if e.name == gpu_type else e.spec.price_usd_per_hour) * min(e.count, e.spec.gpus_per_node)
+              for e in sc.pool.entries)
+    return max(1.0, top)
 
 
 def _cap_can_bind(sc: Scenario, gpu_type: str, price: float) -> bool:
@@ -210,7 +218,7 @@ def break_even(sc: Scenario, gpu_type: str, base: Result | None = None, cancel=N
         # the plan is in up to min(x, x_cap); probe there, or just past x_cap where the plan itself is gone.
         # Where both coincide (to rounding) the lines cross at the cap: a crossing, not a jump.
         crossing = x <= x_cap * (1 + 1e-9)
-        probe = x if crossing else x_cap + max(CAP_STEP * x_cap, CAP_ROW_STEP / n)
+        probe = x if crossing else x_cap + max(CAP_STEP * x_cap, CAP_ROW_STEP * _cost_unit(sc, gpu_type, x_cap) / n)
         try:
             r = solve_at(sc, gpu_type, probe, cancel)
             proven = proven and r.proven_optimal
