@@ -190,7 +190,9 @@ def cmd_solve(args) -> int:
 
 def _print_result(s: dict, out: Path) -> None:
     proven = "proven optimal" if s["proven_optimal"] else "NOT proven optimal for $/token"
-    print(f"{s['scenario']}: method {s['method']}, status {s['status']} ({proven}), gap {s['mip_gap']}, "
+    gap = "n/a" if s["mip_gap"] is None else f"{s['mip_gap']:.3%}"
+    on = " on $/token" if s.get("gap_on") == "usd_per_token" else " (MIP)"
+    print(f"{s['scenario']}: method {s['method']}, status {s['status']} ({proven}), gap{on} {gap}, "
           f"{s['solve_seconds']:.2f} s")
     print(f"  {s['how']}")
     print(f"  ${s['usd_per_million_tokens']:.4f} per million {s['token_basis']} tokens | "
