@@ -45,6 +45,21 @@ def _sizing(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", help="engine profile from config/engines.csv (default vllm)")
 
 
+def add_allow_large(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-large", action="store_true",
+                   help="solve even above 10,000 stage options (refused by default, exit 2: such a solve can take "
+                        "up to the time limit)")
+
+
+def _guarded_candidates(sc, args):
+    """The scenario's candidates, refused above the problem-size limit unless --allow-large."""
+    from .candidates import check_problem_size
+
+    cs = build_candidates(sc)
+    check_problem_size(cs, getattr(args, "allow_large", False))
+    return cs
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m planner",
                                      description="Place an LLM's layers on a heterogeneous GPU pool at the lowest $/token.")
@@ -67,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frontier", action="store_true", help="exact: also write the full Pareto frontier")
     s.add_argument("--out", default="out", help="output folder (default ./out)")
     s.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    add_allow_large(s)
 
     c = sub.add_parser("candidates", help="list every stage option with its numbers and why it is excluded")
     _sizing(c)
@@ -162,7 +178,7 @@ def cmd_solve(args) -> int:
     sc = _scenario(args)
     for w in sc.warnings:
         print(f"note: {w}", file=sys.stderr)
-    planner = Planner(sc)
+    planner = Planner(sc, _guarded_candidates(sc, args))
     method = sc.settings.method
     if method == "exact":
         result = planner.exact(with_frontier=args.frontier)
@@ -182,7 +198,9 @@ def cmd_solve(args) -> int:
 
 def _print_result(s: dict, out: Path) -> None:
     proven = "proven optimal" if s["proven_optimal"] else "NOT proven optimal for $/token"
-    print(f"{s['scenario']}: method {s['method']}, status {s['status']} ({proven}), gap {s['mip_gap']}, "
+    gap = "n/a" if s["mip_gap"] is None else f"{s['mip_gap']:.3%}"
+    on = " on $/token" if s.get("gap_on") == "usd_per_token" else " (MIP)"
+    print(f"{s['scenario']}: method {s['method']}, status {s['status']} ({proven}), gap{on} {gap}, "
           f"{s['solve_seconds']:.2f} s")
     print(f"  {s['how']}")
     print(f"  ${s['usd_per_million_tokens']:.4f} per million {s['token_basis']} tokens | "
