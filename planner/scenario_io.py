@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -79,24 +80,40 @@ def load_config_dir(config_dir: Path | str, catalog: Catalog | None = None) -> S
     """Load a config folder (the seed's or ours) into a validated Scenario."""
     base = Path(config_dir)
     if not base.is_dir():
-        raise InputError(Problem("no such config folder", str(base)))
+        what = "is not a folder" if base.exists() else "no such config folder"
+        raise InputError(Problem(what, str(base)))
     texts: dict[str, str] = {}
     problems: list[Problem] = []
     for name in SCENARIO_FILES:
         path = base / name
-        if path.exists():
+        if _present(path):
             try:
                 texts[name] = read_text(path)
             except InputError as exc:
                 problems.extend(exc.problems)
     for required in ("config.csv", "gpu_pool.csv"):
-        if not (base / required).exists():
-            found = sorted(p.name for p in base.iterdir() if p.suffix.lower() == ".csv")
+        if not _present(base / required):
+            try:
+                found = sorted(p.name for p in base.iterdir() if p.suffix.lower() == ".csv")
+            except OSError as exc:
+                raise InputError(Problem(f"cannot list the folder: {exc.strerror or exc}", str(base))) from exc
             problems.append(Problem(f"missing {required} (CSV files found: {', '.join(found) or 'none'})",
                                     str(base / required)))
     if problems:
         raise InputError(problems)
     return scenario_from_texts(texts, name=base.name, catalog=catalog, folder=str(base))
+
+
+def _present(path: Path) -> bool:
+    """Whether a name exists in its folder; a dangling link or an entry we may not look at counts (reading it
+    then says what is wrong), only a plainly absent name does not."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def scenario_from_texts(texts: dict[str, str], name: str = "scenario", catalog: Catalog | None = None,
@@ -729,7 +746,11 @@ def _links_by_type(text: str, file: str, entries: list[PoolEntry] | None, proble
 def _links_per_gpu(text: str, file: str, entries: list[PoolEntry] | None, problems: list[Problem]):
     """Reduce the seed's per-GPU matrix (GPU ids numbered in pool order) to one figure per type pair:
     the minimum over the pairs of distinct GPUs, so that any placement is covered (conservative)."""
-    _, rows = split_rows(text)
+    unreadable: list[Problem] = []
+    _, rows = split_rows(text, file, unreadable)
+    if unreadable:  # a matrix with a row missing would only give misleading size problems
+        problems.extend(unreadable)
+        return ()
     if not rows:
         problems.append(Problem("file is empty (a header row of GPU ids and one row per GPU are needed)", file))
         return ()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from planner import Catalog, InputError, Problem, Scenario
-from planner.csvio import decode
+from planner.csvio import decode, read_text
 from planner.scenario_io import scenario_texts_from_json
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -39,11 +39,11 @@ def bundled_names() -> list[str]:
 
 def load_bundled_texts(name: str) -> dict[str, str]:
     base = CONFIG_DIR / name
-    return {f: decode((base / f).read_bytes(), f) for f in SCENARIO_FILES if (base / f).is_file()}
+    return {f: read_text(base / f) for f in SCENARIO_FILES if (base / f).exists()}
 
 
 def bundled_catalog_texts() -> dict[str, str]:
-    return {f: decode((CONFIG_DIR / f).read_bytes(), f) for f in CATALOG_FILES}
+    return {f: read_text(CONFIG_DIR / f) for f in CATALOG_FILES}
 
 
 def texts_key(texts: dict[str, str]) -> tuple[tuple[str, str], ...]:

@@ -1,0 +1,207 @@
+"""Odd files, output paths, exit statuses and Ctrl-C (issue 11, items 2, 3 and 5).
+
+Every odd input (a folder, a FIFO, a device, a link to one, an unreadable, oversized or over-long-field
+file) is refused with one line naming the file and nothing hangs; `--out` is checked before any work;
+Ctrl-C ends with "interrupted", status 130 and no partial files."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from planner import InputError, load_config_dir
+from planner.cli import main
+from planner import csvio
+from planner.csvio import MAX_FILE_BYTES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _no_hang():
+    """A test that would hang (a FIFO opened for reading blocks until a writer comes) fails instead."""
+    def stop(signum, frame):
+        raise TimeoutError("hung for 90 s")
+
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(90)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def run(*args, timeout=120, **kw):
+    return subprocess.run([sys.executable, "-m", "planner", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def _copy(tmp_path: Path, name: str = "tiny") -> Path:
+    d = tmp_path / name
+    shutil.copytree(ROOT / "config" / name, d)
+    return d
+
+
+def _one_error(out: subprocess.CompletedProcess, *words: str) -> str:
+    """The run refused its input with exit 2 and no traceback; returns the error line that holds `words`."""
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    lines = [x for x in out.stderr.splitlines() if x.startswith("error:")]
+    hits = [x for x in lines if all(w in x for w in words)]
+    assert hits, out.stderr
+    return hits[0]
+
+
+# ---------------------------------------------------------------------------- odd input files
+def _make_dir(p: Path) -> None:
+    p.mkdir()
+
+
+def _make_fifo(p: Path) -> None:
+    os.mkfifo(p)
+
+
+def _link_to(target: str):
+    def make(p: Path) -> None:
+        os.symlink(target, p)
+    return make
+
+
+@pytest.mark.parametrize("make,words", [
+    (_make_dir, "is a folder"),
+    (_make_fifo, "FIFO"),
+    (_link_to("/dev/zero"), "symbolic link to a device"),
+    (_link_to("/tmp"), "symbolic link to a folder"),
+    (_link_to("/nonexistent/gpu_pool.csv"), "does not exist"),
+], ids=["directory", "fifo", "link-to-dev-zero", "link-to-directory", "dangling-link"])
+def test_odd_scenario_file_is_refused_quickly_naming_it(tmp_path, make, words):
+    d = _copy(tmp_path)
+    (d / "gpu_pool.csv").unlink()
+    make(d / "gpu_pool.csv")
+    start = time.monotonic()
+    out = run("solve", "--config-dir", str(d), "--out", str(tmp_path / "out"), timeout=60)
+    assert time.monotonic() - start < 30
+    line = _one_error(out, "gpu_pool.csv", words)
+    assert str(d / "gpu_pool.csv") in line
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match=words):
+        load_config_dir(d)
+
+
+def test_odd_network_file_is_refused_too(tmp_path):
+    d = _copy(tmp_path, "medium")
+    os.mkfifo(d / "network_by_type.csv")
+    with pytest.raises(InputError, match="network_by_type.csv: is a FIFO"):
+        load_config_dir(d)
+
+
+def test_unreadable_file_names_it(tmp_path, monkeypatch):
+    """Root reads a mode-000 file anyway, so the refusal of the open is simulated."""
+    d = _copy(tmp_path)
+    real_open = os.open
+
+    def deny(path, flags, *a, **kw):
+        if str(path).endswith("config.csv"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *a, **kw)
+
+    monkeypatch.setattr(os, "open", deny)
+    with pytest.raises(InputError) as exc:
+        load_config_dir(d)
+    assert [str(p) for p in exc.value.problems] == [f"{d / 'config.csv'}: cannot read: Permission denied"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a mode-000 file")
+def test_unreadable_file_through_the_cli(tmp_path):
+    d = _copy(tmp_path)
+    (d / "config.csv").chmod(0)
+    _one_error(run("solve", "--config-dir", str(d), "--out", str(tmp_path / "o")), "config.csv", "Permission denied")
+
+
+def test_file_over_the_size_limit_is_refused_without_reading_it(tmp_path):
+    d = _copy(tmp_path)
+    with open(d / "gpu_pool.csv", "ab") as fh:
+        fh.truncate(MAX_FILE_BYTES + 1)  # sparse: nothing is written or read
+    line = _one_error(run("solve", "--config-dir", str(d), "--out", str(tmp_path / "o")), "gpu_pool.csv",
+                      "larger than the 5,000,000-byte limit")
+    assert "5,000,001 bytes" in line
+
+
+def test_a_file_that_grows_past_the_limit_is_not_read_past_it(tmp_path, monkeypatch):
+    """stat says small, the file holds more: at most limit + 1 bytes are read, then it is refused."""
+    p = tmp_path / "config.csv"
+    p.write_bytes(b"x" * 2000)
+    reads = []
+    real_read = os.read
+
+    def counting(fd, n):
+        data = real_read(fd, n)
+        reads.append(len(data))
+        return data
+
+    real_stat = os.stat
+
+    def small(path, *a, **kw):
+        st = real_stat(path, *a, **kw)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 10, 0, 0, 0))
+
+    monkeypatch.setattr(os, "read", counting)
+    monkeypatch.setattr(os, "stat", small)
+    with pytest.raises(InputError, match="more bytes than it said"):
+        csvio.read_file(p, limit=1000)
+    assert sum(reads) == 1001
+    assert csvio.read_file(p, limit=2000) == b"x" * 2000
+
+
+@pytest.mark.parametrize("file,row,text", [
+    ("gpu_pool.csv", 3, "A100,8,80,1.5,{}"),
+    ("config.csv", 2, "description,{}"),
+    ("gpu_pool.csv", 1, "gpu_type,count,{}"),
+], ids=["pool-cell", "config-description", "header"])
+def test_field_over_the_csv_limit_names_file_and_row(tmp_path, file, row, text):
+    d = _copy(tmp_path, "medium")
+    lines = (d / file).read_text().splitlines()
+    lines[row - 1] = text.format("x" * 200_000)
+    (d / file).write_text("\n".join(lines) + "\n")
+    line = _one_error(run("solve", "--config-dir", str(d), "--out", str(tmp_path / "o")),
+                      f"{file}, row {row}", "longer than 131,072 characters")
+    assert len(line) < 300
+
+
+def test_field_over_the_csv_limit_in_the_seed_network_matrix(tmp_path):
+    d = _copy(tmp_path, "tiny")
+    lines = (d / "network_bandwidth.csv").read_text().splitlines()
+    lines[2] = lines[2] + ',"' + "9" * 200_000 + '"'
+    (d / "network_bandwidth.csv").write_text("\n".join(lines) + "\n")
+    _one_error(run("solve", "--config-dir", str(d), "--out", str(tmp_path / "o")), "network_bandwidth.csv, row 3",
+               "longer than 131,072")
+
+
+def test_config_dir_that_is_a_file(tmp_path):
+    f = tmp_path / "scenario"
+    f.write_text("x")
+    _one_error(run("solve", "--config-dir", str(f), "--out", str(tmp_path / "o")), str(f), "is not a folder")
+
+
+def test_measurements_folder_with_odd_files(tmp_path):
+    m = tmp_path / "m"
+    shutil.copytree(ROOT / "data" / "measurements", m)
+    os.unlink(m / "vllm_l40s.csv")
+    os.mkfifo(m / "vllm_l40s.csv")
+    _one_error(run("validate", env={**os.environ, "PLANNER_MEASUREMENTS": str(m)}), "vllm_l40s.csv", "FIFO")
+    os.unlink(m / "vllm_l40s.csv")
+    shutil.copy(ROOT / "data" / "measurements" / "vllm_l40s.csv", m / "vllm_l40s.csv")
+    lines = (m / "splitwise_a100.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[1].split(",")
+    cells[header.index("prompt_time")] = "fast"
+    lines[1] = ",".join(cells)
+    (m / "splitwise_a100.csv").write_text("\n".join(lines) + "\n")
+    _one_error(run("validate", env={**os.environ, "PLANNER_MEASUREMENTS": str(m)}),
+               "splitwise_a100.csv, row 2, column 'prompt_time'", "'fast' is not a number")
