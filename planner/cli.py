@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from dataclasses import replace
 from pathlib import Path
 
@@ -147,10 +148,31 @@ def _positive_int(text: str, flag: str) -> int:
     return value
 
 
+def _check_out(args) -> Path:
+    """The --out folder, refused (exit 2) before any work when nothing could be written there."""
+    from .report import check_out_dir
+
+    problem = check_out_dir(args.out)
+    if problem:
+        raise InputError(Problem(problem, "command line", column="--out"))
+    return Path(args.out)
+
+
+def _write(out: Path, write) -> None:
+    """Run `write`; an OS error (disk full, the folder removed meanwhile) is one line naming --out."""
+    try:
+        write()
+    except OSError as exc:
+        where = f" '{exc.filename}'" if exc.filename else ""
+        raise InputError(Problem(f"cannot write{where} in '{out}': {exc.strerror or exc}", "command line",
+                                 column="--out")) from exc
+
+
 def cmd_solve(args) -> int:
     from .report import write_result
     from .search import Planner
 
+    out = _check_out(args)
     sc = _scenario(args)
     for w in sc.warnings:
         print(f"note: {w}", file=sys.stderr)
@@ -162,7 +184,8 @@ def cmd_solve(args) -> int:
         result = planner.enumeration()
     else:
         result = planner.weighted()
-    summary = write_result(result, Path(args.out), sc.name)
+    summary = {}
+    _write(out, lambda: summary.update(write_result(result, out, sc.name)))
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:
@@ -189,19 +212,18 @@ def _print_result(s: dict, out: Path) -> None:
 
 
 def cmd_candidates(args) -> int:
-    from .report import CANDIDATE_COLUMNS, candidate_rows, to_csv
+    from .report import CANDIDATE_COLUMNS, candidate_rows, to_csv, write_outputs
 
+    out = _check_out(args)
     sc = _scenario(args)
     cs = build_candidates(sc)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "candidates.csv").write_text(to_csv(candidate_rows(cs), CANDIDATE_COLUMNS))
+    files = {"candidates.csv": to_csv(candidate_rows(cs), CANDIDATE_COLUMNS)}
     from . import perf
 
     pairs = sorted({tuple(sorted((a, b))) for a in sc.pool.types for b in sc.pool.types})
     links = [{"gpu_type_a": a, "gpu_type_b": b, "gb_per_s": sc.pool.link(a, b),
               "tokens_per_s": perf.link_tokens_per_s(sc.model, sc.pool.link(a, b))} for a, b in pairs]
-    (out / "links.csv").write_text(to_csv(links, ("gpu_type_a", "gpu_type_b", "gb_per_s", "tokens_per_s")))
+    files["links.csv"] = to_csv(links, ("gpu_type_a", "gpu_type_b", "gb_per_s", "tokens_per_s"))
     limits = {"num_layers": sc.model.num_layers, "max_stages": sc.settings.max_stages,
               "min_layers_per_stage": sc.settings.min_layers_per_stage,
               "gpu_counts": {e.name: e.count for e in sc.pool.entries}, "sizes": list(cs.sizes),
@@ -210,7 +232,8 @@ def cmd_candidates(args) -> int:
               "token_basis": sc.workload.token_basis,
               "plan_rule": "a plan's tokens_per_s is the minimum over its stages' rows (all of one level, "
                            "with a stage count within every row's max_stages) and its links' tokens_per_s in links.csv"}
-    (out / "limits.json").write_text(json.dumps(limits, indent=2))
+    files["limits.json"] = json.dumps(limits, indent=2)
+    _write(out, lambda: write_outputs(out, files))
     print(f"{len(cs.options)} usable options, {len(cs.excluded)} excluded; wrote {out / 'candidates.csv'}, "
           f"{out / 'limits.json'}, {out / 'links.csv'}")
     return 0
@@ -250,6 +273,16 @@ COMMANDS = {"solve": cmd_solve, "candidates": cmd_candidates, "evaluate": cmd_ev
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit status is 0, 2 (bad input), 3 (infeasible), 4 (solver or internal failure)
+    or 130 (Ctrl-C), each failure with one line on stderr and never a traceback (except under -v)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -273,3 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early: not an error of ours
         sys.stderr.close()
         return 0
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # a bug of ours: one line (the traceback with -v), and status 4, never silent
+        if args.verbose:
+            traceback.print_exc(file=sys.stderr)
+        hint = "" if args.verbose else " (run with -v for the traceback)"
+        print(" ".join(f"internal error: {type(exc).__name__}: {exc}{hint}".split()), file=sys.stderr)
+        return 4

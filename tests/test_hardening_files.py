@@ -205,3 +205,122 @@ def test_measurements_folder_with_odd_files(tmp_path):
     (m / "splitwise_a100.csv").write_text("\n".join(lines) + "\n")
     _one_error(run("validate", env={**os.environ, "PLANNER_MEASUREMENTS": str(m)}),
                "splitwise_a100.csv, row 2, column 'prompt_time'", "'fast' is not a number")
+
+
+# ---------------------------------------------------------------------------- output paths
+def _plant(tmp_path: Path, kind: str) -> Path:
+    f = tmp_path / "taken"
+    f.write_text("mine\n")
+    return {"existing-file": f, "parent-is-a-file": f / "out", "grandparent-is-a-file": f / "a" / "b"}[kind]
+
+
+@pytest.mark.parametrize("command", ["solve", "candidates"])
+@pytest.mark.parametrize("kind", ["existing-file", "parent-is-a-file", "grandparent-is-a-file"])
+def test_impossible_out_is_refused_before_any_work(tmp_path, monkeypatch, capsys, command, kind):
+    out = _plant(tmp_path, kind)
+    import planner.search
+
+    def no_work(*a, **kw):
+        raise AssertionError("solved before checking --out")
+
+    monkeypatch.setattr(planner.search.Planner, "exact", no_work)
+    monkeypatch.setattr("planner.candidates.build_candidates", no_work)
+    assert main([command, "--config-dir", "config/tiny", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: command line, --out: ")
+    assert str(out) in err and "Traceback" not in err
+    assert (tmp_path / "taken").read_text() == "mine\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_out_without_permission_is_refused(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    out = run("solve", "--config-dir", "config/tiny", "--out", str(ro / "o"))
+    assert out.returncode == 2 and "no permission" in out.stderr
+
+
+def test_out_without_permission_is_refused_mocked(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert main(["solve", "--config-dir", "config/tiny", "--out", str(tmp_path / "o")]) == 2
+    assert "--out: no permission to create folders in" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_outputs_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A failure while the files are written leaves the folder as it was: no partial or temporary files."""
+    from planner import report
+
+    out = tmp_path / "o"
+    assert main(["solve", "--config-dir", "config/tiny", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_replace = os.replace
+    calls = []
+
+    def fail_second(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_second)
+    with pytest.raises(KeyboardInterrupt):
+        report.write_outputs(out, {"plan.csv": "new\n", "summary.json": "{}", "gpus.csv": "x\n"})
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(after) == set(before)  # no .part files left behind
+    assert after["summary.json"] == before["summary.json"] and after["gpus.csv"] == before["gpus.csv"]
+
+
+def test_write_error_is_one_line(tmp_path, monkeypatch, capsys):
+    def full(*a, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("planner.report.write_outputs", full)
+    assert main(["candidates", "--config-dir", "config/tiny", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "--out" in err
+
+
+# ---------------------------------------------------------------------------- exit statuses
+def test_unexpected_error_is_exit_4_one_line_traceback_only_with_v(monkeypatch, capsys):
+    def bug(*a, **kw):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr("planner.search.Planner.exact", bug)
+    assert main(["solve", "--config-dir", "config/tiny", "--out", "/tmp/never-written"]) == 4
+    err = [x for x in capsys.readouterr().err.splitlines() if not x.startswith("note:")]
+    assert err == ["internal error: ZeroDivisionError: float division by zero (run with -v for the "
+                                "traceback)"]
+    assert main(["-v", "solve", "--config-dir", "config/tiny", "--out", "/tmp/never-written"]) == 4
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().splitlines()[-1].startswith("internal error: ZeroDivisionError")
+    assert not Path("/tmp/never-written").exists()
+
+
+def _interrupt(args: list[str], after_s: float, out_dir: Path | None = None):
+    """Start the CLI, wait `after_s` seconds, press Ctrl-C (SIGINT); (status, stdout, stderr)."""
+    p = subprocess.Popen([sys.executable, "-m", "planner", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+    time.sleep(after_s)
+    assert p.poll() is None, "finished before the interrupt: the test proves nothing"
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    return p.returncode, out, err
+
+
+@pytest.mark.parametrize("after_s", [0.8, 4.0], ids=["while-loading", "while-solving"])
+def test_ctrl_c_during_a_long_solve(tmp_path, after_s):
+    out = tmp_path / "out"
+    code, stdout, stderr = _interrupt(["solve", "--config-dir", "config/xl", "--quantization", "full",
+                                       "--out", str(out)], after_s)
+    assert (code, stderr) == (130, "interrupted\n"), stderr
+    assert stdout == ""
+    assert not out.exists() or not list(out.iterdir())
+
+
+@pytest.mark.parametrize("command", ["pareto", "baselines", "quantization"])
+def test_ctrl_c_in_what_if_commands(command):
+    code, _, stderr = _interrupt([command, "--config-dir", "config/xl"], 3.0)
+    assert (code, stderr) == (130, "interrupted\n"), stderr
