@@ -14,6 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from .candidates import QUANTIZATION_LEVELS, build_candidates
+from .csvio import check_number
+from .domain import MIN_GB_PER_S, MIN_PRICE_USD_PER_GPU_HOUR
 from .errors import InfeasibleError, InputError, PlannerError, Problem, SolverError
 
 log = logging.getLogger("planner")
@@ -115,8 +117,12 @@ def _scenario(args):
                             ("mip_gap", "mip_gap")):
         value = getattr(args, arg, None)
         if value is not None:
+            flag = "--" + arg.replace("_", "-")
+            if isinstance(value, float):
+                budget = arg == "budget"
+                _check_flag_number(value, flag, MIN_PRICE_USD_PER_GPU_HOUR if budget else None, "$/hour" if budget else "")
             changes[field_name] = value
-            flags[field_name] = "--" + arg.replace("_", "-")
+            flags[field_name] = flag
     if changes:
         sc = override_settings(sc, changes, flags)
     w = sc.workload
@@ -136,6 +142,13 @@ def _scenario(args):
                                      "command line", column="--engine"))
         sc = replace(sc, engine=engines[args.engine])
     return sc
+
+
+def _check_flag_number(value: float, flag: str, minimum: float | None = None, unit: str = "") -> None:
+    """Refuse a denormal or absurdly small number given on the command line (as in the files)."""
+    _, message = check_number(str(value), positive=False, minimum=minimum, unit=unit)
+    if message and "negative" not in message:  # the sign is checked with the rest of the settings
+        raise InputError(Problem(message, "command line", column=flag))
 
 
 def _positive_int(text: str, flag: str) -> int:
@@ -249,7 +262,13 @@ def cmd_evaluate(args) -> int:
         if value is not None and value <= 0:
             raise InputError(Problem(f"must be positive, got {value}", "command line",
                                      column=f"--{flag.replace('_', '-')}"))
-    result = evaluate_layout(cat.model(args.model), cat.gpu(args.gpu), cat.engine(args.engine), args.tp, args.pp,
+    _check_flag_number(args.inter_node_gbps, "--inter-node-gbps", MIN_GB_PER_S, "GB/s")
+    model = cat.model(args.model)
+    problem = model.context_problem(args.input_len, args.output_len)
+    if problem:
+        raise InputError(Problem(problem.replace("input_tokens + output_tokens", "--input-len + --output-len"),
+                                 "command line", column="--input-len"))
+    result = evaluate_layout(model, cat.gpu(args.gpu), cat.engine(args.engine), args.tp, args.pp,
                              args.input_len, args.output_len, batch=args.batch, concurrency=args.concurrency,
                              nodes=args.nodes, inter_node_gb_per_s=args.inter_node_gbps)
     if args.json:

@@ -16,6 +16,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from .domain import MIN_MAGNITUDE
 from .errors import InputError, Problem
 
 MAX_FILE_BYTES = 5_000_000
@@ -236,13 +237,14 @@ class Cells:
         return value
 
     def number(self, column: str, default: float | None = None, positive: bool = True,
-               maximum: float | None = None, allow_missing: bool = False, unit: str = "") -> float | None:
+               maximum: float | None = None, allow_missing: bool = False, unit: str = "",
+               minimum: float | None = None) -> float | None:
         value = self.row.get(column, "")
         if value == "":
             if default is None and not allow_missing and column not in self.table.missing:
                 self._bad(column, "is empty; a number is required")
             return default
-        x, message = check_number(value, positive=positive, maximum=maximum, unit=unit)
+        x, message = check_number(value, positive=positive, maximum=maximum, unit=unit, minimum=minimum)
         if message:
             self._bad(column, message)
         return x
@@ -279,8 +281,12 @@ def parse_bool(value: str) -> bool | None:
 
 
 def check_number(value: str, positive: bool = True, maximum: float | None = None,
-                 unit: str = "") -> tuple[float | None, str]:
-    """(number, "") or (None, what is wrong with it)."""
+                 unit: str = "", minimum: float | None = None) -> tuple[float | None, str]:
+    """(number, "") or (None, what is wrong with it).
+
+    Besides the sign and `maximum`: a number other than 0 below `minimum` (a sanity floor such as
+    $0.0001 per GPU-hour), or with no floor given below MIN_MAGNITUDE (1e-30, e.g. a denormal 1e-320),
+    is out of range."""
     try:
         x = float(value)
     except ValueError:
@@ -295,6 +301,11 @@ def check_number(value: str, positive: bool = True, maximum: float | None = None
         return None, f"cannot be negative, got {value}"
     if maximum is not None and x > maximum:
         return None, f"{value} is above the limit of {fmt_limit(maximum)}{' ' + unit if unit else ''}"
+    if x and minimum is not None and x < minimum:
+        return None, (f"{value} is below the minimum of {fmt_limit(minimum)}{' ' + unit if unit else ''} "
+                      "(too small to be real)")
+    if x and x < MIN_MAGNITUDE:
+        return None, f"{value} is too small to be a real value (the smallest accepted is {MIN_MAGNITUDE:g})"
     return x, ""
 
 

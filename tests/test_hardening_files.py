@@ -298,11 +298,21 @@ def test_unexpected_error_is_exit_4_one_line_traceback_only_with_v(monkeypatch, 
     assert not Path("/tmp/never-written").exists()
 
 
-def _interrupt(args: list[str], after_s: float, out_dir: Path | None = None):
-    """Start the CLI, wait `after_s` seconds, press Ctrl-C (SIGINT); (status, stdout, stderr)."""
+def _loaded(pid: int, name: str) -> bool:
+    with open(f"/proc/{pid}/maps") as fh:
+        return name in fh.read()
+
+
+def _interrupt(args: list[str], marker: str, after_s: float):
+    """Start the CLI, wait until it has loaded the shared library `marker` (so that the planner's own code
+    runs, not the interpreter's start-up), then `after_s` seconds more, and press Ctrl-C (SIGINT).
+    Returns (status, stdout, stderr)."""
     p = subprocess.Popen([sys.executable, "-m", "planner", *args], cwd=ROOT, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+    deadline = time.monotonic() + 60
+    while p.poll() is None and not _loaded(p.pid, marker) and time.monotonic() < deadline:
+        time.sleep(0.01)
     time.sleep(after_s)
     assert p.poll() is None, "finished before the interrupt: the test proves nothing"
     p.send_signal(signal.SIGINT)
@@ -310,11 +320,12 @@ def _interrupt(args: list[str], after_s: float, out_dir: Path | None = None):
     return p.returncode, out, err
 
 
-@pytest.mark.parametrize("after_s", [0.8, 4.0], ids=["while-loading", "while-solving"])
-def test_ctrl_c_during_a_long_solve(tmp_path, after_s):
+@pytest.mark.parametrize("marker,after_s", [("_csv", 0.0), ("_csv", 0.3), ("highspy", 2.0)],
+                         ids=["reading", "loading", "solving"])
+def test_ctrl_c_during_a_long_solve(tmp_path, marker, after_s):
     out = tmp_path / "out"
     code, stdout, stderr = _interrupt(["solve", "--config-dir", "config/xl", "--quantization", "full",
-                                       "--out", str(out)], after_s)
+                                       "--out", str(out)], marker, after_s)
     assert (code, stderr) == (130, "interrupted\n"), stderr
     assert stdout == ""
     assert not out.exists() or not list(out.iterdir())
@@ -322,5 +333,74 @@ def test_ctrl_c_during_a_long_solve(tmp_path, after_s):
 
 @pytest.mark.parametrize("command", ["pareto", "baselines", "quantization"])
 def test_ctrl_c_in_what_if_commands(command):
-    code, _, stderr = _interrupt([command, "--config-dir", "config/xl"], 3.0)
+    code, _, stderr = _interrupt([command, "--config-dir", "config/xl"], "highspy", 1.0)
     assert (code, stderr) == (130, "interrupted\n"), stderr
+
+
+# ---------------------------------------------------------------------------- denormal numbers
+@pytest.mark.parametrize("args,phrase", [
+    (["spot", "--config-dir", "config/realistic", "--spot", "H100-SXM=1e-320"],
+     "command line, --spot H100-SXM: 1e-320 is below the minimum of 0.0001 $ per GPU-hour"),
+    (["sensitivity", "--config-dir", "config/realistic", "--sweep", "L40S", "--range", "1e-320:2:3"],
+     "command line, --range: 1e-320 is below the minimum of 0.0001 $ per GPU-hour"),
+    (["sensitivity", "--config-dir", "config/realistic", "--percent", "1e-320"],
+     "command line, --percent: 1e-320 is too small"),
+    (["evaluate", "--model", "llama-3-70b", "--gpu", "L40S", "--tp", "4", "--pp", "2", "--nodes", "2",
+      "--inter-node-gbps", "1e-320", "--input-len", "100", "--output-len", "10"],
+     "command line, --inter-node-gbps: 1e-320 is below the minimum of 0.001 GB/s"),
+])
+def test_denormal_flags_are_refused(capsys, args, phrase):
+    assert main(args) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: " + phrase), err
+
+
+def test_denormal_price_in_the_library_is_refused_not_divided_by():
+    """A GpuSpec built in code (not from a file) with a denormal price: refused, not a ZeroDivisionError."""
+    from dataclasses import replace
+
+    from planner import load_catalog
+
+    gpu = load_catalog().gpus["L40S"]
+    with pytest.raises(InputError, match="price_usd_per_hour is too small to be a real value"):
+        replace(gpu, price_usd_per_hour=1e-320)
+    assert replace(gpu, price_usd_per_hour=1e-6).price_usd_per_hour == 1e-6  # scaled what-ifs stay possible
+
+
+# ---------------------------------------------------------------------------- context window
+def test_context_window_comes_from_the_catalogue_and_llama_3_1_is_its_own_row():
+    from planner import load_catalog
+
+    cat = load_catalog()
+    want = {"llama-2-7b": 4096, "llama-2-70b": 4096, "llama-3-8b": 8192, "llama-3-70b": 8192,
+            "llama-3.1-8b": 131072, "llama-3.1-70b": 131072, "llama-3.1-405b": 131072, "mistral-7b": 32768,
+            "qwen2.5-72b": 131072, "qwen2.5-72b-instruct": 32768, "bloom-176b": 2048}
+    assert {n: cat.models[n].max_position_embeddings for n in want} == want
+    assert all(m.max_position_embeddings for m in cat.models.values())
+    assert cat.resolve_model("llama-3.3-70b") == ("llama-3.1-70b", True)
+    same = ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim", "ffn_size", "vocab_size")
+    for a, b in (("llama-3-70b", "llama-3.1-70b"), ("llama-3-8b", "llama-3.1-8b")):
+        assert [getattr(cat.models[a], f) for f in same] == [getattr(cat.models[b], f) for f in same]
+
+
+def test_long_prompts_fit_llama_3_1_but_not_llama_3(tmp_path):
+    d = _copy(tmp_path, "realistic")
+    text = (d / "config.csv").read_text().replace("input_tokens,2048", "input_tokens,100000")
+    (d / "config.csv").write_text(text)
+    with pytest.raises(InputError, match="exceeds llama-3-70b's context window of 8,192 tokens"):
+        load_config_dir(d)
+    (d / "config.csv").write_text(text.replace("model,llama-3-70b", "model,llama-3.1-70b"))
+    assert load_config_dir(d).model.max_position_embeddings == 131072
+    seed = load_config_dir(ROOT / "config" / "medium")  # a model given by its dimensions: no window known
+    assert seed.model.max_position_embeddings is None
+
+
+def test_evaluate_refuses_a_request_over_the_context_window(capsys):
+    args = ["evaluate", "--model", "llama-3-70b", "--gpu", "H100", "--tp", "8", "--input-len", "100000",
+            "--output-len", "512"]
+    assert main(args) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: command line, --input-len: --input-len + --output-len = 100,512 exceeds llama-3-70b's context window "
+        "of 8,192 tokens (max_position_embeddings); shorten the requests or pick a model with a longer context"]
+    args[2] = "llama-3.1-70b"
+    assert main(args) == 0

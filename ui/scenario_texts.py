@@ -29,7 +29,8 @@ POOL_COLUMNS = ("gpu_type", "count", "memory_gb", "price_usd_per_hour", "gpus_pe
                 "hbm_gb_per_s", "intra_link", "intra_link_gb_per_s")
 NET_COLUMNS = ("gpu_type_a", "gpu_type_b", "gb_per_s")
 MODEL_DIM_KEYS = ("num_decoder_layers", "d_model", "d_hidden", "vocab_size", "num_attention_heads", "num_kv_heads",
-                  "head_dim", "gated_mlp", "bytes_per_element", "tied_embeddings", "layer_weight_memory_gb")
+                  "head_dim", "gated_mlp", "bytes_per_element", "tied_embeddings", "layer_weight_memory_gb",
+                  "max_position_embeddings")
 
 
 # ------------------------------------------------------------------ bundled files
@@ -300,7 +301,7 @@ def config_updates(base: dict, values: dict, base_config: str) -> dict[str, str 
             u.update({"num_decoder_layers": num(v["num_layers"]), "d_model": num(v["hidden_size"]),
                       "d_hidden": num(v["ffn_size"]), "num_attention_heads": num(v["num_heads"]),
                       "num_kv_heads": num(v["num_kv_heads"]), "vocab_size": num(v["vocab_size"])})
-            for k in ("head_dim", "gated_mlp", "bytes_per_element", "tied_embeddings"):
+            for k in ("head_dim", "gated_mlp", "bytes_per_element", "tied_embeddings", "max_position_embeddings"):
                 if k in cfg:
                     u[k] = cfg[k]
             if "head_dim" in cfg and (v["hidden_size"] != base.get("hidden_size") or v["num_heads"] != base.get("num_heads")):
