@@ -48,8 +48,15 @@ def _sizing(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", help="engine profile from config/engines.csv (default vllm)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block): status 2 like any other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: command line: {' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m planner",
+    parser = _Parser(prog="python -m planner",
                                      description="Place an LLM's layers on a heterogeneous GPU pool at the lowest $/token.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the planner does")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -404,3 +404,17 @@ def test_evaluate_refuses_a_request_over_the_context_window(capsys):
         "of 8,192 tokens (max_position_embeddings); shorten the requests or pick a model with a longer context"]
     args[2] = "llama-3.1-70b"
     assert main(args) == 0
+
+
+@pytest.mark.parametrize("args", [
+    ["solve", "--config-dir", "config/tiny", "--max-stages", "x"],
+    ["spot", "--config-dir", "config/tiny", "--spot", "A100"],
+    ["frobnicate"],
+    [],
+])
+def test_a_malformed_command_line_is_one_line_exit_2(capsys, args):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: command line: ") and "--help" in err
