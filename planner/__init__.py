@@ -8,13 +8,34 @@ Public API (the CLI and the Streamlit pages use only these):
     solve(scenario, method)                -> Result
     report.*                               -> rows and documents for plan.csv / summary.json / curve.csv
 """
-from .candidates import CandidateSet, Option, build_candidates
-from .catalog import Catalog, load_catalog
-from .domain import EngineProfile, GpuSpec, ModelSpec, Pool, PoolEntry, Scenario, SearchSettings, Workload
-from .errors import CancelledError, InfeasibleError, InputError, PlannerError, Problem, SolverError
-from .plan import CurvePoint, Plan, Result, Stage
-from .scenario_io import load_config_dir, scenario_from_texts
-from .search import Planner, pareto_filter, solve
+import importlib
+
+# Name -> submodule. Loaded on first use (PEP 562), so that `python -m planner` starts its Ctrl-C and error
+# handling before the heavy modules (Pyomo, HiGHS) load; `from planner import X` works as before.
+_EXPORTS = {
+    **dict.fromkeys(("CandidateSet", "Option", "build_candidates"), ".candidates"),
+    **dict.fromkeys(("Catalog", "load_catalog"), ".catalog"),
+    **dict.fromkeys(("EngineProfile", "GpuSpec", "ModelSpec", "Pool", "PoolEntry", "Scenario", "SearchSettings",
+                     "Workload"), ".domain"),
+    **dict.fromkeys(("CancelledError", "InfeasibleError", "InputError", "PlannerError", "Problem", "SolverError"),
+                    ".errors"),
+    **dict.fromkeys(("CurvePoint", "Plan", "Result", "Stage"), ".plan"),
+    **dict.fromkeys(("load_config_dir", "scenario_from_texts"), ".scenario_io"),
+    **dict.fromkeys(("Planner", "pareto_filter", "solve"), ".search"),
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
+
 
 __all__ = [
     "CandidateSet", "Option", "build_candidates", "Catalog", "load_catalog", "EngineProfile", "GpuSpec",

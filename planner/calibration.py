@@ -14,6 +14,7 @@ planner uses.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import os
@@ -22,7 +23,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from .catalog import Catalog, load_catalog
+from .csvio import read_text
 from .domain import EngineProfile
+from .errors import InputError, Problem
 from .evaluate import evaluate_layout
 
 log = logging.getLogger(__name__)
@@ -48,24 +51,47 @@ def data_dir() -> Path:
     candidates = [Path(env)] if env else []
     candidates += list(DEFAULT_DATA_DIRS)
     for d in candidates:
-        if (d / DGX_FILE).exists() and (d / VLLM_FILE).exists():
+        if os.path.lexists(d / DGX_FILE) and os.path.lexists(d / VLLM_FILE):  # reading them checks the rest
             return d
-    raise FileNotFoundError(f"calibration data ({DGX_FILE}, {VLLM_FILE}) not found in "
-                            f"{', '.join(str(d) for d in candidates)}; set PLANNER_MEASUREMENTS")
+    raise InputError(Problem(f"calibration data ({DGX_FILE}, {VLLM_FILE}) not found in "
+                             f"{', '.join(str(d) for d in candidates)}; set PLANNER_MEASUREMENTS to the folder "
+                             "that holds them", "PLANNER_MEASUREMENTS"))
 
 
-def _read(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+def _read(path: Path, text_columns: tuple[str, ...], numbers: dict[str, type]) -> list[dict]:
+    """The rows of a measurements CSV with `numbers` converted; a problem names the file, row and column."""
+    file = str(path)
+    reader = csv.DictReader(io.StringIO(read_text(path)))
+    out = []
+    try:
+        header = reader.fieldnames or []
+        missing = [c for c in (*text_columns, *numbers) if c not in header]
+        if missing:
+            raise InputError(Problem(f"missing column(s) {', '.join(missing)}", file, 1))
+        for r in reader:
+            for col, kind in numbers.items():
+                value = (r.get(col) or "").strip()
+                try:
+                    r[col] = kind(value)
+                except ValueError:
+                    r[col] = None
+                if r[col] is None or not math.isfinite(r[col]):
+                    raise InputError(Problem(f"'{value}' is not a {'whole ' if kind is int else ''}number", file,
+                                             reader.line_num, col))
+            out.append(r)
+    except csv.Error as exc:
+        raise InputError(Problem(f"cannot be read as CSV: {exc}", file, reader.line_num)) from exc
+    return out
 
 
 def dgx_measurements(directory: Path | None = None) -> list[dict]:
     """Median prompt_time and token_time per (model, tp, prompt, batch, tokens) of the DGX file."""
     directory = directory or data_dir()
     groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in _read(directory / DGX_FILE):
-        key = (r["model"], r["hardware"], int(r["tensor_parallel"]), int(r["prompt_size"]), int(r["batch_size"]),
-               int(r["token_size"]))
+    for r in _read(directory / DGX_FILE, ("model", "hardware"),
+                   {"tensor_parallel": int, "prompt_size": int, "batch_size": int, "token_size": int,
+                    "prompt_time": float, "token_time": float}):
+        key = (r["model"], r["hardware"], r["tensor_parallel"], r["prompt_size"], r["batch_size"], r["token_size"])
         groups[key].append(r)
     out = []
     for (model, hw, tp, prompt, batch, tokens), rows in sorted(groups.items()):
@@ -82,12 +108,14 @@ def dgx_measurements(directory: Path | None = None) -> list[dict]:
 def vllm_measurements(directory: Path | None = None) -> list[dict]:
     directory = directory or data_dir()
     out = []
-    for r in _read(directory / VLLM_FILE):
+    for r in _read(directory / VLLM_FILE, ("model", "gpu", "source"),
+                   {"num_nodes": int, "tp": int, "pp": int, "input_len": int, "output_len": int,
+                    "total_tokens_per_s": float, "runs": int}):
         out.append({
             "file": VLLM_FILE, "model": r["model"], "hardware": r["gpu"], "source": r["source"],
-            "nodes": int(r["num_nodes"]), "tp": int(r["tp"]), "pp": int(r["pp"]),
-            "input_len": int(r["input_len"]), "output_len": int(r["output_len"]),
-            "tokens_per_s": float(r["total_tokens_per_s"]), "runs": int(r["runs"]), "excluded": "",
+            "nodes": r["num_nodes"], "tp": r["tp"], "pp": r["pp"],
+            "input_len": r["input_len"], "output_len": r["output_len"],
+            "tokens_per_s": r["total_tokens_per_s"], "runs": r["runs"], "excluded": "",
         })
     return out
 

@@ -11,7 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from .csvio import Cells, parse_table, read_text
-from .domain import (MAX_GB_PER_S, MAX_GPU_MEMORY_GB, MAX_LAYERS, MAX_PRICE_USD_PER_GPU_HOUR, MAX_TFLOPS,
+from .domain import (MAX_CONTEXT_TOKENS, MAX_GB_PER_S, MAX_GPU_MEMORY_GB, MAX_LAYERS, MAX_PRICE_USD_PER_GPU_HOUR, MAX_TFLOPS,
+                     MIN_BYTES_PER_PARAM, MIN_GB_PER_S, MIN_GPU_MEMORY_GB, MIN_PRICE_USD_PER_GPU_HOUR, MIN_TFLOPS,
                      EngineProfile, GpuSpec, ModelSpec)
 from .errors import InputError, Problem
 
@@ -21,7 +22,8 @@ GPU_COLUMNS = ("sku", "aliases", "memory_gb", "fp16_dense_tflops", "hbm_gb_per_s
                "intra_link_gb_per_s", "gpus_per_node", "price_usd_per_hour", "price_source", "price_date",
                "datasheet_source")
 MODEL_COLUMNS = ("name", "aliases", "num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim",
-                 "ffn_size", "gated_mlp", "vocab_size", "bytes_per_param", "tied_embeddings", "source")
+                 "ffn_size", "gated_mlp", "vocab_size", "bytes_per_param", "tied_embeddings",
+                 "max_position_embeddings", "source")
 ENGINE_COLUMNS = ("name", "compute_efficiency", "hbm_efficiency", "link_efficiency", "allreduce_latency_us",
                   "step_overhead_ms", "memory_utilization", "runtime_reserve_gb", "max_num_seqs",
                   "prefill_chunk_tokens", "source")
@@ -103,13 +105,14 @@ def parse_gpus(text: str, file: str) -> tuple[dict[str, GpuSpec], dict[str, str]
         c = Cells(table, lineno, row, problems)
         sku = c.text("sku")
         values = dict(
-            memory_gb=c.number("memory_gb", maximum=MAX_GPU_MEMORY_GB, unit="GB"),
-            fp16_dense_tflops=c.number("fp16_dense_tflops", maximum=MAX_TFLOPS, unit="TFLOP/s"),
-            hbm_gb_per_s=c.number("hbm_gb_per_s", maximum=MAX_GB_PER_S, unit="GB/s"),
-            intra_link_gb_per_s=c.number("intra_link_gb_per_s", maximum=MAX_GB_PER_S, unit="GB/s"),
+            memory_gb=c.number("memory_gb", maximum=MAX_GPU_MEMORY_GB, unit="GB", minimum=MIN_GPU_MEMORY_GB),
+            fp16_dense_tflops=c.number("fp16_dense_tflops", maximum=MAX_TFLOPS, unit="TFLOP/s", minimum=MIN_TFLOPS),
+            hbm_gb_per_s=c.number("hbm_gb_per_s", maximum=MAX_GB_PER_S, unit="GB/s", minimum=MIN_GB_PER_S),
+            intra_link_gb_per_s=c.number("intra_link_gb_per_s", maximum=MAX_GB_PER_S, unit="GB/s",
+                                         minimum=MIN_GB_PER_S),
             gpus_per_node=c.integer("gpus_per_node", maximum=1024, unit="GPUs per node"),
             price_usd_per_hour=c.number("price_usd_per_hour", maximum=MAX_PRICE_USD_PER_GPU_HOUR,
-                                        unit="$ per GPU-hour"),
+                                        unit="$ per GPU-hour", minimum=MIN_PRICE_USD_PER_GPU_HOUR),
         )
         link = (c.text("intra_link") or "").lower()
         if link and link not in ("nvlink", "pcie"):
@@ -149,13 +152,15 @@ def parse_models(text: str, file: str) -> tuple[dict[str, ModelSpec], dict[str, 
             ffn_size=c.integer("ffn_size", maximum=10_000_000),
             gated_mlp=c.boolean("gated_mlp"),
             vocab_size=c.integer("vocab_size", maximum=100_000_000),
-            bytes_per_param=c.number("bytes_per_param", default=2.0, maximum=16),
+            bytes_per_param=c.number("bytes_per_param", default=2.0, maximum=16, minimum=MIN_BYTES_PER_PARAM),
             tied_embeddings=c.boolean("tied_embeddings", default=False),
         )
-        if name is None or None in values.values():
+        context = c.integer("max_position_embeddings", allow_missing=True, maximum=MAX_CONTEXT_TOKENS,
+                            unit="tokens")
+        if name is None or None in values.values() or (row.get("max_position_embeddings") and context is None):
             continue
         try:
-            models[name] = ModelSpec(name=name, **values)
+            models[name] = ModelSpec(name=name, max_position_embeddings=context, **values)
         except InputError as exc:
             problems.extend(Problem(p.message, file, lineno, p.column) for p in exc.problems)
             continue

@@ -9,10 +9,13 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from dataclasses import replace
 from pathlib import Path
 
 from .candidates import QUANTIZATION_LEVELS, build_candidates
+from .csvio import check_number
+from .domain import MIN_GB_PER_S, MIN_PRICE_USD_PER_GPU_HOUR
 from .errors import InfeasibleError, InputError, PlannerError, Problem, SolverError
 
 log = logging.getLogger("planner")
@@ -60,8 +63,15 @@ def _guarded_candidates(sc, args):
     return cs
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block): status 2 like any other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: command line: {' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m planner",
+    parser = _Parser(prog="python -m planner",
                                      description="Place an LLM's layers on a heterogeneous GPU pool at the lowest $/token.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the planner does")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,8 +148,12 @@ def _scenario(args):
                             ("mip_gap", "mip_gap")):
         value = getattr(args, arg, None)
         if value is not None:
+            flag = "--" + arg.replace("_", "-")
+            if isinstance(value, float):
+                budget = arg == "budget"
+                _check_flag_number(value, flag, MIN_PRICE_USD_PER_GPU_HOUR if budget else None, "$/hour" if budget else "")
             changes[field_name] = value
-            flags[field_name] = "--" + arg.replace("_", "-")
+            flags[field_name] = flag
     if changes:
         sc = override_settings(sc, changes, flags)
     w = sc.workload
@@ -161,6 +175,13 @@ def _scenario(args):
     return sc
 
 
+def _check_flag_number(value: float, flag: str, minimum: float | None = None, unit: str = "") -> None:
+    """Refuse a denormal or absurdly small number given on the command line (as in the files)."""
+    _, message = check_number(str(value), positive=False, minimum=minimum, unit=unit)
+    if message and "negative" not in message:  # the sign is checked with the rest of the settings
+        raise InputError(Problem(message, "command line", column=flag))
+
+
 def _positive_int(text: str, flag: str) -> int:
     try:
         value = int(text)
@@ -171,10 +192,31 @@ def _positive_int(text: str, flag: str) -> int:
     return value
 
 
+def _check_out(args) -> Path:
+    """The --out folder, refused (exit 2) before any work when nothing could be written there."""
+    from .report import check_out_dir
+
+    problem = check_out_dir(args.out)
+    if problem:
+        raise InputError(Problem(problem, "command line", column="--out"))
+    return Path(args.out)
+
+
+def _write(out: Path, write) -> None:
+    """Run `write`; an OS error (disk full, the folder removed meanwhile) is one line naming --out."""
+    try:
+        write()
+    except OSError as exc:
+        where = f" '{exc.filename}'" if exc.filename else ""
+        raise InputError(Problem(f"cannot write{where} in '{out}': {exc.strerror or exc}", "command line",
+                                 column="--out")) from exc
+
+
 def cmd_solve(args) -> int:
     from .report import write_result
     from .search import Planner
 
+    out = _check_out(args)
     sc = _scenario(args)
     for w in sc.warnings:
         print(f"note: {w}", file=sys.stderr)
@@ -186,7 +228,8 @@ def cmd_solve(args) -> int:
         result = planner.enumeration()
     else:
         result = planner.weighted()
-    summary = write_result(result, Path(args.out), sc.name)
+    summary = {}
+    _write(out, lambda: summary.update(write_result(result, out, sc.name)))
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:
@@ -215,19 +258,18 @@ def _print_result(s: dict, out: Path) -> None:
 
 
 def cmd_candidates(args) -> int:
-    from .report import CANDIDATE_COLUMNS, candidate_rows, to_csv
+    from .report import CANDIDATE_COLUMNS, candidate_rows, to_csv, write_outputs
 
+    out = _check_out(args)
     sc = _scenario(args)
     cs = build_candidates(sc)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "candidates.csv").write_text(to_csv(candidate_rows(cs), CANDIDATE_COLUMNS))
+    files = {"candidates.csv": to_csv(candidate_rows(cs), CANDIDATE_COLUMNS)}
     from . import perf
 
     pairs = sorted({tuple(sorted((a, b))) for a in sc.pool.types for b in sc.pool.types})
     links = [{"gpu_type_a": a, "gpu_type_b": b, "gb_per_s": sc.pool.link(a, b),
               "tokens_per_s": perf.link_tokens_per_s(sc.model, sc.pool.link(a, b))} for a, b in pairs]
-    (out / "links.csv").write_text(to_csv(links, ("gpu_type_a", "gpu_type_b", "gb_per_s", "tokens_per_s")))
+    files["links.csv"] = to_csv(links, ("gpu_type_a", "gpu_type_b", "gb_per_s", "tokens_per_s"))
     limits = {"num_layers": sc.model.num_layers, "max_stages": sc.settings.max_stages,
               "min_layers_per_stage": sc.settings.min_layers_per_stage,
               "gpu_counts": {e.name: e.count for e in sc.pool.entries}, "sizes": list(cs.sizes),
@@ -236,7 +278,8 @@ def cmd_candidates(args) -> int:
               "token_basis": sc.workload.token_basis,
               "plan_rule": "a plan's tokens_per_s is the minimum over its stages' rows (all of one level, "
                            "with a stage count within every row's max_stages) and its links' tokens_per_s in links.csv"}
-    (out / "limits.json").write_text(json.dumps(limits, indent=2))
+    files["limits.json"] = json.dumps(limits, indent=2)
+    _write(out, lambda: write_outputs(out, files))
     print(f"{len(cs.options)} usable options, {len(cs.excluded)} excluded; wrote {out / 'candidates.csv'}, "
           f"{out / 'limits.json'}, {out / 'links.csv'}")
     return 0
@@ -269,6 +312,11 @@ def cmd_evaluate(args) -> int:
         if value is not None and value <= 0:
             raise InputError(Problem(f"must be positive, got {value}", "command line",
                                      column=f"--{flag.replace('_', '-')}"))
+    _check_flag_number(args.inter_node_gbps, "--inter-node-gbps", MIN_GB_PER_S, "Gbit/s")
+    problem = cat.model(args.model).context_problem(args.input_len, args.output_len)
+    if problem:
+        raise InputError(Problem(problem.replace("input_tokens + output_tokens", "--input-len + --output-len"),
+                                 "command line", column="--input-len"))
     result = evaluate_args(cat, LayoutArgs(args.model, args.gpu, args.tp, args.input_len, args.output_len,
                                            args.pp, args.nodes, args.inter_node_gbps, args.batch, args.concurrency,
                                            args.engine, precision,
@@ -316,6 +364,16 @@ COMMANDS = {"solve": cmd_solve, "candidates": cmd_candidates, "evaluate": cmd_ev
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit status is 0, 2 (bad input), 3 (infeasible), 4 (solver or internal failure)
+    or 130 (Ctrl-C), each failure with one line on stderr and never a traceback (except under -v)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -339,3 +397,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early: not an error of ours
         sys.stderr.close()
         return 0
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # a bug of ours: one line (the traceback with -v), and status 4, never silent
+        if args.verbose:
+            traceback.print_exc(file=sys.stderr)
+        hint = "" if args.verbose else " (run with -v for the traceback)"
+        print(" ".join(f"internal error: {type(exc).__name__}: {exc}{hint}".split()), file=sys.stderr)
+        return 4

@@ -12,7 +12,8 @@ import logging
 import sys
 
 from .candidates import QUANTIZATION_LEVELS
-from .cli import _guarded_candidates, _scenario, _sizing, add_allow_large
+from .cli import _check_flag_number, _guarded_candidates, _scenario, _sizing, add_allow_large
+from .domain import MIN_PRICE_USD_PER_GPU_HOUR
 from .errors import InputError
 
 log = logging.getLogger("planner")
@@ -142,6 +143,13 @@ def _show_proof(doc: dict) -> None:
 
 
 def _load(args):
+    for flag in ("time_limit", "percent", "overhead"):  # denormal or absurdly small numbers are out of range
+        if isinstance(getattr(args, flag, None), float):
+            _check_flag_number(getattr(args, flag), "--" + flag.replace("_", "-"))
+    for name, price in (getattr(args, "spot", None) or {}).items():
+        _check_flag_number(price, f"--spot {name}", MIN_PRICE_USD_PER_GPU_HOUR, "$ per GPU-hour")
+    for price in (getattr(args, "range", None) or ())[:2]:
+        _check_flag_number(price, "--range", MIN_PRICE_USD_PER_GPU_HOUR, "$ per GPU-hour")
     sc = _scenario(args)
     for w in sc.warnings:
         print(f"note: {w}", file=sys.stderr)

@@ -10,10 +10,13 @@ from __future__ import annotations
 import csv
 import difflib
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from .domain import MIN_MAGNITUDE
 from .errors import InputError, Problem
 
 MAX_FILE_BYTES = 5_000_000
@@ -40,16 +43,68 @@ class Table:
         return f"{self.file} is read as {DELIMITER_NAMES[self.delimiter]}-separated (its header has no comma)"
 
 
-def read_text(path: Path | str) -> str:
+def read_file(path: Path | str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; anything else is an InputError naming the file.
+
+    The one way the planner reads an input file. Directories, FIFOs, devices, sockets and symbolic links to
+    them are refused from `os.stat` before anything is opened; the file is opened non-blocking and checked
+    again with `fstat` (it may have been swapped in between), and at most `limit + 1` bytes are read, so a
+    file that grows, or lies about its size, is refused too. Nothing can hang or fill the memory."""
     path = Path(path)
+    where = str(path)
     try:
-        size = path.stat().st_size
+        st = os.stat(path)
+    except FileNotFoundError as exc:
+        if os.path.islink(path):
+            raise InputError(Problem(f"is a symbolic link to '{os.readlink(path)}', which does not exist",
+                                     where)) from exc
+        raise InputError(Problem("no such file", where)) from exc
+    except OSError as exc:  # permission denied on a folder above, a loop of links, a name too long, ...
+        raise InputError(Problem(f"cannot read: {exc.strerror or exc}", where)) from exc
+    _check_regular(st.st_mode, path)
+    if st.st_size > limit:
+        raise InputError(Problem(_too_large(st.st_size, limit), where))
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
-        raise InputError(Problem(f"cannot read: {exc.strerror}", str(path))) from exc
-    if size > MAX_FILE_BYTES:
-        raise InputError(Problem(f"file is {size} bytes, larger than the {MAX_FILE_BYTES}-byte limit", str(path)))
-    data = path.read_bytes()
-    return decode(data, str(path))
+        raise InputError(Problem(f"cannot read: {exc.strerror or exc}", where)) from exc
+    try:
+        _check_regular(os.fstat(fd).st_mode, path)
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, limit + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as exc:
+        raise InputError(Problem(f"cannot read: {exc.strerror or exc}", where)) from exc
+    finally:
+        os.close(fd)
+    if total > limit:
+        raise InputError(Problem(_too_large(None, limit), where))
+    return b"".join(chunks)
+
+
+def _check_regular(mode: int, path: Path) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    if path.is_symlink():
+        kind = f"a symbolic link to {kind} ('{os.readlink(path)}')"
+    raise InputError(Problem(f"is {kind}, not a regular file; give a plain CSV file", str(path)))
+
+
+def _too_large(size: int | None, limit: int) -> str:
+    what = f"is {size:,} bytes" if size is not None else "has more bytes than it said"
+    return f"file {what}, larger than the {limit:,}-byte limit ({limit / 1e6:g} MB)"
+
+
+def read_text(path: Path | str, limit: int = MAX_FILE_BYTES) -> str:
+    """A regular UTF-8 text file of at most `limit` bytes (see `read_file`)."""
+    return decode(read_file(path, limit), str(path))
 
 
 def decode(data: bytes, file: str) -> str:
@@ -61,10 +116,13 @@ def decode(data: bytes, file: str) -> str:
         raise InputError(Problem(f"not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV", file)) from exc
 
 
-def split_rows(text: str) -> tuple[str, list[tuple[int, list[str]]]]:
+def split_rows(text: str, file: str = "", problems: list[Problem] | None = None
+               ) -> tuple[str, list[tuple[int, list[str]]]]:
     """(delimiter, [(line number, stripped fields)]) without blank lines or rows of empty cells.
 
-    Each line is parsed on its own so that line numbers stay exact (a quoted field cannot span lines)."""
+    Each line is parsed on its own so that line numbers stay exact (a quoted field cannot span lines).
+    A line the csv module refuses (a field over its 131,072-character limit) is a problem at its row:
+    appended to `problems` (the line is skipped) or, without a list, raised."""
     text = text.removeprefix("\ufeff")
     lines = [(i + 1, line) for i, line in enumerate(_LINE_END.split(text)) if line.strip()]
     if not lines:
@@ -73,7 +131,17 @@ def split_rows(text: str) -> tuple[str, list[tuple[int, list[str]]]]:
     delimiter = "," if "," in first else ";" if ";" in first else "\t" if "\t" in first else ","
     rows = []
     for lineno, line in lines:
-        fields = [f.strip() for f in next(csv.reader([line], delimiter=delimiter, skipinitialspace=True))]
+        try:
+            fields = [f.strip() for f in next(csv.reader([line], delimiter=delimiter, skipinitialspace=True))]
+        except csv.Error as exc:
+            limit = csv.field_size_limit()
+            message = (f"a field is longer than {limit:,} characters (the CSV field limit); no value of a scenario "
+                       "is that long" if "field limit" in str(exc) else f"cannot be read as CSV: {exc}")
+            found = Problem(message, file, lineno)
+            if problems is None:
+                raise InputError(found) from exc
+            problems.append(found)
+            continue
         if any(fields):
             rows.append((lineno, fields))
     return delimiter, rows
@@ -88,7 +156,9 @@ def parse_table(text: str, file: str, required: tuple[str, ...] = (), optional: 
     caller can go on checking them); without, any problem raises InputError. `join_extra` puts surplus
     cells back into the last column (config.csv: `budget_factors,0.4,0.7` is unambiguous)."""
     found: list[Problem] = []
-    delimiter, parsed = split_rows(text)
+    delimiter, parsed = split_rows(text, file, found)
+    if found and (not parsed or (found[0].row or 0) < parsed[0][0]):  # the header row itself is unreadable
+        return _finish(Table(file, (), (), delimiter, tuple(required)), found, problems)
     if not parsed:
         found.append(Problem("file is empty (a header row and at least one data row are needed)", file))
         return _finish(Table(file, (), (), delimiter, tuple(required)), found, problems)
@@ -167,13 +237,14 @@ class Cells:
         return value
 
     def number(self, column: str, default: float | None = None, positive: bool = True,
-               maximum: float | None = None, allow_missing: bool = False, unit: str = "") -> float | None:
+               maximum: float | None = None, allow_missing: bool = False, unit: str = "",
+               minimum: float | None = None) -> float | None:
         value = self.row.get(column, "")
         if value == "":
             if default is None and not allow_missing and column not in self.table.missing:
                 self._bad(column, "is empty; a number is required")
             return default
-        x, message = check_number(value, positive=positive, maximum=maximum, unit=unit)
+        x, message = check_number(value, positive=positive, maximum=maximum, unit=unit, minimum=minimum)
         if message:
             self._bad(column, message)
         return x
@@ -210,8 +281,12 @@ def parse_bool(value: str) -> bool | None:
 
 
 def check_number(value: str, positive: bool = True, maximum: float | None = None,
-                 unit: str = "") -> tuple[float | None, str]:
-    """(number, "") or (None, what is wrong with it)."""
+                 unit: str = "", minimum: float | None = None) -> tuple[float | None, str]:
+    """(number, "") or (None, what is wrong with it).
+
+    Besides the sign and `maximum`: a number other than 0 below `minimum` (a sanity floor such as
+    $0.0001 per GPU-hour), or with no floor given below MIN_MAGNITUDE (1e-30, e.g. a denormal 1e-320),
+    is out of range."""
     try:
         x = float(value)
     except ValueError:
@@ -226,6 +301,11 @@ def check_number(value: str, positive: bool = True, maximum: float | None = None
         return None, f"cannot be negative, got {value}"
     if maximum is not None and x > maximum:
         return None, f"{value} is above the limit of {fmt_limit(maximum)}{' ' + unit if unit else ''}"
+    if x and minimum is not None and x < minimum:
+        return None, (f"{value} is below the minimum of {fmt_limit(minimum)}{' ' + unit if unit else ''} "
+                      "(too small to be real)")
+    if x and x < MIN_MAGNITUDE:
+        return None, f"{value} is too small to be a real value (the smallest accepted is {MIN_MAGNITUDE:g})"
     return x, ""
 
 

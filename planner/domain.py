@@ -23,6 +23,15 @@ MAX_GPU_MEMORY_GB = 10_000
 MAX_PRICE_USD_PER_GPU_HOUR = 10_000
 MAX_TFLOPS = 100_000
 MAX_GB_PER_S = 1_000_000  # memory, NVLink/PCIe and network bandwidth
+# Minimums: a figure below these is a typo or a unit slip, and a denormal (1e-320) would reach a division
+# as zero. Inputs (files and flags) are held to them; the domain objects refuse only what no computation
+# survives (below MIN_MAGNITUDE), so that the library can still scale prices or links for what-ifs.
+MIN_PRICE_USD_PER_GPU_HOUR = 0.0001
+MIN_GPU_MEMORY_GB = 0.1
+MIN_TFLOPS = 0.01
+MIN_GB_PER_S = 0.001  # 1 MB/s: memory, NVLink/PCIe and network bandwidth
+MIN_BYTES_PER_PARAM = 0.1
+MIN_MAGNITUDE = 1e-30  # any other number that is not 0
 
 
 def _check_positive(owner: str, **values: float) -> None:
@@ -30,6 +39,9 @@ def _check_positive(owner: str, **values: float) -> None:
     for name, value in values.items():
         if value is None or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
             problems.append(Problem(f"{name} must be a positive number, got {value!r}", owner, column=name))
+        elif value < MIN_MAGNITUDE:
+            problems.append(Problem(f"{name} is too small to be a real value, got {value!r} (below {MIN_MAGNITUDE:g})",
+                                    owner, column=name))
     if problems:
         raise InputError(problems)
 
@@ -141,6 +153,9 @@ class ModelSpec:
     # The seed's `layer_weight_memory_gb`: when given, it replaces the per-layer weight memory
     # computed from the architecture (the user's own figure wins, and we say so).
     layer_weight_gb_override: float | None = None
+    # The context window (Hugging Face config.json `max_position_embeddings`): the most input + output
+    # tokens one request may hold. None: not known (a model given by its dimensions), not checked.
+    max_position_embeddings: int | None = None
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -162,6 +177,17 @@ class ModelSpec:
                                      f"model {self.name}", column="num_kv_heads"))
         if self.layer_weight_gb_override is not None:
             _check_positive(f"model {self.name}", layer_weight_memory_gb=self.layer_weight_gb_override)
+        if self.max_position_embeddings is not None:
+            _check_positive(f"model {self.name}", max_position_embeddings=self.max_position_embeddings)
+
+    def context_problem(self, input_tokens: int, output_tokens: int) -> str | None:
+        """Why requests of this shape do not fit the model's context window (None when they do)."""
+        limit = self.max_position_embeddings
+        if limit is None or input_tokens + output_tokens <= limit:
+            return None
+        return (f"input_tokens + output_tokens = {input_tokens + output_tokens:,} exceeds {self.name}'s context "
+                f"window of {limit:,} tokens (max_position_embeddings); shorten the requests or pick a model with "
+                "a longer context")
 
 
 @dataclass(frozen=True)
@@ -295,6 +321,8 @@ class SearchSettings:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 bad(name, f"{name} must be positive, got {value}")
+            elif value is not None and value < MIN_MAGNITUDE:
+                bad(name, f"{name} is too small to be a real value, got {value} (below {MIN_MAGNITUDE:g})")
         if problems:
             raise InputError(problems)
 

@@ -1,10 +1,13 @@
 """Turning results into rows and documents: plan.csv, summary.json, curve.csv, candidates.csv."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
+import os
+import secrets
 from pathlib import Path
 
 from .candidates import CandidateSet, Option, expand_positions
@@ -129,15 +132,59 @@ def to_csv(rows, columns) -> str:
 
 
 def write_result(result: Result, out_dir: Path, scenario_name: str = "") -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
     summary = result_summary(result, scenario_name)
-    (out_dir / "plan.csv").write_text(to_csv(plan_rows(result.plan), PLAN_COLUMNS))
-    (out_dir / "gpus.csv").write_text(to_csv(gpu_rows(result.plan), ("gpu_id", "gpu_type", "node", "stage", "tp_rank",
-                                                                      "first_layer", "last_layer")))
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    files = {
+        "plan.csv": to_csv(plan_rows(result.plan), PLAN_COLUMNS),
+        "gpus.csv": to_csv(gpu_rows(result.plan), ("gpu_id", "gpu_type", "node", "stage", "tp_rank", "first_layer",
+                                                   "last_layer")),
+        "summary.json": json.dumps(summary, indent=2, default=str),
+    }
     if result.curve:
-        (out_dir / "curve.csv").write_text(to_csv(curve_rows(result.curve), CURVE_COLUMNS))
+        files["curve.csv"] = to_csv(curve_rows(result.curve), CURVE_COLUMNS)
     if result.frontier:
-        (out_dir / "frontier.csv").write_text(to_csv(summary["frontier"], ("cost_usd_per_hour", "tokens_per_s",
-                                                                            "usd_per_million_tokens")))
+        files["frontier.csv"] = to_csv(summary["frontier"], ("cost_usd_per_hour", "tokens_per_s",
+                                                             "usd_per_million_tokens"))
+    write_outputs(out_dir, files)
     return summary
+
+
+def check_out_dir(out_dir: Path | str) -> str | None:
+    """What makes `out_dir` unusable as an output folder (None when files can be written there).
+
+    Checked before any work, so that a long solve does not end in a write error."""
+    out = Path(out_dir)
+    probe = out
+    while not os.path.lexists(probe):  # the nearest part of the path that exists
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "is an existing file, not a folder" if probe == out else f"cannot be created: '{probe}' is a file"
+        return f"'{out}' {what}"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        verb = "write in" if probe == out else f"create folders in '{probe}' for"
+        return f"no permission to {verb} '{out}'"
+    return None
+
+
+def write_outputs(out_dir: Path, files: dict[str, str]) -> None:
+    """Write every file into `out_dir` (created if needed) so that none is ever partial: each goes to a
+    temporary file in the same folder first, and only when all are written are they renamed into place
+    (`os.replace`, atomic), quickly one after another. On any error (or Ctrl-C) the temporaries are removed."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    temps: dict[str, str] = {}
+    try:
+        for name, text in files.items():
+            tmp = str(out_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any file
+            temps[name] = tmp
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+        for name in list(temps):
+            os.replace(temps[name], out_dir / name)
+            del temps[name]
+    finally:
+        for tmp in temps.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)

@@ -13,14 +13,16 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import os
 from dataclasses import replace
 from pathlib import Path
 
 from .catalog import Catalog, load_catalog
 from .csvio import Cells, Table, check_number, parse_bool, parse_table, read_text, split_rows
 from .domain import (MAX_CONCURRENCY, MAX_CONTEXT_TOKENS, MAX_GB_PER_S, MAX_GPU_MEMORY_GB, MAX_GPU_TYPES,
-                     MAX_GPUS_PER_TYPE, MAX_LAYERS, MAX_POOL_GPUS, MAX_PRICE_USD_PER_GPU_HOUR, MAX_TFLOPS, GpuSpec, ModelSpec, Pool,
-                     PoolEntry, Scenario, SearchSettings, Workload)
+                     MAX_GPUS_PER_TYPE, MAX_LAYERS, MAX_POOL_GPUS, MAX_PRICE_USD_PER_GPU_HOUR, MAX_TFLOPS,
+                     MIN_BYTES_PER_PARAM, MIN_GB_PER_S, MIN_GPU_MEMORY_GB, MIN_PRICE_USD_PER_GPU_HOUR, MIN_TFLOPS,
+                     GpuSpec, ModelSpec, Pool, PoolEntry, Scenario, SearchSettings, Workload)
 from .errors import InputError, Problem
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ SCENARIO_FILES = ("config.csv", "gpu_pool.csv", "network_bandwidth.csv", "networ
 HONOURED = {
     "model_name", "model", "num_decoder_layers", "d_model", "d_hidden", "vocab_size", "num_attention_heads",
     "num_kv_heads", "head_dim", "gated_mlp", "bytes_per_element", "tied_embeddings", "layer_weight_memory_gb",
+    "max_position_embeddings",
     "sequence_length", "input_tokens", "output_tokens", "batch_size", "min_batch_size", "max_batch_size",
     "concurrency", "token_basis", "engine", "inter_node_gb_per_s", "description",
     "time_limit_seconds", "optimality_gap", "enable_segment_quantization", "quantization", "segment_sizes",
@@ -62,6 +65,7 @@ MODEL_KEYS = {
     "num_attention_heads": ("num_heads", 100_000, "heads"),
     "num_kv_heads": ("num_kv_heads", 100_000, "heads"),
     "head_dim": ("head_dim", 100_000, ""),
+    "max_position_embeddings": ("max_position_embeddings", MAX_CONTEXT_TOKENS, "tokens"),
 }
 # SearchSettings field -> the config.csv key it comes from (to locate the domain's own checks).
 SETTINGS_KEYS = {
@@ -79,24 +83,40 @@ def load_config_dir(config_dir: Path | str, catalog: Catalog | None = None) -> S
     """Load a config folder (the seed's or ours) into a validated Scenario."""
     base = Path(config_dir)
     if not base.is_dir():
-        raise InputError(Problem("no such config folder", str(base)))
+        what = "is not a folder" if base.exists() else "no such config folder"
+        raise InputError(Problem(what, str(base)))
     texts: dict[str, str] = {}
     problems: list[Problem] = []
     for name in SCENARIO_FILES:
         path = base / name
-        if path.exists():
+        if _present(path):
             try:
                 texts[name] = read_text(path)
             except InputError as exc:
                 problems.extend(exc.problems)
     for required in ("config.csv", "gpu_pool.csv"):
-        if not (base / required).exists():
-            found = sorted(p.name for p in base.iterdir() if p.suffix.lower() == ".csv")
+        if not _present(base / required):
+            try:
+                found = sorted(p.name for p in base.iterdir() if p.suffix.lower() == ".csv")
+            except OSError as exc:
+                raise InputError(Problem(f"cannot list the folder: {exc.strerror or exc}", str(base))) from exc
             problems.append(Problem(f"missing {required} (CSV files found: {', '.join(found) or 'none'})",
                                     str(base / required)))
     if problems:
         raise InputError(problems)
     return scenario_from_texts(texts, name=base.name, catalog=catalog, folder=str(base))
+
+
+def _present(path: Path) -> bool:
+    """Whether a name exists in its folder; a dangling link or an entry we may not look at counts (reading it
+    then says what is wrong), only a plainly absent name does not."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def scenario_from_texts(texts: dict[str, str], name: str = "scenario", catalog: Catalog | None = None,
@@ -118,13 +138,17 @@ def scenario_from_texts(texts: dict[str, str], name: str = "scenario", catalog: 
     if not cfg.broken:
         model = _model(cfg, catalog, warnings)
         workload = _workload(cfg, warnings)
+        if model is not None and workload is not None:
+            problem = model.context_problem(workload.input_tokens, workload.output_tokens)
+            if problem:
+                cfg.bad("input_tokens" if cfg.has("input_tokens") else "sequence_length", problem)
         settings = _settings(cfg, warnings)
         if model is not None and settings is not None:
             locate = {field: (cfg.file, cfg.row(key), "value") for field, key in SETTINGS_KEYS.items() if cfg.has(key)}
             problems.extend(check_settings_against_model(model, settings, locate, default_file=cfg.file))
         engine_name = cfg.choice("engine", tuple(catalog.engines), "vllm")
         engine = catalog.engines.get(engine_name) if engine_name else None
-        inter_node = cfg.number("inter_node_gb_per_s", maximum=MAX_GB_PER_S, unit="GB/s")
+        inter_node = cfg.number("inter_node_gb_per_s", maximum=MAX_GB_PER_S, unit="GB/s", minimum=MIN_GB_PER_S)
     links = _links(texts, prefix, entries if pool_complete else None, problems, warnings)
     cfg.report_unused()
     if problems:
@@ -269,7 +293,7 @@ class _Config:
         return self.values.get(key, ("", 0))[0]
 
     def number(self, key: str, integer: bool = False, positive: bool = True, maximum: float | None = None,
-               unit: str = "", words: tuple[str, ...] = ()):
+               unit: str = "", words: tuple[str, ...] = (), minimum: float | None = None):
         """The value as a number, None when absent or wrong (then a problem is recorded)."""
         if key not in self.values:
             return None
@@ -277,7 +301,7 @@ class _Config:
         if value == "":
             self.bad(key, "is empty; a number is required (or delete the row)")
             return None
-        x, message = check_number(value, positive=positive, maximum=maximum, unit=unit)
+        x, message = check_number(value, positive=positive, maximum=maximum, unit=unit, minimum=minimum)
         if message:
             if words and "not a number" in message:
                 message += f" or {' / '.join(words)}"
@@ -364,7 +388,7 @@ def _model(cfg: _Config, catalog: Catalog, warnings: list[str]) -> ModelSpec | N
                 warnings.append(f"model '{name}' is an alias of catalogue model '{hit[0]}'")
     given = {field: cfg.number(key, integer=True, maximum=limit, unit=unit)
              for key, (field, limit, unit) in MODEL_KEYS.items()}
-    given["bytes_per_param"] = cfg.number("bytes_per_element", maximum=16, unit="bytes")
+    given["bytes_per_param"] = cfg.number("bytes_per_element", maximum=16, unit="bytes", minimum=MIN_BYTES_PER_PARAM)
     given["gated_mlp"] = cfg.boolean("gated_mlp")
     given["tied_embeddings"] = cfg.boolean("tied_embeddings")
     given = {k: v for k, v in given.items() if v is not None}
@@ -417,6 +441,7 @@ def _model(cfg: _Config, catalog: Catalog, warnings: list[str]) -> ModelSpec | N
                 head_dim=given.get("head_dim", hidden // heads), ffn_size=given["ffn_size"],
                 gated_mlp=given.get("gated_mlp", True), vocab_size=given.get("vocab_size", 32000),
                 bytes_per_param=given.get("bytes_per_param", 2.0), tied_embeddings=given.get("tied_embeddings", False),
+                max_position_embeddings=given.get("max_position_embeddings"),
             )
         except InputError as exc:
             cfg.relocate(exc, keys)
@@ -545,7 +570,8 @@ def _settings(cfg: _Config, warnings: list[str]) -> SearchSettings | None:
             ("max_hourly_cost", "max_usd_per_hour", False, 1e9, "$/hour"),
             ("max_ttft_ms", "max_ttft_ms", False, 1e9, "ms"),
             ("max_tpot_ms", "max_tpot_ms", False, 1e9, "ms")):
-        value = cfg.number(key, integer=integer, maximum=limit, unit=unit)
+        floor = MIN_PRICE_USD_PER_GPU_HOUR if key == "max_hourly_cost" else None  # no plan costs less
+        value = cfg.number(key, integer=integer, maximum=limit, unit=unit, minimum=floor)
         if value is not None:
             kwargs[field_name] = value
     gap = cfg.number("optimality_gap", positive=False)
@@ -611,18 +637,20 @@ def _pool_entry(table: Table, lineno: int, row: dict[str, str], catalog: Catalog
     c = Cells(table, lineno, row, problems)
     name = c.text("gpu_type")
     count = c.integer("count", maximum=MAX_GPUS_PER_TYPE, unit="GPUs of one type")
-    memory = c.number("memory_gb", allow_missing=True, maximum=MAX_GPU_MEMORY_GB, unit="GB")
-    prices = {col: c.number(col, allow_missing=True, maximum=MAX_PRICE_USD_PER_GPU_HOUR, unit="$ per GPU-hour")
+    memory = c.number("memory_gb", allow_missing=True, maximum=MAX_GPU_MEMORY_GB, unit="GB", minimum=MIN_GPU_MEMORY_GB)
+    prices = {col: c.number(col, allow_missing=True, maximum=MAX_PRICE_USD_PER_GPU_HOUR, unit="$ per GPU-hour",
+                            minimum=MIN_PRICE_USD_PER_GPU_HOUR)
               for col in ("price_usd_per_hour", "dollar_per_hour")}
     if None not in prices.values() and prices["price_usd_per_hour"] != prices["dollar_per_hour"]:
         problems.append(Problem(f"two different prices: price_usd_per_hour {prices['price_usd_per_hour']:g} and "
                                 f"dollar_per_hour {prices['dollar_per_hour']:g}", file, lineno, "dollar_per_hour"))
     price = prices["price_usd_per_hour"] if prices["price_usd_per_hour"] is not None else prices["dollar_per_hour"]
     overrides = {"fp16_dense_tflops": c.number("fp16_dense_tflops", allow_missing=True, maximum=MAX_TFLOPS,
-                                               unit="TFLOP/s"),
-                 "hbm_gb_per_s": c.number("hbm_gb_per_s", allow_missing=True, maximum=MAX_GB_PER_S, unit="GB/s"),
+                                               unit="TFLOP/s", minimum=MIN_TFLOPS),
+                 "hbm_gb_per_s": c.number("hbm_gb_per_s", allow_missing=True, maximum=MAX_GB_PER_S, unit="GB/s",
+                                          minimum=MIN_GB_PER_S),
                  "intra_link_gb_per_s": c.number("intra_link_gb_per_s", allow_missing=True, maximum=MAX_GB_PER_S,
-                                                 unit="GB/s")}
+                                                 unit="GB/s", minimum=MIN_GB_PER_S)}
     per_node = c.integer("gpus_per_node", allow_missing=True, maximum=1024, unit="GPUs per node")
     link = row.get("intra_link", "").lower()
     if link and link not in ("nvlink", "pcie"):
@@ -708,7 +736,7 @@ def _links_by_type(text: str, file: str, entries: list[PoolEntry] | None, proble
                 problems.append(Problem(f"'{v}' is not a GPU type of the pool ({hint}pool: "
                                         f"{', '.join(names.values())})", file, lineno, col))
             pair.append(names.get(v.casefold(), v) if v else v)
-        bw = c.number("gb_per_s", maximum=MAX_GB_PER_S, unit="GB/s")
+        bw = c.number("gb_per_s", maximum=MAX_GB_PER_S, unit="GB/s", minimum=MIN_GB_PER_S)
         if len(problems) > before or None in pair or bw is None:
             continue
         key = tuple(sorted(pair, key=str.casefold))
@@ -733,7 +761,11 @@ def _links_by_type(text: str, file: str, entries: list[PoolEntry] | None, proble
 def _links_per_gpu(text: str, file: str, entries: list[PoolEntry] | None, problems: list[Problem]):
     """Reduce the seed's per-GPU matrix (GPU ids numbered in pool order) to one figure per type pair:
     the minimum over the pairs of distinct GPUs, so that any placement is covered (conservative)."""
-    _, rows = split_rows(text)
+    unreadable: list[Problem] = []
+    _, rows = split_rows(text, file, unreadable)
+    if unreadable:  # a matrix with a row missing would only give misleading size problems
+        problems.extend(unreadable)
+        return ()
     if not rows:
         problems.append(Problem("file is empty (a header row of GPU ids and one row per GPU are needed)", file))
         return ()
@@ -768,7 +800,8 @@ def _links_per_gpu(text: str, file: str, entries: list[PoolEntry] | None, proble
             if value == "":
                 problems.append(Problem("is empty; a bandwidth in GB/s is required", file, lineno, column))
                 continue
-            bw, message = check_number(value, positive=i != j, maximum=MAX_GB_PER_S, unit="GB/s")
+            bw, message = check_number(value, positive=i != j, maximum=MAX_GB_PER_S, unit="GB/s",
+                                       minimum=MIN_GB_PER_S)
             if message:  # the diagonal (a GPU to itself) may be 0 but must still be a number
                 what = "bandwidth " + message if message.startswith("must") else message
                 problems.append(Problem(what, file, lineno, column))

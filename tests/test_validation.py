@@ -220,6 +220,33 @@ CASES = [
     ("matrix_short_row", "medium", [cut(NB, 7)], NB, 7, "", "has 63 values, expected 64"),
     ("matrix_empty_cell", "medium", [cell(NB, 8, 64, "")], NB, 8, "gpu_63", "is empty"),
     ("matrix_vs_pool_count", "medium", [cell(P, 2, 1, "9")], NB, 1, "", "header names 64 GPUs but the pool has 65"),
+    # ---- denormal and absurdly small numbers (1e-320 reached a division as zero: ZeroDivisionError)
+    ("price_is_denormal", "medium", [cell(P, 2, 3, "1e-320")], P, 2, "dollar_per_hour",
+     "1e-320 is below the minimum of 0.0001 $ per GPU-hour"),
+    ("price_below_the_floor", "medium", [cell(P, 3, 3, "0.00005")], P, 3, "dollar_per_hour",
+     "below the minimum of 0.0001 $ per GPU-hour"),
+    ("memory_is_denormal", "medium", [cell(P, 4, 2, "5e-324")], P, 4, "memory_gb", "below the minimum of 0.1 GB"),
+    ("tflops_is_tiny", "realistic", [put(P, CUSTOM_POOL.format(tflops="1e-9", hbm=3350, link="nvlink"))],
+     P, 2, "fp16_dense_tflops", "below the minimum of 0.01 TFLOP/s"),
+    ("hbm_is_denormal", "realistic", [put(P, CUSTOM_POOL.format(tflops=989, hbm="1e-320", link="nvlink"))],
+     P, 2, "hbm_gb_per_s", "below the minimum of 0.001 GB/s"),
+    ("network_is_denormal", "realistic", [cell(NT, 11, 2, "1e-320")], NT, 11, "gb_per_s",
+     "below the minimum of 0.001 GB/s"),
+    ("matrix_cell_is_denormal", "medium", [cell(NB, 10, 2, "1e-320")], NB, 10, "gpu_1",
+     "below the minimum of 0.001 GB/s"),
+    ("inter_node_is_denormal", "realistic", [cfg("inter_node_gb_per_s", "1e-320")], C, 17, "value",
+     "inter_node_gb_per_s: 1e-320 is below the minimum of 0.001 GB/s"),
+    ("budget_is_denormal", "realistic", [cfg("max_hourly_cost", "1e-320")], C, 13, "value",
+     "max_hourly_cost: 1e-320 is below the minimum of 0.0001 $/hour"),
+    # ---- the model's context window (config/models.csv max_position_embeddings, or config.csv's own)
+    ("context_over_the_window", "realistic", [cfg("input_tokens", "100000")], C, 3, "value",
+     "input_tokens + output_tokens = 100,512 exceeds llama-3-70b's context window of 8,192 tokens"),
+    ("context_over_a_given_window", "medium", [add(C, "max_position_embeddings,2048")], C, 2, "value",
+     "input_tokens + output_tokens = 4,096 exceeds llama-70b's context window of 2,048 tokens"),
+    ("context_window_is_text", "realistic", [add(C, "max_position_embeddings,long")], C, 19, "value",
+     "max_position_embeddings: 'long' is not a number"),
+    ("weight_is_denormal", "medium", [cfg("cost_throughput_weight", "1e-320")], C, 17, "value",
+     "cost_throughput_weight: 1e-320 is too small to be a real value"),
 ]
 
 
@@ -273,6 +300,9 @@ def test_every_problem_of_every_file_is_collected(tmp_path, capsys):
     (["--sizes", "7"], "command line, --sizes: segment_sizes [7] cannot tile the model"),
     (["--concurrency", "some"], "command line, --concurrency: 'some' is not a whole number or 'auto'"),
     (["--engine", "trt"], "command line, --engine: unknown engine profile 'trt'"),
+    (["--budget", "1e-320"], "command line, --budget: 1e-320 is below the minimum of 0.0001 $/hour"),
+    (["--target", "1e-320"], "command line, --target: 1e-320 is too small to be a real value"),
+    (["--time-limit", "5e-324"], "command line, --time-limit: 5e-324 is too small to be a real value"),
 ])
 def test_bad_flags_name_the_flag(tmp_path, capsys, flags, phrase):
     assert main(["solve", "--config-dir", "config/medium", *flags, "--out", str(tmp_path)]) == 2

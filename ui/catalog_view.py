@@ -27,7 +27,7 @@ VIEWS = {
                  "aliases and sources": ["sku", "aliases", "price_source", "price_date", "datasheet_source"]},
     "cat_models": {"dimensions": ["name", "num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim",
                                   "ffn_size", "gated_mlp", "vocab_size", "bytes_per_param", "tied_embeddings"],
-                   "aliases and sources": ["name", "aliases", "source"]},
+                   "aliases and sources": ["name", "aliases", "max_position_embeddings", "source"]},
     "cat_engines": {"factors": ["name", "compute_efficiency", "hbm_efficiency", "link_efficiency",
                                 "allreduce_latency_us", "step_overhead_ms", "memory_utilization", "runtime_reserve_gb",
                                 "max_num_seqs", "prefill_chunk_tokens"],
@@ -52,6 +52,8 @@ LABELS = {
     "gated_mlp": ("gated", "gated MLP (three matrices: gate, up, down)"), "vocab_size": ("vocab", "vocabulary size"),
     "bytes_per_param": ("B/param", "bytes per parameter (2 = fp16/bf16)"),
     "tied_embeddings": ("tied", "input embedding and LM head share weights"),
+    "max_position_embeddings": ("context", "context window: the most input + output tokens of one request "
+                                           "(config.json max_position_embeddings)"),
     "compute_efficiency": ("compute", "achieved fraction of the datasheet dense FP16 TFLOP/s"),
     "hbm_efficiency": ("HBM", "achieved fraction of the datasheet memory bandwidth"),
     "link_efficiency": ("link", "achieved fraction of the link bandwidth in all-reduces"),

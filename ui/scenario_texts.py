@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from planner import Catalog, InputError, Problem, Scenario
-from planner.csvio import decode
+from planner.csvio import decode, read_text
 from planner.scenario_io import scenario_texts_from_json
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -29,7 +29,8 @@ POOL_COLUMNS = ("gpu_type", "count", "memory_gb", "price_usd_per_hour", "gpus_pe
                 "hbm_gb_per_s", "intra_link", "intra_link_gb_per_s")
 NET_COLUMNS = ("gpu_type_a", "gpu_type_b", "gb_per_s")
 MODEL_DIM_KEYS = ("num_decoder_layers", "d_model", "d_hidden", "vocab_size", "num_attention_heads", "num_kv_heads",
-                  "head_dim", "gated_mlp", "bytes_per_element", "tied_embeddings", "layer_weight_memory_gb")
+                  "head_dim", "gated_mlp", "bytes_per_element", "tied_embeddings", "layer_weight_memory_gb",
+                  "max_position_embeddings")
 
 
 # ------------------------------------------------------------------ bundled files
@@ -39,11 +40,11 @@ def bundled_names() -> list[str]:
 
 def load_bundled_texts(name: str) -> dict[str, str]:
     base = CONFIG_DIR / name
-    return {f: decode((base / f).read_bytes(), f) for f in SCENARIO_FILES if (base / f).is_file()}
+    return {f: read_text(base / f) for f in SCENARIO_FILES if (base / f).exists()}
 
 
 def bundled_catalog_texts() -> dict[str, str]:
-    return {f: decode((CONFIG_DIR / f).read_bytes(), f) for f in CATALOG_FILES}
+    return {f: read_text(CONFIG_DIR / f) for f in CATALOG_FILES}
 
 
 def texts_key(texts: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -300,7 +301,7 @@ def config_updates(base: dict, values: dict, base_config: str) -> dict[str, str 
             u.update({"num_decoder_layers": num(v["num_layers"]), "d_model": num(v["hidden_size"]),
                       "d_hidden": num(v["ffn_size"]), "num_attention_heads": num(v["num_heads"]),
                       "num_kv_heads": num(v["num_kv_heads"]), "vocab_size": num(v["vocab_size"])})
-            for k in ("head_dim", "gated_mlp", "bytes_per_element", "tied_embeddings"):
+            for k in ("head_dim", "gated_mlp", "bytes_per_element", "tied_embeddings", "max_position_embeddings"):
                 if k in cfg:
                     u[k] = cfg[k]
             if "head_dim" in cfg and (v["hidden_size"] != base.get("hidden_size") or v["num_heads"] != base.get("num_heads")):
