@@ -347,7 +347,7 @@ def test_ctrl_c_in_what_if_commands(command):
      "command line, --percent: 1e-320 is too small"),
     (["evaluate", "--model", "llama-3-70b", "--gpu", "L40S", "--tp", "4", "--pp", "2", "--nodes", "2",
       "--inter-node-gbps", "1e-320", "--input-len", "100", "--output-len", "10"],
-     "command line, --inter-node-gbps: 1e-320 is below the minimum of 0.001 GB/s"),
+     "command line, --inter-node-gbps: 1e-320 is below the minimum of 0.001 Gbit/s"),
 ])
 def test_denormal_flags_are_refused(capsys, args, phrase):
     assert main(args) == 2

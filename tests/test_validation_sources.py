@@ -194,7 +194,7 @@ def test_aic_rows_from_the_reference_schema():
     rows, configs, notes = aic_rows(CAT, FIXTURE)
     assert len(configs) == 7  # 9 rows: one unknown model, one backend without a profile
     assert any("Unknown-9B" in n for n in notes) and any("trtllm" in n for n in notes)
-    assert {c["model"] for c in configs} == {"llama-3-8b", "llama-3-70b"}
+    assert {c["model"] for c in configs} == {"llama-3.1-8b", "llama-3.1-70b"}  # own catalogue rows (context 131,072)
     assert {c["gpu"] for c in configs} == {"H100-SXM", "L40S", "A100-80GB-SXM"}
     assert set(AIC_SYSTEMS.values()) >= {c["gpu"] for c in configs}
     # the configuration that does not fit by the reference is not compared on timings
@@ -220,7 +220,7 @@ def test_aic_decision_metrics_by_hand():
         for gpu, tp, b, tps in fixture:
             if b != batch:
                 continue
-            res = evaluate_layout(CAT.model("llama-3-8b"), CAT.gpu(gpu), CAT.engine("vllm"), tp, 1, 2048, 512, batch=b)
+            res = evaluate_layout(CAT.model("llama-3.1-8b"), CAT.gpu(gpu), CAT.engine("vllm"), tp, 1, 2048, 512, batch=b)
             ref[gpu] = max(ref.get(gpu, 0), tps / (tp * price[gpu]))
             if res["feasible"]:
                 pred[gpu] = max(pred.get(gpu, 0), res["tokens_per_s"] / (tp * price[gpu]))
@@ -228,13 +228,13 @@ def test_aic_decision_metrics_by_hand():
     # 70B: only the A100 TP2 configuration fits by the reference; the model's choice among what it says fits
     ours = {}
     for gpu, tp in (("L40S", 1), ("A100-80GB-SXM", 2)):
-        res = evaluate_layout(CAT.model("llama-3-70b"), CAT.gpu(gpu), CAT.engine("vllm"), tp, 1, 2048, 512, batch=1)
+        res = evaluate_layout(CAT.model("llama-3.1-70b"), CAT.gpu(gpu), CAT.engine("vllm"), tp, 1, 2048, 512, batch=1)
         if res["feasible"]:
             ours[gpu] = res["tokens_per_s"] / (tp * price[gpu])
     agree += bool(ours) and max(ours, key=ours.get) == "A100-80GB-SXM"
     assert (d["best_gpu_groups"], d["best_gpu_agree"]) == (3, agree)
     fits = {(c["model"], c["gpu"], c["tp"], c["batch"]): c["predicted_fits"] for c in configs}
-    ref_fits = {k: not (k[0] == "llama-3-70b" and k[1] == "L40S") for k in fits}
+    ref_fits = {k: not (k[0] == "llama-3.1-70b" and k[1] == "L40S") for k in fits}
     same = sum(fits[k] == ref_fits[k] for k in fits)
     assert (d["memory_configs"], d["memory_agree"]) == (7, same)
     assert d["memory_agree_pct"] == pytest.approx(100 * same / 7)
