@@ -57,14 +57,14 @@ def wait_for(job: solver.Ticket, time_limit_s: float, status=None, label: str = 
             running, queued = solver.solve_pool().counts()
             text = f"Queued: {ordinal(pos)} in line"
             if status is not None and shown != text:
-                status.update(label=f"{text} — {label}", state="running")
+                status.update(label=f"{text} — {label}", state="running", expanded=True)
             bar.info(f"**{text}.** This server runs at most {solver.solve_pool().limit} solve(s) at a time "
                      f"({running} running, {queued} queued); yours starts when a slot frees up.{others}",
                      icon=":material/hourglass_top:")
             ticker.caption(f"Waiting for {job.elapsed_s:.1f} s.")
         else:
             if status is not None and shown != label:
-                status.update(label=label, state="running")
+                status.update(label=label, state="running", expanded=True)
             text = label
             if job.progress is not None:
                 _, fraction, message = job.progress
