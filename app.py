@@ -2,8 +2,10 @@
 
 This file is the navigation (main page "Planner", then every pages/*.py) and, run again by it, the main
 page. The state is the scenario's file texts (config.csv, gpu_pool.csv, network file); every widget edit
-is written back into them and parsed by planner.scenario_from_texts. Solves run in a worker process
-that the Cancel button ends; finished solves are cached on the texts.
+is written back into them and parsed by planner.scenario_from_texts. Solves run in worker processes,
+at most PLANNER_MAX_SOLVERS at once server-wide (the rest queued, their place in line shown), shared by
+every session that asks for the same one; Cancel lets go of a solve (its worker ends when no session
+waits for it); finished solves are cached on the texts for every session.
 """
 
 import streamlit as st
