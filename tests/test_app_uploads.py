@@ -83,7 +83,7 @@ def test_markdown_in_an_uploaded_name_is_shown_as_text():
     assert not [v for v in shown if "[link](http" in v or "**bold**" in v]
 
 
-ACTIVE = set("\\`*[]<>#~$|&@{}")
+ACTIVE = set("\\`*[]<>#~$|@{}")
 
 
 def unescape(text: str) -> str:
@@ -110,6 +110,7 @@ def test_md_escapes_what_markdown_would_interpret(text):
         i += 1
     assert not re.match(r"\s*([-+>]|\d+[.)])", out), out  # no list, quote or heading at the start
     assert not re.search(r"(?<!\\)://", out) and "www." not in out.lower()  # no bare-URL autolink
+    assert not re.search(r"(?<!\\)&\w+;", out)  # no character reference (&amp;) decoded
     assert md("gpu_pool.csv") == "gpu_pool.csv"  # file names stay readable
 
 

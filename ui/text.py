@@ -3,7 +3,7 @@ inside Streamlit Markdown (st.markdown, st.caption, st.error, labels, help toolt
 
 `md` backslash-escapes what Markdown, GitHub's extensions and Streamlit's additions would interpret:
 emphasis, code, links and images, raw HTML and entities, bare URLs and e-mail addresses (GFM autolinks),
-tables, strikethrough, LaTeX ($) and coloured-text directives; newlines become spaces, so the text cannot
+tables, strikethrough, LaTeX ($) and coloured-text directives; an & only where it starts an entity; newlines become spaces, so the text cannot
 start a heading, list or quote. Characters that only matter at the start of a line are escaped there.
 Underscores between letters or digits (gpu_pool.csv) are left alone: CommonMark never reads them as
 emphasis, and file names stay readable in the page source and in tests.
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 
-_ALWAYS = set("\\`*[]<>#~$|&@{}")
+_ALWAYS = set("\\`*[]<>#~$|@{}")
+_ENTITY = re.compile(r"&(#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")  # &amp; &#38; would be decoded
 _LINE_START = re.compile(r"^(\s*)([-+=>!]|\d+(?=[.)]))")
 
 
@@ -28,6 +29,8 @@ def md(value: object) -> str:
             before = text[i - 1] if i else ""
             after = text[i + 1] if i + 1 < n else ""
             out.append("_" if before.isalnum() and after.isalnum() else "\\_")
+        elif ch == "&" and _ENTITY.match(text, i):
+            out.append("\\&")
         elif ch == ":" and text.startswith("//", i + 1):  # http://x: no autolink
             out.append("\\:")
         elif ch == "." and text[max(0, i - 3):i].lower() == "www":  # www.x: no autolink
