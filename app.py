@@ -2,8 +2,10 @@
 
 This file is the navigation (main page "Planner", then every pages/*.py) and, run again by it, the main
 page. The state is the scenario's file texts (config.csv, gpu_pool.csv, network file); every widget edit
-is written back into them and parsed by planner.scenario_from_texts. Solves run in a worker process
-that the Cancel button ends; finished solves are cached on the texts.
+is written back into them and parsed by planner.scenario_from_texts. Solves run in worker processes,
+at most PLANNER_MAX_SOLVERS at once server-wide (the rest queued, their place in line shown), shared by
+every session that asks for the same one; Cancel lets go of a solve (its worker ends when no session
+waits for it); finished solves are cached on the texts for every session.
 """
 
 import streamlit as st
@@ -11,6 +13,7 @@ import streamlit as st
 from planner.candidates import QUANTIZATION_LEVELS
 from ui import inputs, results, solver, state
 from ui import scenario_texts as T
+from ui.text import md, md_lines, ordinal
 
 BIG_PROBLEM_OPTIONS = 10_000  # above this many stage options, solve only on request
 POLL_S = 0.25  # how often a running solve is checked; each check is also where a Cancel click lands
@@ -20,10 +23,10 @@ def show_last(reason: str) -> None:
     last = st.session_state.get("last_good")
     if last is not None:
         results.render(last["outcome"], last["exact"], last["scenario"], last["name"],
-                       stale=f"{reason} Result shown: scenario '{last['name']}'.")
+                       stale=f"{reason} Result shown: scenario '{md(last['name'])}'.")
 
 
-def settle_job(want: tuple) -> solver.Job | None:
+def settle_job(want: tuple) -> solver.Ticket | None:
     """The session's running solve if it is still wanted; a Cancel click or changed settings end it."""
     s = st.session_state
     held = s.get("_job")
@@ -39,20 +42,39 @@ def settle_job(want: tuple) -> solver.Job | None:
     return job
 
 
-def wait_for(job: solver.Job, time_limit_s: float) -> None:
-    """Poll the worker until it finishes, with a Cancel button beside the elapsed time. A click reruns
-    the script: this run is stopped at its next element update and the new run ends the worker."""
+def wait_for(job: solver.Ticket, time_limit_s: float, status=None, label: str = "") -> None:
+    """Poll the solve until it finishes, with a Cancel button beside the elapsed time; while it waits for
+    one of the server's solve slots, its place in the queue. A click reruns the script: this run is stopped
+    at its next element update and the new run lets go of the solve (ended if no other session waits)."""
     cancel_slot = st.empty()
     cancel_slot.button("Cancel solve", key="cancel_solve", icon=":material/stop_circle:",
                        help="Stop the solver; the inputs and the last result are kept")
     bar, ticker = st.empty(), st.empty()
+    shown = None
     while not job.poll():
-        if job.progress is not None:
-            _, fraction, message = job.progress
-            bar.progress(min(1.0, max(0.0, fraction)), text=message)
-        done = ", ".join(job.outcomes) or "nothing"
-        ticker.caption(f"Solving for {job.elapsed_s:.1f} s (time limit {time_limit_s:g} s per method; "
-                       f"finished: {done}).")
+        pos = job.position
+        others = (f" {job.shared_with} other session(s) wait for the same solve and will get its result too."
+                  if job.shared_with else "")
+        if pos:
+            running, queued = solver.solve_pool().counts()
+            text = f"Queued: {ordinal(pos)} in line"
+            if status is not None and shown != text:
+                status.update(label=f"{text} — {label}", state="running", expanded=True)
+            bar.info(f"**{text}.** This server runs at most {solver.solve_pool().limit} solve(s) at a time "
+                     f"({running} running, {queued} queued); yours starts when a slot frees up.{others}",
+                     icon=":material/hourglass_top:")
+            ticker.caption(f"Waiting for {job.elapsed_s:.1f} s.")
+        else:
+            if status is not None and shown != label:
+                status.update(label=label, state="running", expanded=True)
+            text = label
+            if job.progress is not None:
+                _, fraction, message = job.progress
+                bar.progress(min(1.0, max(0.0, fraction)), text=message)
+            done = ", ".join(job.outcomes) or "nothing"
+            ticker.caption(f"Solving for {job.elapsed_s:.1f} s (time limit {time_limit_s:g} s per method; "
+                           f"finished: {done}).{others}")
+        shown = text
         job.wait(POLL_S)
     for slot in (bar, ticker, cancel_slot):
         slot.empty()
@@ -82,10 +104,7 @@ def begin_solve(sc, err, key, ckey) -> None:
     if not missing or (known if known is not None else 2 * s.get("_options_seen", 0)) > BIG_PROBLEM_OPTIONS:
         return
     settle_job(want)  # stops a solve of other settings
-    job = solver.prefetcher().adopt(key, ckey, missing)
-    if job is None:
-        job = solver.start(sc, None, key, ckey, missing, max_options=BIG_PROBLEM_OPTIONS)
-    s["_job"] = (want, job)
+    s["_job"] = (want, solver.submit(sc, None, key, ckey, missing, max_options=BIG_PROBLEM_OPTIONS))
 
 
 def too_large(cs, sc) -> None:
@@ -132,23 +151,22 @@ def result_section(sc, err, key, ckey, name: str) -> None:
             show_last("Showing the last result that solved.")
             return
         missing = tuple(m for m in methods if outcomes[m] is None)
-        job = solver.prefetcher().adopt(key, ckey, missing)  # already being pre-solved: take it over
-        if job is None:
-            job = solver.start(sc, cs, key, ckey, missing)
+        job = solver.submit(sc, cs, key, ckey, missing)  # joins the same solve if it is queued or running
         s["_job"] = (want, job)
 
-    with st.status(f"Solving {name} with the {method} method…", expanded=False) as status:
+    label = f"Solving {md(name)} with the {method} method…"
+    with st.status(label, expanded=False) as status:
         cs = solver.candidates(key, name, ckey)
         if not isinstance(cs, Exception):
             st.write(f"{len(cs.options):,} stage options usable, {len(cs.excluded):,} excluded; "
                      f"{len(cs.levels)} pipeline level(s).")
         if job is not None:
             status.update(expanded=True)
-            wait_for(job, sc.settings.time_limit_s)
+            wait_for(job, sc.settings.time_limit_s, status, label)
             if job.skipped and pressed:  # a worker that found the problem too large to solve unasked
-                job = solver.start(sc, cs, key, ckey, job.methods)
+                job = solver.submit(sc, cs, key, ckey, job.methods)
                 s["_job"] = (want, job)
-                wait_for(job, sc.settings.time_limit_s)
+                wait_for(job, sc.settings.time_limit_s, status, label)
             if s.get("_job", (None, None))[1] is job:
                 del s["_job"]
             if job.skipped:
@@ -254,7 +272,7 @@ def planner_page() -> None:
     inputs.problem_size_preview(preview_box, cs, solver.sizes_for(key, name, ckey) if sc else ())
     if sc is not None and sc.warnings:
         with st.expander(f"Loading notes ({len(sc.warnings)}): what the loader assumed or ignored"):
-            st.markdown("\n".join(f"- {w}" for w in sc.warnings))
+            st.markdown(md_lines(sc.warnings))
 
     st.header("Result")
     result_section(sc, err, key, ckey, name)

@@ -55,6 +55,12 @@ def app_url(app_server):
 @pytest.fixture(scope="session")
 def app_server():
     """`streamlit run app.py` on a free port, once /_stcore/health answers."""
+    yield from serve_app()
+
+
+def serve_app(env: dict[str, str] | None = None):
+    """Generator for fixtures: a Streamlit server (with `env` added to the environment), yielded as an
+    AppServer once it is healthy, stopped afterwards."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); browser tests need it")
     port = _free_port()
@@ -62,7 +68,7 @@ def app_server():
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     try:

@@ -92,7 +92,7 @@ def test_prefetcher_hands_over_the_matching_job_and_stops_others():
     while pre._job is None:
         assert time.monotonic() < deadline + 30
         time.sleep(0.02)
-    niced = solver.PREFETCH_NICE + os.nice(0)
+    niced = min(19, solver.PREFETCH_NICE + os.nice(0))  # 19 is the lowest priority (a test run under `nice`)
     while os.getpriority(os.PRIO_PROCESS, pre._job.process.pid) != niced:  # the child lowers it when it starts
         assert time.monotonic() < deadline + 60, "the speculative solve did not lower its priority"
         time.sleep(0.01)

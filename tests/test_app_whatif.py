@@ -21,6 +21,7 @@ from ui import scenario_texts as T
 from ui import whatif_compare as C
 from ui import whatif_jobs as jobs
 from ui import whatif_view as V
+from ui.text import md
 
 from . import apptest
 from .apptest import ok, usd_m
@@ -124,7 +125,7 @@ def test_frontier_points_chart_and_chosen_layout_equal_the_library():
     stages = frame(at, "stage", "decode step (ms)")
     assert list(stages["GPU type"]) == [s.gpu_type for s in plan.stages]
     assert list(stages["TP"]) == [s.tp for s in plan.stages]
-    assert f"**Plan {other + 1}**: {fr.points[other].layout}" in texts_of(at)
+    assert f"**Plan {other + 1}**: {md(fr.points[other].layout)}" in texts_of(at)
     assert trace(chart(at, "wf_frontier_chart"), "shown below")["x"] == pytest.approx([plan.cost_usd_per_hour])
 
 
@@ -132,7 +133,7 @@ def test_baselines_table_chart_and_verdict_equal_the_library():
     at = whatif("Single-type baselines")
     sc = medium()
     b = W.baselines(sc)
-    assert b.verdict[0].upper() + b.verdict[1:] in texts_of(at)
+    assert md(b.verdict[0].upper() + b.verdict[1:]) in texts_of(at)  # shown as text ($ escaped)
     table = frame(at, "GPUs allowed")
     assert list(table["count"]) == [x.count for x in (b.mixed, *b.singles)]
     want = [x.headline.usd_per_million_tokens if x.headline else None for x in (b.mixed, *b.singles)]
@@ -180,7 +181,7 @@ def test_tornado_break_even_and_sweep_equal_the_library_for_the_chosen_percent()
     assert list(be["GPU type"]) == list(sc.pool.types)
     for g, price in zip(be["GPU type"], be["break-even ($/GPU-hour)"]):
         assert (None if pd.isna(price) else price) == pytest.approx(lib[g].break_even_usd_per_hour)
-        assert f"- {lib[g].meaning}" in texts_of(at)
+        assert f"- {md(lib[g].meaning)}" in texts_of(at)
     # a type in the optimal plan: just below its break-even it stays, just above it leaves (re-solved here)
     g = next(x for x in lib.values() if x.in_plan_now and x.break_even_usd_per_hour is not None)
     uses = [Planner(W.with_prices(sc, {g.gpu_type: g.break_even_usd_per_hour * f})).exact().plan.gpus_by_type()
@@ -204,7 +205,7 @@ def test_quantization_table_equals_the_library():
     assert list(table["$/M tokens"]) == pytest.approx([r.headline.usd_per_million_tokens for r in q.rows])
     assert list(table["loss vs reference (%)"]) == pytest.approx([r.loss_pct for r in q.rows], abs=1e-9)
     assert list(table["MILP integers"]) == [r.milp_integers for r in q.rows]
-    assert f"**Summary:** {q.summary}." in texts_of(at)
+    assert f"**Summary:** {md(q.summary)}." in texts_of(at)
 
 
 def test_spot_prices_and_caps_compare_with_on_demand_like_the_library():

@@ -1,6 +1,8 @@
 """The running app with several users (Playwright on Debian's chromium): two browser sessions solving
-different scenarios at the same time each see their own numbers, and a running solve can be cancelled
-(the worker process ends, the inputs and the previous result stay)."""
+different scenarios at the same time each see their own numbers; a running solve can be cancelled (the
+worker process ends, the inputs and the previous result stay); with the server's solve slots capped at one,
+a second session's solve waits in a queue whose position it sees, then shows its own result, and three
+sessions opening together share one solve of the default scenario."""
 from __future__ import annotations
 
 import os
@@ -12,6 +14,8 @@ import pytest
 
 from planner import Planner, scenario_from_texts
 from ui import scenario_texts as T
+
+from .conftest import serve_app
 
 pytestmark = pytest.mark.browser
 if not os.path.exists("/usr/bin/chromium"):
@@ -124,3 +128,64 @@ def test_cancel_stops_the_worker_and_keeps_inputs_and_result(page: Page, app_ser
     expect(loaded_caption(page)).to_contain_text("xl")
     expect(page.get_by_role("combobox", name="Bundled scenario")).to_have_value("xl")
     assert page.get_by_test_id("stException").count() == 0
+
+
+@pytest.fixture(scope="module")
+def one_slot_server():
+    """A server that runs one solve worker at a time (PLANNER_MAX_SOLVERS=1)."""
+    yield from serve_app({"PLANNER_MAX_SOLVERS": "1"})
+
+
+def shoot(page: Page, name: str) -> None:
+    """A screenshot into $APP_SCREENSHOTS (if set), to look at the page in that state."""
+    folder = os.environ.get("APP_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def test_one_slot_queues_a_second_session_and_keeps_sessions_apart(browser: Browser, one_slot_server):
+    url, server_pid = one_slot_server.url, one_slot_server.pid
+    want_b = library_usd_m("medium", input_tokens=1536)
+    contexts = [browser.new_context() for _ in range(3)]
+    try:
+        a, b, c = (ctx.new_page() for ctx in contexts)
+        for page in (a, b, c):  # three sessions open together: one solve of the default, shared
+            page.set_viewport_size({"width": 1400, "height": 1000})
+            page.goto(url)
+        for page in (a, b, c):
+            expect(metric_value(page, "$ per million")).to_have_text(library_usd_m("medium"), timeout=LOAD_TIMEOUT)
+        c.close()
+        # a takes the only slot with a long solve
+        pick_scenario(a, "xl")
+        expect(a.get_by_text("Large problem")).to_be_visible(timeout=LOAD_TIMEOUT)
+        a.get_by_role("button", name="Solve now").click()
+        expect(a.get_by_role("button", name="Cancel solve")).to_be_visible(timeout=LOAD_TIMEOUT)
+        expect(a.get_by_text("Queued:")).to_have_count(0)
+        # b's own edit waits for it, and says where it stands
+        b.get_by_role("tab", name="Workload & model").click()
+        tokens = b.get_by_label("Input tokens per request")
+        tokens.fill("1536")
+        tokens.press("Enter")
+        expect(b.get_by_text("Queued: 1st in line").first).to_be_visible(timeout=60_000)
+        expect(b.get_by_text("This server runs at most 1 solve(s) at a time")).to_be_visible()
+        shoot(b, "queued")
+        assert len(worker_pids(server_pid)) <= 1  # b's solve has not started beside a's
+        # a gives up its solve: b's starts and b sees its own result
+        a.get_by_role("button", name="Cancel solve").click()
+        expect(a.get_by_text("Solve cancelled after")).to_be_visible(timeout=30_000)
+        expect(metric_value(b, "$ per million")).to_have_text(want_b, timeout=LOAD_TIMEOUT)
+        expect(b.get_by_text("Queued:")).to_have_count(0)
+        # each session kept its own inputs
+        expect(loaded_caption(a)).to_contain_text("xl")
+        expect(a.get_by_role("combobox", name="Bundled scenario")).to_have_value("xl")
+        expect(metric_value(a, "$ per million")).to_have_text(library_usd_m("medium"))  # its last result
+        expect(loaded_caption(b)).to_contain_text("medium")
+        expect(b.get_by_label("Input tokens per request")).to_have_value("1536")
+        a.get_by_role("tab", name="Workload & model").click()
+        xl_tokens = scenario_from_texts(T.load_bundled_texts("xl"), "xl").workload.input_tokens
+        expect(a.get_by_label("Input tokens per request")).to_have_value(str(xl_tokens))
+        for page in (a, b):
+            assert page.get_by_test_id("stException").count() == 0
+    finally:
+        for ctx in contexts:
+            ctx.close()

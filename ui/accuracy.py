@@ -17,6 +17,7 @@ from planner.validation import UNITS, validation_report
 
 from . import charts, results, solver, state
 from . import scenario_texts as T
+from .text import md
 
 # Same threshold as the main page: above it a solve can run up to the time limit, so it waits for a click.
 BIG_PROBLEM_OPTIONS = 10_000
@@ -285,7 +286,7 @@ def render_accuracy(cal: dict, base: dict | None) -> None:
         rows = [r for r in cal["rows"] if r["file"] == file and r["phase"] == phase]
         ref = [r for r in base["rows"] if r["file"] == file and r["phase"] == phase] if scaled else None
         with col:
-            st.markdown(f"**{label}** · profile `{cal['engines'][file].name}`")
+            st.markdown(f"**{label}** · profile {md(cal['engines'][file].name)}")
             st.plotly_chart(charts.accuracy_figure(rows, quantity, unit, BAND, ref), width="stretch",
                             key=f"acc_chart_{i}")
     st.caption(f"Each point is one measured configuration (medians over repeated runs); hover for the model, "
@@ -411,8 +412,8 @@ def render_sources(report: dict) -> None:
 def render_plans(sc: Scenario, scale: tuple[float, ...]) -> None:
     s = st.session_state
     key, name, ckey = T.texts_key(s["texts"]), s["scenario_name"], state.cat_key()
-    st.caption(f"Scenario **{name}** · {sc.model.name} · {sc.workload.input_tokens:,} input + "
-               f"{sc.workload.output_tokens:,} output tokens per request · engine profile `{sc.engine.name}` "
+    st.caption(f"Scenario **{md(name)}** · {md(sc.model.name)} · {sc.workload.input_tokens:,} input + "
+               f"{sc.workload.output_tokens:,} output tokens per request · engine profile {md(sc.engine.name)} "
                "· exact method (proven minimum $/token), whatever method the main page uses.")
     cs = solver.candidates(key, name, ckey)
     solved = s.setdefault("_acc_solved", set())
@@ -454,7 +455,7 @@ def render_plans(sc: Scenario, scale: tuple[float, ...]) -> None:
             st.markdown(f"**Layout with the {label}**")
             st.plotly_chart(charts.layout_figure(plan, sc.model.num_layers), width="stretch",
                             key=f"acc_layout_{tag}")
-            st.caption(f"{layout_text(plan)}. Solver status: {outcome.result.status}, {outcome.seconds:.2f} s.")
+            st.caption(f"{md(layout_text(plan))}. Solver status: {md(outcome.result.status)}, {outcome.seconds:.2f} s.")
 
 
 def render() -> None:
@@ -467,7 +468,7 @@ def render() -> None:
                "current scenario's). At 1.00 everything is as fitted.")
     cal = calibration(state.cat_key(), scale)
     if "error" in cal:
-        st.error(f"**Calibration data or profiles unavailable**: {cal['error']}", icon="🚫")
+        st.error(f"**Calibration data or profiles unavailable**: {md(cal['error'])}", icon="🚫")
         return
     scaled = scale != IDENTITY
     base = calibration(state.cat_key(), IDENTITY) if scaled else None

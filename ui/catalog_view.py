@@ -10,6 +10,7 @@ from planner import InputError
 
 from . import inputs, solver, state
 from . import scenario_texts as T
+from .text import md_lines
 
 TABLES = (("gpus.csv", "cat_gpus", "GPUs", "Prices are on-demand $/GPU-hour from the named source and date; check "
            "the source before relying on a cost result."),
@@ -99,7 +100,7 @@ def render() -> None:
                                     else T.frame_text(df, list(df.columns)))
     cat = solver.catalog_from_texts(state.cat_key())
     if isinstance(cat, InputError):
-        lines = "\n".join(f"- {p}" for p in cat.problems)
+        lines = md_lines(cat.problems)
         st.error(f"**The edited catalogue has problems** ({len(cat.problems)}); the bundled catalogue is used "
                  f"until they are fixed:\n{lines}", icon="🚫")
     tabs = st.tabs([t[2] for t in TABLES])

@@ -8,6 +8,7 @@ from planner import perf
 from planner.candidates import ROLES
 
 from . import charts, state
+from .text import md
 
 KEYS = {"ex_gpu": None, "ex_tp": 1, "ex_layers": 10, "ex_role": "middle", "ex_conc": 32}
 
@@ -56,9 +57,9 @@ def render() -> None:
     if err is not None:
         st.warning("The current edits do not parse; exploring the last valid scenario.", icon="⚠️")
     texts_key = state.T.texts_key(s["texts"]) if err is None else None
-    st.caption(f"Scenario **{s['scenario_name']}** · model {sc.model.name} ({sc.model.num_layers} layers) · "
+    st.caption(f"Scenario **{md(s['scenario_name'])}** · model {md(sc.model.name)} ({sc.model.num_layers} layers) · "
                f"{sc.workload.input_tokens} input + {sc.workload.output_tokens} output tokens per request · "
-               f"engine {sc.engine.name}")
+               f"engine {md(sc.engine.name)}")
     saved = s.setdefault("_explorer", {})
     types = list(sc.pool.types)
     for k, default in KEYS.items():

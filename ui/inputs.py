@@ -10,6 +10,7 @@ from planner.scenario_io import scenario_texts_to_json
 
 from . import scenario_texts as T
 from . import state
+from .text import md, md_lines
 from .state import stable_editor, sync_editor  # noqa: F401 (the catalogue page uses them through here)
 
 
@@ -45,7 +46,7 @@ def scenario_source() -> None:
     problems = s.get("upload_problems")
     if problems:
         show_problems(problems, "The upload was not loaded")
-    st.caption(f"Loaded: **{s['scenario_name']}** ({', '.join(sorted(s['texts']))})")
+    st.caption(f"Loaded: **{md(s['scenario_name'])}** ({md(', '.join(sorted(s['texts'])))})")
     st.divider()
     st.toggle("Solve automatically on every change", key="auto_solve", on_change=_keep, args=("auto_solve",))
     st.toggle("Pre-solve the quantization slider's neighbours", key="presolve", on_change=_keep, args=("presolve",),
@@ -59,7 +60,7 @@ def scenario_source() -> None:
 
 
 def show_problems(err: InputError, title: str = "The scenario has problems") -> None:
-    lines = "\n".join(f"- {p}" for p in err.problems) if err.problems else f"- {err}"
+    lines = md_lines(err.problems) if err.problems else md_lines([err])
     st.error(f"**{title}** ({len(err.problems)}):\n{lines}", icon="🚫")
 
 
@@ -84,7 +85,7 @@ def workload_and_model() -> None:
         st.selectbox("Catalogue model", names, key="model_name")
         m = cat.models[st.session_state["model_name"]]
         st.caption(f"{m.num_layers} layers, d_model {m.hidden_size}, FFN {m.ffn_size}, {m.num_heads} heads "
-                   f"({m.num_kv_heads} KV), vocab {m.vocab_size:,}; source: {cat.model_sources.get(m.name, '')}")
+                   f"({m.num_kv_heads} KV), vocab {m.vocab_size:,}; source: {md(cat.model_sources.get(m.name, ''))}")
     else:
         d = st.columns(7)
         d[0].number_input("Layers", min_value=1, max_value=10_000, key="num_layers")
@@ -165,7 +166,7 @@ def problem_size_preview(box, cs, sizes) -> None:
     """Live: options usable / excluded for the current texts."""
     with box:
         if isinstance(cs, InputError):
-            st.warning("Problem size: " + "; ".join(str(p) for p in cs.problems))
+            st.warning("Problem size: " + "; ".join(md(p) for p in cs.problems))
             return
         levels = ", ".join(str(c) for c in cs.levels)
         st.metric("Stage options usable (in the MILP)", f"{len(cs.options):,}",

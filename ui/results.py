@@ -11,6 +11,7 @@ from planner import report
 
 from . import charts
 from .solver import Outcome
+from .text import md, md_lines
 
 
 def plan_csv(result: Result) -> str:
@@ -24,19 +25,19 @@ def fmt_usd_m(x: float) -> str:
 
 def show_error(err: PlannerError) -> None:
     if isinstance(err, InputError):
-        lines = "\n".join(f"- {p}" for p in err.problems)
+        lines = md_lines(err.problems)
         st.error(f"**The scenario has problems** ({len(err.problems)}):\n{lines}", icon="🚫")
     elif isinstance(err, InfeasibleError):
         msg = "**No plan satisfies the limits.**"
         if err.binding:
-            msg += "\n\nBinding:\n" + "\n".join(f"- {b}" for b in err.binding)
+            msg += "\n\nBinding:\n" + md_lines(err.binding)
         if err.hints:
-            msg += "\n\nTo make it feasible:\n" + "\n".join(f"- {h}" for h in err.hints)
+            msg += "\n\nTo make it feasible:\n" + md_lines(err.hints)
         st.error(msg, icon="🚫")
     elif isinstance(err, SolverError):
-        st.error(f"**The solver failed** ({err.status or 'no status'}): {err}", icon="🚫")
+        st.error(f"**The solver failed** ({md(err.status or 'no status')}): {md(err)}", icon="🚫")
     else:
-        st.error(f"**{type(err).__name__}**: {err}", icon="🚫")
+        st.error(f"**{type(err).__name__}**: {md(err)}", icon="🚫")
 
 
 def headline(outcome: Outcome, exact: Outcome | None) -> None:
@@ -49,12 +50,12 @@ def headline(outcome: Outcome, exact: Outcome | None) -> None:
     c[1].metric("Tokens per second", f"{p.tokens_per_s:,.0f}",
                 help=f"input + output tokens per second; {p.output_tokens_per_s:,.0f} output tokens/s")
     c[2].metric("Cost per hour", f"${p.cost_usd_per_hour:,.2f}/h")
-    c[3].metric("GPUs used", f"{p.num_gpus}", help=", ".join(f"{k}: {v}" for k, v in p.gpus_by_type().items()))
+    c[3].metric("GPUs used", f"{p.num_gpus}", help=", ".join(f"{md(k)}: {v}" for k, v in p.gpus_by_type().items()))
     c[4].metric("Pipeline stages", f"{len(p.stages)}",
                 help=f"{p.concurrency} sequences in flight, microbatches of {p.microbatch}; time to first token "
                      f"{p.ttft_s * 1e3:,.0f} ms, time per output token {p.tpot_s * 1e3:,.1f} ms (model estimates)")
     c[5].metric("Proven optimal", "yes" if r.proven_optimal else "no",
-                help="exact method with every MILP solved to optimality" if r.proven_optimal else r.how)
+                help="exact method with every MILP solved to optimality" if r.proven_optimal else md(r.how))
     if r.method != "exact" and exact is not None:
         e1, e2, e3 = st.columns([1.3, 1.5, 3])
         if exact.result is not None:
@@ -68,16 +69,16 @@ def headline(outcome: Outcome, exact: Outcome | None) -> None:
             e3.caption(f"The {r.method} method is a heuristic for $/token; the exact method's proven minimum is "
                        f"{fmt_usd_m(best.usd_per_million_tokens)} per million tokens.")
         elif exact.error is not None:
-            e3.caption(f"Exact optimum not available: {exact.error}")
+            e3.caption(f"Exact optimum not available: {md(exact.error)}")
 
 
 def solver_line(outcome: Outcome) -> str:
     r = outcome.result
     gap = "n/a" if not math.isfinite(r.gap) else f"{r.gap * 100:.3g} %"
     on = "gap on $/token (proven bound)" if r.extra.get("gap_on") == "usd_per_token" else "MIP gap"
-    return (f"Solver status **{r.status}**, {on} {gap}, time {r.solve_seconds + r.build_seconds:.2f} s "
+    return (f"Solver status **{md(r.status)}**, {md(on)} {gap}, time {r.solve_seconds + r.build_seconds:.2f} s "
             f"(HiGHS {r.solve_seconds:.2f} s, model build {r.build_seconds:.2f} s; wall {outcome.seconds:.2f} s). "
-            f"{r.how}. Latency (model estimates): time to first token {r.plan.ttft_s * 1e3:,.0f} ms, time per "
+            f"{md(r.how)}. Latency (model estimates): time to first token {r.plan.ttft_s * 1e3:,.0f} ms, time per "
             f"output token {r.plan.tpot_s * 1e3:,.1f} ms; {r.plan.concurrency} sequences in flight in microbatches "
             f"of {r.plan.microbatch}.")
 
@@ -129,7 +130,7 @@ def render(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str, sta
     headline(outcome, exact)
     st.caption(solver_line(outcome))
     for w in r.warnings:
-        st.warning(w, icon="⚠️")
+        st.warning(md(w), icon="⚠️")
     d1, d2, d3 = st.columns([1, 1, 3])
     d1.download_button("Download plan.csv", plan_csv(r), file_name=f"{name}_plan.csv", mime="text/csv",
                        key="download_plan", on_click="ignore", width="stretch")
@@ -155,7 +156,7 @@ def render(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str, sta
     st.subheader("Layout")
     st.plotly_chart(charts.layout_figure(r.plan, sc.model.num_layers), width="stretch", key="layout_chart")
     b = r.plan.stages[r.plan.bottleneck - 1]
-    st.caption(f"Bottleneck: stage {b.index} ({b.gpu_type} TP{b.tp}, layers {b.first_layer}-{b.last_layer}, "
+    st.caption(f"Bottleneck: stage {b.index} ({md(b.gpu_type)} TP{b.tp}, layers {b.first_layer}-{b.last_layer}, "
                f"{b.tokens_per_s:,.0f} tokens/s, {b.bound}-bound), outlined in red."
                + (" A stage-to-stage link is slower than every stage." if r.plan.link_bound else ""))
     t1, t2 = st.tabs(["Stage table", "Per-GPU view"])

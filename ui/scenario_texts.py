@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -78,7 +79,22 @@ def texts_from_uploads(files: list[tuple[str, bytes]], current: dict[str, str],
             raise InputError(problems)
         if problems:
             raise InputError(problems)
-        name, texts = scenario_texts_from_json(jsons[0][1], jsons[0][0])
+        jname, data = jsons[0]
+        deep = json_depth_problem(data, jname)
+        if deep is not None:
+            raise InputError(deep)
+        try:
+            name, texts = scenario_texts_from_json(data, jname)
+        except RecursionError as exc:  # nesting the depth check did not see (it is the same limit twice)
+            raise InputError(Problem(f"not a scenario file: nested too deeply ({exc})", jname)) from exc
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits: not a JSON error to the library
+            raise InputError(Problem(f"not a scenario file (invalid JSON: {exc})", jname)) from exc
+        for n, text in sorted(texts.items()):
+            problem = csv_problem(text, f"{jname}: {n}")
+            if problem is not None:
+                problems.append(problem)
+        if problems:
+            raise InputError(problems)
         return name, texts
     new: dict[str, str] = {}
     for n, b in csvs:
@@ -89,6 +105,10 @@ def texts_from_uploads(files: list[tuple[str, bytes]], current: dict[str, str],
             new[n] = decode(b, n)
         except InputError as exc:
             problems.extend(exc.problems)
+            continue
+        problem = csv_problem(new[n], n)
+        if problem is not None:
+            problems.append(problem)
     if problems:
         raise InputError(problems)
     if CONFIG in new and POOL in new:
@@ -100,6 +120,38 @@ def texts_from_uploads(files: list[tuple[str, bytes]], current: dict[str, str],
         merged.pop(NET_TYPE, None)
     merged.update(new)
     return None, merged
+
+
+MAX_JSON_DEPTH = 16  # an exported scenario is 2 levels deep
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string literal (unrolled: linear time)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth_problem(data: bytes, file: str) -> Problem | None:
+    """A Problem if `data` nests arrays/objects more than MAX_JSON_DEPTH deep, found before parsing it (the
+    parser would recurse once per level and could exhaust the interpreter's stack)."""
+    text = data.decode("utf-8", errors="replace")
+    depth = 0
+    for m in _JSON_BRACKET.finditer(_JSON_STRING.sub('""', text)):
+        depth += 1 if m.group() in "[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            return Problem(f"not a scenario file: nested more than {MAX_JSON_DEPTH} levels deep", file)
+    return None
+
+
+def csv_problem(text: str, file: str) -> Problem | None:
+    """A Problem if Python's CSV reader refuses `text` (a field over its size limit, a NUL byte), with the
+    row; None if every row reads. The planner's own checks of the values come after this."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        for _ in reader:
+            pass
+    except csv.Error as exc:
+        limit = csv.field_size_limit()
+        what = (f"a field is longer than {limit:,} characters (the CSV reader's limit)" if "field larger" in str(exc)
+                else f"not readable as CSV ({exc})")
+        return Problem(what, file, reader.line_num or None)
+    return None
 
 
 # ------------------------------------------------------------------ config.csv as rows

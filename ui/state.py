@@ -2,6 +2,7 @@
 loading (bundled scenario, uploaded files, imported scenario JSON) through one path."""
 from __future__ import annotations
 
+import csv
 import threading
 from pathlib import Path
 
@@ -264,6 +265,10 @@ def process_uploads() -> None:
             raise parsed
     except InputError as exc:
         s["upload_problems"] = exc
+        return
+    except (RecursionError, ValueError, csv.Error) as exc:  # a parse the checks above did not foresee
+        names = ", ".join(f.name for f in files)
+        s["upload_problems"] = InputError(Problem(f"could not be read ({type(exc).__name__}: {exc})", names))
         return
     load(texts, name, pick=UPLOADED)
     s["scenario_pick"] = UPLOADED

@@ -17,6 +17,7 @@ from planner.scenario_io import SCENARIO_FORMAT, scenario_texts_from_json, scena
 from . import results, solver, state
 from . import scenario_texts as T
 from . import whatif_jobs as jobs
+from .text import md, md_lines
 from .whatif_view import AUTO_MAX_OPTIONS, differences_frame, figures_frame, plan_frame, show_layouts, table
 
 SET_FORMAT = "gpu-pipeline-planner-scenario-set/1"
@@ -41,9 +42,12 @@ def set_from_json(data: str | bytes, file: str) -> list[tuple[str, dict[str, str
 
 def read_set(data: str | bytes, file: str) -> tuple[list[tuple[str, dict[str, str]]], list[Problem]]:
     """The scenarios that could be read and the problems of the others."""
+    deep = T.json_depth_problem(data if isinstance(data, bytes) else data.encode(), file)
+    if deep is not None:
+        return [], [deep]
     try:
         doc = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, over-long integers
         return [], [Problem(f"not a scenario file (invalid JSON: {exc})", file)]
     if isinstance(doc, dict) and doc.get("format") == SCENARIO_FORMAT:
         try:
@@ -126,7 +130,7 @@ def process_import(named: dict) -> None:
         new = unique_name(name, named)
         named[new] = texts
         added.append(new)
-    s["cmp_import_note"] = (f"Imported {len(added)} scenario(s): {', '.join(added)}." if added else
+    s["cmp_import_note"] = (f"Imported {len(added)} scenario(s): {md(', '.join(added))}." if added else
                             "Every scenario in the file is already here, unchanged.")
 
 
@@ -174,7 +178,7 @@ def manage(named: dict) -> None:
                      accept_multiple_files=True, key="cmp_import")
     if s.get("cmp_import_problems"):
         err = s["cmp_import_problems"]
-        lines = "\n".join(f"- {p}" for p in err.problems)
+        lines = md_lines(err.problems)
         st.error(f"**The import was not loaded** ({len(err.problems)} problem(s)):\n{lines}", icon=":material/error:")
 
 
@@ -187,7 +191,7 @@ def save_current(named: dict) -> None:
         return
     replaced = name in named
     named[name] = dict(s["texts"])
-    s["cmp_saved_note"] = f"{'Replaced' if replaced else 'Saved'} **{name}**."
+    s["cmp_saved_note"] = f"{'Replaced' if replaced else 'Saved'} **{md(name)}**."
     s["cmp_name"] = ""  # a fresh suggestion on the next run
 
 

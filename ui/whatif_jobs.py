@@ -17,6 +17,7 @@ import streamlit as st
 from planner import PlannerError, Planner, Result, Scenario
 
 from . import solver
+from .text import ordinal
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,50 @@ def start(want: tuple, tasks: tuple[Task, ...], name: str) -> AnalysisJob:
     return job
 
 
+class QueuedAnalysis:
+    """An analysis waiting for one of the server's solve slots (ui.solver.SolvePool), then running: read
+    like an AnalysisJob by the page, with its place in the queue while it waits."""
+
+    def __init__(self, want: tuple, tasks: tuple[Task, ...], name: str):
+        self.want, self.tasks = want, tasks
+        self.ticket = solver.solve_pool().submit_worker(lambda: start(want, tasks, name))
+
+    @property
+    def finished_tasks(self) -> list[int]:
+        job = self.ticket.job
+        return job.finished_tasks if job is not None else []
+
+    @property
+    def current(self) -> tuple[int, int]:
+        job = self.ticket.job
+        return job.current if job is not None else (0, 0)
+
+    @property
+    def position(self) -> int:
+        return self.ticket.position
+
+    @property
+    def state(self) -> str:
+        return self.ticket.state
+
+    @property
+    def failure(self) -> str:
+        return self.ticket.failure
+
+    @property
+    def elapsed_s(self) -> float:
+        return self.ticket.elapsed_s
+
+    def poll(self) -> bool:
+        return self.ticket.poll()
+
+    def wait(self, timeout_s: float) -> None:
+        self.ticket.wait(timeout_s)
+
+    def cancel(self) -> None:
+        self.ticket.cancel()
+
+
 def stop_running() -> None:
     """End the session's analysis job (e.g. the scenario it works on is gone)."""
     held = st.session_state.pop(JOB, None)
@@ -146,7 +191,7 @@ def run(tasks: list[Task], controls, *, auto: bool, ident: str, why_not_auto: st
             yielded.add(t.key)
             yield t, done
     missing = tuple(t for t in tasks if t.key not in yielded)
-    job: AnalysisJob | None = None
+    job: QueuedAnalysis | None = None
     held = s.get(JOB)
     if held is not None:
         if s.get(CANCEL_KEY):
@@ -176,7 +221,7 @@ def run(tasks: list[Task], controls, *, auto: bool, ident: str, why_not_auto: st
                             "progress and Cancel appear here).", icon=":material/pause_circle:")
                 st.button("Run analysis", key=run_key, type="primary", icon=":material/play_arrow:")
             return
-        job = start(want, missing, ident)
+        job = QueuedAnalysis(want, missing, ident)
         s[JOB] = job
     if job is None:
         slot.empty()
@@ -197,10 +242,17 @@ def run(tasks: list[Task], controls, *, auto: bool, ident: str, why_not_auto: st
                     yield t, done
         if finished:
             break
-        i, solves = job.current
-        bar.progress(min(1.0, (len(job.finished_tasks) + 0.5) / n),
-                     text=f"{job.tasks[i].label} ({i + 1} of {n}): {solves} MILP solve(s) so far")
-        ticker.caption(f"Running for {job.elapsed_s:.1f} s. Finished parts are shown below as they arrive.")
+        pos = job.position
+        if pos:
+            pool = solver.solve_pool()
+            bar.info(f"**Queued: {ordinal(pos)} in line.** This server runs at most {pool.limit} "
+                     "solve(s) at a time; the analysis starts when a slot frees up.", icon=":material/hourglass_top:")
+            ticker.caption(f"Waiting for {job.elapsed_s:.1f} s.")
+        else:
+            i, solves = job.current
+            bar.progress(min(1.0, (len(job.finished_tasks) + 0.5) / n),
+                         text=f"{job.tasks[i].label} ({i + 1} of {n}): {solves} MILP solve(s) so far")
+            ticker.caption(f"Running for {job.elapsed_s:.1f} s. Finished parts are shown below as they arrive.")
         job.wait(POLL_S)
     if s.get(JOB) is job:
         del s[JOB]

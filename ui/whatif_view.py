@@ -21,6 +21,7 @@ from . import charts, results, solver, state
 from . import scenario_texts as T
 from . import whatif_charts as WC
 from . import whatif_jobs as jobs
+from .text import md
 from .whatif_charts import usd_m
 
 AUTO_MAX_OPTIONS = 1000  # above this many stage options an analysis waits for "Run analysis"
@@ -206,7 +207,7 @@ def render() -> None:
             st.info("Fix the scenario on the **Planner** page; the analyses run on it once it parses.")
             return
         texts, name = good
-        st.warning(f"The current edits do not parse: analysing the last valid version of **{name}**.",
+        st.warning(f"The current edits do not parse: analysing the last valid version of **{md(name)}**.",
                    icon=":material/warning:")
         sc = solver.scenario(T.texts_key(texts), name, state.cat_key())
         if isinstance(sc, InputError):  # the catalogue changed since
@@ -332,8 +333,8 @@ def show_frontier(ctx: Ctx, done: jobs.Done) -> None:
         f"plan {i + 1}: ${pts[i].cost_usd_per_hour:,.2f}/h, {pts[i].tokens_per_s:,.0f} tokens/s, "
         f"{usd_m(pts[i].usd_per_million_tokens)}/M tokens" + (" — minimum $/token" if pts[i].min_usd_per_token else "")))
     p = pts[s["wf_point"]]
-    st.markdown(f"**Plan {s['wf_point'] + 1}**: {p.layout} · {p.stages} stages, {p.gpus} GPUs "
-                f"({', '.join(f'{g} ×{n}' for g, n in p.gpus_by_type)}), {p.concurrency} sequences in flight · "
+    st.markdown(f"**Plan {s['wf_point'] + 1}**: {md(p.layout)} · {p.stages} stages, {p.gpus} GPUs "
+                f"({md(', '.join(f'{g} ×{n}' for g, n in p.gpus_by_type))}), {p.concurrency} sequences in flight · "
                 f"TTFT {p.plan.ttft_s:,.2f} s, TPOT {ms(p.plan.tpot_s):,.1f} ms")
     st.plotly_chart(charts.layout_figure(p.plan, ctx.sc.model.num_layers), width="stretch", key="wf_layout_chart")
     table(plan_frame(p.plan))
@@ -358,14 +359,14 @@ def baselines_tab(ctx: Ctx) -> None:
             not_proven(W.proof([("mixed pool", b.mixed.headline)] + [(f"{x.gpu_type} alone", x.headline)
                                                                        for x in b.singles]))
             if b.savings_pct:
-                st.success(b.verdict[0].upper() + b.verdict[1:], icon=":material/savings:")
+                st.success(md(b.verdict[0].upper() + b.verdict[1:]), icon=":material/savings:")
             else:
-                st.info(b.verdict[0].upper() + b.verdict[1:], icon=":material/info:")
+                st.info(md(b.verdict[0].upper() + b.verdict[1:]), icon=":material/info:")
             st.plotly_chart(WC.baselines_figure(b), width="stretch", key="wf_baselines_chart")
             table(baseline_frame(b), key="wf_baselines_table")
             for x in b.singles:
                 if x.headline is None:
-                    st.caption(f"**{x.gpu_type} alone**: {x.reason}")
+                    st.caption(f"**{md(x.gpu_type)} alone**: {md(x.reason)}")
 
 
 # ------------------------------------------------------------------ 3. sensitivity
@@ -399,7 +400,7 @@ def sensitivity_tab(ctx: Ctx) -> None:
     st.caption("The price at which a GPU type enters (below it) or leaves (above it) the optimal plan, found "
                "exactly: a plan's $/token is a straight line in one type's price.")
     be_box = st.empty()
-    st.subheader(f"Sweep of {gt}'s price")
+    st.subheader(f"Sweep of {md(gt)}'s price")
     sweep_box = st.container()
     if hi <= lo:
         sweep_box.warning("The sweep range is empty: move its two ends apart.")
@@ -436,14 +437,14 @@ def show_break_evens(types: list[str], bes: dict[str, jobs.Done]) -> None:
     if rows:
         table(break_even_frame(rows), key="wf_break_even_table")
         for b in rows:
-            st.markdown(f"- {b.meaning}" + ("" if b.exact else " *(not exact: a solve stopped at its time limit)*"))
+            st.markdown(f"- {md(b.meaning)}" + ("" if b.exact else " *(not exact: a solve stopped at its time limit)*"))
     for g in types:
         if g in bes and bes[g].error is not None:
-            st.caption(f"{g}:")
+            st.caption(f"{md(g)}:")
             results.show_error(bes[g].error)
     pending = [g for g in types if g not in bes]
     if pending:
-        st.caption(f"Still to solve: {', '.join(pending)}.")
+        st.caption(f"Still to solve: {md(', '.join(pending))}.")
 
 
 def show_sweep(done: jobs.Done, price: float) -> None:
@@ -485,9 +486,9 @@ def quantization_tab(ctx: Ctx) -> None:
                 share = 100 / (1 + coarse.loss_pct / 100)
                 exact = " (every size: the true optimum)" if q.reference == "full" else \
                     " (the finest level solved; full was skipped, so the true optimum may be lower still)"
-                st.info(f"Coarse segment sizes cost **{coarse.loss_pct:+.2f}%** per token against **{q.reference}**"
+                st.info(f"Coarse segment sizes cost **{coarse.loss_pct:+.2f}%** per token against **{md(q.reference)}**"
                         f"{exact}: coarse reaches **{share:.1f}%** of its tokens per dollar.", icon=":material/straighten:")
-            st.markdown(f"**Summary:** {q.summary}.")
+            st.markdown(f"**Summary:** {md(q.summary)}.")
             table(quantization_frame(q), key="wf_quantization_table")
             st.caption("Solve time = candidate generation + MILP build + every exact solve of that level, in the "
                        "analysis worker. Levels above 10,000 stage options are skipped (their MILP is slow to build).")
@@ -607,11 +608,11 @@ def show_layouts(ctx: Ctx, c: W.Comparison, labels: tuple[str, str], key: str, n
     cols = st.columns(2)
     for col, label, h, reason, L in zip(cols, labels, (c.a, c.b), (c.reason_a, c.reason_b), num_layers):
         with col:
-            st.markdown(f"**{label}**")
+            st.markdown(f"**{md(label)}**")
             if h is None:
-                st.error(f"No feasible plan: {reason}", icon=":material/error:")
+                st.error(f"No feasible plan: {md(reason)}", icon=":material/error:")
                 continue
-            st.caption(f"{h.layout} · TTFT {h.plan.ttft_s:,.2f} s, TPOT {ms(h.plan.tpot_s):,.1f} ms")
+            st.caption(f"{md(h.layout)} · TTFT {h.plan.ttft_s:,.2f} s, TPOT {ms(h.plan.tpot_s):,.1f} ms")
             st.plotly_chart(charts.layout_figure(h.plan, L or ctx.sc.model.num_layers), width="stretch",
                             key=f"wf_{key}_layout_{label}")
 

@@ -1,0 +1,216 @@
+"""Many users at once: N browser sessions open the app together; how long each waits for its first
+result, and how much memory the server's process tree holds meanwhile.
+
+    python benchmarks/many_users.py [--sessions 6] [--max-solvers K] [--no-distinct]
+
+Starts a fresh `streamlit run app.py` (with PLANNER_MAX_SOLVERS=K if given) and opens N sessions in
+Debian's chromium (/usr/bin/chromium) at the same moment, each in its own browser context (its own
+Streamlit session). Two phases:
+1. "first result": every session loads the page (the bundled medium scenario); seconds from the
+   navigation to the "$ per million tokens" figure;
+2. "distinct edit" (unless --no-distinct): every session types its own input-token count at the same
+   moment (N different scenarios, nothing to share); seconds from the Enter key to the figure the
+   library computes for that scenario (checked, so a session showing another's result fails).
+Meanwhile the resident memory of the server and every descendant (solve workers) is sampled from /proc
+every 0.2 s: the peak of the summed RSS (shared copy-on-write pages counted once per process, so an
+upper bound) and of the summed PSS (shared pages split between the processes sharing them).
+Prints a table per session and the median / max, and the peaks.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT_S = 600.0
+METRIC = "$ per million"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _status(pid: int, field: str) -> int:
+    """A /proc/<pid>/status (or smaps_rollup) figure in kB; 0 if the process is gone."""
+    for name in ("status", "smaps_rollup"):
+        try:
+            for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            return 0
+    return 0
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and all its live descendants."""
+    parents: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if fields[0] != "Z":
+                parents[int(d.name)] = int(fields[1])
+    out, frontier = [pid], [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out += kids
+        frontier += kids
+    return out
+
+
+class MemorySampler(threading.Thread):
+    """Peak summed RSS and PSS (MB) and peak process count of a process tree."""
+
+    def __init__(self, pid: int, every_s: float = 0.2):
+        super().__init__(daemon=True)
+        self.pid, self.every_s = pid, every_s
+        self.peak_rss = self.peak_pss = 0.0
+        self.peak_procs = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            pids = tree(self.pid)
+            self.peak_rss = max(self.peak_rss, sum(_status(p, "VmRSS") for p in pids) / 1024)
+            self.peak_pss = max(self.peak_pss, sum(_status(p, "Pss") for p in pids) / 1024)
+            self.peak_procs = max(self.peak_procs, len(pids))
+            self.stop.wait(self.every_s)
+
+
+def start_server(port: int, log, max_solvers: int | None) -> subprocess.Popen:
+    env = dict(os.environ)
+    if max_solvers is not None:
+        env["PLANNER_MAX_SOLVERS"] = str(max_solvers)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            env=env)
+    for _ in range(240):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("streamlit did not start")
+
+
+def usd_m(x: float) -> str:
+    return f"${x:,.4f}" if x < 10 else f"${x:,.2f}"
+
+
+def expected(tokens: list[int]) -> dict[int, str]:
+    """The library's $/million tokens for medium with each input-token count (what each session must show)."""
+    from planner import Planner, scenario_from_texts
+    from ui import scenario_texts as T
+
+    sc = scenario_from_texts(T.load_bundled_texts("medium"), "medium")
+    return {n: usd_m(Planner(replace(sc, workload=replace(sc.workload, input_tokens=n))).exact().plan
+                     .usd_per_million_tokens) for n in tokens}
+
+
+def metric_text(page) -> str | None:
+    loc = page.get_by_test_id("stMetric").filter(has_text=METRIC).get_by_test_id("stMetricValue")
+    return loc.first.inner_text() if loc.count() else None
+
+
+def wait_all(pages, done, t0: list[float]) -> list[float]:
+    """Poll every page until done(i, page) holds; seconds from t0[i] for each."""
+    times: list[float | None] = [None] * len(pages)
+    deadline = time.perf_counter() + TIMEOUT_S
+    while any(t is None for t in times):
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"sessions {[i + 1 for i, t in enumerate(times) if t is None]} got no result")
+        for i, page in enumerate(pages):
+            if times[i] is None and done(i, page):
+                times[i] = time.perf_counter() - t0[i]
+        time.sleep(0.05)
+    return times
+
+
+def table(title: str, times: list[float]) -> None:
+    print(f"\n{title}")
+    print("  ".join(f"s{i + 1}: {t:6.1f}" for i, t in enumerate(times)))
+    print(f"median {statistics.median(times):.1f} s, max {max(times):.1f} s")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=6)
+    ap.add_argument("--max-solvers", type=int, default=None, help="PLANNER_MAX_SOLVERS for the server")
+    ap.add_argument("--no-distinct", action="store_true", help="skip phase 2 (a distinct edit per session)")
+    args = ap.parse_args(argv)
+    if not os.path.exists(CHROMIUM):
+        print(f"{CHROMIUM} is not installed (apt-get install chromium)", file=sys.stderr)
+        return 1
+    from playwright.sync_api import sync_playwright
+
+    n = args.sessions
+    tokens = [1024 + 64 * i for i in range(n)]
+    want = {} if args.no_distinct else expected(tokens)
+    log = open(ROOT / "benchmarks" / "many_users.log", "w")
+    port = free_port()
+    proc = start_server(port, log, args.max_solvers)
+    sampler = MemorySampler(proc.pid)
+    sampler.start()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM,
+                                         args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(n)]
+            pages = [c.new_page() for c in contexts]
+            t0 = []
+            for p in pages:  # every navigation is sent before any page is waited for
+                t0.append(time.perf_counter())
+                p.goto(f"http://127.0.0.1:{port}", wait_until="commit")
+            first = wait_all(pages, lambda i, p: metric_text(p) is not None, t0)
+            table(f"phase 1, {n} sessions open the app at once: seconds to the first result", first)
+            if want:
+                boxes = []
+                for p in pages:
+                    p.get_by_role("tab", name="Workload & model").click()
+                    boxes.append(p.get_by_label("Input tokens per request"))
+                for box, t in zip(boxes, tokens):
+                    box.fill(str(t))
+                t1 = []
+                for box in boxes:
+                    t1.append(time.perf_counter())
+                    box.press("Enter")
+                edit = wait_all(pages, lambda i, p: metric_text(p) == want[tokens[i]], t1)
+                table(f"phase 2, each session sets its own input tokens ({tokens[0]}..{tokens[-1]}) at once: "
+                      "seconds to its own result", edit)
+            exceptions = sum(p.get_by_test_id("stException").count() for p in pages)
+            browser.close()
+    finally:
+        sampler.stop.set()
+        sampler.join()
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    print(f"\nserver tree peak: RSS {sampler.peak_rss:,.0f} MB (summed), PSS {sampler.peak_pss:,.0f} MB, "
+          f"{sampler.peak_procs} processes; max solvers: "
+          f"{args.max_solvers if args.max_solvers is not None else 'server default'}; "
+          f"exceptions on the pages: {exceptions}")
+    return 0 if exceptions == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
