@@ -218,16 +218,22 @@ def _compute(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, l
         return Option(size, role, gpu_type, tp, level, 0.0, 0.0, g.memory_gb, cost, "stages", 0, False,
                       f"a {role} stage needs a pipeline of at least {need} stages")
     p0, c0 = allowed[0]
-    mem = perf.stage_memory(m, g, eng, size, tp, first, last, c0, w.context_tokens)
+    kv_tokens = perf.workload_kv_tokens(w)
+    mem = perf.stage_memory(m, g, eng, size, tp, first, last, c0, kv_tokens)
     if not mem.fits:
         return Option(size, role, gpu_type, tp, level, 0.0, mem.total_gb, mem.capacity_gb, cost, "memory", 0,
-                      False, f"needs {mem.total_gb:.1f} GB per GPU > {mem.capacity_gb:g} GB at {c0} sequences in "
-                             f"flight (weights {mem.weights_gb:.1f}, KV {mem.kv_cache_gb:.1f}, "
+                      False, f"needs {mem.total_gb:.1f} GB per GPU > {mem.capacity_gb:.1f} GB ({g.memory_gb:g} GiB) "
+                             f"at {c0} sequences in flight (weights {mem.weights_gb:.1f}, KV {mem.kv_cache_gb:.1f}, "
                              f"activations {mem.activations_gb:.1f}, reserve {mem.reserve_gb:.1f})")
-    cap = perf.max_concurrency(m, g, eng, size, tp, first, last, w.context_tokens, engine_cap=False)
+    cap = perf.max_concurrency(m, g, eng, size, tp, first, last, kv_tokens, engine_cap=False)
     max_stages = max(p for p, c in allowed if c <= cap)
-    # every stage count of a level shares the microbatch; with a fixed concurrency the level has one count
-    sp = perf.stage_perf(m, g, eng, size, tp, first, last, w, c0, microbatches=p0)
+    # every stage count of a level shares the microbatch; with a fixed concurrency the level has one count.
+    # A stage that is not last hands its activations on; where the next stage sits is not known per
+    # option, so the hand-off is priced over the pool's inter-node network (conservative inside a node).
+    # The scheduler's share is taken at p0, the fewest stages of the role (conservative for deeper
+    # pipelines of an auto level; exact for a fixed concurrency, whose level has one stage count).
+    handoff = None if last else (scenario.pool.default_link_gb_per_s, "network")
+    sp = perf.stage_perf(m, g, eng, size, tp, first, last, w, c0, microbatches=p0, handoff=handoff)
     pre, dec = sp.prefill.seconds, sp.decode_step.seconds
     st = scenario.settings
     if st.max_tpot_ms is not None:
