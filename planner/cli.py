@@ -43,6 +43,17 @@ def _sizing(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", help="sequences in flight, or 'auto' (as many as memory allows)")
     p.add_argument("--token-basis", choices=("total", "output"), help="what a token is in $/token")
     p.add_argument("--engine", help="engine profile from config/engines.csv (default vllm)")
+    _precision_args(p)
+
+
+def _precision_args(p: argparse.ArgumentParser) -> None:
+    from .domain import KV_PRECISIONS, PRECISIONS
+
+    p.add_argument("--precision", choices=tuple(PRECISIONS),
+                   help="weight precision: bf16/fp16 (default), fp8 (FP8 tensor cores on Ada/Hopper/Blackwell; "
+                        "weight-only on Ampere and older), int4 (weight-only, 16-bit compute)")
+    p.add_argument("--kv-precision", choices=tuple(KV_PRECISIONS),
+                   help="KV-cache precision (default: fp8 with --precision fp8, else 16-bit)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,13 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tp", type=int, required=True)
     e.add_argument("--pp", type=int, default=1)
     e.add_argument("--nodes", type=int, default=1)
-    e.add_argument("--inter-node-gbps", type=float, default=25.0, help="GB/s between nodes")
+    e.add_argument("--inter-node-gbps", type=float, default=200.0,
+                   help="network between nodes in gigabits per second, as clouds quote it (default 200 = 25 GB/s)")
     e.add_argument("--input-len", type=int, required=True)
     e.add_argument("--output-len", type=int, required=True)
     g = e.add_mutually_exclusive_group()
     g.add_argument("--batch", type=int, help="static batch of B requests")
     g.add_argument("--concurrency", type=int, help="continuous batching with C requests in flight")
     e.add_argument("--engine", default="vllm", help="engine profile (default vllm)")
+    _precision_args(e)
     e.add_argument("--json", action="store_true")
 
     v = sub.add_parser("validate", help="predicted vs measured on the calibration data, with errors")
@@ -134,6 +147,10 @@ def _scenario(args):
             raise InputError(Problem(f"unknown engine profile '{args.engine}' (known: {', '.join(engines)})",
                                      "command line", column="--engine"))
         sc = replace(sc, engine=engines[args.engine])
+    if getattr(args, "precision", None) or getattr(args, "kv_precision", None):
+        from . import perf
+
+        sc = replace(sc, model=perf.apply_precision(sc.model, args.precision, args.kv_precision))
     return sc
 
 
@@ -228,7 +245,8 @@ def cmd_evaluate(args) -> int:
                                      column=f"--{flag.replace('_', '-')}"))
     result = evaluate_layout(cat.model(args.model), cat.gpu(args.gpu), cat.engine(args.engine), args.tp, args.pp,
                              args.input_len, args.output_len, batch=args.batch, concurrency=args.concurrency,
-                             nodes=args.nodes, inter_node_gb_per_s=args.inter_node_gbps)
+                             nodes=args.nodes, inter_node_gb_per_s=args.inter_node_gbps / 8,
+                             precision=args.precision, kv_precision=args.kv_precision)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
