@@ -1,0 +1,115 @@
+"""Write data/reference/aiconfigurator_<backend>.csv: NVIDIA AIConfigurator's estimates for a grid of
+configurations, used as fitting and validation data for the engine profiles (docs/calibration.md).
+
+AIConfigurator sums NVIDIA's profiled kernel timings (GEMM, attention, NCCL) per GPU and serving stack;
+it is a model, not a measurement, but an independent one built from measured kernels. The project does
+not depend on it at run time: this script runs in a separate environment and its output is data.
+
+    python -m venv /tmp/aic && /tmp/aic/bin/pip install aiconfigurator-core==0.12.0
+    /tmp/aic/bin/python benchmarks/aiconfigurator_reference.py [--backend vllm]
+
+Grid (issue 12's targets): Llama-3.1-8B and 70B on H100-SXM, H200, A100-SXM, L40S; TP 1, 2, 4, 8;
+static batches 1..128; ISL/OSL 128/128, 2048/512, 8192/256. Per configuration:
+- prefill_ms: the static batch's context phase (all `batch` prompts of `isl` tokens), as run_static;
+- decode_step_ms: one decode step of the batch at context isl + osl/2 (the middle of the output);
+- ttft_ms = prefill_ms; tpot_ms = generation time / (osl - 1), as run_static reports them;
+- tokens_per_s = batch * (isl + osl) / total time (input + output tokens, the planner's default basis);
+- fits / memory_gib: AIConfigurator's memory model at vLLM's defaults (gpu_memory_utilization 0.9 of
+  total, max_num_batched_tokens 8192, max_num_seqs 256): fits when the KV budget holds every sequence
+  at its full length (batch * (isl + osl) tokens); memory_gib is the per-GPU non-KV memory
+  (weights, activations, runtime) it estimates.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import time
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+# aiconfigurator re-reads its YAML with the pure-Python loader on every call (10-30 s each on 2 cores);
+# the C loader gives the same documents.
+yaml.safe_load = lambda s: yaml.load(s, Loader=yaml.CSafeLoader)  # noqa: E731
+
+from aiconfigurator_core.sdk.engine import EngineHandle  # noqa: E402
+from aiconfigurator_core.sdk.memory import estimate_kv_cache  # noqa: E402
+
+log = logging.getLogger("aic_reference")
+ROOT = Path(__file__).resolve().parents[1]
+
+SYSTEMS = {  # AIConfigurator system -> (our catalogue SKU, vLLM database version in aiconfigurator-core 0.12.0)
+    "h100_sxm": ("H100-SXM", "0.24.0"),
+    "h200_sxm": ("H200", "0.24.0"),
+    "a100_sxm": ("A100-80GB-SXM", "0.14.0"),
+    "l40s": ("L40S", "0.24.0"),
+}
+MODELS = {"meta-llama/Meta-Llama-3.1-8B": "llama-3.1-8b", "meta-llama/Meta-Llama-3.1-70B": "llama-3.1-70b"}
+TPS = (1, 2, 4, 8)
+BATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
+LENGTHS = ((128, 128), (2048, 512), (8192, 256))
+COLUMNS = ["source", "backend", "backend_version", "system", "gpu", "model", "tp", "pp", "batch", "isl", "osl",
+           "prefill_ms", "decode_step_ms", "ttft_ms", "tpot_ms", "tokens_per_s", "fits", "memory_gib"]
+
+
+def rows(backend: str):
+    source = f"aiconfigurator-core 0.12.0 ({backend} database), generated {date.today().isoformat()}"
+    for system, (gpu, version) in SYSTEMS.items():
+        for hf_name, model in MODELS.items():
+            for tp in TPS:
+                start = time.perf_counter()
+                handle = EngineHandle.compile(hf_name, system, backend, backend_version=version, tp_size=tp)
+                for isl, osl in LENGTHS:
+                    try:
+                        mem = estimate_kv_cache(hf_name, system, backend, version, max_num_tokens=8192,
+                                                max_batch_size=256, memory_fraction_kind="of_total",
+                                                memory_fraction_value=0.9, tp_size=tp)
+                    except ValueError as exc:
+                        if "no KV budget" not in str(exc):
+                            raise
+                        # weights and workspace alone exceed the memory limit: nothing fits
+                        log.info("%s %s tp%d: %s", system, model, tp, exc)
+                        kv_tokens, non_kv = 0, None
+                    else:
+                        kv_tokens = mem["total_kv_size_tokens"]
+                        breakdown = mem["memory_breakdown"] or {}
+                        non_kv = sum(breakdown.values()) if breakdown else None
+                    for batch in BATCHES:
+                        ctx_ms, gen_ms, total_ms = handle.run_static(batch_size=batch, isl=isl, osl=osl)
+                        step_ms = handle.predict_decode_latency(batch, isl + osl // 2)
+                        yield {
+                            "source": source, "backend": backend, "backend_version": version, "system": system,
+                            "gpu": gpu, "model": model, "tp": tp, "pp": 1, "batch": batch, "isl": isl, "osl": osl,
+                            "prefill_ms": round(ctx_ms, 4), "decode_step_ms": round(step_ms, 4),
+                            "ttft_ms": round(ctx_ms, 4), "tpot_ms": round(gen_ms / max(osl - 1, 1), 4),
+                            "tokens_per_s": round(batch * (isl + osl) / (total_ms / 1e3), 3),
+                            "fits": bool(kv_tokens > 0 and kv_tokens >= batch * (isl + osl)),
+                            "memory_gib": "" if non_kv is None else round(non_kv / 2**30, 3),
+                        }
+                log.info("%s %s tp%d: %.1f s", system, model, tp, time.perf_counter() - start)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--backend", default="vllm", choices=("vllm", "sglang", "trtllm"))
+    p.add_argument("--out", type=Path)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = args.out or ROOT / "data" / "reference" / f"aiconfigurator_{args.backend}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        n = 0
+        for r in rows(args.backend):
+            w.writerow(r)
+            n += 1
+    tmp.replace(out)
+    log.info("wrote %d rows to %s", n, out)
+
+
+if __name__ == "__main__":
+    main()
