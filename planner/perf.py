@@ -259,7 +259,15 @@ def allreduce_seconds(message_bytes: float, tp: int, g: GpuSpec, e: EngineProfil
     if tp <= 1:
         return 0.0
     eff, latency_us = e.link(g.intra_link)
-    wire = 2 * (tp - 1) / tp * message_bytes / (g.intra_link_gb_per_s * GB * eff)
+    if g.intra_link == "pcie":
+        # no GPU-to-GPU fabric: the ring's traffic goes through the host's PCIe root, which the tp GPUs
+        # share, so the bytes crossing it grow as tp - 1 (not 2(tp-1)/tp): TP 2 / 4 / 8 cost 1 / 3 / 7
+        # times one message over the link. Both references agree (AIConfigurator's L40S all-reduce data;
+        # vLLM on L40S: TP 8 barely faster than TP 4)
+        factor = tp - 1
+    else:
+        factor = 2 * (tp - 1) / tp  # ring over NVLink: each GPU sends and receives 2(tp-1)/tp of the message
+    wire = factor * message_bytes / (g.intra_link_gb_per_s * GB * eff)
     return wire + latency_us * 1e-6
 
 
