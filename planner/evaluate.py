@@ -139,7 +139,7 @@ def evaluate_layout(
             pre = perf.prefill_time(model, gpu, engine, n, tp, first, last, c, input_len, stages=pp, handoff=hand)
             dec = perf.decode_step_time(model, gpu, engine, n, tp, first, last, c, input_len + output_len / 2,
                                         stages=pp, handoff=hand)
-            wave = pre.seconds + output_len * dec.seconds
+            wave = pre.seconds + (output_len - 1) * dec.seconds
             rate = c * w.context_tokens / wave
             sp = perf.StagePerf(rate, rate * output_len / w.context_tokens, wave, pre, dec, c)
         else:
@@ -156,13 +156,13 @@ def evaluate_layout(
     prefill_ms = sum(s["prefill_ms"] for s in stages)
     decode_ms = sum(s["decode_step_ms"] for s in stages)
     if static:
-        wave_s = (prefill_ms + output_len * decode_ms) / 1e3
+        wave_s = (prefill_ms + (output_len - 1) * decode_ms) / 1e3
         tokens_per_s = c * w.context_tokens / wave_s
         parts = {"compute": 0.0, "memory": 0.0, "link": 0.0, "host": 0.0}
         for sp in phases:
             pre, dec = sp.prefill.contributions(), sp.decode_step.contributions()
             for k in parts:
-                parts[k] += pre[k] + output_len * dec[k]
+                parts[k] += pre[k] + (output_len - 1) * dec[k]
         bound = max(parts, key=parts.get)
         tpot_ms = decode_ms
         ttft_ms = prefill_ms

@@ -381,8 +381,8 @@ def stage_perf(
     m: ModelSpec, g: GpuSpec, e: EngineProfile, layers: int, tp: int, first: bool, last: bool,
     w: Workload, concurrency: int, microbatches: int = 1, handoff: Handoff | None = None,
 ) -> StagePerf:
-    """Continuous batching as a wave: `concurrency` requests are prefilled and then decoded for
-    `output_tokens` steps at mean context input + output/2. Every stage of a pipeline processes every
+    """Continuous batching as a wave: `concurrency` requests are prefilled (which yields each one's
+    first token) and then decoded for `output_tokens` - 1 steps at mean context input + output/2. Every stage of a pipeline processes every
     token, so the pipeline's rate is the slowest stage's.
 
     `microbatches`: a sequence's next token needs its previous one to have left the last stage, so a
@@ -397,7 +397,7 @@ def stage_perf(
     kw = dict(stages=microbatches, pipelined=microbatches > 1, handoff=handoff)
     pre = prefill_time(m, g, e, layers, tp, first, last, batch, w.input_tokens, **kw)
     dec = decode_step_time(m, g, e, layers, tp, first, last, batch, w.input_tokens + w.output_tokens / 2, **kw)
-    wave = pre.seconds + w.output_tokens * dec.seconds
+    wave = pre.seconds + (w.output_tokens - 1) * dec.seconds  # the prefill yields the first token
     # a stage's step runs at the largest microbatch but carries concurrency / microbatches sequences on
     # average (C = 32 over 3 stages: microbatches of 11, 11, 10)
     total = concurrency / microbatches * w.context_tokens / wave
