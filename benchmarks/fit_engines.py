@@ -66,9 +66,11 @@ FIXED = {
 SHARED = {
     "vllm": [("nvlink_efficiency", 0.05, 0.95, 0.5, 0.6), ("nvlink_latency_us", 0.0, 200.0, 10.0, None),
              ("pcie_efficiency", 0.02, 0.95, 0.4, 0.5), ("pcie_latency_us", 0.0, 500.0, 20.0, None),
+             ("pcie_root_gpus", 1.0, 8.0, 2.0, None),
              ("launch_us_per_layer", 0.0, 200.0, 2.0, None), ("scheduler_ms", 0.0, 50.0, 0.5, None),
              ("scheduler_us_per_seq", 0.0, 500.0, 5.0, None)],
     "vllm-eager": [("pcie_efficiency", 0.02, 0.95, 0.2, None), ("pcie_latency_us", 0.0, 2000.0, 50.0, None),
+                   ("pcie_root_gpus", 1.0, 8.0, 4.0, None),
                    ("launch_us_per_layer", 0.0, 2000.0, 300.0, None), ("scheduler_ms", 0.0, 100.0, 5.0, None),
                    ("scheduler_us_per_seq", 0.0, 200.0, 20.0, None)],  # <= 0.2 ms of Python per sequence
     "splitwise": [("nvlink_efficiency", 0.02, 0.95, 0.3, None), ("nvlink_latency_us", 0.0, 500.0, 10.0, None),

@@ -28,7 +28,7 @@ MODEL_COLUMNS = ("name", "aliases", "num_layers", "hidden_size", "num_heads", "n
 ENGINE_COLUMNS = ("name", "compute_efficiency", "hbm_efficiency", "nvlink_efficiency", "nvlink_latency_us",
                   "pcie_efficiency", "pcie_latency_us", "network_efficiency", "network_latency_us",
                   "launch_us_per_layer", "scheduler_ms", "scheduler_us_per_seq", "memory_utilization",
-                  "runtime_reserve_gib", "max_num_seqs", "prefill_chunk_tokens", "source")
+                  "runtime_reserve_gib", "max_num_seqs", "prefill_chunk_tokens", "pcie_root_gpus", "source")
 # config/engine_gpus.csv: an engine's kernel efficiencies per GPU SKU or per architecture (arch:<name>)
 ENGINE_GPU_COLUMNS = ("engine", "gpu", "compute_efficiency", "hbm_efficiency", "source")
 
@@ -207,6 +207,7 @@ def parse_engines(text: str, file: str, gpu_text: str | None = None,
             runtime_reserve_gib=c.number("runtime_reserve_gib", positive=False, maximum=1000),
             max_num_seqs=c.integer("max_num_seqs", maximum=1_000_000),
             prefill_chunk_tokens=c.integer("prefill_chunk_tokens", maximum=10_000_000),
+            pcie_root_gpus=c.number("pcie_root_gpus", default=8.0, maximum=1024),
         )
         if name is None or None in values.values():
             continue

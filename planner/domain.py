@@ -269,10 +269,15 @@ class EngineProfile:
     prefill_chunk_tokens: int  # activation workspace is sized for this many tokens
     source: str = ""
     gpu_efficiencies: tuple[GpuEfficiency, ...] = ()
+    # GPUs whose all-reduce traffic the host's PCIe root carries at full link speed: a PCIe all-reduce
+    # over more GPUs than this is limited by the shared root (perf.allreduce_seconds). A property of the
+    # servers the profile was fitted on.
+    pcie_root_gpus: float = 8.0
 
     def __post_init__(self) -> None:
         _check_positive(
             f"engine {self.name}",
+            pcie_root_gpus=self.pcie_root_gpus,
             compute_efficiency=self.compute_efficiency,
             hbm_efficiency=self.hbm_efficiency,
             nvlink_efficiency=self.nvlink_efficiency,

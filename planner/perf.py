@@ -259,14 +259,13 @@ def allreduce_seconds(message_bytes: float, tp: int, g: GpuSpec, e: EngineProfil
     if tp <= 1:
         return 0.0
     eff, latency_us = e.link(g.intra_link)
+    factor = 2 * (tp - 1) / tp  # ring: each GPU sends and receives 2(tp-1)/tp of the message
     if g.intra_link == "pcie":
-        # no GPU-to-GPU fabric: the ring's traffic goes through the host's PCIe root, which the tp GPUs
-        # share, so the bytes crossing it grow as tp - 1 (not 2(tp-1)/tp): TP 2 / 4 / 8 cost 1 / 3 / 7
-        # times one message over the link. Both references agree (AIConfigurator's L40S all-reduce data;
-        # vLLM on L40S: TP 8 barely faster than TP 4)
-        factor = tp - 1
-    else:
-        factor = 2 * (tp - 1) / tp  # ring over NVLink: each GPU sends and receives 2(tp-1)/tp of the message
+        # no GPU-to-GPU fabric: the ring's traffic, 2(tp-1) messages in all, goes through the host's PCIe
+        # root, which carries `pcie_root_gpus` links at full speed; past that the shared root limits it
+        # (TP 8 on a root that carries 2: 4x the ring's time). AIConfigurator's L40S all-reduce data fit
+        # a root of ~2 GPUs; vLLM on AWS g6e L40S nodes a larger one.
+        factor *= max(1.0, tp / e.pcie_root_gpus)
     wire = factor * message_bytes / (g.intra_link_gb_per_s * GB * eff)
     return wire + latency_us * 1e-6
 

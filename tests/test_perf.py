@@ -15,7 +15,7 @@ ROUND = EngineProfile(
     name="round", compute_efficiency=0.5, hbm_efficiency=0.5, nvlink_efficiency=0.5, nvlink_latency_us=10.0,
     pcie_efficiency=0.5, pcie_latency_us=20.0, network_efficiency=0.5, network_latency_us=100.0,
     launch_us_per_layer=10.0, scheduler_ms=2.0, scheduler_us_per_seq=10.0, memory_utilization=0.9,
-    runtime_reserve_gib=1.0, max_num_seqs=256, prefill_chunk_tokens=8192,
+    runtime_reserve_gib=1.0, max_num_seqs=256, prefill_chunk_tokens=8192, pcie_root_gpus=2.0,
     gpu_efficiencies=(GpuEfficiency("H100-SXM", 0.8, 0.9), GpuEfficiency("arch:ampere", 0.6, 0.7)))
 
 
@@ -97,10 +97,14 @@ def test_allreduce_by_link_type_by_hand():
     h100, l40s = CAT.gpu("H100-SXM"), CAT.gpu("L40S")
     # NVLink ring, tp 8: each GPU moves 2 x 7/8 of the message: 1.75e6 / 225e9 = 7.78 us, + 10 us latency
     assert perf.allreduce_seconds(message, 8, h100, ROUND) == pytest.approx(1.75e6 / 225e9 + 10e-6)
-    # PCIe, tp 2 / 8: (tp - 1) messages cross the shared host root at 12.5 GB/s: 80 us / 560 us, + 20 us
+    # PCIe with a host root that carries 2 GPUs at full speed: tp 2 is a plain ring (2 x 1/2 = 1 message);
+    # tp 8: the ring's 1.75 messages x 8/2 = 7 messages, at 12.5 GB/s: 80 us / 560 us, + 20 us
     assert perf.allreduce_seconds(message, 2, l40s, ROUND) == pytest.approx(1e6 / 12.5e9 + 20e-6)
     assert perf.allreduce_seconds(message, 8, l40s, ROUND) == pytest.approx(7e6 / 12.5e9 + 20e-6)
     assert perf.allreduce_seconds(message, 1, l40s, ROUND) == 0.0
+    # a root carrying 8 GPUs: tp 8 is a plain ring again, 1.75 messages
+    wide = replace(ROUND, pcie_root_gpus=8.0)
+    assert perf.allreduce_seconds(message, 8, l40s, wide) == pytest.approx(1.75e6 / 12.5e9 + 20e-6)
 
 
 def test_prefill_compute_bound_by_hand():

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from planner import InfeasibleError, InputError, Planner, build_candidates, load_config_dir, perf
 from planner.candidates import can_tile, evaluate_option, segment_sizes
 from tests import brute
-from tests.helpers import CAT, gpu, scenario, tiny_model
+from tests.helpers import CAT, gpu, scenario, tiny_model, with_host_ms
 
 
 def test_single_stage_optimum_by_hand():
@@ -95,7 +95,7 @@ def small_scenarios(draw):
     sc = scenario(m, gpus, concurrency=conc, max_stages=draw(st.integers(1, 4)),
                   quantization=draw(st.sampled_from(["full", "coarse"])))
     # without the engine's per-step overhead tiny models have richer frontiers (more plans differ)
-    return replace(sc, engine=replace(sc.engine, step_overhead_ms=draw(st.sampled_from([0.0, 40.0]))))
+    return with_host_ms(sc, draw(st.sampled_from([0.0, 40.0])))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

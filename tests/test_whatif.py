@@ -19,7 +19,7 @@ from planner.cli import main
 from planner.errors import CancelledError
 from planner.scenario_io import scenario_texts_to_json
 from tests import brute
-from tests.helpers import gpu, scenario, tiny_model
+from tests.helpers import gpu, scenario, tiny_model, with_host_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -92,14 +92,14 @@ def small_scenarios(draw, min_types=1):
     sc = scenario(m, gpus, concurrency=draw(st.sampled_from([1, 4, 16, None])), max_stages=draw(st.integers(1, 4)),
                   quantization=draw(st.sampled_from(["full", "coarse"])))
     # the engine's per-step overhead flattens tiny models' frontiers to one point; without it GPUs matter
-    return replace(sc, engine=replace(sc.engine, step_overhead_ms=draw(st.sampled_from([0.0, 40.0]))))
+    return with_host_ms(sc, draw(st.sampled_from([0.0, 40.0])))
 
 
 def two_types():
     """A pool where neither type dominates: A cheap and slow, B dear and fast; both hold the model."""
     sc = scenario(tiny_model(layers=4), [(gpu("A", 16, 1.0, tflops=100, hbm=1000), 4),
                                          (gpu("B", 16, 2.5, tflops=300, hbm=3000), 4)], concurrency=16)
-    return replace(sc, engine=replace(sc.engine, step_overhead_ms=0.0))
+    return with_host_ms(sc, 0.0)
 
 
 # ------------------------------------------------------------------ 1. frontier
@@ -264,7 +264,7 @@ def test_break_even_at_a_budget_cap_jump_by_hand():
     price puts its plan over the cap, so T1 leaves the optimum right there (a jump, not a crossing)."""
     sc = scenario(tiny_model(layers=2), [(gpu("T0", 2, 0.5, 30, 300, 1), 1), (gpu("T1", 2, 0.5, 30, 1000, 1), 1)],
                   concurrency=1, max_stages=1, max_usd_per_hour=0.5)
-    sc = replace(sc, engine=replace(sc.engine, step_overhead_ms=0.0))  # else both are overhead-bound: a tie
+    sc = with_host_ms(sc, 0.0)  # else both are overhead-bound: a tie
     be = P.break_even(sc, "T1")
     assert be.in_plan_now and be.exact and "budget cap" in be.meaning
     assert be.break_even_usd_per_hour == pytest.approx(0.5, rel=1e-12)
@@ -299,7 +299,7 @@ def test_sweep_finds_two_changes_between_two_sweep_points():
     range solved, both bends must come from the crossings and the confirming re-solves."""
     sc = scenario(tiny_model(layers=2, hidden=2048), [(gpu("T0", 2, 0.5, 30, 300, 1), 1), (gpu("T1", 2, 0.5, 30, 300, 1), 1)],
                   concurrency=None, max_stages=2)
-    sc = replace(sc, engine=replace(sc.engine, step_overhead_ms=0.0))
+    sc = with_host_ms(sc, 0.0)
     plans = priced_plans(sc)
     want = envelope_kinks(plans, "T0", prices_of(sc), 0.1, 2.0)
     assert len(want) == 2
