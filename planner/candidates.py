@@ -37,7 +37,8 @@ class Level:
     microbatch of `microbatch` sequences, while every stage holds the KV cache of all sequences in
     flight (`concurrencies[i]` for `stage_counts[i]` stages). With a fixed concurrency C a level is one
     stage count P (microbatch ceil(C / P)); with concurrency `auto` a level is a microbatch b with every
-    stage count P allowed, and b * P sequences in flight (each microbatch up to the engine's limit)."""
+    stage count P with b * P sequences in flight up to the engine's limit (vLLM V1's max_num_seqs caps the
+    sequences running in the whole engine, across the microbatches)."""
 
     microbatch: int
     stage_counts: tuple[int, ...]
@@ -196,9 +197,15 @@ def pipeline_levels(scenario: Scenario, sizes: tuple[int, ...] | None = None) ->
     c = scenario.workload.concurrency
     if c is not None:
         return tuple(Level(math.ceil(c / p), (p,), (c,)) for p in counts)
+    # vLLM V1 runs one scheduler for the whole pipeline: max_num_seqs caps the sequences running in the
+    # engine, across its P microbatches (b * P <= cap), not each microbatch
     cap = scenario.engine.max_num_seqs
-    return tuple(Level(b, counts, tuple(b * p for p in counts)) for b in CONCURRENCY_LEVELS if b <= cap) or (
-        Level(1, counts, counts),)
+    levels = []
+    for b in CONCURRENCY_LEVELS:
+        allowed = tuple(p for p in counts if b * p <= cap)
+        if allowed:
+            levels.append(Level(b, allowed, tuple(b * p for p in allowed)))
+    return tuple(levels) or (Level(1, counts, counts),)
 
 
 def evaluate_option(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, level: Level) -> Option:

@@ -114,11 +114,15 @@ def with_count(sc, type_name: str, extra: int):
 
 
 # ---------------------------------------------------------------------------- every returned plan
-@pytest.mark.parametrize("memory_gb, stages", [(3.0, 4), (4.0, 2), (8.0, 1)])
+@pytest.mark.parametrize("memory_gb, stages", [(3.5, 4), (4.0, 2), (8.0, 1)])
 def test_multi_stage_plans_are_rated_with_one_microbatch_per_stage(memory_gb, stages):
-    """Memory forces the stage count (found by trying), so the microbatch recomputation is exercised
-    whatever hypothesis draws: 16 sequences over P stages are P microbatches of 16/P."""
-    sc = scenario(tiny_model(layers=4, hidden=4096), [(gpu("A", memory_gb, 1.0), 4)], concurrency=16, max_stages=4)
+    """Memory forces the stage count, so the microbatch recomputation is exercised whatever hypothesis
+    draws: 16 sequences over P stages are P microbatches of 16/P. One GPU per node (no TP: with an
+    efficient NVLink, TP 4 would hold the model in one stage). Per GPU the engine has 0.9 x M GiB less
+    1.5 GiB and 0.81 GB of activations, about 0.97 M - 2.42 GB; a layer with its KV cache needs ~0.61 GB:
+    M = 3.5 holds 1 layer (4 stages), 4.0 holds 2 (2 stages), 8.0 all 4 (one stage)."""
+    sc = scenario(tiny_model(layers=4, hidden=4096), [(gpu("A", memory_gb, 1.0, per_node=1), 4)], concurrency=16,
+                  max_stages=4)
     plan = Planner(sc).exact().plan
     assert len(plan.stages) == stages
     check_plan(sc, plan)

@@ -30,13 +30,15 @@ def test_forced_two_stage_split_by_hand():
     e = CAT.engine("vllm")
 
     def need(layers, first, last):  # GB a stage needs besides the engine's reserve
-        mem = perf.stage_memory(m, gpu("X", 1000, 1), e, layers, 1, first, last, 8, 320)
+        # 8 sequences of 256 + 64 tokens hold 256 + 32 = 288 KV tokens each on average
+        mem = perf.stage_memory(m, gpu("X", 1000, 1), e, layers, 1, first, last, 8, 288)
         return mem.total_gb - mem.reserve_gb
 
     halves = max(need(2, True, False), need(2, False, True))
     assert need(3, True, False) > halves
     usable = (halves + min(need(3, True, False), need(3, False, True))) / 2
-    cap = (usable + e.runtime_reserve_gb) / e.memory_utilization  # usable = cap * utilisation - reserve
+    # usable = capacity x utilisation - reserve, with the capacity in GiB (the vendor's GB) and usable in GB
+    cap = (usable * 1e9 + e.runtime_reserve_gib * 2 ** 30) / e.memory_utilization / 2 ** 30
     a, b = gpu("A", cap, 1.0, tflops=50), gpu("B", cap, 3.0, tflops=200)
     sc = scenario(m, [(a, 1), (b, 1)], concurrency=8, quantization="full")
     r = Planner(sc).exact()

@@ -177,8 +177,11 @@ def test_baselines_match_brute_force_per_type(sc):
 def test_mixing_saves_by_hand():
     """A and B are the same GPU at $0.2 and $1/h; one GPU holds two of the four layers, and A has one GPU.
     B alone needs two B stages ($2/h); one B stage and the A stage give the same throughput (same GPUs, same
-    split) for $1.2/h: mixing saves 1 - 1.2 / 2 = 40%."""
-    sc = scenario(tiny_model(layers=4, hidden=4096), [(gpu("A", 4, 0.2), 1), (gpu("B", 4, 1.0), 4)], concurrency=4)
+    split) for $1.2/h: mixing saves 1 - 1.2 / 2 = 40%. One GPU per node (no TP, which would otherwise hold
+    the model on two B GPUs in one faster stage). 4 GiB: the engine has 0.9 x 4 GiB less 1.5 GiB and
+    0.81 GB of activations = 1.45 GB; two layers (2 x 0.54 GB with their KV cache) fit, three do not."""
+    sc = scenario(tiny_model(layers=4, hidden=4096), [(gpu("A", 4, 0.2, per_node=1), 1),
+                                                       (gpu("B", 4, 1.0, per_node=1), 4)], concurrency=4)
     b = W.baselines(sc)
     a_alone, b_alone = b.singles
     assert a_alone.headline is None and "No plan" in a_alone.reason
@@ -296,8 +299,10 @@ def test_sweep_points_and_exact_changes_match_brute_force(sc, which, span):
 def test_sweep_finds_two_changes_between_two_sweep_points():
     """Two identical single GPUs (found by searching random scenarios for an envelope with two bends): as
     T0's price falls, the optimum moves from T1 alone to T0 + T1 to T0 alone; with only the two ends of the
-    range solved, both bends must come from the crossings and the confirming re-solves."""
-    sc = scenario(tiny_model(layers=2, hidden=2048), [(gpu("T0", 2, 0.5, 30, 300, 1), 1), (gpu("T1", 2, 0.5, 30, 300, 1), 1)],
+    range solved, both bends must come from the crossings and the confirming re-solves. (2.5 GiB each,
+    re-found by the same search when memory became GiB with vLLM's reserve: with 2 GiB nothing fits.)"""
+    sc = scenario(tiny_model(layers=2, hidden=2048), [(gpu("T0", 2.5, 0.5, 30, 300, 1), 1),
+                                                       (gpu("T1", 2.5, 0.5, 30, 300, 1), 1)],
                   concurrency=None, max_stages=2)
     sc = with_host_ms(sc, 0.0)
     plans = priced_plans(sc)
