@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from planner import InfeasibleError, Planner, perf
-from planner.candidates import segment_sizes
+from planner.candidates import MIN_STAGES, pipeline_levels, segment_sizes
 from tests import brute
 from tests.helpers import gpu, scenario, tiny_model
 
@@ -85,11 +85,21 @@ def check_plan(sc, plan) -> None:
     for s in stages:
         spec = sc.pool.entry(s.gpu_type).spec
         first, last = s.index == 1, s.index == P
-        mem = perf.stage_memory(m, spec, e, s.num_layers, s.tp, first, last, plan.concurrency, w.context_tokens)
-        assert mem.fits, f"stage {s.index} needs {mem.total_gb:.2f} GB > {spec.memory_gb} GB"
+        # each sequence holds its prompt and half its output on average (KV blocks allocated as tokens arrive)
+        mem = perf.stage_memory(m, spec, e, s.num_layers, s.tp, first, last, plan.concurrency,
+                                perf.workload_kv_tokens(w))
+        assert mem.fits, f"stage {s.index} needs {mem.total_gb:.2f} GB > {spec.memory_gb} GiB"
         assert s.memory_gb_per_gpu == pytest.approx(mem.total_gb, rel=REL)
-        assert s.memory_gb_per_gpu <= s.capacity_gb == spec.memory_gb
-        sp = perf.stage_perf(m, spec, e, s.num_layers, s.tp, first, last, w, plan.concurrency, microbatches=P)
+        assert s.memory_gb_per_gpu <= s.capacity_gb == pytest.approx(spec.memory_gb * 2 ** 30 / 1e9)
+        # the option's rate as the model defines it: the level's microbatch, the scheduler's share at the
+        # fewest stages the role allows in the level (P itself for a fixed concurrency), a non-last stage's
+        # hand-off over the pool's network
+        role = "only" if P == 1 else "first" if first else "last" if last else "middle"
+        level = next(lv for lv in pipeline_levels(sc) if lv.microbatch == plan.microbatch and P in lv.stage_counts)
+        p0 = next(p for p in level.stage_counts if p >= MIN_STAGES[role])
+        hand = None if last else (sc.pool.default_link_gb_per_s, "network")
+        sp = perf.stage_perf(m, spec, e, s.num_layers, s.tp, first, last, w, level.concurrency(p0), microbatches=p0,
+                             handoff=hand)
         assert s.tokens_per_s == pytest.approx(sp.tokens_per_s, rel=REL), \
             f"stage {s.index} of {P}: reported {s.tokens_per_s:.6g} tokens/s, perf gives {sp.tokens_per_s:.6g}"
         assert s.cost_usd_per_hour == pytest.approx(s.tp * spec.price_usd_per_hour, rel=REL)
