@@ -14,8 +14,8 @@ static batches 1..128; ISL/OSL 128/128, 2048/512, 8192/256. Per configuration:
 - decode_step_ms: one decode step of the batch at context isl + osl/2 (the middle of the output);
 - ttft_ms = prefill_ms; tpot_ms = generation time / (osl - 1), as run_static reports them;
 - tokens_per_s = batch * (isl + osl) / total time (input + output tokens, the planner's default basis);
-- fits / memory_gib: AIConfigurator's memory model at vLLM's defaults (gpu_memory_utilization 0.9 of
-  total, max_num_batched_tokens 8192, max_num_seqs 256): fits when the KV budget holds every sequence
+- fits / memory_gib: AIConfigurator's memory model at a memory share of 0.9 (of total memory for vLLM and
+  SGLang, of free memory for TensorRT-LLM), max_num_batched_tokens 8192, max_num_seqs 256: fits when the KV budget holds every sequence
   at its full length (batch * (isl + osl) tokens); memory_gib is the per-GPU non-KV memory
   (weights, activations, runtime) it estimates.
 """
@@ -40,12 +40,13 @@ from aiconfigurator_core.sdk.memory import estimate_kv_cache  # noqa: E402
 log = logging.getLogger("aic_reference")
 ROOT = Path(__file__).resolve().parents[1]
 
-SYSTEMS = {  # AIConfigurator system -> (our catalogue SKU, vLLM database version in aiconfigurator-core 0.12.0)
-    "h100_sxm": ("H100-SXM", "0.24.0"),
-    "h200_sxm": ("H200", "0.24.0"),
-    "a100_sxm": ("A100-80GB-SXM", "0.14.0"),
-    "l40s": ("L40S", "0.24.0"),
+GPUS = {"h100_sxm": "H100-SXM", "h200_sxm": "H200", "a100_sxm": "A100-80GB-SXM", "l40s": "L40S"}
+VERSIONS = {  # the database version per backend and system in aiconfigurator-core 0.12.0
+    "vllm": {"h100_sxm": "0.24.0", "h200_sxm": "0.24.0", "a100_sxm": "0.14.0", "l40s": "0.24.0"},
+    "sglang": {"h100_sxm": "0.5.14", "h200_sxm": "0.5.14", "a100_sxm": "0.5.10", "l40s": "0.5.14"},
+    "trtllm": {"h100_sxm": "1.3.0rc20", "h200_sxm": "1.3.0rc20", "a100_sxm": "1.0.0", "l40s": "1.3.0rc20"},
 }
+FRACTION = {"vllm": "of_total", "sglang": "of_total", "trtllm": "of_free"}
 MODELS = {"meta-llama/Meta-Llama-3.1-8B": "llama-3.1-8b", "meta-llama/Meta-Llama-3.1-70B": "llama-3.1-70b"}
 TPS = (1, 2, 4, 8)
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -56,7 +57,8 @@ COLUMNS = ["source", "backend", "backend_version", "system", "gpu", "model", "tp
 
 def rows(backend: str):
     source = f"aiconfigurator-core 0.12.0 ({backend} database), generated {date.today().isoformat()}"
-    for system, (gpu, version) in SYSTEMS.items():
+    for system, version in VERSIONS[backend].items():
+        gpu = GPUS[system]
         for hf_name, model in MODELS.items():
             for tp in TPS:
                 start = time.perf_counter()
@@ -64,7 +66,7 @@ def rows(backend: str):
                 for isl, osl in LENGTHS:
                     try:
                         mem = estimate_kv_cache(hf_name, system, backend, version, max_num_tokens=8192,
-                                                max_batch_size=256, memory_fraction_kind="of_total",
+                                                max_batch_size=256, memory_fraction_kind=FRACTION[backend],
                                                 memory_fraction_value=0.9, tp_size=tp)
                     except ValueError as exc:
                         if "no KV budget" not in str(exc):

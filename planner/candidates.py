@@ -123,13 +123,76 @@ def base_sizes(quantization: str, num_layers: int) -> tuple[int, ...]:
     return QUANTIZATION_SETS[quantization]
 
 
+# Stage options a scenario may evaluate (usable and excluded, over every level, size, role, GPU type and TP
+# degree): a sanity limit that keeps the candidate build to seconds; above it the input is refused before
+# any option is evaluated, naming the count (coarser segment sizes or fewer stages bring it down).
+MAX_OPTION_EVALUATIONS = 200_000
+# The stage-count search does at most this many big-integer shift steps (see `exact_counts`).
+MAX_COUNT_STEPS = 2_000_000
+
+
+def _runs(sizes: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct sizes as runs of consecutive integers: (first, length)."""
+    runs: list[list[int]] = []
+    for s in sizes:
+        if runs and runs[-1][0] + runs[-1][1] == s:
+            runs[-1][1] += 1
+        else:
+            runs.append([s, 1])
+    return [(a, n) for a, n in runs]
+
+
+def _smear(bits: int, n: int) -> int:
+    """OR of bits << k for k in 0..n-1, in O(log n) shifts (binary decomposition of n)."""
+    out, cur, span, shift = 0, bits, 1, 0
+    while n:
+        if n & 1:
+            out |= cur << shift
+            shift += span
+        cur |= cur << span
+        span *= 2
+        n >>= 1
+    return out
+
+
+def exact_counts(sizes, total: int, max_stages: int) -> tuple[int, ...]:
+    """The stage counts P <= max_stages for which exactly P sizes (repeats allowed) sum to `total`.
+
+    Contiguous sizes a..b reach exactly the totals in [P a, P b]. Otherwise bit i of an int marks "i is a
+    sum of P sizes", and each P is a few shifts per run of consecutive sizes; P stops at total / min size.
+    Linear-time in practice for 10,000 layers (the coin-change DP it replaces took minutes); a size set
+    and stage limit that would still need more than MAX_COUNT_STEPS shifts are refused."""
+    sizes = sorted({s for s in sizes if 0 < s <= total})
+    if not sizes:
+        return ()
+    lo, hi = sizes[0], sizes[-1]
+    top = min(max_stages, total // lo)
+    if hi - lo + 1 == len(sizes):
+        return tuple(range(max(1, -(-total // hi)), top + 1))
+    runs = _runs(sizes)
+    steps = top * sum(max(1, n.bit_length()) for _, n in runs)
+    if steps > MAX_COUNT_STEPS:
+        raise InputError(Problem(f"{len(sizes):,} segment sizes in {len(runs):,} separate runs with up to {top:,} "
+                                 f"pipeline stages need {steps:,} steps to find the stage counts, above the limit of "
+                                 f"{MAX_COUNT_STEPS:,}: use fewer stages (max_pipeline_stages) or contiguous sizes "
+                                 f"(quantization full)", "settings", column="segment sizes"))
+    mask = (1 << (total + 1)) - 1
+    bits, out = 1, []
+    for p in range(1, top + 1):
+        nxt = 0
+        for a, n in runs:
+            nxt |= _smear(bits, n) << a
+        bits = nxt & mask
+        if not bits:
+            break
+        if bits >> total & 1:
+            out.append(p)
+    return tuple(out)
+
+
 def can_tile(sizes: tuple[int, ...], num_layers: int, max_stages: int) -> bool:
-    """Whether some multiset of at most `max_stages` sizes sums to `num_layers` (coin-change DP)."""
-    inf = max_stages + 1
-    fewest = [0] + [inf] * num_layers
-    for total in range(1, num_layers + 1):
-        fewest[total] = min((fewest[total - s] + 1 for s in sizes if s <= total), default=inf)
-    return fewest[num_layers] <= max_stages
+    """Whether some multiset of at most `max_stages` sizes sums to `num_layers`."""
+    return bool(exact_counts(sizes, num_layers, max_stages))
 
 
 def segment_sizes(scenario: Scenario) -> tuple[tuple[int, ...], tuple[str, ...]]:
@@ -182,10 +245,7 @@ def tp_degrees(scenario: Scenario) -> tuple[dict[str, tuple[int, ...]], tuple[st
 
 def stage_counts(sizes: tuple[int, ...], num_layers: int, max_stages: int) -> tuple[int, ...]:
     """Stage counts P <= max_stages for which exactly P sizes of the set sum to the layer count."""
-    reach = [{0}] + [set() for _ in range(max_stages)]
-    for p in range(1, max_stages + 1):
-        reach[p] = {t + s for t in reach[p - 1] for s in sizes if t + s <= num_layers}
-    return tuple(p for p in range(1, max_stages + 1) if num_layers in reach[p])
+    return exact_counts(sizes, num_layers, max_stages)
 
 
 def pipeline_levels(scenario: Scenario, sizes: tuple[int, ...] | None = None) -> tuple[Level, ...]:
@@ -292,10 +352,16 @@ def build_candidates(scenario: Scenario) -> CandidateSet:
     tps, tp_notes = tp_degrees(scenario)
     levels = pipeline_levels(scenario, sizes)
     L = scenario.model.num_layers
+    per_shape = sum(len(t) for t in tps.values())  # (GPU type, TP degree) pairs
+    if len(levels) * len(sizes) * per_shape > MAX_OPTION_EVALUATIONS:  # before the exact count (itself long)
+        _too_many(len(levels) * len(sizes) * per_shape * len(ROLES), levels, sizes, per_shape, "up to ")
+    roles_by_level = [{s: roles_for(s, L, level, sizes) for s in sizes} for level in levels]
+    total = per_shape * sum(len(r) for roles in roles_by_level for r in roles.values())
+    if total > MAX_OPTION_EVALUATIONS:
+        _too_many(total, levels, sizes, per_shape, "")
     usable: list[Option] = []
     excluded: list[Option] = []
-    for level in levels:
-        roles = {s: roles_for(s, L, level, sizes) for s in sizes}
+    for level, roles in zip(levels, roles_by_level):
         for g in scenario.pool.types:
             fits: dict[tuple[int, str], list[Option]] = {}
             for role in ROLES:
@@ -326,6 +392,30 @@ def build_candidates(scenario: Scenario) -> CandidateSet:
     log.info("%s: %d usable options, %d excluded, sizes %s, %d levels", scenario.name, len(usable),
              len(excluded), sizes, len(levels))
     return CandidateSet(scenario, sizes, size_notes, tps, tp_notes, levels, tuple(usable), tuple(excluded))
+
+
+# Above this many usable stage options a solve can take up to its time limit: the app waits for "Solve now"
+# and the command line asks for --allow-large (`check_problem_size`).
+LARGE_PROBLEM_OPTIONS = 10_000
+
+
+def check_problem_size(cs: CandidateSet, allow_large: bool = False, flag: str = "--allow-large") -> None:
+    """Refuse (InputError) a scenario above LARGE_PROBLEM_OPTIONS usable options unless `allow_large`:
+    called after the candidates are built and before any MILP is."""
+    n = len(cs.options)
+    if n > LARGE_PROBLEM_OPTIONS and not allow_large:
+        raise InputError(Problem(
+            f"large problem: {n:,} stage options, above the limit of {LARGE_PROBLEM_OPTIONS:,} for solving without "
+            f"asking (a solve may take up to its time limit, {cs.scenario.settings.time_limit_s:g} s); add {flag} to "
+            f"solve it anyway, or use coarser segment sizes", "command line", column=flag))
+
+
+def _too_many(count: int, levels, sizes, per_shape: int, up_to: str) -> None:
+    raise InputError(Problem(
+        f"{up_to}{count:,} stage options to evaluate ({len(levels):,} pipeline level(s) x {len(sizes):,} segment sizes "
+        f"x {per_shape} GPU type/TP pairs x roles), above the limit of {MAX_OPTION_EVALUATIONS:,}: use coarser segment "
+        f"sizes (quantization coarse, fine or even), fewer pipeline stages, or a fixed concurrency",
+        "settings", column="segment sizes"))
 
 
 def _with_reason(o: Option, reason: str) -> Option:

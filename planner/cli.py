@@ -56,6 +56,21 @@ def _precision_args(p: argparse.ArgumentParser) -> None:
                    help="KV-cache precision (default: fp8 with --precision fp8, else 16-bit)")
 
 
+def add_allow_large(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-large", action="store_true",
+                   help="solve even above 10,000 stage options (refused by default, exit 2: such a solve can take "
+                        "up to the time limit)")
+
+
+def _guarded_candidates(sc, args):
+    """The scenario's candidates, refused above the problem-size limit unless --allow-large."""
+    from .candidates import check_problem_size
+
+    cs = build_candidates(sc)
+    check_problem_size(cs, getattr(args, "allow_large", False))
+    return cs
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m planner",
                                      description="Place an LLM's layers on a heterogeneous GPU pool at the lowest $/token.")
@@ -78,21 +93,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frontier", action="store_true", help="exact: also write the full Pareto frontier")
     s.add_argument("--out", default="out", help="output folder (default ./out)")
     s.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    add_allow_large(s)
 
     c = sub.add_parser("candidates", help="list every stage option with its numbers and why it is excluded")
     _sizing(c)
     c.add_argument("--out", default="out", help="output folder (default ./out)")
 
-    e = sub.add_parser("evaluate", help="predict one uniform layout (TP x PP) of a catalogue model on a catalogue GPU")
-    e.add_argument("--model", required=True)
-    e.add_argument("--gpu", required=True)
-    e.add_argument("--tp", type=int, required=True)
+    e = sub.add_parser("evaluate", help="predict one uniform layout (TP x PP) of a catalogue model on a catalogue GPU, "
+                                        "or every row of a CSV (--from-csv)")
+    e.add_argument("--from-csv", metavar="FILE",
+                   help="evaluate every row of FILE (columns model, gpu, tp, pp, nodes, inter_node_gbps, input_len, "
+                        "output_len, batch or concurrency, engine, precision; blank = default): one JSON object "
+                        "per row, in order")
+    e.add_argument("--model")
+    e.add_argument("--gpu")
+    e.add_argument("--tp", type=int)
     e.add_argument("--pp", type=int, default=1)
     e.add_argument("--nodes", type=int, default=1)
     e.add_argument("--inter-node-gbps", type=float, default=200.0,
                    help="network between nodes in gigabits per second, as clouds quote it (default 200 = 25 GB/s)")
-    e.add_argument("--input-len", type=int, required=True)
-    e.add_argument("--output-len", type=int, required=True)
+    e.add_argument("--input-len", type=int)
+    e.add_argument("--output-len", type=int)
     g = e.add_mutually_exclusive_group()
     g.add_argument("--batch", type=int, help="static batch of B requests")
     g.add_argument("--concurrency", type=int, help="continuous batching with C requests in flight")
@@ -100,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     _precision_args(e)
     e.add_argument("--json", action="store_true")
 
-    v = sub.add_parser("validate", help="predicted vs measured on the calibration data, with errors")
+    v = sub.add_parser("validate", help="predicted vs measured on the calibration data, the AIConfigurator reference "
+                                        "and published measurements: MAPE and worst ratio per source and profile")
     v.add_argument("--json", action="store_true")
     from .cli_whatif import add_subcommands  # cli_whatif imports this module's helpers
     add_subcommands(sub)
@@ -171,7 +193,7 @@ def cmd_solve(args) -> int:
     sc = _scenario(args)
     for w in sc.warnings:
         print(f"note: {w}", file=sys.stderr)
-    planner = Planner(sc)
+    planner = Planner(sc, _guarded_candidates(sc, args))
     method = sc.settings.method
     if method == "exact":
         result = planner.exact(with_frontier=args.frontier)
@@ -191,7 +213,9 @@ def cmd_solve(args) -> int:
 
 def _print_result(s: dict, out: Path) -> None:
     proven = "proven optimal" if s["proven_optimal"] else "NOT proven optimal for $/token"
-    print(f"{s['scenario']}: method {s['method']}, status {s['status']} ({proven}), gap {s['mip_gap']}, "
+    gap = "n/a" if s["mip_gap"] is None else f"{s['mip_gap']:.3%}"
+    on = " on $/token" if s.get("gap_on") == "usd_per_token" else " (MIP)"
+    print(f"{s['scenario']}: method {s['method']}, status {s['status']} ({proven}), gap{on} {gap}, "
           f"{s['solve_seconds']:.2f} s")
     print(f"  {s['how']}")
     print(f"  ${s['usd_per_million_tokens']:.4f} per million {s['token_basis']} tokens | "
@@ -235,32 +259,71 @@ def cmd_candidates(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .catalog import load_catalog
-    from .evaluate import evaluate_layout
+    from .evaluate_csv import KNOWN_PRECISIONS, LayoutArgs, evaluate_args, evaluate_csv
 
     cat = load_catalog()
+    if args.from_csv:
+        given = [f"--{f.replace('_', '-')}" for f in ("model", "gpu", "tp", "input_len", "output_len", "batch",
+                                                       "concurrency") if getattr(args, f) is not None]
+        if given:
+            raise InputError(Problem(f"--from-csv takes the layouts from the file; drop {', '.join(given)}",
+                                     "command line", column="--from-csv"))
+        for result in evaluate_csv(args.from_csv, cat):
+            print(json.dumps(result, default=str) if args.json else _layout_line(result))
+        return 0
+    missing = [f"--{f.replace('_', '-')}" for f in ("model", "gpu", "tp", "input_len", "output_len")
+               if getattr(args, f) is None]
+    if missing:
+        raise InputError([Problem("is required (or give --from-csv FILE)", "command line", column=m) for m in missing])
+    precision = (args.precision or "").strip().lower()
+    if precision and precision not in KNOWN_PRECISIONS:
+        raise InputError(Problem(f"unknown precision '{precision}' (known: {', '.join(KNOWN_PRECISIONS)})",
+                                 "command line", column="--precision"))
     for flag in ("tp", "pp", "nodes", "input_len", "output_len", "batch", "concurrency"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
             raise InputError(Problem(f"must be positive, got {value}", "command line",
                                      column=f"--{flag.replace('_', '-')}"))
-    result = evaluate_layout(cat.model(args.model), cat.gpu(args.gpu), cat.engine(args.engine), args.tp, args.pp,
-                             args.input_len, args.output_len, batch=args.batch, concurrency=args.concurrency,
-                             nodes=args.nodes, inter_node_gb_per_s=args.inter_node_gbps / 8,
-                             precision=args.precision, kv_precision=args.kv_precision)
+    result = evaluate_args(cat, LayoutArgs(args.model, args.gpu, args.tp, args.input_len, args.output_len,
+                                           args.pp, args.nodes, args.inter_node_gbps, args.batch, args.concurrency,
+                                           args.engine, precision,
+                                           (getattr(args, "kv_precision", None) or "").strip().lower()))
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
         for key, value in result.items():
             if not isinstance(value, (list, dict)):
                 print(f"{key}: {value}")
+        for note in result.get("notes", []):
+            print(f"note: {note}")
     return 0
+
+
+def _layout_line(r: dict) -> str:
+    """One evaluated CSV row as one line of text."""
+    head = f"row {r['row']}: "
+    if not r["feasible"]:
+        return head + f"infeasible: {r['reason']}"
+    mode = f"batch {r['batch']}" if r["batch"] is not None else f"{r['concurrency']} in flight"
+    notes = "".join(f" (note: {n})" for n in r.get("notes", []))
+    return (head + f"{r['model']} on {r['gpus']} x {r['gpu']} TP{r['tp']} PP{r['pp']} ({r['engine']}), "
+            f"{r['input_len']}+{r['output_len']} tokens, {mode}: {r['tokens_per_s']:,.1f} tokens/s, prefill "
+            f"{r['prefill_ms']:,.1f} ms, decode step {r['decode_step_ms']:,.2f} ms, {r['bound']}-bound, "
+            f"{r['memory_gb_per_gpu']:.1f} GB per GPU" + notes)
 
 
 def cmd_validate(args) -> int:
     from .calibration import format_report, validate_report
+    from .validation import format_sources, validation_report
 
     report = validate_report()
-    print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
+    report["sources"] = validation_report()
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(format_report(report))
+        print()
+        print(format_sources(report["sources"]))
     return 0
 
 

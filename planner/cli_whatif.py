@@ -12,7 +12,7 @@ import logging
 import sys
 
 from .candidates import QUANTIZATION_LEVELS
-from .cli import _scenario, _sizing
+from .cli import _guarded_candidates, _scenario, _sizing, add_allow_large
 from .errors import InputError
 
 log = logging.getLogger("planner")
@@ -97,6 +97,8 @@ def add_subcommands(sub) -> None:
 def _common(p) -> None:
     p.add_argument("--time-limit", type=float, help="solver time limit per solve, in seconds")
     p.add_argument("--json", action="store_true", help="print the rows as one JSON document")
+    if p.prog.split()[-1] != "quantization":  # it has its own per-level cap, --max-options
+        add_allow_large(p)
 
 
 # ------------------------------------------------------------------ output helpers
@@ -122,13 +124,29 @@ def _emit(args, doc: dict, show) -> int:
         print(json.dumps(doc, indent=2, default=str))
     else:
         show(doc)
+        _show_proof(doc)
     return 0
+
+
+def _show_proof(doc: dict) -> None:
+    """Say, after the table, which solves a limit stopped: their figures are the best found, not proven."""
+    if doc.get("proven_optimal", True):
+        return
+    bad = doc.get("not_proven", [])
+    print(f"NOT proven optimal: {len(bad)} of the solves behind these figures stopped at a limit "
+          f"(raise --time-limit):")
+    for b in bad:
+        gap = b.get("gap")
+        print(f"  {b['what']}: at most {gap:.2%} above the minimum $/token" if gap is not None else f"  {b['what']}",
+              "-- " + "; ".join(b.get("limits", [])) if b.get("limits") else "")
 
 
 def _load(args):
     sc = _scenario(args)
     for w in sc.warnings:
         print(f"note: {w}", file=sys.stderr)
+    if args.command != "quantization" and not args.allow_large:
+        _guarded_candidates(sc, args)  # the problem-size guard, before any MILP
     return sc
 
 
@@ -139,10 +157,15 @@ def cmd_pareto(args) -> int:
     sc = _load(args)
     fr = pareto(sc, with_grid=not args.no_grid)
     doc = {"scenario": sc.name, "token_basis": fr.token_basis, "points": frontier_rows(fr), "grid": grid_rows(fr),
-           "min_usd_per_million_tokens": fr.best.usd_per_million_tokens, "seconds": fr.seconds}
+           "min_usd_per_million_tokens": fr.best.usd_per_million_tokens, "seconds": fr.seconds,
+           "proven_optimal": fr.proven_optimal, "gap": fr.gap,
+           "not_proven": [] if fr.proven_optimal else [{"what": "the frontier sweep (min $/token point)",
+                                                        "gap": fr.gap, "limits": list(fr.limits)}]}
 
     def show(d):
-        print(f"{d['scenario']}: {len(d['points'])} Pareto-optimal plans (exact); * = min $/token, "
+        what = ("Pareto-optimal plans (exact)" if d["proven_optimal"] else
+                "plans found (NOT proven: the frontier may miss plans, see below)")
+        print(f"{d['scenario']}: {len(d['points'])} {what}; * = min $/token, "
               f"grid = enumeration budgets landing on the point")
         rows = [{**r, "mark": "*" if r["min_usd_per_token"] else "",
                  "grid": ", ".join(f"{b:.4g}" for b in r["grid_budgets_usd_per_hour"])} for r in d["points"]]
@@ -157,14 +180,15 @@ def cmd_pareto(args) -> int:
 
 
 def cmd_baselines(args) -> int:
-    from .whatif import baseline_rows, baselines
+    from .whatif import baseline_rows, baselines, proof
 
     sc = _load(args)
     b = baselines(sc)
     rows = baseline_rows(b)
     doc = {"scenario": sc.name, "token_basis": sc.workload.token_basis, "mixed": rows[0],
            "baselines": {r["gpu_type"]: r for r in rows[1:]}, "best_single": b.best_single,
-           "savings_pct": b.savings_pct, "verdict": b.verdict}
+           "savings_pct": b.savings_pct, "verdict": b.verdict,
+           **proof([("mixed pool", b.mixed.headline)] + [(f"{x.gpu_type} alone", x.headline) for x in b.singles])}
 
     def show(d):
         print(f"{d['scenario']}: {d['verdict']}")
@@ -180,6 +204,7 @@ def cmd_baselines(args) -> int:
 
 def cmd_sensitivity(args) -> int:
     from .search import Planner
+    from .whatif import proof
     from .whatif_prices import (break_even_rows, break_evens, change_rows, price_sweep, sweep_rows, tornado,
                                 tornado_rows)
 
@@ -192,14 +217,28 @@ def cmd_sensitivity(args) -> int:
     t = tornado(sc, args.percent, base)
     doc = {"scenario": sc.name, "token_basis": sc.workload.token_basis, "percent": args.percent,
            "base_usd_per_million_tokens": t.base.usd_per_million_tokens, "rows": tornado_rows(t)}
+    solved = [("base optimum", t.base)]
+    for r in t.rows:
+        solved += [(f"{r.gpu_type} at ${r.low_price_usd_per_hour:.4g}/h", r.low),
+                   (f"{r.gpu_type} at ${r.high_price_usd_per_hour:.4g}/h", r.high)]
+    extra = []
     if not args.no_break_even:
-        doc["break_even"] = break_even_rows(break_evens(sc, base))
+        bes = break_evens(sc, base)
+        doc["break_even"] = break_even_rows(bes)
+        extra += [{"what": f"break-even of {b.gpu_type}", "gap": None, "limits": ["a re-solve stopped at a limit"]}
+                  for b in bes if not b.exact]
     if args.sweep:
         price = sc.pool.entry(args.sweep).spec.price_usd_per_hour
         lo, hi, n = args.range or (0.5 * price, 1.5 * price, 11)
         s = price_sweep(sc, args.sweep, lo, hi, n)
-        doc["sweep"] = {"gpu_type": s.gpu_type, "exact_changes": s.exact_changes, "solves": s.solves,
-                        "points": sweep_rows(s), "changes": change_rows(s)}
+        doc["sweep"] = {"gpu_type": s.gpu_type, "exact_changes": s.exact_changes and not s.not_proven,
+                        "solves": s.solves, "points": sweep_rows(s), "changes": change_rows(s)}
+        solved += [(f"sweep: {s.gpu_type} at ${p.price_usd_per_hour:.4g}/h", p.headline) for p in s.points]
+        extra += [{"what": f"sweep of {s.gpu_type}", "gap": None, "limits": [x]} for x in s.not_proven]
+    doc.update(proof(solved))
+    if extra:
+        doc["proven_optimal"] = False
+        doc["not_proven"] += extra
 
     def show(d):
         print(f"{d['scenario']}: optimum ${d['base_usd_per_million_tokens']:.4g}/M {d['token_basis']} tokens; "
@@ -226,14 +265,15 @@ def cmd_sensitivity(args) -> int:
 
 
 def cmd_quantization(args) -> int:
-    from .whatif import quantization_loss, quantization_rows
+    from .whatif import proof, quantization_loss, quantization_rows
 
     if args.max_options < 0:
         raise InputError(f"--max-options: must be >= 0, got {args.max_options}")
     sc = _load(args)
     q = quantization_loss(sc, args.levels, args.max_options or None)
     doc = {"scenario": sc.name, "token_basis": sc.workload.token_basis, "reference": q.reference,
-           "summary": q.summary, "rows": quantization_rows(q)}
+           "summary": q.summary, "rows": quantization_rows(q),
+           **proof([(f"{r.level} sizes", r.headline) for r in q.rows])}
 
     def show(d):
         print(f"{d['scenario']}: {d['summary']}")
@@ -258,7 +298,7 @@ def cmd_spot(args) -> int:
                            for d in c.differences],
            "figures": [{"figure": r["figure"], "on_demand": r["a"], "spot": r["b"], "change_pct": r["change_pct"]}
                        for r in c.figure_rows()],
-           "savings_pct": s.savings_pct}
+           "savings_pct": s.savings_pct, **c.proof()}
 
     def show(d):
         s = d["savings_pct"]

@@ -13,6 +13,9 @@ METHODS = ("exact", "enumeration", "weighted")
 # three extra zeros) before it reaches the solver. Messages name the limit.
 MAX_GPUS_PER_TYPE = 100_000
 MAX_POOL_GPUS = 1_000_000
+# GPU types in one pool: every type multiplies the stage options (and the network file needs every pair);
+# the MILP stays fast to about 16 types (README, Scaling), 100 is far beyond any real pool
+MAX_GPU_TYPES = 100
 MAX_LAYERS = 10_000
 MAX_CONTEXT_TOKENS = 10_000_000  # input + output per request; no model reads more
 MAX_CONCURRENCY = 1_000_000
@@ -103,8 +106,10 @@ class Pool:
     def __post_init__(self) -> None:
         if not self.entries:
             raise InputError("the GPU pool is empty")
-        names = [e.name for e in self.entries]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        if len(self.entries) > MAX_GPU_TYPES:
+            raise InputError(f"the GPU pool has {len(self.entries):,} GPU types, above the limit of {MAX_GPU_TYPES}")
+        seen: set[str] = set()
+        dupes = sorted({e.name for e in self.entries if e.name in seen or seen.add(e.name)})  # linear
         if dupes:
             raise InputError(f"GPU pool lists {', '.join(dupes)} more than once")
         _check_positive("pool", default_link_gb_per_s=self.default_link_gb_per_s)

@@ -199,6 +199,8 @@ class PersistentHighs:
         # versions compared the limit with that sum, ERGO-Code/HiGHS#1331; tests/test_highs_direct.py)
         h.setOptionValue("time_limit", max(float(time_limit_s), 0.01))
         h.setOptionValue("mip_rel_gap", float(gap))
+        # no absolute gap: HiGHS's default (1e-6) would call any plan "optimal" on a cheap enough pool
+        h.setOptionValue("mip_abs_gap", 0.0)
         t0 = time.perf_counter()
         run_status = h.run()
         seconds = time.perf_counter() - t0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -27,6 +28,18 @@ log = logging.getLogger(__name__)
 
 def _lin(coefs, vars_, constant=0.0):
     return LinearExpression(constant=constant, linear_coefs=list(coefs), linear_vars=list(vars_))
+
+
+NO_BUDGET = 1e30  # the budget row's bound when no cap is set (costs are scaled to about 1, see cost_scale)
+
+
+def cost_scale(costs) -> float:
+    """A power of two that brings the largest stage cost into [1, 2): the MILP works on scaled $/h, so that
+    HiGHS's tolerances (absolute feasibility 1e-7 on the budget row, its gap tests) mean the same at any
+    price level -- with prices x 1e-6 the unscaled rows sat below the tolerances and a 7.9%-off plan was
+    "optimal". Multiplying by a power of two is exact in floating point, so ties between plans survive."""
+    top = max((c for c in costs if c > 0), default=1.0)
+    return 2.0 ** -math.floor(math.log2(top))
 
 
 # ------------------------------------------------------------------ constraint families
@@ -117,13 +130,15 @@ def add_latency(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenario) ->
     `max_stages` and needs no row.)"""
     limit = scenario.settings.max_ttft_ms
     if limit is not None:
-        m.ttft_row = pyo.Constraint(expr=_lin([o.prefill_s * 1e3 for o in opts], [m.n[i] for i in m.O]) <= limit)
+        # divided by the limit: HiGHS's feasibility tolerance (1e-7, absolute) is then relative to it
+        m.ttft_row = pyo.Constraint(expr=_lin([o.prefill_s * 1e3 / limit for o in opts], [m.n[i] for i in m.O]) <= 1)
 
 
-def add_budget(m: pyo.ConcreteModel, opts: list[Option]) -> None:
-    """Hourly cost cap: C = sum_o (t_o * price_g) n_o <= B (B is a mutable parameter; inactive = no cap)."""
-    m.C = pyo.Expression(expr=_lin([o.cost_usd_per_hour for o in opts], [m.n[i] for i in m.O]))
-    m.budget = pyo.Param(mutable=True, initialize=1e12)
+def add_budget(m: pyo.ConcreteModel, opts: list[Option], scale: float = 1.0) -> None:
+    """Hourly cost cap: C = sum_o (t_o * price_g) n_o <= B (B is a mutable parameter; inactive = no cap).
+    C and B are in $/h x `scale` (`cost_scale`)."""
+    m.C = pyo.Expression(expr=_lin([o.cost_usd_per_hour * scale for o in opts], [m.n[i] for i in m.O]))
+    m.budget = pyo.Param(mutable=True, initialize=NO_BUDGET)
     m.budget_row = pyo.Constraint(expr=m.C <= m.budget)
 
 
@@ -133,6 +148,14 @@ def add_objective(m: pyo.ConcreteModel) -> None:
 
 
 # ------------------------------------------------------------------ model and solve wrapper
+class StoppedWithoutPlan(SolverError):
+    """A limit stopped HiGHS before it found any plan; `bound` is its best lower bound on the cost ($/h)."""
+
+    def __init__(self, message: str, status: str, bound: float):
+        super().__init__(message, status)
+        self.bound = bound
+
+
 @dataclass(frozen=True)
 class SolveOutcome:
     status: str  # optimal | time_limit | ...
@@ -170,7 +193,8 @@ class LevelModel(_Solvable):
         add_stage_number(m, opts, level)
         add_latency(m, opts, scenario)
         add_throughput_floors(m, opts)
-        add_budget(m, opts)
+        self.scale = cost_scale(o.cost_usd_per_hour for o in opts)
+        add_budget(m, opts, self.scale)
         add_objective(m)
         self.m = m
         self._ub = list(m.ub)
@@ -187,7 +211,7 @@ class LevelModel(_Solvable):
     # --- knobs
 
     def set_budget(self, budget: float | None) -> None:
-        self.m.budget.value = 1e12 if budget is None else budget
+        self.m.budget.value = NO_BUDGET if budget is None else budget * self.scale
 
     def set_floor(self, floor: float | None, strict: bool = False) -> None:
         """Allow only options with theta_o >= floor (> floor if strict); None allows all.
@@ -213,7 +237,7 @@ class LevelModel(_Solvable):
 
     def solve(self, time_limit: float, gap: float) -> SolveOutcome | None:
         """Solve; None if infeasible. Raises SolverError on errors; never reads values after a failure."""
-        run = run_highs(self, time_limit, gap)
+        run = run_highs(self, time_limit, gap, self.scale)
         if run is None:
             return None
         chosen: list[Option] = []
@@ -233,9 +257,10 @@ def attach_solver(model, threads: int, t0: float, **options) -> None:
     model.num_solves = 0
 
 
-def run_highs(model, time_limit: float, gap: float) -> tuple | None:
+def run_highs(model, time_limit: float, gap: float, scale: float = 1.0) -> tuple | None:
     """The one solve wrapper: HiGHS status -> (status, objective, bound, gap, seconds) with the solution
     kept in model.values, None if infeasible, SolverError otherwise (no values are kept after a failure).
+    The objective and bound are divided by `scale` (the model's cost scale) back into $/h.
     `model` has .m (the Pyomo model), .backend (its PersistentHighs) and the bookkeeping fields; its
     knobs have pushed changed variable bounds, and rows holding mutable parameters are refreshed here."""
     model.values = None
@@ -248,9 +273,10 @@ def run_highs(model, time_limit: float, gap: float) -> tuple | None:
     if res.values is None:
         if res.status == "optimal":
             return None
-        raise SolverError(f"HiGHS stopped ({res.status}) before finding any plan; raise the time limit", res.status)
+        raise StoppedWithoutPlan(f"HiGHS stopped ({res.status}) before finding any plan; raise the time limit",
+                                 res.status, res.bound / scale if math.isfinite(res.bound) else 0.0)
     model.values = res.values
-    return res.status, res.objective, res.bound, res.gap, res.seconds
+    return res.status, res.objective / scale, res.bound / scale, res.gap, res.seconds
 
 
 def warm_up() -> float:
@@ -395,8 +421,9 @@ class ShapeModel(_Solvable):
                 return pyo.Constraint.Skip
             return _lin([self.hp[k][0].tp for k in ks], [m.x[k] for k in ks]) <= scenario.pool.entry(g).count
         m.gpu_counts = pyo.Constraint(m.G, rule=gpu_rule)
-        m.C = pyo.Expression(expr=_lin([h.cost for h, _ in self.hp], [m.x[k] for k in idx]))
-        m.budget = pyo.Param(mutable=True, initialize=1e12)
+        self.scale = cost_scale(h.cost for h, _ in self.hp)
+        m.C = pyo.Expression(expr=_lin([h.cost * self.scale for h, _ in self.hp], [m.x[k] for k in idx]))
+        m.budget = pyo.Param(mutable=True, initialize=NO_BUDGET)
         m.budget_row = pyo.Constraint(expr=m.C <= m.budget)
         m.obj = pyo.Objective(expr=m.C, sense=pyo.minimize)
         self.m = m
@@ -412,7 +439,7 @@ class ShapeModel(_Solvable):
                 "variables": len(self.hp) + len(self.m.z), "rows": rows}
 
     def set_budget(self, budget: float | None) -> None:
-        self.m.budget.value = 1e12 if budget is None else budget
+        self.m.budget.value = NO_BUDGET if budget is None else budget * self.scale
 
     def set_floor(self, floor: float | None, strict: bool = False) -> None:
         """Caps at the floor; shapes that cannot hold a layers at it are switched off."""
@@ -437,7 +464,7 @@ class ShapeModel(_Solvable):
         return ok["only"] or (ok["first"] and ok["last"])
 
     def solve(self, time_limit: float, gap: float) -> SolveOutcome | None:
-        run = run_highs(self, time_limit, gap)
+        run = run_highs(self, time_limit, gap, self.scale)
         if run is None:
             return None
         chosen = [(self.hp[k][0], self.hp[k][1]) for k in range(len(self.hp))

@@ -72,7 +72,11 @@ def result_summary(result: Result, scenario_name: str = "") -> dict:
         "method": result.method,
         "status": result.status,
         "proven_optimal": result.proven_optimal,
+        # exact and enumeration: the proven bound on how far the plan's $/token can be above the minimum
+        # (see Planner.ratio_gap); weighted: the largest MIP gap of its solves
         "mip_gap": result.gap if math.isfinite(result.gap) else None,
+        "gap_on": result.extra.get("gap_on", "mip"),
+        "limits": list(result.extra.get("limits", [])),
         "how": result.how,
         "solve_seconds": result.solve_seconds + result.build_seconds,
         "build_seconds": result.build_seconds,

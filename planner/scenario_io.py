@@ -18,8 +18,8 @@ from pathlib import Path
 
 from .catalog import Catalog, load_catalog
 from .csvio import Cells, Table, check_number, parse_bool, parse_table, read_text, split_rows
-from .domain import (MAX_CONCURRENCY, MAX_CONTEXT_TOKENS, MAX_GB_PER_S, MAX_GPU_MEMORY_GB, MAX_GPUS_PER_TYPE,
-                     MAX_LAYERS, MAX_POOL_GPUS, MAX_PRICE_USD_PER_GPU_HOUR, MAX_TFLOPS, GpuSpec, ModelSpec, Pool,
+from .domain import (MAX_CONCURRENCY, MAX_CONTEXT_TOKENS, MAX_GB_PER_S, MAX_GPU_MEMORY_GB, MAX_GPU_TYPES,
+                     MAX_GPUS_PER_TYPE, MAX_LAYERS, MAX_POOL_GPUS, MAX_PRICE_USD_PER_GPU_HOUR, MAX_TFLOPS, GpuSpec, ModelSpec, Pool,
                      PoolEntry, Scenario, SearchSettings, Workload)
 from .errors import InputError, Problem
 
@@ -595,6 +595,10 @@ def _pool_entries(text: str, file: str, catalog: Catalog, problems: list[Problem
     table = parse_table(text, file, POOL_COLUMNS, POOL_OPTIONAL, problems=problems)
     if table.delimiter_note:
         warnings.append(table.delimiter_note)
+    if len(table.rows) > MAX_GPU_TYPES:  # refused before any row is checked (each row is catalogue work)
+        problems.append(Problem(f"{len(table.rows):,} GPU types, above the limit of {MAX_GPU_TYPES} types in one pool",
+                                file, None, "gpu_type"))
+        return [], False
     entries: list[PoolEntry] = []
     seen: dict[str, int] = {}
     for lineno, row in table.rows:

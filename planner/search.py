@@ -13,8 +13,8 @@ from dataclasses import replace
 
 from .candidates import CandidateSet, Level, Option, build_candidates
 from .domain import Scenario
-from .errors import CancelledError, InfeasibleError, InputError
-from .milp import LevelModel, ShapeModel, SolveOutcome, shape_table
+from .errors import CancelledError, InfeasibleError, InputError, SolverError
+from .milp import LevelModel, ShapeModel, SolveOutcome, StoppedWithoutPlan, shape_table
 from .plan import CurvePoint, Plan, Result, make_plan
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,55 @@ class Planner:
         self._t0 = time.perf_counter()
         self._statuses: list[str] = []
         self._gaps: list[float] = []
+        # what the last search left unproven: a line per solve or sweep that a limit stopped, and an upper
+        # bound on T/C (stage tokens/s per $/h) of every plan the search has not ruled out (0: none left)
+        self._limits: list[str] = []
+        self._q_open = 0.0
+
+    def _unit_q_bound(self, unit: Unit) -> float:
+        """An upper bound on T/C over the unit's plans: a stage of s layers on option o costs
+        c_o >= s (c_o / (T_o s_o)) T for a pipeline of throughput T <= T_o, so C >= L T min_o c_o / (T_o s_o)."""
+        opts = self._by_level[unit]
+        worst = min((o.cost_usd_per_hour / (o.tokens_per_s * o.size) for o in opts if o.tokens_per_s > 0),
+                    default=0.0)
+        return math.inf if worst <= 0 else 1.0 / (self.scenario.model.num_layers * worst)
+
+    def _leave_open(self, unit: Unit, top: float, lower_cost: float) -> None:
+        """Plans of `unit` up to `top` tokens/s costing at least `lower_cost` $/h were not ruled out by a
+        proven solve: raise the open bound on T/C to what they could reach."""
+        q = self._unit_q_bound(unit)
+        if lower_cost > 0:
+            q = min(q, top / lower_cost)
+        self._q_open = max(self._q_open, q)
+
+    def _note_limit(self, unit: Unit, out: SolveOutcome, floor: float | None) -> None:
+        at = f" at a floor of {floor:.6g} tokens/s" if floor else ""
+        gap = f"{out.gap:.2%}" if math.isfinite(out.gap) else "unknown"
+        self._limits.append(f"the MILP of {_unit_name(unit)}{at} stopped at its {out.status.replace('_', ' ')} "
+                            f"(MIP gap {gap})")
+
+    def _skip_units(self, units: list[Unit]) -> None:
+        """The time limit is up: these units are not searched; their plans stay open up to their bound."""
+        for u in units:
+            self._leave_open(u, math.inf, 0.0)
+        self._limits.append(f"the time limit ({self.scenario.settings.time_limit_s:g} s) left {len(units)} "
+                            f"pipeline level(s) unsearched")
+
+    def _time_is_up(self) -> bool:
+        return time.perf_counter() - self._t0 > self.scenario.settings.time_limit_s
+
+    def ratio_gap(self, plan: Plan) -> float:
+        """The proven bound on how far `plan`'s $/token can be above the minimum, relative to it:
+        (plan's $/token - lower bound on the minimum $/token) / plan's $/token, the lower bound being 1 /
+        the largest T/C any plan can reach (the best found, or the open bound of what the search did not
+        rule out). Link limits only lower a plan's throughput, so the stage throughputs bound it."""
+        q_plan = plan.tokens_per_s / plan.cost_usd_per_hour
+        q_top = max(plan.stage_tokens_per_s / plan.cost_usd_per_hour, self._q_open)
+        if not math.isfinite(q_top):
+            return 1.0
+        if q_top <= q_plan * (1 + 1e-12):  # the same figure up to rounding
+            return 0.0
+        return 1.0 - q_plan / q_top
 
     def _report(self, fraction: float, message: str) -> None:
         if self.progress is not None:
@@ -143,8 +192,11 @@ class Planner:
         return True
 
     def _status(self) -> tuple[str, bool, float]:
+        """(status, every solve proven, largest MIP gap): the solves' own status, for searches whose
+        objective is not $/token (weighted); see `ratio_gap` for the gap on $/token."""
         gap = max(self._gaps, default=0.0)
-        status = "optimal" if all(s == "optimal" for s in self._statuses) else "time_limit"
+        limited = [s for s in self._statuses if s != "optimal"]
+        status = "optimal" if not limited and not self._limits else (limited[0] if limited else "time_limit")
         return status, status == "optimal", gap
 
     # ---------------------------------------------------------------- primitive problems
@@ -226,30 +278,49 @@ class Planner:
         throughput) and skipped when the bound cannot beat the incumbent."""
         if with_frontier:  # the minimum of C/T is attained at a frontier point
             points = self.frontier()
+            self._restore_frontier_proof()
+            solves = self._frontier_proof[2]
             best = min(points, key=lambda p: (p.cost_usd_per_hour / p.stage_tokens_per_s, p.cost_usd_per_hour),
                        default=None)
         else:
             best = self._ratio_sweep()
+            solves = len(self._statuses)
         if best is None:
             raise self.explain_infeasible()
-        status, proven, gap = self._frontier_status if with_frontier else self._status()
-        proven = proven and not best.link_bound  # link limits are checked on the plan, not in the MILP
+        gap = self.ratio_gap(best)
+        proven = gap <= EXACT_GAP
+        status = "optimal" if proven else ("time_limit" if self._limits else "link_bound")
         frontier = tuple(points) if with_frontier else ()
-        return Result("exact", best, status, proven, gap,
-                      f"threshold sweep along the cost/throughput frontier over {len(self.levels)} "
-                      f"pipeline level(s), {len(self._statuses)} MILP solves; proven minimum $/token" if proven else
-                      "threshold sweep stopped by the time limit; best plan found, not proven optimal",
+        how = f"threshold sweep along the cost/throughput frontier over {len(self.levels)} pipeline level(s), " \
+              f"{solves} MILP solves; "
+        if proven:
+            how += "proven minimum $/token"
+            if self._limits:
+                how += " (some solves stopped at a limit, but what they left open cannot beat this plan)"
+        else:
+            why = []
+            if self._limits:
+                why.append(f"{self._limits[0]}" + (f" (and {len(self._limits) - 1} more)" if len(self._limits) > 1 else ""))
+            if best.link_bound:
+                why.append(_link_words(best))
+            how += "; ".join(why) + f"; best plan found, not proven optimal: at most {gap:.2%} above the minimum $/token"
+        extra = {"solves": solves, "gap_on": "usd_per_token", "limits": list(self._limits)}
+        if with_frontier:
+            extra["frontier_complete"] = self._frontier_status[1]
+        return Result("exact", best, status, proven, gap, how,
                       self.solve_seconds, self.build_seconds, self.problem_size(), frontier=frontier,
-                      warnings=self._target_warnings(best), extra={"solves": len(self._statuses)})
+                      warnings=self._target_warnings(best), extra=extra)
 
     def _ratio_sweep(self) -> Plan | None:
         self._start()
         best: Plan | None = None
-        bounds = {c: 1.0 / (self.scenario.model.num_layers * min(o.cost_usd_per_hour / (o.tokens_per_s * o.size)
-                                                                     for o in self._by_level[c])) for c in self.levels}
+        bounds = {c: self._unit_q_bound(c) for c in self.levels}
         units = sorted(self.levels, key=lambda c: -bounds[c])
         for i, c in enumerate(units, start=1):
             best_q = best.stage_tokens_per_s / best.cost_usd_per_hour if best else 0.0
+            if best is not None and bounds[c] > best_q * (1 + 1e-12) and self._time_is_up():
+                self._skip_units([u for u in units[i - 1:] if bounds[u] > best_q * (1 + 1e-12)])
+                break
             if bounds[c] > best_q * (1 + 1e-12):
                 for plan in self._level_sweep(c, best_q):
                     q = plan.stage_tokens_per_s / plan.cost_usd_per_hour
@@ -285,28 +356,48 @@ class Planner:
                 if not lm.floor_feasible(floor, strict=True):
                     return
                 lm.set_floor(max(floor, st_floor or 0.0), strict=st_floor is None or floor >= st_floor)
-            out = self._solve(lm, EXACT_GAP)
+            try:
+                out = self._solve(lm, EXACT_GAP)
+            except StoppedWithoutPlan as exc:  # the rest of this unit stays open, down to the solver's bound
+                self._statuses.append(exc.status)
+                self._limits.append(f"the MILP of {_unit_name(level)}" + (f" at a floor of {floor:.6g} tokens/s"
+                                    if floor else "") + f" stopped at its {exc.status.replace('_', ' ')} before "
+                                    "finding a plan")
+                self._leave_open(level, t_max, exc.bound)
+                return
             if out is None:
                 return
             plan = self._plan(lm, out)
+            # every plan at this floor costs at least `lower` (the plan's cost when the solve is proven)
+            lower = out.objective if out.status == "optimal" else out.bound
+            if out.status != "optimal":
+                self._note_limit(level, out, floor)
             yield plan
             if prune_q is not None:
                 prune_q = max(prune_q, plan.stage_tokens_per_s / plan.cost_usd_per_hour)
                 if t_max / plan.cost_usd_per_hour <= prune_q * (1 + 1e-12):
+                    self._leave_open(level, t_max, lower)  # within prune_q unless the solve was stopped
                     return
             if stop is not None and stop(plan, t_max):
+                self._leave_open(level, t_max, lower)
                 return
             floor = plan.stage_tokens_per_s
             if known is not None:
                 floor = max(floor, known(plan.cost_usd_per_hour))
                 if t_max <= floor * (1 + 1e-12):
+                    self._leave_open(level, t_max, lower)
                     return
             if prune_q is not None:
                 # a later plan costs C >= this plan's C, so it beats T/C = prune_q only if T > prune_q * C
                 floor = max(floor, prune_q * plan.cost_usd_per_hour)
-            if time.perf_counter() - self._t0 > self.scenario.settings.time_limit_s:
-                self._statuses.append("time_limit")
+            if self._time_is_up():
+                # nothing above this floor was searched: plans up to t_max, at no less than `lower`
+                self._leave_open(level, t_max, lower)
+                self._limits.append(f"the time limit ({self.scenario.settings.time_limit_s:g} s) stopped the "
+                                    f"sweep of {_unit_name(level)} at {floor:.6g} tokens/s")
                 return
+            # plans skipped up to the new floor are no better than one found, unless the solve was stopped
+            self._leave_open(level, floor, lower)
 
     def frontier(self) -> list[Plan]:
         """Exact cost/throughput Pareto frontier over all units (every non-dominated plan).
@@ -323,13 +414,22 @@ class Planner:
 
         units = sorted(self.levels, key=lambda u: -max(o.tokens_per_s for o in self._by_level[u]))
         for i, unit in enumerate(units, start=1):
+            if found and self._time_is_up():
+                self._skip_units(units[i - 1:])
+                break
             for plan in self._level_sweep(unit, None, known=known):
                 found.append(plan)
             found = pareto_filter(found)
             self._report(i / len(units), f"frontier: {i}/{len(units)} pipeline levels, {len(found)} plans")
         self._frontier = found
         self._frontier_status = self._status()
+        self._frontier_proof = (self._q_open, tuple(self._limits), len(self._statuses))
         return found
+
+    def _restore_frontier_proof(self) -> None:
+        """Make the frontier's open bound and limits the current ones (another search may have run since)."""
+        self._q_open, limits, _ = self._frontier_proof
+        self._limits = list(limits)
 
     def weighted(self, weight: float | None = None) -> Result:
         """The seed's weighted objective: maximise (1-w) T / T_norm - w C / C_norm over all levels.
@@ -379,7 +479,8 @@ class Planner:
         return Result("weighted", best[0], status, False, gap, how, self.solve_seconds, self.build_seconds,
                       self.problem_size(), warnings=self._target_warnings(best[0]),
                       extra={"weight": w, "throughput_normalization": t_norm, "cost_normalization": c_norm,
-                             "objective_value": best[1], "objective_proven": proven})
+                             "objective_value": best[1], "objective_proven": proven, "gap_on": "mip",
+                             "limits": list(self._frontier_proof[1] if self._frontier is not None else self._limits)})
 
     def competitive_range(self) -> tuple[float, float | None, Plan, Plan]:
         """Budgets worth testing: from the cheapest feasible plan's cost to the most a plan may cost and
@@ -430,7 +531,9 @@ class Planner:
             best = cheapest
         else:
             best = min(solved, key=lambda p: (p.usd_per_million_tokens, p.cost_usd_per_hour)).plan
-        status, proven, gap = self._frontier_status
+        status = self._frontier_status[0]
+        self._restore_frontier_proof()
+        gap = self.ratio_gap(best)  # how far the grid's best can be above the minimum $/token
         warnings.extend(self._target_warnings(best))
         how = (f"budget grid: max throughput at cost <= f x ${ballpark:.2f}/h for f in {list(factors)} "
                f"({len(solved)} solved, each exactly, from the cost/throughput frontier); best $/token on the "
@@ -438,7 +541,8 @@ class Planner:
         return Result("enumeration", best, status, False, gap, how, self.solve_seconds, self.build_seconds,
                       self.problem_size(), curve=tuple(curve), warnings=tuple(warnings),
                       extra={"ballpark_usd_per_hour": ballpark, "competitive_low": low, "competitive_high": high,
-                             "fastest_tokens_per_s": fastest.tokens_per_s})
+                             "fastest_tokens_per_s": fastest.tokens_per_s, "gap_on": "usd_per_token",
+                             "limits": list(self._limits), "frontier_complete": self._frontier_status[1]})
 
     def _target_warnings(self, plan: Plan) -> tuple[str, ...]:
         st = self.scenario.settings
@@ -455,12 +559,16 @@ class Planner:
         return tuple(out)
 
     # ---------------------------------------------------------------- infeasibility
-    def explain_infeasible(self) -> InfeasibleError:
+    def explain_infeasible(self) -> InfeasibleError | SolverError:
         """Say which limit binds, by how much, and what would make the scenario feasible: memory against
         what the model needs at the requested context, then each limit relaxed on its own (budget,
         throughput floor, latency SLOs, max stages, min layers per stage, segment sizes, GPU counts)."""
         from . import perf
 
+        stopped = [x for x in getattr(self, "_limits", ()) if "before finding a plan" in x]
+        if stopped:  # not proven infeasible: a limit stopped a solve that might have found a plan
+            return SolverError(f"no plan found within the time limit ({self.scenario.settings.time_limit_s:g} s): "
+                               f"{stopped[0]}; raise the time limit", "time_limit")
         sc = self.scenario
         st = sc.settings
         m, w, e = sc.model, sc.workload, sc.engine
@@ -556,6 +664,19 @@ class Planner:
         except InputError:
             return None
         return other.min_cost(None, EXACT_GAP) if other.levels else None
+
+
+def _unit_name(unit: Unit) -> str:
+    level, p = unit
+    return str(level) if p is None else f"{level}, {p} stage(s)"
+
+
+def _link_words(plan: Plan) -> str:
+    """Which stage-to-stage link bounds the plan, in words."""
+    link = min(plan.links, key=lambda l: l.tokens_per_s)
+    return (f"the link after stage {link.after_stage} ({link.from_type} -> {link.to_type}, {link.gb_per_s:g} GB/s) "
+            f"carries only {link.tokens_per_s:.4g} tokens/s, below the stages' {plan.stage_tokens_per_s:.4g}; the MILP "
+            f"does not model links")
 
 
 def fastest_within(plans: list[Plan], cost: float) -> float:

@@ -48,7 +48,7 @@ def signature(plan: Plan) -> tuple:
 
 
 def same(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+    return math.isclose(a, b, rel_tol=REL_TOL)  # relative only: an absolute tolerance breaks at small prices
 
 
 def pct_change(new: float, ref: float) -> float:
@@ -170,6 +170,9 @@ class Frontier:
     best_index: int
     token_basis: str
     seconds: float
+    proven_optimal: bool = True  # every solve of the sweep proven: the frontier is complete and exact
+    gap: float = 0.0  # proven bound on how far the best point's $/token can be above the minimum
+    limits: tuple[str, ...] = ()  # the solves and sweeps a limit stopped
 
     @property
     def best(self) -> FrontierPoint:
@@ -201,7 +204,10 @@ def pareto(sc: Scenario, with_grid: bool = True, cancel=None) -> Frontier:
                                  p.num_gpus, tuple(sorted(p.gpus_by_type().items())), p.concurrency, layout(p),
                                  i == best, tuple(on_point.get(i, ())), p) for i, p in enumerate(plans))
     log.info("%s: %d frontier points, %d grid points, %.2f s", sc.name, len(points), len(grid), time.perf_counter() - t0)
-    return Frontier(points, tuple(grid), best, sc.workload.token_basis, time.perf_counter() - t0)
+    planner._restore_frontier_proof()
+    complete = not planner._limits
+    return Frontier(points, tuple(grid), best, sc.workload.token_basis, time.perf_counter() - t0, complete,
+                    planner.ratio_gap(plans[best]), tuple(planner._limits))
 
 
 def frontier_rows(fr: Frontier) -> list[dict]:
@@ -234,12 +240,18 @@ class Headline:
     layout: str
     proven_optimal: bool
     plan: Plan
+    gap: float = 0.0  # proven bound on how far $/token can be above the minimum (Result.gap)
+    limits: tuple[str, ...] = ()  # what stopped a solve, or why the plan is not proven (a link)
 
     @classmethod
     def of(cls, result: Result) -> "Headline":
         p = result.plan
+        why = tuple(result.extra.get("limits", ()))
+        if not result.proven_optimal and not why:
+            why = (result.how,)
         return cls(p.usd_per_million_tokens, p.tokens_per_s, p.cost_usd_per_hour, len(p.stages), p.num_gpus,
-                   tuple(sorted(p.gpus_by_type().items())), p.concurrency, layout(p), result.proven_optimal, p)
+                   tuple(sorted(p.gpus_by_type().items())), p.concurrency, layout(p), result.proven_optimal, p,
+                   result.gap, why)
 
 
 HEADLINE_FIGURES = ("usd_per_million_tokens", "tokens_per_s", "cost_usd_per_hour", "stages", "gpus", "concurrency")
@@ -249,7 +261,15 @@ def headline_row(h: Headline | None) -> dict:
     if h is None:
         return {}
     return {**{k: getattr(h, k) for k in HEADLINE_FIGURES}, "gpus_by_type": dict(h.gpus_by_type),
-            "layout": h.layout, "proven_optimal": h.proven_optimal}
+            "layout": h.layout, "proven_optimal": h.proven_optimal, "gap": h.gap}
+
+
+def proof(items) -> dict:
+    """Whether every solve behind an analysis was proven: `items` are (what, Headline or None) pairs;
+    returns {"proven_optimal": bool, "not_proven": [{"what", "gap", "limits"}...]} for its JSON and text."""
+    bad = [{"what": what, "gap": h.gap, "limits": list(h.limits)} for what, h in items
+           if h is not None and not h.proven_optimal]
+    return {"proven_optimal": not bad, "not_proven": bad}
 
 
 # ------------------------------------------------------------------ 2. single-type baselines
@@ -361,7 +381,9 @@ def quantization_loss(sc: Scenario, levels: tuple[str, ...] = QUANTIZATION_LEVEL
             rows.append(QuantizationRow(level, sizes, n, "infeasible", None, None, time.perf_counter() - t0, None,
                                         str(exc)))
             continue
-        note = "" if result.proven_optimal else "not proven optimal (time limit)"
+        note = "" if result.proven_optimal else \
+            f"not proven optimal (at most {result.gap:.2%} above the minimum $/token): " + \
+            "; ".join(result.extra.get("limits", ()) or (result.how,))
         log.info("%s: quantization %s, %d options, %.2f s", sc.name, level, n, time.perf_counter() - t0)
         rows.append(QuantizationRow(level, sizes, n, "solved", Headline.of(result),
                                     planner.problem_size().get("integers"), time.perf_counter() - t0, None, note))
@@ -453,6 +475,9 @@ class Comparison:
     b: Headline | None
     reason_a: str
     reason_b: str
+
+    def proof(self) -> dict:
+        return proof([(self.name_a, self.a), (self.name_b, self.b)])
 
     def figure_rows(self) -> list[dict]:
         """Headline figures side by side, with B's change against A in percent."""

@@ -39,8 +39,8 @@ from .whatif import REL_TOL, Headline, _check_types, headline_row, layout, restr
 log = logging.getLogger(__name__)
 ENTER_PROBE = 1e-3  # a type absent from the optimum is tried at this fraction of its price ("almost free")
 # A break-even at a budget-cap jump is located to within CAP_STEP (relative); the probe past the cap
-# must also overshoot the budget row by far more than HiGHS's feasibility tolerance (1e-7), else the
-# solver still accepts the plan that just left the budget.
+# must also overshoot the budget row by far more than HiGHS's feasibility tolerance (1e-7 of the MILP's
+# cost unit, `_cost_unit`), else the solver still accepts the plan that just left the budget.
 CAP_STEP, CAP_ROW_STEP = 1e-6, 1e-5
 MAX_STEPS = 100
 
@@ -65,6 +65,14 @@ def _cost_at(plan: Plan, gpu_type: str, price: float) -> float:
     """The plan's $/h with the type's price set to `price`."""
     return sum(s.cost_usd_per_hour for s in plan.stages if s.gpu_type != gpu_type) + \
         plan.gpus_by_type().get(gpu_type, 0) * price
+
+
+def _cost_unit(sc: Scenario, gpu_type: str, price: float) -> float:
+    """The $/h that the MILP's scaled cost 1 stands for, at most (`milp.cost_scale`: the dearest stage
+    brought to [1, 2)), and at least 1: HiGHS's feasibility tolerance on the budget row is 1e-7 of it."""
+    top = max((price if e.name == gpu_type else e.spec.price_usd_per_hour) * min(e.count, e.spec.gpus_per_node)
+              for e in sc.pool.entries)
+    return max(1.0, top)
 
 
 def _cap_can_bind(sc: Scenario, gpu_type: str, price: float) -> bool:
@@ -210,7 +218,7 @@ def break_even(sc: Scenario, gpu_type: str, base: Result | None = None, cancel=N
         # the plan is in up to min(x, x_cap); probe there, or just past x_cap where the plan itself is gone.
         # Where both coincide (to rounding) the lines cross at the cap: a crossing, not a jump.
         crossing = x <= x_cap * (1 + 1e-9)
-        probe = x if crossing else x_cap + max(CAP_STEP * x_cap, CAP_ROW_STEP / n)
+        probe = x if crossing else x_cap + max(CAP_STEP * x_cap, CAP_ROW_STEP * _cost_unit(sc, gpu_type, x_cap) / n)
         try:
             r = solve_at(sc, gpu_type, probe, cancel)
             proven = proven and r.proven_optimal
@@ -275,6 +283,7 @@ class PriceSweep:
     changes: tuple[PlanChange, ...]
     exact_changes: bool
     solves: int
+    not_proven: tuple[str, ...] = ()  # change-point solves that a limit stopped (their points say so)
 
 
 def price_sweep(sc: Scenario, gpu_type: str, low: float, high: float, n: int = 11, cancel=None) -> PriceSweep:
@@ -306,6 +315,7 @@ def price_sweep(sc: Scenario, gpu_type: str, low: float, high: float, n: int = 1
                                  plan.gpus_by_type().get(gpu_type, 0) if plan else 0, changed, reason))
     exact = not _cap_can_bind(sc, gpu_type, high)
     changes: list[PlanChange] = []
+    unproven: list[str] = []
     for i in range(1, n):
         if not points[i].plan_changed:
             continue
@@ -314,31 +324,37 @@ def price_sweep(sc: Scenario, gpu_type: str, low: float, high: float, n: int = 1
             changes.append(PlanChange(prices[i - 1], prices[i], None, _lay(a), _lay(b),
                                       "between these sweep points (the hourly budget cap can bind)"))
             continue
-        found, k = _crossings(sc, gpu_type, prices[i - 1], a, prices[i], b, 0, cancel)
+        found, k = _crossings(sc, gpu_type, prices[i - 1], a, prices[i], b, 0, cancel, unproven)
         solves += k
         changes.extend(found)
     log.info("%s: sweep of %s's price, %d points, %d changes, %d solves", sc.name, gpu_type, n, len(changes), solves)
-    return PriceSweep(gpu_type, tuple(points), tuple(changes), exact, solves)
+    return PriceSweep(gpu_type, tuple(points), tuple(changes), exact, solves, tuple(unproven))
 
 
 def _lay(plan: Plan | None) -> str:
     return layout(plan) if plan else "no feasible plan"
 
 
-def _crossings(sc, gpu_type, pa, a: Plan, pb, b: Plan, depth: int, cancel) -> tuple[list[PlanChange], int]:
-    """Exact change prices between pa (optimum a) and pb (optimum b), by the crossing of their lines."""
+def _crossings(sc, gpu_type, pa, a: Plan, pb, b: Plan, depth: int, cancel,
+               unproven: list[str] | None = None) -> tuple[list[PlanChange], int]:
+    """Exact change prices between pa (optimum a) and pb (optimum b), by the crossing of their lines.
+    A re-solve that a limit stopped is listed in `unproven` (its change point is then not exact)."""
     (ia, sa), (ib, sb) = line(a, gpu_type), line(b, gpu_type)
     if same(sa, sb):  # parallel: both optimal at pa and pb means identical lines, a tie throughout
         return [PlanChange(pa, pb, None, _lay(a), _lay(b), "tie: both plans cost the same per token here")], 0
     x = (ib - ia) / (sa - sb)
     value = ia + sa * x
-    c = solve_at(sc, gpu_type, x, cancel).plan
+    res = solve_at(sc, gpu_type, x, cancel)
+    c = res.plan
+    if not res.proven_optimal and unproven is not None:
+        unproven.append(f"the re-solve at ${x:.4g}/h (change point between ${pa:.4g} and ${pb:.4g}/h): "
+                        + "; ".join(res.extra.get("limits", ()) or (res.how,)))
     if c.usd_per_million_tokens >= value * (1 - REL_TOL):
         return [PlanChange(pa, pb, x, _lay(a), _lay(b), f"exact: both cost ${value:.4g}/M tokens at ${x:.4g}/h")], 1
     if depth >= MAX_STEPS:
         raise SolverError(f"price sweep of {gpu_type}: change points did not settle")
-    left, n1 = _crossings(sc, gpu_type, pa, a, x, c, depth + 1, cancel)
-    right, n2 = _crossings(sc, gpu_type, x, c, pb, b, depth + 1, cancel)
+    left, n1 = _crossings(sc, gpu_type, pa, a, x, c, depth + 1, cancel, unproven)
+    right, n2 = _crossings(sc, gpu_type, x, c, pb, b, depth + 1, cancel, unproven)
     return left + right, 1 + n1 + n2
 
 

@@ -16,7 +16,10 @@ from hypothesis import settings
 # Property tests draw the same examples on every run, so a CI result can be reproduced and a red run is
 # never luck; HYPOTHESIS_PROFILE=explore draws new ones (and keeps failures in .hypothesis/) when hunting.
 settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True)
-settings.register_profile("explore", derandomize=False)
+# explore: new random examples, HYPOTHESIS_MAX_EXAMPLES of them (default 1,000) in the tests that scale
+# their count with `tests.helpers.examples` (the brute-force comparisons in tests/test_planner.py)
+settings.register_profile("explore", derandomize=False,
+                          max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "1000")))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 CHROMIUM = "/usr/bin/chromium"

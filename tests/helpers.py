@@ -1,10 +1,22 @@
 """Small scenario builders for tests (plain domain objects, no files)."""
 from __future__ import annotations
 
+import os
+
+from hypothesis import settings as _hypothesis_settings
+
 from planner.catalog import load_catalog
 from planner.domain import GpuSpec, ModelSpec, Pool, PoolEntry, Scenario, SearchSettings, Workload
 
 CAT = load_catalog()
+
+
+def examples(ci: int) -> int:
+    """How many random examples a property test draws: `ci` (fixed, derandomized) normally, the explore
+    profile's count (HYPOTHESIS_PROFILE=explore: 1,000, or HYPOTHESIS_MAX_EXAMPLES) when hunting for bugs."""
+    if os.environ.get("HYPOTHESIS_PROFILE") == "explore":
+        return max(ci, _hypothesis_settings.default.max_examples)
+    return ci
 
 
 def tiny_model(layers: int = 4, hidden: int = 1024, name: str = "toy") -> ModelSpec:

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from planner import Planner, load_catalog, scenario_from_texts
 from planner.calibration import DGX_FILE, FILE_ENGINES, VLLM_FILE, comparison_rows, summarize
+from planner.validation import validation_report
 from ui import scenario_texts as T
 
 from .apptest import usd_m
@@ -220,7 +221,34 @@ def test_invalid_scenario_keeps_the_accuracy_part():
     assert not at.exception
     assert any("does not parse" in w.value for w in at.warning)
     assert "price_usd_per_hour" in " ".join(e.value for e in at.error)
-    assert len(at.get("plotly_chart")) == 3  # the calibration charts, no plan charts
+    n_sources = len({r["source"] for r in validation_report(load_catalog())["rows"]})
+    assert len(at.get("plotly_chart")) == 3 + n_sources  # the calibration and source charts, no plan charts
+
+
+def test_validation_across_sources_table_and_charts():
+    """The page shows planner.validation's per-source figures (what `validate --json` reports) and one
+    predicted-vs-measured chart per source, log-log with y = x, holding exactly that source's rows."""
+    at = open_page()
+    rep = validation_report(load_catalog())
+    table = frame_with(at, "worst ratio")
+    assert len(table) == len(rep["summary"])
+    for (_, row), s in zip(table.iterrows(), rep["summary"]):
+        assert (row["source"], row["group"], row["profile"], row["rows"], row["no prediction"]) == \
+            (s["source"], s["group"], s["profile"], s["n"], s["no_prediction"])
+        assert row["MAPE (%)"] == pytest.approx(s["mape_pct"], nan_ok=True)
+        assert row["worst ratio"] == pytest.approx(s["worst_ratio"], nan_ok=True)
+    sources = list(dict.fromkeys(r["source"] for r in rep["rows"]))
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    source_charts = charts[-len(sources):]
+    for source, fig in zip(sources, source_charts):
+        assert fig["layout"]["xaxis"]["type"] == fig["layout"]["yaxis"]["type"] == "log"
+        diagonal = next(t for t in fig["data"] if t.get("name") == "y = x (exact)")
+        assert diagonal["x"] == diagonal["y"]
+        got = sorted((x, y) for t in fig["data"] if t.get("name") != "y = x (exact)" for x, y in zip(t["x"], t["y"]))
+        want = sorted((r["measured"], r["predicted"]) for r in rep["rows"] if r["source"] == source
+                      and not r["excluded"] and r["ratio"] == r["ratio"])
+        assert len(got) == len(want) > 0
+        assert_close(got, want)
 
 
 # ---------------------------------------------------------------------------- issue 4: grids

@@ -74,7 +74,8 @@ def headline(outcome: Outcome, exact: Outcome | None) -> None:
 def solver_line(outcome: Outcome) -> str:
     r = outcome.result
     gap = "n/a" if not math.isfinite(r.gap) else f"{r.gap * 100:.3g} %"
-    return (f"Solver status **{r.status}**, MIP gap {gap}, time {r.solve_seconds + r.build_seconds:.2f} s "
+    on = "gap on $/token (proven bound)" if r.extra.get("gap_on") == "usd_per_token" else "MIP gap"
+    return (f"Solver status **{r.status}**, {on} {gap}, time {r.solve_seconds + r.build_seconds:.2f} s "
             f"(HiGHS {r.solve_seconds:.2f} s, model build {r.build_seconds:.2f} s; wall {outcome.seconds:.2f} s). "
             f"{r.how}. Latency (model estimates): time to first token {r.plan.ttft_s * 1e3:,.0f} ms, time per "
             f"output token {r.plan.tpot_s * 1e3:,.1f} ms; {r.plan.concurrency} sequences in flight in microbatches "

@@ -255,6 +255,16 @@ def headline(plan: Plan) -> None:
     c[5].metric("TPOT", f"{ms(plan.tpot_s):,.1f} ms", help="time per output token: stages × the slowest decode step")
 
 
+def not_proven(proof: dict) -> None:
+    """A warning naming the solves a limit stopped (`whatif.proof`): their figures are not proven optimal."""
+    if proof["proven_optimal"]:
+        return
+    lines = [f"- {b['what']}: " + (f"at most {b['gap']:.1%} above the minimum $/token; " if b.get("gap") is not None
+                                   else "") + "; ".join(b["limits"]) for b in proof["not_proven"]]
+    st.warning("**Not proven optimal**: a solve stopped at its time limit (raise it in the settings).\n"
+               + "\n".join(lines), icon=":material/warning:")
+
+
 def sections(n: int):
     return st.container(), [st.container() for _ in range(n)]
 
@@ -291,6 +301,8 @@ def show_frontier(ctx: Ctx, done: jobs.Done) -> None:
         results.show_error(done.error)
         return
     fr: W.Frontier = done.value
+    not_proven({"proven_optimal": fr.proven_optimal,
+                "not_proven": [{"what": "the frontier sweep", "gap": fr.gap, "limits": list(fr.limits)}]})
     c = st.columns(4)
     c[0].metric("Frontier plans", f"{len(fr.points)}")
     c[1].metric("Minimum $ per million tokens", usd_m(fr.best.usd_per_million_tokens))
@@ -343,6 +355,8 @@ def baselines_tab(ctx: Ctx) -> None:
                 results.show_error(done.error)
                 continue
             b: W.Baselines = done.value
+            not_proven(W.proof([("mixed pool", b.mixed.headline)] + [(f"{x.gpu_type} alone", x.headline)
+                                                                       for x in b.singles]))
             if b.savings_pct:
                 st.success(b.verdict[0].upper() + b.verdict[1:], icon=":material/savings:")
             else:
@@ -409,6 +423,8 @@ def show_tornado(done: jobs.Done) -> None:
         results.show_error(done.error)
         return
     t: P.Tornado = done.value
+    not_proven(W.proof([("base optimum", t.base)] + [(f"{r.gpu_type} {side}", h) for r in t.rows
+                                                      for side, h in (("low", r.low), ("high", r.high))]))
     st.plotly_chart(WC.tornado_figure(t), width="stretch", key="wf_tornado_chart")
     st.caption(f"Optimum now {usd_m(t.base.usd_per_million_tokens)} per million tokens. Widest swing first; hover a "
                "bar for the plan at that price.")
@@ -463,6 +479,7 @@ def quantization_tab(ctx: Ctx) -> None:
                 results.show_error(done.error)
                 continue
             q: W.QuantizationStudy = done.value
+            not_proven(W.proof([(f"{r.level} sizes", r.headline) for r in q.rows]))
             coarse = next((r for r in q.rows if r.level == "coarse" and r.loss_pct is not None), None)
             if coarse is not None and q.reference != "coarse":
                 share = 100 / (1 + coarse.loss_pct / 100)
@@ -569,6 +586,7 @@ def show_spot(ctx: Ctx, done: jobs.Done, spot: dict, over: dict) -> None:
         return
     sp: W.SpotComparison = done.value
     c = sp.comparison
+    not_proven(c.proof())
     if sp.savings_pct is None:
         st.warning("One of the two has no feasible plan (see below).")
     elif sp.savings_pct > 0:
