@@ -285,9 +285,11 @@ def test_ttft_limit_at_a_plan_s_own_ttft_agrees_with_brute_force():
     both now allow rounding (1e-9 relative), and the MILP's TTFT row is scaled so its tolerance is relative."""
     g = gpu("T0", 2.0, 0.5, tflops=300.0, hbm=300.0, per_node=1)
     sc = scenario(tiny_model(layers=2, hidden=1024), [(g, 2)], concurrency=16, max_stages=2, quantization="full")
-    sc = replace(sc, engine=replace(sc.engine, step_overhead_ms=0.0))
+    sc = with_host_ms(sc, 0.0)
     free = Planner(sc).exact().plan
-    sc = replace(sc, settings=replace(sc.settings, max_ttft_ms=free.ttft_s * 1e3 * 0.5))
+    # model v2: no plan reaches half the free plan's TTFT (the v1 scenario's limit); the limit at the free
+    # plan's own TTFT exercises the same rounding
+    sc = replace(sc, settings=replace(sc.settings, max_ttft_ms=free.ttft_s * 1e3))
     best = brute.best_ratio(sc)
     r = Planner(sc).exact()
     assert best is not None and r.proven_optimal
@@ -300,14 +302,17 @@ def test_slos_that_only_more_stages_meet_are_explained_as_max_stages():
     half a one-stage plan's, with max_stages 1, are met by two stages; the explanation says so."""
     g = gpu("T0", 2.0, 0.5, tflops=30.0, hbm=300.0, per_node=2)
     sc = scenario(tiny_model(layers=2, hidden=1024), [(g, 4)], concurrency=4, max_stages=1, quantization="full")
-    sc = replace(sc, engine=replace(sc.engine, step_overhead_ms=0.0))
+    sc = with_host_ms(sc, 0.0)
     free = Planner(sc).exact().plan
     sc = replace(sc, settings=replace(sc.settings, max_ttft_ms=free.ttft_s * 1e3 * 0.5,
                                       max_tpot_ms=free.tpot_s * 1e3 * 0.5))
     assert brute.best_ratio(sc) is None
-    with pytest.raises(InfeasibleError, match="max pipeline stages 1. To make it feasible: allow 2 stages"):
+    # model v2: a second stage no longer halves both latencies (each stage adds its hand-off and a pipeline
+    # pays the scheduler once per step), so the brute force finds nothing at 2 stages either and the
+    # explanation names the two SLOs, not the stage limit
+    assert brute.best_ratio(replace(sc, settings=replace(sc.settings, max_stages=2))) is None
+    with pytest.raises(InfeasibleError, match="latency SLOs together"):
         Planner(sc).exact()
-    assert brute.best_ratio(replace(sc, settings=replace(sc.settings, max_stages=2))) is not None
 
 
 def test_cancel_stops_between_solves_and_progress_is_reported():
