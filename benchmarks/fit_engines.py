@@ -1,21 +1,35 @@
-"""Fit the engine profiles' efficiency factors on the calibration data.
+"""Fit the engine profiles' parameters (config/engines.csv, config/engine_gpus.csv) on reference data.
 
-    python benchmarks/fit_engines.py [--date 2026-11-27] [--out benchmarks/calibration_fit.json]
+    python benchmarks/fit_engines.py [--date 2026-11-29] [--out benchmarks/calibration_fit.json] [--write]
 
-* `splitwise` on splitwise_a100.csv (DGX-A100, static batches): prefill and decode-step medians.
-* `vllm` on vllm_l40s.csv (vLLM 0.10 eager on L40S): end-to-end tokens/s.
+Profiles and their data (each fitted on a documented part, errors reported on the held-out rest):
+* `vllm` (current vLLM V1, CUDA graphs) on data/reference/aiconfigurator_vllm.csv, NVIDIA AIConfigurator's
+  vLLM backend (a profiled-kernel model: vLLM 0.24.0 database for H100-SXM, H200, L40S; 0.14.0 for
+  A100-SXM): prefill and mid-output decode step of static batches, on the configurations the reference
+  says fit. Fitted on batches 1, 4, 16, 64; held out: batches 2, 8, 32, 128.
+  Per GPU: compute and HBM efficiency. Shared: NVLink and PCIe all-reduce efficiency and latency,
+  launch time per layer, scheduler time per step and per sequence.
+* `vllm-eager` (vLLM 0.10, eager mode) on vllm_l40s.csv (end-to-end tokens/s on L40S, PCIe): the same
+  kernels as `vllm`, so its per-GPU kernel efficiencies are `vllm`'s; fitted: PCIe efficiency and
+  latency, launch time per layer, scheduler time per step. Fitted on the file's even rows (0, 2, ...),
+  held out: the odd rows.
+* `splitwise` (the eager PyTorch stack of splitwise_a100.csv, DGX-A100): A100 compute and HBM
+  efficiency, NVLink efficiency and latency, launch time per layer, scheduler time per step and per
+  sequence. Fitted on the even configurations (sorted as planner.calibration lists them), held out:
+  the odd ones.
 
-Fitted per profile: compute_efficiency, hbm_efficiency, link_efficiency, allreduce_latency_us and
-step_overhead_ms, by least squares on log(predicted / measured) (scipy.optimize.least_squares, several
-starting points, best kept). The memory factors (memory_utilization, runtime_reserve_gb, max_num_seqs,
-prefill_chunk_tokens) are set from the engines' documented defaults, not fitted. Predictions come from
-planner.calibration (hence planner.evaluate and planner.perf), the same code the planner uses.
-Writes the fitted factors, per-row predictions and errors to calibration_fit.json and prints the new
-config/engines.csv rows.
+Least squares on log(predicted / reference) (scipy.optimize.least_squares, bounded, best of several
+starting points) plus a weak prior (PRIOR_WEIGHT per log unit) pulling each parameter toward a physical
+value, so that parameters the data cannot tell apart stay physical. Memory parameters are the engines'
+defaults, not fitted (FIXED). Predictions come from planner.perf / planner.evaluate, the code the planner
+uses. Writes every fitted value, the split, per-row predictions and the summaries to
+calibration_fit.json; with --write also rewrites config/engines.csv and config/engine_gpus.csv.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import math
 import sys
@@ -28,104 +42,289 @@ from scipy.optimize import least_squares
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from planner.calibration import DGX_FILE, VLLM_FILE, comparison_rows, summarize  # noqa: E402
-from planner.catalog import ENGINE_COLUMNS, load_catalog  # noqa: E402
-from planner.domain import EngineProfile  # noqa: E402
+from planner import perf  # noqa: E402
+from planner.calibration import (DGX_FILE, REFERENCE_FILE, VLLM_FILE, comparison_rows,  # noqa: E402
+                                 reference_measurements, reference_rows, reference_summary, summarize)
+from planner.catalog import ENGINE_COLUMNS, ENGINE_GPU_COLUMNS, load_catalog  # noqa: E402
+from planner.domain import EngineProfile, GpuEfficiency  # noqa: E402
 
-FITTED = ("compute_efficiency", "hbm_efficiency", "link_efficiency", "allreduce_latency_us", "step_overhead_ms")
-LOWER = (0.05, 0.05, 0.01, 0.0, 0.0)
-UPPER = (0.9, 0.9, 0.9, 500.0, 200.0)  # no kernel sustains more than ~90% of a datasheet peak
-STARTS = ((0.5, 0.6, 0.5, 20.0, 10.0), (0.7, 0.8, 0.2, 5.0, 40.0), (0.4, 0.5, 0.8, 100.0, 60.0))
 # Not fitted: the engines' own defaults / documented behaviour.
 FIXED = {
-    # vLLM 0.10: gpu_memory_utilization 0.9, max_num_seqs 256, max_num_batched_tokens 8192 (V1 chunked
-    # prefill); ~1 GB CUDA context + non-torch allocations per GPU.
-    "vllm": dict(memory_utilization=0.9, runtime_reserve_gb=1.0, max_num_seqs=256, prefill_chunk_tokens=8192),
-    # raw model execution with static batches (no allocator headroom policy); prefill in one piece.
-    "splitwise": dict(memory_utilization=0.95, runtime_reserve_gb=1.0, max_num_seqs=256, prefill_chunk_tokens=8192),
+    # vLLM V1: gpu_memory_utilization 0.9, max_num_seqs 256, max_num_batched_tokens 8192; CUDA context,
+    # non-torch allocations and CUDA graphs ~1.5 GiB per GPU. Inter-node hand-offs: no data here; a
+    # 200 Gbit/s RDMA-class network at 70% and 50 us per hand-off (NCCL send/recv across nodes).
+    "vllm": dict(memory_utilization=0.9, runtime_reserve_gib=1.5, max_num_seqs=256, prefill_chunk_tokens=8192,
+                 network_efficiency=0.7, network_latency_us=50.0),
+    # vLLM 0.10 eager: no CUDA graphs (1 GiB reserve); cross-node pipelines over Ray: no data here.
+    "vllm-eager": dict(memory_utilization=0.9, runtime_reserve_gib=1.0, max_num_seqs=256, prefill_chunk_tokens=8192,
+                       network_efficiency=0.7, network_latency_us=200.0),
+    # raw model execution with static batches; prefill in one piece.
+    "splitwise": dict(memory_utilization=0.95, runtime_reserve_gib=1.0, max_num_seqs=256, prefill_chunk_tokens=8192,
+                      network_efficiency=0.7, network_latency_us=200.0),
 }
-# Weak prior on the efficiency factors (weight per unit of log error, against ~75-150 data residuals):
-# it only decides factors the data cannot tell apart (e.g. compute and HBM efficiency when every vLLM
-# row is bound by the PCIe all-reduce) and keeps them physical instead of running to a bound.
-PRIOR = {"compute_efficiency": 0.6, "hbm_efficiency": 0.8, "link_efficiency": 0.7}
+# (parameter, lower, upper, start, prior centre or None). Efficiencies stay <= 0.95 of a datasheet peak.
+SHARED = {
+    "vllm": [("nvlink_efficiency", 0.05, 0.95, 0.5, 0.6), ("nvlink_latency_us", 0.0, 200.0, 10.0, None),
+             ("pcie_efficiency", 0.02, 0.95, 0.4, 0.5), ("pcie_latency_us", 0.0, 500.0, 20.0, None),
+             ("pcie_root_gpus", 1.0, 8.0, 2.0, None),
+             ("launch_us_per_layer", 0.0, 200.0, 2.0, None), ("scheduler_ms", 0.0, 50.0, 0.5, None),
+             ("scheduler_us_per_seq", 0.0, 500.0, 5.0, None)],
+    "vllm-eager": [("pcie_efficiency", 0.02, 0.95, 0.2, None), ("pcie_latency_us", 0.0, 2000.0, 50.0, None),
+                   ("pcie_root_gpus", 1.0, 8.0, 4.0, None),
+                   ("launch_us_per_layer", 0.0, 2000.0, 300.0, None), ("scheduler_ms", 0.0, 100.0, 5.0, None),
+                   ("scheduler_us_per_seq", 0.0, 200.0, 20.0, None)],  # <= 0.2 ms of Python per sequence
+    "splitwise": [("nvlink_efficiency", 0.02, 0.95, 0.3, None), ("nvlink_latency_us", 0.0, 500.0, 10.0, None),
+                  ("launch_us_per_layer", 0.0, 2000.0, 500.0, None), ("scheduler_ms", 0.0, 100.0, 1.0, None),
+                  ("scheduler_us_per_seq", 0.0, 2000.0, 100.0, None)],
+}
+PER_GPU = {"vllm": ("H100-SXM", "H200", "A100-80GB-SXM", "L40S"), "vllm-eager": (), "splitwise": ("A100-80GB-SXM",)}
+EFF_BOUNDS = ((0.05, 0.95, 0.6, 0.6), (0.05, 0.95, 0.8, 0.8))  # compute, hbm: lower, upper, start, prior
 PRIOR_WEIGHT = 0.2
-TARGETS = {"prefill": 10.0, "decode": 10.0, "throughput": 15.0}
+# Carried over by architecture (GPUs the reference does not cover): arch -> the SKU whose fit applies.
+ARCH_FROM = {"hopper": "H100-SXM", "ampere": "A100-80GB-SXM", "ada": "L40S", "volta": "A100-80GB-SXM",
+             "turing": "A100-80GB-SXM", "blackwell": "H200"}
+TARGETS = {"reference prefill": 20.0, "reference decode": 20.0, "reference throughput": 20.0,
+           "DGX prefill": 10.0, "DGX decode": 10.0, "L40S throughput": 15.0}
 
 
-def profile_from(base: EngineProfile, x, source: str, rounded: bool = False) -> EngineProfile:
-    """The profile with the fitted factors `x` (rounded to 4 significant digits for the catalogue)."""
-    values = {k: float(v) for k, v in zip(FITTED, x)}
-    if rounded:
-        values = {k: float(f"{v:.4g}") if v > 1e-6 else 0.0 for k, v in values.items()}
-    values.update(FIXED[base.name])
-    return replace(base, source=source, **values)
+def reference_train(r: dict) -> bool:
+    return r["batch"] in (1, 4, 16, 64)
 
 
-def fit(base: EngineProfile, file: str, cat, source: str) -> tuple[EngineProfile, dict]:
-    def residuals(x):
-        rows = comparison_rows({file: profile_from(base, x, source)}, cat)
-        out = []
-        for r in rows:
-            if r["excluded"]:
-                continue
-            p = r["predicted"]
-            out.append(math.log(p / r["measured"]) if p == p and p > 0 else 5.0)
-        for name, centre in PRIOR.items():
-            out.append(PRIOR_WEIGHT * math.log(x[FITTED.index(name)] / centre))
-        return np.array(out)
+def _even(index: int) -> bool:
+    return index % 2 == 0
 
+
+class Space:
+    """The fitted parameters of one profile: a vector <-> an EngineProfile."""
+
+    def __init__(self, name: str, base: EngineProfile, gpu_eff: tuple[GpuEfficiency, ...] = ()):
+        self.name, self.base, self.gpu_eff = name, base, gpu_eff
+        self.params = list(SHARED[name])
+        for sku in PER_GPU[name]:
+            for kind, (lo, hi, x0, prior) in zip(("compute", "hbm"), EFF_BOUNDS):
+                self.params.append((f"{sku}:{kind}", lo, hi, x0, prior))
+        self.lower = np.array([p[1] for p in self.params])
+        self.upper = np.array([p[2] for p in self.params])
+
+    def start(self, scale: float) -> np.ndarray:
+        x = np.array([p[3] for p in self.params], dtype=float)
+        return np.clip(x * scale, self.lower, self.upper)
+
+    def profile(self, x, source: str = "fit", rounded: bool = False) -> EngineProfile:
+        values = {p[0]: float(v) for p, v in zip(self.params, x)}
+        if rounded:
+            values = {k: float(f"{v:.4g}") if abs(v) > 1e-6 else 0.0 for k, v in values.items()}
+        shared = {k: v for k, v in values.items() if ":" not in k}
+        effs = list(self.gpu_eff)
+        for sku in PER_GPU[self.name]:
+            effs = [e for e in effs if e.gpu != sku]
+            effs.append(GpuEfficiency(sku, values[f"{sku}:compute"], values[f"{sku}:hbm"], source))
+        defaults = {}
+        if PER_GPU[self.name]:
+            first = PER_GPU[self.name][0]
+            defaults = dict(compute_efficiency=values[f"{first}:compute"], hbm_efficiency=values[f"{first}:hbm"])
+        return replace(self.base, source=source, gpu_efficiencies=tuple(effs), **FIXED[self.name], **shared,
+                       **defaults)
+
+    def prior(self, x) -> list[float]:
+        return [PRIOR_WEIGHT * math.log(v / p[4]) for p, v in zip(self.params, x) if p[4]]
+
+
+def fit(space: Space, residuals, starts=(1.0, 0.5, 2.0)):
     best = None
-    for x0 in STARTS:
-        res = least_squares(residuals, x0, bounds=(LOWER, UPPER), x_scale=np.array(UPPER) / 10)
+    for s in starts:
+        res = least_squares(lambda x: np.concatenate([residuals(space.profile(x)), space.prior(x)]),
+                            space.start(s), bounds=(space.lower, space.upper),
+                            x_scale=np.maximum(space.upper / 10, 1e-3), max_nfev=400)
         if best is None or res.cost < best.cost:
             best = res
-    prof = profile_from(base, best.x, source, rounded=True)
-    return prof, {"cost": float(best.cost), "nfev": int(best.nfev), "status": int(best.status)}
+    return best
 
 
-def engine_row(e: EngineProfile) -> str:
-    d = asdict(e)
-    cells = []
-    for col in ENGINE_COLUMNS:
-        v = d[col]
-        if isinstance(v, float):
-            v = f"{v:.4g}"
-        cells.append(str(v))
-    return ",".join(cells)
+# ---------------------------------------------------------------- residuals per source
+def _log(pred: float, meas: float) -> float:
+    return math.log(pred / meas) if pred == pred and pred > 0 and meas > 0 else 5.0
+
+
+def reference_residuals(rows: list[dict], cat):
+    """log errors of prefill and decode step (static batch, pp = 1, as planner.evaluate computes them)."""
+    prepared = [(cat.model(r["model"]), cat.gpu(r["gpu"]), r) for r in rows]
+
+    def f(e: EngineProfile) -> np.ndarray:
+        out = []
+        for m, g, r in prepared:
+            L = m.num_layers
+            pre = perf.prefill_time(m, g, e, L, r["tp"], True, True, r["batch"], r["input_len"])
+            dec = perf.decode_step_time(m, g, e, L, r["tp"], True, True, r["batch"],
+                                        r["input_len"] + r["output_len"] / 2)
+            out.append(_log(pre.seconds * 1e3, r["prefill_ms"]))
+            out.append(_log(dec.seconds * 1e3, r["decode_step_ms"]))
+        return np.array(out)
+    return f
+
+
+def file_residuals(file: str, cat, train):
+    def f(e: EngineProfile) -> np.ndarray:
+        rows = [r for i, r in enumerate(_indexed(comparison_rows({file: e}, cat))) if not r["excluded"] and train(r)]
+        return np.array([_log(r["predicted"], r["measured"]) for r in rows])
+    return f
+
+
+def _indexed(rows: list[dict]) -> list[dict]:
+    """Number each configuration (both phases of a DGX configuration share its index)."""
+    keys: dict[tuple, int] = {}
+    for r in rows:
+        key = (r["model"], r["tp"], r["pp"], r["batch"], r["input_len"], r["output_len"])
+        r["config_index"] = keys.setdefault(key, len(keys))
+    return rows
+
+
+def _stats(rows: list[dict]) -> dict:
+    errs = [abs(r["error_pct"]) for r in rows]
+    ratios = [max(r["predicted"] / r["measured"], r["measured"] / r["predicted"]) for r in rows]
+    return {"n": len(rows), "mape_pct": round(sum(errs) / len(errs), 2), "worst_ratio": round(max(ratios), 3)}
+
+
+def file_summary(rows: list[dict]) -> dict:
+    out = {}
+    for phase in sorted({r["phase"] for r in rows}):
+        for part, keep in (("all", lambda r: True), ("fitted", lambda r: r["train"]), ("held_out", lambda r: not r["train"])):
+            sel = [r for r in rows if r["phase"] == phase and not r["excluded"] and keep(r)]
+            if sel:
+                out.setdefault(phase, {})[part] = _stats(sel)
+    return out
+
+
+def reference_parts(rows: list[dict]) -> dict:
+    out = {"all": reference_summary(rows)}
+    out["fitted"] = reference_summary([r for r in rows if reference_train(r)])
+    out["held_out"] = reference_summary([r for r in rows if not reference_train(r)])
+    return out
+
+
+# ---------------------------------------------------------------- catalogue files
+def engines_csv(profiles: dict[str, EngineProfile]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(ENGINE_COLUMNS)
+    for e in profiles.values():
+        d = asdict(e)
+        w.writerow([f"{d[c]:.4g}" if isinstance(d[c], float) else d[c] for c in ENGINE_COLUMNS])
+    return buf.getvalue()
+
+
+def engine_gpus_csv(profiles: dict[str, EngineProfile]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(ENGINE_GPU_COLUMNS)
+    for e in profiles.values():
+        for g in e.gpu_efficiencies:
+            w.writerow([e.name, g.gpu, f"{g.compute_efficiency:.4g}", f"{g.hbm_efficiency:.4g}", g.source])
+    return buf.getvalue()
+
+
+def with_arch_rows(e: EngineProfile, fitted_on: str, date: str) -> EngineProfile:
+    """Add arch:<name> rows carried over from the fitted SKU of that architecture."""
+    by_sku = {g.gpu: g for g in e.gpu_efficiencies}
+    rows = list(e.gpu_efficiencies)
+    for arch, sku in ARCH_FROM.items():
+        if sku in by_sku:
+            g = by_sku[sku]
+            how = "same architecture" if arch in ("hopper", "ampere", "ada") else "older/newer architecture, no data"
+            rows.append(GpuEfficiency(f"arch:{arch}", g.compute_efficiency, g.hbm_efficiency,
+                                      f"carried over by architecture from {sku} ({how}); {fitted_on}, {date}"))
+    return replace(e, gpu_efficiencies=tuple(rows))
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--date", default="2026-11-27")
+    ap.add_argument("--date", default="2026-11-29")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "calibration_fit.json"))
+    ap.add_argument("--write", action="store_true", help="rewrite config/engines.csv and config/engine_gpus.csv")
     args = ap.parse_args(argv)
     cat = load_catalog()
-    result = {"method": "scipy.optimize.least_squares on log(predicted/measured), bounded, best of "
-                        f"{len(STARTS)} starts", "fitted_parameters": list(FITTED), "fixed": FIXED,
-              "profiles": {}, "rows": [], "summary": {}}
-    profiles = {}
-    for name, file in (("splitwise", DGX_FILE), ("vllm", VLLM_FILE)):
-        source = f"fitted by benchmarks/fit_engines.py on {file}, {args.date}"
-        prof, info = fit(cat.engine(name), file, cat, source)
-        profiles[file] = prof
-        result["profiles"][name] = {"file": file, **asdict(prof), "fit": info}
-        print(f"{name}: " + ", ".join(f"{k}={getattr(prof, k):.4g}" for k in FITTED), flush=True)
-    rows = comparison_rows(profiles, cat)
-    result["rows"] = rows
-    result["summary"] = summarize(rows)
+    result = {"method": "scipy.optimize.least_squares on log(predicted/reference), bounded, best of 3 starts, "
+                        f"prior weight {PRIOR_WEIGHT} per log unit", "fixed": FIXED, "profiles": {}, "splits": {
+                  "vllm": "fitted on reference batches 1, 4, 16, 64 (configurations that fit); held out 2, 8, 32, 128",
+                  "vllm-eager": "fitted on the even rows of vllm_l40s.csv; held out the odd rows",
+                  "splitwise": "fitted on the even configurations of splitwise_a100.csv; held out the odd ones"}}
+    profiles: dict[str, EngineProfile] = {}
+
+    # vllm on the AIConfigurator reference
+    ref = reference_measurements()
+    train = [r for r in ref if r["fits"] and reference_train(r)]
+    space = Space("vllm", cat.engine("vllm"))
+    res = fit(space, reference_residuals(train, cat))
+    src = f"fitted by benchmarks/fit_engines.py on {REFERENCE_FILE} (AIConfigurator 0.12 vLLM backend), {args.date}"
+    vllm = with_arch_rows(space.profile(res.x, src, rounded=True), f"fitted on {REFERENCE_FILE}", args.date)
+    profiles["vllm"] = vllm
+    result["profiles"]["vllm"] = {"params": dict(zip([p[0] for p in space.params], map(float, res.x))),
+                                  "cost": float(res.cost), "nfev": int(res.nfev)}
+    print("vllm:", {p[0]: round(float(v), 4) for p, v in zip(space.params, res.x)}, flush=True)
+
+    # vllm-eager on vllm_l40s.csv, with vllm's kernel efficiencies
+    eager_base = replace(cat.engine("vllm-eager"), gpu_efficiencies=vllm.gpu_efficiencies,
+                         compute_efficiency=vllm.compute_efficiency, hbm_efficiency=vllm.hbm_efficiency,
+                         nvlink_efficiency=vllm.nvlink_efficiency, nvlink_latency_us=vllm.nvlink_latency_us)
+    space = Space("vllm-eager", eager_base, vllm.gpu_efficiencies)
+    even_rows = lambda r: _even(r["config_index"])  # noqa: E731
+    res = fit(space, file_residuals(VLLM_FILE, cat, even_rows))
+    src = (f"fitted by benchmarks/fit_engines.py on {VLLM_FILE} (vLLM 0.10 eager, L40S), {args.date}; "
+           f"kernel efficiencies and NVLink as vllm")
+    eager = space.profile(res.x, src, rounded=True)
+    eager = replace(eager, gpu_efficiencies=tuple(
+        replace(g, source=f"as vllm (same kernels): {g.source}") for g in vllm.gpu_efficiencies))
+    profiles["vllm-eager"] = eager
+    result["profiles"]["vllm-eager"] = {"params": dict(zip([p[0] for p in space.params], map(float, res.x))),
+                                        "cost": float(res.cost), "nfev": int(res.nfev)}
+    print("vllm-eager:", {p[0]: round(float(v), 4) for p, v in zip(space.params, res.x)}, flush=True)
+
+    # splitwise on the DGX-A100 file
+    space = Space("splitwise", cat.engine("splitwise"))
+    res = fit(space, file_residuals(DGX_FILE, cat, even_rows))
+    src = f"fitted by benchmarks/fit_engines.py on {DGX_FILE} (DGX-A100, eager PyTorch), {args.date}"
+    split = with_arch_rows(space.profile(res.x, src, rounded=True), f"fitted on {DGX_FILE}", args.date)
+    split = replace(split, pcie_efficiency=eager.pcie_efficiency, pcie_latency_us=eager.pcie_latency_us)
+    profiles["splitwise"] = split
+    result["profiles"]["splitwise"] = {"params": dict(zip([p[0] for p in space.params], map(float, res.x))),
+                                       "cost": float(res.cost), "nfev": int(res.nfev)}
+    print("splitwise:", {p[0]: round(float(v), 4) for p, v in zip(space.params, res.x)}, flush=True)
+
+    # errors with the rounded catalogue values
+    ref_rows = reference_rows(vllm, cat, rows=ref)
+    for r in ref_rows:
+        r["train"] = reference_train(r)
+    result["reference"] = reference_parts(ref_rows)
+    file_rows = _indexed(comparison_rows({DGX_FILE: split, VLLM_FILE: eager}, cat))
+    for r in file_rows:
+        r["train"] = _even(r["config_index"])
+    result["files"] = {DGX_FILE: file_summary([r for r in file_rows if r["file"] == DGX_FILE]),
+                       VLLM_FILE: file_summary([r for r in file_rows if r["file"] == VLLM_FILE])}
+    result["files_summary_all_rows"] = summarize(file_rows)
     result["targets_mape_pct"] = TARGETS
-    Path(args.out).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    result["engines_csv"] = engines_csv(profiles)
+    result["engine_gpus_csv"] = engine_gpus_csv(profiles)
+    result["reference_rows"] = ref_rows
+    result["file_rows"] = file_rows
+    Path(args.out).write_text(json.dumps(result, indent=1, default=str) + "\n")
     print(f"\nwrote {args.out}\n")
-    for phase, s in result["summary"]["by_phase"].items():
-        ok = "meets" if s["mape_pct"] <= TARGETS[phase] else "MISSES"
-        print(f"{phase:<10} n={s['n']:<3} MAPE {s['mape_pct']:5.1f}%  worst {s['worst_abs_pct']:5.1f}%  "
-              f"({ok} target {TARGETS[phase]:g}%)")
-        for sub, t in result["summary"]["by_tp"][phase].items():
-            print(f"    {sub:<22} n={t['n']:<3} MAPE {t['mape_pct']:5.1f}%  worst {t['worst_abs_pct']:5.1f}%")
-    print("\nconfig/engines.csv rows:")
-    print(",".join(ENGINE_COLUMNS))
-    for name in ("vllm", "splitwise"):
-        print(engine_row(profiles[VLLM_FILE if name == "vllm" else DGX_FILE]))
+    for part in ("all", "fitted", "held_out"):
+        s = result["reference"][part]
+        print(f"reference {part:<8} " + "  ".join(
+            f"{k} MAPE {s[k]['mape_pct']:.1f}% worst x{s[k]['worst_ratio']:.2f} (n={s[k]['n']})"
+            for k in ("prefill", "decode", "throughput"))
+              + f"  memory {s['memory']['share']:.1%}  best GPU {s['best_gpu']['agree']}/{s['best_gpu']['groups']}")
+    for f, phases in result["files"].items():
+        for phase, parts in phases.items():
+            print(f"{f} {phase}: " + "  ".join(f"{p} MAPE {s['mape_pct']:.1f}% worst x{s['worst_ratio']:.2f} "
+                                                f"(n={s['n']})" for p, s in parts.items()))
+    if args.write:
+        (ROOT / "config" / "engines.csv").write_text(result["engines_csv"])
+        (ROOT / "config" / "engine_gpus.csv").write_text(result["engine_gpus_csv"])
+        print("rewrote config/engines.csv and config/engine_gpus.csv")
+    else:
+        print("\n" + result["engines_csv"] + "\n" + result["engine_gpus_csv"])
     return 0
 
 

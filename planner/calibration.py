@@ -4,9 +4,13 @@
   repeated rows of each (model, tp, prompt_size, batch_size, token_size); compared are the prefill time
   of the batch (`prompt_time`) and one decode step of the batch (`token_time`, at the mean context
   prompt + output/2).
-* `vllm_l40s.csv` (vLLM on L40S, engine profile `vllm`): end-to-end tokens/s, predicted as continuous
-  batching at the memory-limited concurrency (capped by the engine's max_num_seqs), full context
-  (input + output) reserved per sequence; pp = 2 rows are two stages in one node.
+* `vllm_l40s.csv` (vLLM 0.10 eager on L40S, engine profile `vllm-eager`): end-to-end tokens/s,
+  predicted as continuous batching at the memory-limited concurrency (capped by the engine's
+  max_num_seqs), each sequence holding its prompt and half its output on average (vLLM allocates KV
+  blocks as tokens arrive); pp = 2 rows are two stages in one node.
+* `aiconfigurator_vllm.csv` (NVIDIA AIConfigurator's vLLM backend, a profiled-kernel model; engine
+  profile `vllm`): static batches; prefill, decode step at mid-output, tokens/s and memory fit per
+  (model, GPU, TP, batch, lengths) - `reference_rows`, `reference_summary`.
 
 Both go through `planner.evaluate.evaluate_layout`, i.e. through the same `planner.perf` functions the
 planner uses.
@@ -37,7 +41,7 @@ DGX_FILE = "splitwise_a100.csv"
 VLLM_FILE = "vllm_l40s.csv"
 MODEL_NAMES = {"llama2-70b": "llama-2-70b", "bloom-176b": "bloom-176b", "llama-3-70b": "llama-3-70b"}
 GPU_NAMES = {"a100-80gb": "A100-80GB-SXM", "L40S": "L40S"}
-FILE_ENGINES = {DGX_FILE: "splitwise", VLLM_FILE: "vllm"}
+FILE_ENGINES = {DGX_FILE: "splitwise", VLLM_FILE: "vllm-eager"}  # vllm_l40s.csv measured vLLM 0.10 in eager mode
 # Configurations left out of the fit and the summary (shown in the table, flagged):
 # llama2-70b TP2, batch 64: prompt_time 0.79 s is 8x below batch 32's 6.6 s while e2e_time is 160 s
 # (9x batch 32's) - the run did something else (the publisher's notes suspect a memory fallback).
@@ -244,3 +248,111 @@ def format_report(report: dict) -> str:
     for reason in report["excluded"]:
         lines.append(f"  excluded: {reason}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- AIConfigurator reference (data, not a dependency)
+REFERENCE_FILE = "aiconfigurator_vllm.csv"
+REFERENCE_DIRS = (
+    Path(__file__).resolve().parent.parent / "data" / "reference",
+)
+
+
+def reference_path(directory: Path | None = None) -> Path:
+    """The AIConfigurator reference CSV: `directory`, $PLANNER_REFERENCE, else data/reference/."""
+    env = os.environ.get("PLANNER_REFERENCE")
+    dirs = ([Path(directory)] if directory else []) + ([Path(env)] if env else []) + list(REFERENCE_DIRS)
+    for d in dirs:
+        if (d / REFERENCE_FILE).exists():
+            return d / REFERENCE_FILE
+    raise FileNotFoundError(f"{REFERENCE_FILE} not found in {', '.join(str(d) for d in dirs)}; set PLANNER_REFERENCE")
+
+
+def _truthy(text: str) -> bool:
+    return str(text).strip().lower() in ("1", "true", "yes", "y")
+
+
+def reference_measurements(directory: Path | None = None) -> list[dict]:
+    """Rows of the AIConfigurator reference: model and gpu are catalogue names."""
+    out = []
+    for r in _read(reference_path(directory)):
+        def num(key: str) -> float:
+            v = r.get(key, "")
+            return float(v) if v not in ("", None) else math.nan
+
+        out.append({
+            "file": REFERENCE_FILE, "source": r.get("source", ""), "backend": r.get("backend", ""),
+            "backend_version": r.get("backend_version", ""), "system": r.get("system", ""),
+            "gpu": r["gpu"], "model": r["model"], "tp": int(r["tp"]), "pp": int(r.get("pp") or 1),
+            "batch": int(r["batch"]), "input_len": int(r["isl"]), "output_len": int(r["osl"]),
+            "prefill_ms": num("prefill_ms"), "decode_step_ms": num("decode_step_ms"),
+            "tokens_per_s": num("tokens_per_s"), "fits": _truthy(r.get("fits", "true")),
+            "memory_gib": num("memory_gib"),
+        })
+    return out
+
+
+def reference_rows(engine: EngineProfile, cat: Catalog | None = None, directory: Path | None = None,
+                   rows: list[dict] | None = None) -> list[dict]:
+    """Every reference configuration predicted with `engine` (static batch, as the reference): our
+    prefill, decode step, tokens/s (computed even where memory does not fit, for the timing errors) and
+    our memory verdict next to the reference's."""
+    cat = cat or load_catalog()
+    out = []
+    for r in rows if rows is not None else reference_measurements(directory):
+        m, g = cat.model(r["model"]), cat.gpu(r["gpu"])
+        p = evaluate_layout(m, g, engine, r["tp"], r["pp"], r["input_len"], r["output_len"], batch=r["batch"],
+                            check_memory=False)
+        fits = evaluate_layout(m, g, engine, r["tp"], r["pp"], r["input_len"], r["output_len"],
+                               batch=r["batch"])["feasible"] if p["feasible"] else False
+        out.append({**r, "engine": engine.name, "pred_prefill_ms": p["prefill_ms"],
+                    "pred_decode_step_ms": p["decode_step_ms"], "pred_tokens_per_s": p["tokens_per_s"],
+                    "pred_fits": fits, "pred_memory_gb": p["memory_gb_per_gpu"], "bound": p["bound"],
+                    "usd_per_hour": r["tp"] * r["pp"] * g.price_usd_per_hour})
+    return out
+
+
+def _stats(pairs: list[tuple[float, float]]) -> dict:
+    pairs = [(p, m) for p, m in pairs if p == p and m == m and m > 0 and p > 0]
+    if not pairs:
+        return {"n": 0, "mape_pct": math.nan, "worst_ratio": math.nan, "median_ratio": math.nan}
+    errs = [abs(p - m) / m * 100 for p, m in pairs]
+    ratios = [p / m for p, m in pairs]
+    return {"n": len(pairs), "mape_pct": sum(errs) / len(errs),
+            "worst_ratio": max(max(ratios), 1 / min(ratios)), "median_ratio": statistics.median(ratios)}
+
+
+def best_gpu_agreement(rows: list[dict]) -> dict:
+    """Per (model, lengths, batch) group: the GPU type with the most tokens per dollar (best TP of each
+    type, among configurations that fit) by the reference and by us; share of groups that agree."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["input_len"], r["output_len"], r["batch"])].append(r)
+    agree, total, detail = 0, 0, []
+    for key, rs in sorted(groups.items()):
+        ref = [(r["tokens_per_s"] / r["usd_per_hour"], r["gpu"]) for r in rs if r["fits"] and r["tokens_per_s"] > 0]
+        ours = [(r["pred_tokens_per_s"] / r["usd_per_hour"], r["gpu"]) for r in rs if r["pred_fits"]]
+        if not ref:
+            continue
+        total += 1
+        best_ref = max(ref)[1]
+        best_ours = max(ours)[1] if ours else ""
+        agree += best_ref == best_ours
+        detail.append({"group": key, "reference": best_ref, "predicted": best_ours})
+    return {"groups": total, "agree": agree, "share": agree / total if total else math.nan, "detail": detail}
+
+
+def reference_summary(rows: list[dict]) -> dict:
+    """MAPE and worst ratio of prefill, decode step and tokens/s on the configurations the reference
+    says fit; memory verdicts that agree; best-GPU-per-dollar agreement."""
+    ok = [r for r in rows if r["fits"]]
+    out = {
+        "prefill": _stats([(r["pred_prefill_ms"], r["prefill_ms"]) for r in ok]),
+        "decode": _stats([(r["pred_decode_step_ms"], r["decode_step_ms"]) for r in ok]),
+        "throughput": _stats([(r["pred_tokens_per_s"], r["tokens_per_s"]) for r in ok]),
+    }
+    same = sum(r["fits"] == r["pred_fits"] for r in rows)
+    out["memory"] = {"n": len(rows), "agree": same, "share": same / len(rows) if rows else math.nan,
+                     "wrongly_infeasible": sum(r["fits"] and not r["pred_fits"] for r in rows),
+                     "wrongly_feasible": sum(r["pred_fits"] and not r["fits"] for r in rows)}
+    out["best_gpu"] = {k: v for k, v in best_gpu_agreement(rows).items() if k != "detail"}
+    return out

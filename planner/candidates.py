@@ -37,7 +37,8 @@ class Level:
     microbatch of `microbatch` sequences, while every stage holds the KV cache of all sequences in
     flight (`concurrencies[i]` for `stage_counts[i]` stages). With a fixed concurrency C a level is one
     stage count P (microbatch ceil(C / P)); with concurrency `auto` a level is a microbatch b with every
-    stage count P allowed, and b * P sequences in flight (each microbatch up to the engine's limit)."""
+    stage count P with b * P sequences in flight up to the engine's limit (vLLM V1's max_num_seqs caps the
+    sequences running in the whole engine, across the microbatches)."""
 
     microbatch: int
     stage_counts: tuple[int, ...]
@@ -256,9 +257,15 @@ def pipeline_levels(scenario: Scenario, sizes: tuple[int, ...] | None = None) ->
     c = scenario.workload.concurrency
     if c is not None:
         return tuple(Level(math.ceil(c / p), (p,), (c,)) for p in counts)
+    # vLLM V1 runs one scheduler for the whole pipeline: max_num_seqs caps the sequences running in the
+    # engine, across its P microbatches (b * P <= cap), not each microbatch
     cap = scenario.engine.max_num_seqs
-    return tuple(Level(b, counts, tuple(b * p for p in counts)) for b in CONCURRENCY_LEVELS if b <= cap) or (
-        Level(1, counts, counts),)
+    levels = []
+    for b in CONCURRENCY_LEVELS:
+        allowed = tuple(p for p in counts if b * p <= cap)
+        if allowed:
+            levels.append(Level(b, allowed, tuple(b * p for p in allowed)))
+    return tuple(levels) or (Level(1, counts, counts),)
 
 
 def evaluate_option(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, level: Level) -> Option:
@@ -278,16 +285,22 @@ def _compute(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, l
         return Option(size, role, gpu_type, tp, level, 0.0, 0.0, g.memory_gb, cost, "stages", 0, False,
                       f"a {role} stage needs a pipeline of at least {need} stages")
     p0, c0 = allowed[0]
-    mem = perf.stage_memory(m, g, eng, size, tp, first, last, c0, w.context_tokens)
+    kv_tokens = perf.workload_kv_tokens(w)
+    mem = perf.stage_memory(m, g, eng, size, tp, first, last, c0, kv_tokens)
     if not mem.fits:
         return Option(size, role, gpu_type, tp, level, 0.0, mem.total_gb, mem.capacity_gb, cost, "memory", 0,
-                      False, f"needs {mem.total_gb:.1f} GB per GPU > {mem.capacity_gb:g} GB at {c0} sequences in "
-                             f"flight (weights {mem.weights_gb:.1f}, KV {mem.kv_cache_gb:.1f}, "
+                      False, f"needs {mem.total_gb:.1f} GB per GPU > {mem.capacity_gb:.1f} GB ({g.memory_gb:g} GiB) "
+                             f"at {c0} sequences in flight (weights {mem.weights_gb:.1f}, KV {mem.kv_cache_gb:.1f}, "
                              f"activations {mem.activations_gb:.1f}, reserve {mem.reserve_gb:.1f})")
-    cap = perf.max_concurrency(m, g, eng, size, tp, first, last, w.context_tokens, engine_cap=False)
+    cap = perf.max_concurrency(m, g, eng, size, tp, first, last, kv_tokens, engine_cap=False)
     max_stages = max(p for p, c in allowed if c <= cap)
-    # every stage count of a level shares the microbatch; with a fixed concurrency the level has one count
-    sp = perf.stage_perf(m, g, eng, size, tp, first, last, w, c0, microbatches=p0)
+    # every stage count of a level shares the microbatch; with a fixed concurrency the level has one count.
+    # A stage that is not last hands its activations on; where the next stage sits is not known per
+    # option, so the hand-off is priced over the pool's inter-node network (conservative inside a node).
+    # The scheduler's share is taken at p0, the fewest stages of the role (conservative for deeper
+    # pipelines of an auto level; exact for a fixed concurrency, whose level has one stage count).
+    handoff = None if last else (scenario.pool.default_link_gb_per_s, "network")
+    sp = perf.stage_perf(m, g, eng, size, tp, first, last, w, c0, microbatches=p0, handoff=handoff)
     pre, dec = sp.prefill.seconds, sp.decode_step.seconds
     st = scenario.settings
     if st.max_tpot_ms is not None:

@@ -13,20 +13,26 @@ from pathlib import Path
 from .csvio import Cells, parse_table, read_text
 from .domain import (MAX_CONTEXT_TOKENS, MAX_GB_PER_S, MAX_GPU_MEMORY_GB, MAX_LAYERS, MAX_PRICE_USD_PER_GPU_HOUR, MAX_TFLOPS,
                      MIN_BYTES_PER_PARAM, MIN_GB_PER_S, MIN_GPU_MEMORY_GB, MIN_PRICE_USD_PER_GPU_HOUR, MIN_TFLOPS,
-                     EngineProfile, GpuSpec, ModelSpec)
+                     EngineProfile, GpuEfficiency, GpuSpec, ModelSpec)
 from .errors import InputError, Problem
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
-GPU_COLUMNS = ("sku", "aliases", "memory_gb", "fp16_dense_tflops", "hbm_gb_per_s", "intra_link",
+# memory_gib: the vendor's nominal "GB", which are GiB (80 GB = 80 GiB = 85.9e9 bytes); files with the
+# former column name memory_gb (same numbers) still load.
+GPU_COLUMNS = ("sku", "aliases", "memory_gib", "fp16_dense_tflops", "hbm_gb_per_s", "intra_link",
                "intra_link_gb_per_s", "gpus_per_node", "price_usd_per_hour", "price_source", "price_date",
-               "datasheet_source")
+               "datasheet_source", "arch", "fp8_dense_tflops")
+GPU_ARCHS = ("volta", "turing", "ampere", "ada", "hopper", "blackwell")
 MODEL_COLUMNS = ("name", "aliases", "num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim",
                  "ffn_size", "gated_mlp", "vocab_size", "bytes_per_param", "tied_embeddings",
                  "max_position_embeddings", "source")
-ENGINE_COLUMNS = ("name", "compute_efficiency", "hbm_efficiency", "link_efficiency", "allreduce_latency_us",
-                  "step_overhead_ms", "memory_utilization", "runtime_reserve_gb", "max_num_seqs",
-                  "prefill_chunk_tokens", "source")
+ENGINE_COLUMNS = ("name", "compute_efficiency", "hbm_efficiency", "nvlink_efficiency", "nvlink_latency_us",
+                  "pcie_efficiency", "pcie_latency_us", "network_efficiency", "network_latency_us",
+                  "launch_us_per_layer", "scheduler_ms", "scheduler_us_per_seq", "memory_utilization",
+                  "runtime_reserve_gib", "max_num_seqs", "prefill_chunk_tokens", "pcie_root_gpus", "source")
+# config/engine_gpus.csv: an engine's kernel efficiencies per GPU SKU or per architecture (arch:<name>)
+ENGINE_GPU_COLUMNS = ("engine", "gpu", "compute_efficiency", "hbm_efficiency", "source")
 
 
 def _key(name: str) -> str:
@@ -97,15 +103,23 @@ def _aliases(text: str) -> list[str]:
 
 
 def parse_gpus(text: str, file: str) -> tuple[dict[str, GpuSpec], dict[str, str]]:
-    table = parse_table(text, file, required=GPU_COLUMNS[:9], optional=GPU_COLUMNS[9:])
+    header = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    memory_column = "memory_gb" if "memory_gb" in header and "memory_gib" not in header else "memory_gib"
+    required = tuple(memory_column if c == "memory_gib" else c for c in GPU_COLUMNS[:9])
+    table = parse_table(text, file, required=required, optional=GPU_COLUMNS[9:])
     problems: list[Problem] = []
     gpus: dict[str, GpuSpec] = {}
     aliases: dict[str, str] = {}
     for lineno, row in table.rows:
         c = Cells(table, lineno, row, problems)
         sku = c.text("sku")
+        arch = (row.get("arch", "") or "").strip().lower()
+        if arch and arch not in GPU_ARCHS:
+            problems.append(Problem(f"'{arch}' is not one of {', '.join(GPU_ARCHS)}", file, lineno, "arch"))
         values = dict(
-            memory_gb=c.number("memory_gb", maximum=MAX_GPU_MEMORY_GB, unit="GB", minimum=MIN_GPU_MEMORY_GB),
+            memory_gb=c.number(memory_column, maximum=MAX_GPU_MEMORY_GB, unit="GiB", minimum=MIN_GPU_MEMORY_GB),
+            fp8_dense_tflops=c.number("fp8_dense_tflops", allow_missing=True, maximum=MAX_TFLOPS, unit="TFLOP/s",
+                                      minimum=MIN_TFLOPS),
             fp16_dense_tflops=c.number("fp16_dense_tflops", maximum=MAX_TFLOPS, unit="TFLOP/s", minimum=MIN_TFLOPS),
             hbm_gb_per_s=c.number("hbm_gb_per_s", maximum=MAX_GB_PER_S, unit="GB/s", minimum=MIN_GB_PER_S),
             intra_link_gb_per_s=c.number("intra_link_gb_per_s", maximum=MAX_GB_PER_S, unit="GB/s",
@@ -117,14 +131,15 @@ def parse_gpus(text: str, file: str) -> tuple[dict[str, GpuSpec], dict[str, str]
         link = (c.text("intra_link") or "").lower()
         if link and link not in ("nvlink", "pcie"):
             problems.append(Problem(f"'{link}' is not nvlink or pcie", file, lineno, "intra_link"))
-        if sku is None or None in values.values() or link not in ("nvlink", "pcie"):
+        if sku is None or None in (v for k, v in values.items() if k != "fp8_dense_tflops") \
+                or link not in ("nvlink", "pcie"):
             continue
         if _key(sku) in {_key(s) for s in gpus}:
             problems.append(Problem(f"GPU '{sku}' listed twice", file, lineno, "sku"))
             continue
         gpus[sku] = GpuSpec(sku=sku, intra_link=link, price_source=row.get("price_source", ""),
                             price_date=row.get("price_date", ""), datasheet_source=row.get("datasheet_source", ""),
-                            **values)
+                            arch=arch, **values)
         for alias in _aliases(row.get("aliases", "")):
             if _key(alias) in aliases:
                 problems.append(Problem(f"alias '{alias}' already maps to {aliases[_key(alias)]}", file, lineno, "aliases"))
@@ -172,8 +187,11 @@ def parse_models(text: str, file: str) -> tuple[dict[str, ModelSpec], dict[str, 
     return models, aliases, sources
 
 
-def parse_engines(text: str, file: str) -> dict[str, EngineProfile]:
-    table = parse_table(text, file, required=ENGINE_COLUMNS[:10], optional=ENGINE_COLUMNS[10:])
+def parse_engines(text: str, file: str, gpu_text: str | None = None,
+                  gpu_file: str = "engine_gpus.csv") -> dict[str, EngineProfile]:
+    """engines.csv (one row per profile) and, if given, engine_gpus.csv (per-GPU / per-architecture
+    kernel efficiencies of each profile)."""
+    table = parse_table(text, file, required=ENGINE_COLUMNS[:16], optional=ENGINE_COLUMNS[16:])
     problems: list[Problem] = []
     engines: dict[str, EngineProfile] = {}
     for lineno, row in table.rows:
@@ -182,17 +200,41 @@ def parse_engines(text: str, file: str) -> dict[str, EngineProfile]:
         values = dict(
             compute_efficiency=c.number("compute_efficiency", maximum=1.0),
             hbm_efficiency=c.number("hbm_efficiency", maximum=1.0),
-            link_efficiency=c.number("link_efficiency", maximum=1.0),
-            allreduce_latency_us=c.number("allreduce_latency_us", positive=False, maximum=1e6),
-            step_overhead_ms=c.number("step_overhead_ms", positive=False, maximum=1e5),
+            nvlink_efficiency=c.number("nvlink_efficiency", maximum=1.0),
+            nvlink_latency_us=c.number("nvlink_latency_us", positive=False, maximum=1e6),
+            pcie_efficiency=c.number("pcie_efficiency", maximum=1.0),
+            pcie_latency_us=c.number("pcie_latency_us", positive=False, maximum=1e6),
+            network_efficiency=c.number("network_efficiency", maximum=1.0),
+            network_latency_us=c.number("network_latency_us", positive=False, maximum=1e6),
+            launch_us_per_layer=c.number("launch_us_per_layer", positive=False, maximum=1e6),
+            scheduler_ms=c.number("scheduler_ms", positive=False, maximum=1e5),
+            scheduler_us_per_seq=c.number("scheduler_us_per_seq", positive=False, maximum=1e6),
             memory_utilization=c.number("memory_utilization", maximum=1.0),
-            runtime_reserve_gb=c.number("runtime_reserve_gb", positive=False, maximum=1000),
+            runtime_reserve_gib=c.number("runtime_reserve_gib", positive=False, maximum=1000),
             max_num_seqs=c.integer("max_num_seqs", maximum=1_000_000),
             prefill_chunk_tokens=c.integer("prefill_chunk_tokens", maximum=10_000_000),
+            pcie_root_gpus=c.number("pcie_root_gpus", default=8.0, maximum=1024),
         )
         if name is None or None in values.values():
             continue
         engines[name] = EngineProfile(name=name, source=row.get("source", ""), **values)
+    if gpu_text is not None:
+        per_gpu: dict[str, list[GpuEfficiency]] = {}
+        gtable = parse_table(gpu_text, gpu_file, required=ENGINE_GPU_COLUMNS[:4], optional=ENGINE_GPU_COLUMNS[4:])
+        for lineno, row in gtable.rows:
+            c = Cells(gtable, lineno, row, problems)
+            engine, gpu = c.text("engine"), c.text("gpu")
+            ce, he = c.number("compute_efficiency", maximum=1.0), c.number("hbm_efficiency", maximum=1.0)
+            if None in (engine, gpu, ce, he):
+                continue
+            if engine not in engines:
+                problems.append(Problem(f"unknown engine '{engine}' (engines.csv has {', '.join(engines)})",
+                                        gpu_file, lineno, "engine"))
+                continue
+            per_gpu.setdefault(engine, []).append(GpuEfficiency(gpu, ce, he, row.get("source", "")))
+        from dataclasses import replace
+
+        engines = {n: replace(e, gpu_efficiencies=tuple(per_gpu.get(n, ()))) for n, e in engines.items()}
     if problems:
         raise InputError(problems)
     return engines
@@ -209,5 +251,7 @@ def _load_catalog_cached(config_dir: str) -> Catalog:
     base = Path(config_dir)
     gpus, gpu_aliases = parse_gpus(read_text(base / "gpus.csv"), str(base / "gpus.csv"))
     models, model_aliases, sources = parse_models(read_text(base / "models.csv"), str(base / "models.csv"))
-    engines = parse_engines(read_text(base / "engines.csv"), str(base / "engines.csv"))
+    per_gpu = base / "engine_gpus.csv"
+    engines = parse_engines(read_text(base / "engines.csv"), str(base / "engines.csv"),
+                            read_text(per_gpu) if per_gpu.exists() else None, str(per_gpu))
     return Catalog(gpus, gpu_aliases, models, model_aliases, sources, engines)

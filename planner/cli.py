@@ -46,6 +46,17 @@ def _sizing(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", help="sequences in flight, or 'auto' (as many as memory allows)")
     p.add_argument("--token-basis", choices=("total", "output"), help="what a token is in $/token")
     p.add_argument("--engine", help="engine profile from config/engines.csv (default vllm)")
+    _precision_args(p)
+
+
+def _precision_args(p: argparse.ArgumentParser) -> None:
+    from .domain import KV_PRECISIONS, PRECISIONS
+
+    p.add_argument("--precision", choices=tuple(PRECISIONS),
+                   help="weight precision: bf16/fp16 (default), fp8 (FP8 tensor cores on Ada/Hopper/Blackwell; "
+                        "weight-only on Ampere and older), int4 (weight-only, 16-bit compute)")
+    p.add_argument("--kv-precision", choices=tuple(KV_PRECISIONS),
+                   help="KV-cache precision (default: fp8 with --precision fp8, else 16-bit)")
 
 
 def add_allow_large(p: argparse.ArgumentParser) -> None:
@@ -117,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch", type=int, help="static batch of B requests")
     g.add_argument("--concurrency", type=int, help="continuous batching with C requests in flight")
     e.add_argument("--engine", default="vllm", help="engine profile (default vllm)")
-    e.add_argument("--precision", default="", help="weight precision, e.g. bf16, fp8, int4 (blank = the model's)")
+    _precision_args(e)
     e.add_argument("--json", action="store_true")
 
     v = sub.add_parser("validate", help="predicted vs measured on the calibration data, the AIConfigurator reference "
@@ -172,6 +183,10 @@ def _scenario(args):
             raise InputError(Problem(f"unknown engine profile '{args.engine}' (known: {', '.join(engines)})",
                                      "command line", column="--engine"))
         sc = replace(sc, engine=engines[args.engine])
+    if getattr(args, "precision", None) or getattr(args, "kv_precision", None):
+        from . import perf
+
+        sc = replace(sc, model=perf.apply_precision(sc.model, args.precision, args.kv_precision))
     return sc
 
 

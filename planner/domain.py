@@ -48,7 +48,12 @@ def _check_positive(owner: str, **values: float) -> None:
 
 @dataclass(frozen=True)
 class GpuSpec:
-    """One GPU SKU as the performance model sees it."""
+    """One GPU SKU as the performance model sees it.
+
+    `memory_gb` is the vendor's nominal figure, and vendors' "80 GB" are 80 GiB (2^30 bytes): the
+    model takes the capacity as `memory_gb` x 2^30 bytes (`memory_bytes`). `fp8_dense_tflops` is None
+    where the GPU has no FP8 tensor cores (Ampere and older). `arch` (ampere, hopper, ada, ...) lets an
+    engine profile's per-architecture factors apply to SKUs it has no row for."""
 
     sku: str
     memory_gb: float
@@ -61,6 +66,8 @@ class GpuSpec:
     price_source: str = ""
     price_date: str = ""
     datasheet_source: str = ""
+    arch: str = ""
+    fp8_dense_tflops: float | None = None
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -72,8 +79,15 @@ class GpuSpec:
             gpus_per_node=self.gpus_per_node,
             price_usd_per_hour=self.price_usd_per_hour,
         )
+        if self.fp8_dense_tflops is not None:
+            _check_positive(f"GPU {self.sku}", fp8_dense_tflops=self.fp8_dense_tflops)
         if self.intra_link not in ("nvlink", "pcie"):
             raise InputError(f"GPU {self.sku}: intra_link must be 'nvlink' or 'pcie', got {self.intra_link!r}")
+
+    @property
+    def memory_bytes(self) -> float:
+        """Capacity in bytes: the vendor's GB are GiB (80 GB = 85.9e9 bytes)."""
+        return self.memory_gb * 2 ** 30
 
 
 @dataclass(frozen=True)
@@ -151,11 +165,21 @@ class ModelSpec:
     bytes_per_param: float = 2.0
     tied_embeddings: bool = False
     # The seed's `layer_weight_memory_gb`: when given, it replaces the per-layer weight memory
-    # computed from the architecture (the user's own figure wins, and we say so).
+    # computed from the architecture (the user's own figure wins, and we say so). It is the layer's
+    # weights, so it also sets the bytes read per step and the FLOPs (parameters = override /
+    # bytes_per_param): see perf.layer_params.
     layer_weight_gb_override: float | None = None
     # The context window (Hugging Face config.json `max_position_embeddings`): the most input + output
     # tokens one request may hold. None: not known (a model given by its dimensions), not checked.
     max_position_embeddings: int | None = None
+    # Precision (see PRECISIONS and perf.apply_precision): bytes per KV-cache element (None: as the
+    # weights, the seed's convention), bytes per embedding / LM-head element (None: as the weights;
+    # quantised checkpoints keep them 16-bit), and whether the matmuls run on FP8 tensor cores where the
+    # GPU has them.
+    kv_bytes_per_element: float | None = None
+    embedding_bytes_per_element: float | None = None
+    fp8_compute: bool = False
+    precision: str = "bf16"
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -224,37 +248,102 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class GpuEfficiency:
+    """An engine's kernel efficiencies on one GPU SKU or architecture (`gpu` = a SKU, or `arch:<name>`,
+    e.g. `arch:ampere`): achieved / datasheet dense tensor FLOP/s and HBM bandwidth."""
+
+    gpu: str
+    compute_efficiency: float
+    hbm_efficiency: float
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        _check_positive(f"engine efficiencies on {self.gpu}", compute_efficiency=self.compute_efficiency,
+                        hbm_efficiency=self.hbm_efficiency)
+
+
+LINK_KINDS = ("nvlink", "pcie", "network")
+
+
+@dataclass(frozen=True)
 class EngineProfile:
-    """How close a serving engine gets to the datasheet: a few physical factors."""
+    """How a serving engine runs on the hardware: a few physical parameters (planner/perf.py uses them).
+
+    * Kernel efficiency against the datasheet: per GPU or architecture in `gpu_efficiencies`
+      (config/engine_gpus.csv); `compute_efficiency` / `hbm_efficiency` apply to GPUs with no row.
+    * Links, each with a bandwidth efficiency (achieved / nominal) and a latency per call: NVLink and
+      PCIe for the tensor-parallel all-reduce and for hand-offs inside a node, the network for hand-offs
+      between nodes.
+    * Host: `launch_us_per_layer`, the host's time to issue one layer's kernels in a forward step (tens of
+      us in eager mode, ~0 with CUDA graphs); it overlaps GPU work (the step takes the longer of the two).
+      `scheduler_ms` + `scheduler_us_per_seq` x batch: the engine's scheduling, sampling and output
+      processing, paid once per engine step and not overlapped with it (the next step waits for it);
+      a pipeline pays it once per microbatch step, not once per stage.
+    * Memory: the share of GPU memory the engine takes, a runtime reserve (CUDA context, CUDA graphs,
+      non-torch allocations; GiB), the engine's cap on sequences and its prefill chunk."""
 
     name: str
-    compute_efficiency: float  # achieved / datasheet dense tensor FLOP/s
-    hbm_efficiency: float  # achieved / datasheet memory bandwidth
-    link_efficiency: float  # achieved / nominal link bandwidth for all-reduce
-    allreduce_latency_us: float  # fixed cost per all-reduce call
-    step_overhead_ms: float  # engine time per forward step (scheduling, launches)
+    compute_efficiency: float
+    hbm_efficiency: float
+    nvlink_efficiency: float
+    nvlink_latency_us: float
+    pcie_efficiency: float
+    pcie_latency_us: float
+    network_efficiency: float
+    network_latency_us: float
+    launch_us_per_layer: float
+    scheduler_ms: float
+    scheduler_us_per_seq: float
     memory_utilization: float  # fraction of GPU memory the engine may use
-    runtime_reserve_gb: float  # CUDA context, workspace, graphs
+    runtime_reserve_gib: float  # CUDA context, CUDA graphs, workspace (GiB per GPU)
     max_num_seqs: int  # engine cap on sequences in flight
     prefill_chunk_tokens: int  # activation workspace is sized for this many tokens
     source: str = ""
+    gpu_efficiencies: tuple[GpuEfficiency, ...] = ()
+    # GPUs whose all-reduce traffic the host's PCIe root carries at full link speed: a PCIe all-reduce
+    # over more GPUs than this is limited by the shared root (perf.allreduce_seconds). A property of the
+    # servers the profile was fitted on.
+    pcie_root_gpus: float = 8.0
 
     def __post_init__(self) -> None:
         _check_positive(
             f"engine {self.name}",
+            pcie_root_gpus=self.pcie_root_gpus,
             compute_efficiency=self.compute_efficiency,
             hbm_efficiency=self.hbm_efficiency,
-            link_efficiency=self.link_efficiency,
+            nvlink_efficiency=self.nvlink_efficiency,
+            pcie_efficiency=self.pcie_efficiency,
+            network_efficiency=self.network_efficiency,
             memory_utilization=self.memory_utilization,
             max_num_seqs=self.max_num_seqs,
             prefill_chunk_tokens=self.prefill_chunk_tokens,
         )
-        if self.allreduce_latency_us < 0 or self.step_overhead_ms < 0 or self.runtime_reserve_gb < 0:
-            raise InputError(f"engine {self.name}: latencies and reserves cannot be negative")
+        for name in ("nvlink_latency_us", "pcie_latency_us", "network_latency_us", "launch_us_per_layer",
+                     "scheduler_ms", "scheduler_us_per_seq", "runtime_reserve_gib"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise InputError(f"engine {self.name}: {name} must be a non-negative number, got {value!r}")
+
+    def efficiencies(self, gpu: "GpuSpec") -> tuple[float, float, str]:
+        """(compute, HBM efficiency, where they come from) on `gpu`: its SKU's row, else its
+        architecture's row, else the profile's defaults."""
+        by_key = {g.gpu.casefold(): g for g in self.gpu_efficiencies}
+        for key in (gpu.sku.casefold(), f"arch:{gpu.arch}".casefold() if gpu.arch else None):
+            hit = by_key.get(key) if key else None
+            if hit is not None:
+                return hit.compute_efficiency, hit.hbm_efficiency, hit.gpu
+        return self.compute_efficiency, self.hbm_efficiency, "default"
+
+    def link(self, kind: str) -> tuple[float, float]:
+        """(bandwidth efficiency, latency in us per call) of a link kind: nvlink, pcie or network."""
+        if kind not in LINK_KINDS:
+            raise ValueError(f"link kind must be one of {LINK_KINDS}, got {kind!r}")
+        return getattr(self, f"{kind}_efficiency"), getattr(self, f"{kind}_latency_us")
 
     def scaled(self, compute: float = 1.0, hbm: float = 1.0, link: float = 1.0,
                overhead: float = 1.0) -> "EngineProfile":
-        """The same profile with its efficiency factors and host time per step scaled (what-if on accuracy)."""
+        """The same profile with its efficiency factors (every GPU's) and host times scaled (what-if on
+        accuracy)."""
         from dataclasses import replace
 
         return replace(
@@ -262,9 +351,29 @@ class EngineProfile:
             name=f"{self.name}*",
             compute_efficiency=self.compute_efficiency * compute,
             hbm_efficiency=self.hbm_efficiency * hbm,
-            link_efficiency=self.link_efficiency * link,
-            step_overhead_ms=self.step_overhead_ms * overhead,
+            nvlink_efficiency=self.nvlink_efficiency * link,
+            pcie_efficiency=self.pcie_efficiency * link,
+            network_efficiency=self.network_efficiency * link,
+            launch_us_per_layer=self.launch_us_per_layer * overhead,
+            scheduler_ms=self.scheduler_ms * overhead,
+            scheduler_us_per_seq=self.scheduler_us_per_seq * overhead,
+            gpu_efficiencies=tuple(replace(g, compute_efficiency=g.compute_efficiency * compute,
+                                           hbm_efficiency=g.hbm_efficiency * hbm) for g in self.gpu_efficiencies),
         )
+
+
+# Weight / KV precisions (perf.apply_precision): bytes per weight, default bytes per KV element, whether
+# the matmuls run in FP8 where the GPU has FP8 tensor cores. int4 is weight-only (AWQ/GPTQ, group 128:
+# 0.5 byte plus a 16-bit scale per 128 weights); compute stays 16-bit. fp8 is W8A8 on Ada/Hopper/Blackwell;
+# on GPUs without FP8 tensor cores (Ampere and older) vLLM runs FP8 checkpoints weight-only (Marlin
+# kernels): weights are 1 byte, compute stays 16-bit (perf.compute_tflops).
+PRECISIONS: dict[str, tuple[float, float, bool]] = {
+    "bf16": (2.0, 2.0, False),
+    "fp16": (2.0, 2.0, False),
+    "fp8": (1.0, 1.0, True),
+    "int4": (0.5 + 2 / 128, 2.0, False),
+}
+KV_PRECISIONS: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ import math
 
 from . import perf
 from .domain import EngineProfile, GpuSpec, ModelSpec, Workload
+from .errors import InputError
 
 log = logging.getLogger(__name__)
 
-INTER_NODE_LATENCY_US = 10.0  # one activation hand-off over the inter-node network (RDMA-class)
 
 
 def split_layers(num_layers: int, pp: int) -> list[int]:
@@ -55,9 +55,12 @@ def _infeasible(reason: str, **extra) -> dict:
 def evaluate_layout(
     model: ModelSpec, gpu: GpuSpec, engine: EngineProfile, tp: int, pp: int, input_len: int, output_len: int,
     batch: int | None = None, concurrency: int | None = None, nodes: int = 1, inter_node_gb_per_s: float = 25.0,
+    precision: str | None = None, kv_precision: str | None = None, check_memory: bool = True,
 ) -> dict:
     """Prediction for one uniform layout (see the module docstring). Never raises for a layout that does
-    not fit: returns feasible=False and a reason."""
+    not fit: returns feasible=False and a reason. `inter_node_gb_per_s` is in GB/s (bytes);
+    `precision` / `kv_precision` serve the model at another precision (perf.apply_precision).
+    `check_memory` False predicts the times even where memory does not fit (for comparisons)."""
     for name, value in (("tp", tp), ("pp", pp), ("input_len", input_len), ("output_len", output_len),
                         ("nodes", nodes)):
         if not isinstance(value, int) or value <= 0:
@@ -67,6 +70,10 @@ def evaluate_layout(
     for name, value in (("batch", batch), ("concurrency", concurrency)):
         if value is not None and (not isinstance(value, int) or value <= 0):
             return _infeasible(f"{name} must be a positive integer, got {value!r}")
+    try:
+        model = perf.apply_precision(model, precision, kv_precision)
+    except InputError as exc:
+        return _infeasible(str(exc))
     if not inter_node_gb_per_s > 0:
         return _infeasible(f"inter-node bandwidth must be positive, got {inter_node_gb_per_s}")
     if pp > model.num_layers:
@@ -86,34 +93,58 @@ def evaluate_layout(
 
     sizes = split_layers(model.num_layers, pp)
     roles = [(i == 0, i == pp - 1) for i in range(pp)]
-    context = input_len + output_len
-    caps = [perf.max_concurrency(model, gpu, engine, n, tp, f, la, context) for n, (f, la) in zip(sizes, roles)]
     static = batch is not None
+    # KV tokens per sequence: a static batch grows together to the full context; continuous batching
+    # holds on average the prompt and half the output (vLLM allocates blocks as tokens arrive)
+    kv_tokens = perf.kv_tokens_per_sequence(input_len, output_len, static=static)
+    caps = [perf.max_concurrency(model, gpu, engine, n, tp, f, la, kv_tokens) for n, (f, la) in zip(sizes, roles)]
     if static:
         c = batch
     elif concurrency is not None:
         c = concurrency
     else:
         c = min(caps)
-    mems = [perf.stage_memory(model, gpu, engine, n, tp, f, la, max(c, 0), context) for n, (f, la) in zip(sizes, roles)]
+    mems = [perf.stage_memory(model, gpu, engine, n, tp, f, la, max(c, 0), kv_tokens)
+            for n, (f, la) in zip(sizes, roles)]
     mem_gb = max(mm.total_gb for mm in mems)
-    if c <= 0 or any(not mm.fits for mm in mems):
+    if c <= 0 or (check_memory and any(not mm.fits for mm in mems)):
         worst = max(range(pp), key=lambda i: mems[i].total_gb - mems[i].capacity_gb)
         mm = mems[worst]
-        what = f"{max(c, 1)} sequence(s) of {context} tokens" if c > 0 else "the weights alone"
+        what = f"{max(c, 1)} sequence(s) of {kv_tokens} KV tokens" if c > 0 else "the weights alone"
         if c <= 0:
-            mm = perf.stage_memory(model, gpu, engine, sizes[worst], tp, *roles[worst], 1, context)
+            mm = perf.stage_memory(model, gpu, engine, sizes[worst], tp, *roles[worst], 1, kv_tokens)
         return _infeasible(
             f"stage {worst + 1} ({sizes[worst]} layers, TP {tp}) does not fit {what} on {gpu.sku}: needs "
-            f"{mm.total_gb:.1f} GB per GPU > {mm.capacity_gb:g} GB (weights {mm.weights_gb:.1f}, "
-            f"KV {mm.kv_cache_gb:.1f}, activations {mm.activations_gb:.1f}, reserve {mm.reserve_gb:.1f})",
-            memory_gb_per_gpu=mm.total_gb, max_concurrency_per_stage=caps)
+            f"{mm.total_gb:.1f} GB per GPU > {mm.capacity_gb:.1f} GB ({gpu.memory_gb:g} GiB; weights "
+            f"{mm.weights_gb:.1f}, KV {mm.kv_cache_gb:.1f}, activations {mm.activations_gb:.1f}, reserve "
+            f"{mm.reserve_gb:.1f})", memory_gb_per_gpu=mm.total_gb, max_concurrency_per_stage=caps)
 
     w = Workload(input_len, output_len, c)
-    mean_ctx = input_len + output_len / 2
+    # stage-to-stage hand-offs: within a node over the intra-node link, between nodes over the network
+    links = []
+    for i in range(pp - 1):
+        inter = node_of[i] != node_of[i + 1]
+        bw = inter_node_gb_per_s if inter else gpu.intra_link_gb_per_s
+        kind = "network" if inter else gpu.intra_link
+        links.append({"after_stage": i + 1, "inter_node": inter, "kind": kind, "gb_per_s": bw,
+                      "tokens_per_s": perf.link_tokens_per_s(model, bw),
+                      "latency_us": engine.link(kind)[1]})
+    micro = 1 if static else pp
     stages = []
+    phases = []
     for i, (n, (first, last)) in enumerate(zip(sizes, roles)):
-        sp = perf.stage_perf(model, gpu, engine, n, tp, first, last, w, c, microbatches=1 if static else pp)
+        hand = (links[i]["gb_per_s"], links[i]["kind"]) if i < pp - 1 else None
+        if static:
+            # one batch passes through the stages in turn: each stage pays 1/pp of the scheduler's step
+            pre = perf.prefill_time(model, gpu, engine, n, tp, first, last, c, input_len, stages=pp, handoff=hand)
+            dec = perf.decode_step_time(model, gpu, engine, n, tp, first, last, c, input_len + output_len / 2,
+                                        stages=pp, handoff=hand)
+            wave = pre.seconds + (output_len - 1) * dec.seconds
+            rate = c * w.context_tokens / wave
+            sp = perf.StagePerf(rate, rate * output_len / w.context_tokens, wave, pre, dec, c)
+        else:
+            sp = perf.stage_perf(model, gpu, engine, n, tp, first, last, w, c, microbatches=micro, handoff=hand)
+        phases.append(sp)
         stages.append({
             "stage": i + 1, "layers": n, "first": first, "last": last, "node": node_of[i] + 1,
             "prefill_ms": sp.prefill.seconds * 1e3, "decode_step_ms": sp.decode_step.seconds * 1e3,
@@ -122,42 +153,34 @@ def evaluate_layout(
             "memory_gb_per_gpu": mems[i].total_gb, "weights_gb_per_gpu": mems[i].weights_gb,
             "kv_cache_gb_per_gpu": mems[i].kv_cache_gb, "max_concurrency": caps[i],
         })
-    # stage-to-stage hand-offs: within a node over the intra-node link, between nodes over the network
-    links = []
-    for i in range(pp - 1):
-        inter = node_of[i] != node_of[i + 1]
-        bw = inter_node_gb_per_s if inter else gpu.intra_link_gb_per_s
-        links.append({"after_stage": i + 1, "inter_node": inter, "gb_per_s": bw,
-                      "tokens_per_s": perf.link_tokens_per_s(model, bw),
-                      "latency_us": INTER_NODE_LATENCY_US if inter else 0.0})
-
-    def hop_s(tokens: int, link: dict) -> float:
-        return tokens * model.hidden_size * model.bytes_per_param / (link["gb_per_s"] * perf.GB) + link["latency_us"] * 1e-6
-
-    prefill_ms = sum(s["prefill_ms"] for s in stages) + sum(hop_s(c * input_len, k) for k in links) * 1e3
-    decode_ms = sum(s["decode_step_ms"] for s in stages) + sum(hop_s(c, k) for k in links) * 1e3
+    prefill_ms = sum(s["prefill_ms"] for s in stages)
+    decode_ms = sum(s["decode_step_ms"] for s in stages)
     if static:
-        wave_s = (prefill_ms + output_len * decode_ms) / 1e3
-        tokens_per_s = c * context / wave_s
-        parts = {"compute": 0.0, "memory": 0.0, "link": 0.0}
-        for i, (n, (first, last)) in enumerate(zip(sizes, roles)):
-            pre = perf.prefill_time(model, gpu, engine, n, tp, first, last, c, input_len)
-            dec = perf.decode_step_time(model, gpu, engine, n, tp, first, last, c, mean_ctx)
-            parts["compute"] += pre.compute_s + output_len * dec.compute_s
-            parts["memory"] += pre.memory_s + output_len * dec.memory_s
-            parts["link"] += pre.comm_s + output_len * dec.comm_s
-        parts["link"] += sum(hop_s(c * input_len, k) + output_len * hop_s(c, k) for k in links)
+        wave_s = (prefill_ms + (output_len - 1) * decode_ms) / 1e3
+        tokens_per_s = c * w.context_tokens / wave_s
+        parts = {"compute": 0.0, "memory": 0.0, "link": 0.0, "host": 0.0}
+        for sp in phases:
+            pre, dec = sp.prefill.contributions(), sp.decode_step.contributions()
+            for k in parts:
+                parts[k] += pre[k] + (output_len - 1) * dec[k]
         bound = max(parts, key=parts.get)
+        tpot_ms = decode_ms
+        ttft_ms = prefill_ms
     else:
         rates = [(s["tokens_per_s"], s["bound"]) for s in stages] + [(k["tokens_per_s"], "link") for k in links]
         tokens_per_s, bound = min(rates, key=lambda r: r[0])
+        # a sequence gets one token per cycle of pp microbatch steps; its prompt passes every stage once
+        tpot_ms = pp * max(s["decode_step_ms"] for s in stages)
+        ttft_ms = prefill_ms
+    note = perf.precision_note(model, gpu)
     result = {
         "feasible": True, "reason": "", "mode": "static batch" if static else "continuous batching",
         "model": model.name, "gpu": gpu.sku, "engine": engine.name, "tp": tp, "pp": pp, "nodes": nodes,
         "gpus": tp * pp, "input_len": input_len, "output_len": output_len,
         "batch": c if static else None, "concurrency": c,
-        "prefill_ms": prefill_ms, "decode_step_ms": decode_ms,
-        "tokens_per_s": tokens_per_s, "output_tokens_per_s": tokens_per_s * output_len / context,
+        "prefill_ms": prefill_ms, "decode_step_ms": decode_ms, "ttft_ms": ttft_ms, "tpot_ms": tpot_ms,
+        "precision": model.precision, "note": note,
+        "tokens_per_s": tokens_per_s, "output_tokens_per_s": tokens_per_s * output_len / (input_len + output_len),
         "memory_gb_per_gpu": mem_gb, "bound": bound,
         "usd_per_hour": tp * pp * gpu.price_usd_per_hour,
         "usd_per_million_tokens": tp * pp * gpu.price_usd_per_hour / (3600 * tokens_per_s) * 1e6,

@@ -1,17 +1,31 @@
 """Performance model: small pure functions returning times, memory and what bounds them.
 
-Conventions: times in seconds unless the name says otherwise; bytes are bytes; GB = 1e9 bytes.
+Conventions: times in seconds unless the name says otherwise; bytes are bytes; GB = 1e9 bytes,
+GiB = 2^30 bytes. GPU capacities are the vendors' nominal "GB", which are GiB (GpuSpec.memory_bytes);
+every memory figure reported here is in GB (1e9 bytes), the capacity included (80 GiB = 85.9 GB).
 A stage holds `layers` consecutive decoder layers on `tp` GPUs of one type; `first` adds the
 embedding table, `last` adds the LM head (and its matmul).
+
+A forward step of a stage (`_phase`): the GPU is busy for max(compute, memory); the host issues the
+kernels asynchronously (`launch_seconds`), so that overlaps; the all-reduces and the hand-off of the
+activations to the next stage are synchronisation points and add; the engine's scheduler (scheduling,
+sampling, output processing: `scheduler_seconds`) runs once per engine step between steps and adds.
+In a pipeline of P stages cycling P microbatches, the scheduler works on one microbatch while the
+stages run the others: each stage carries 1/P of it and the pipeline's period is at least the
+scheduler's time (`stage_perf`).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from .domain import EngineProfile, GpuSpec, ModelSpec, Workload
+from .domain import KV_PRECISIONS, PRECISIONS, EngineProfile, GpuSpec, ModelSpec, Workload
+from .errors import InputError
 
 GB = 1e9
+GIB = 2.0 ** 30
+ACT_BYTES = 2.0  # activations, all-reduce messages and stage hand-offs are 16-bit at every weight precision
+KV_BLOCK_TOKENS = 16  # vLLM allocates the KV cache in blocks of 16 tokens as tokens arrive
 
 
 # ---------------------------------------------------------------- parameters and bytes
@@ -21,7 +35,12 @@ def layer_params(m: ModelSpec) -> float:
     q and o projections: 2 * d * (h * hd); k and v: 2 * d * (kv * hd);
     MLP: 3 * d * ffn when gated (gate, up, down), 2 * d * ffn otherwise.
     Norms and biases are below 0.1% and left out.
+    With the seed's `layer_weight_memory_gb` (ModelSpec.layer_weight_gb_override) the layer holds that
+    many bytes of weights, i.e. override / bytes_per_param parameters: the override sets the FLOPs and
+    the bytes read per step as well as the memory.
     """
+    if m.layer_weight_gb_override is not None:
+        return m.layer_weight_gb_override * GB / m.bytes_per_param
     d, h, kv, hd, f = m.hidden_size, m.num_heads, m.num_kv_heads, m.head_dim, m.ffn_size
     attn = 2 * d * (h * hd) + 2 * d * (kv * hd)
     mlp = (3 if m.gated_mlp else 2) * d * f
@@ -35,7 +54,8 @@ def layer_weight_bytes(m: ModelSpec) -> float:
 
 
 def embedding_bytes(m: ModelSpec) -> float:
-    return m.vocab_size * m.hidden_size * m.bytes_per_param
+    per = m.embedding_bytes_per_element if m.embedding_bytes_per_element is not None else m.bytes_per_param
+    return m.vocab_size * m.hidden_size * per
 
 
 def total_params(m: ModelSpec) -> float:
@@ -43,9 +63,13 @@ def total_params(m: ModelSpec) -> float:
     return m.num_layers * layer_params(m) + m.vocab_size * m.hidden_size + head
 
 
+def kv_bytes_per_element(m: ModelSpec) -> float:
+    return m.kv_bytes_per_element if m.kv_bytes_per_element is not None else m.bytes_per_param
+
+
 def kv_bytes_per_token_per_layer(m: ModelSpec) -> float:
     """K and V of one token in one layer, whole model (all KV heads)."""
-    return 2 * m.num_kv_heads * m.head_dim * m.bytes_per_param
+    return 2 * m.num_kv_heads * m.head_dim * kv_bytes_per_element(m)
 
 
 def kv_share_per_gpu(m: ModelSpec, tp: int) -> float:
@@ -57,9 +81,52 @@ def kv_share_per_gpu(m: ModelSpec, tp: int) -> float:
     return max(m.num_kv_heads / tp, 1.0) / m.num_kv_heads
 
 
+def apply_precision(m: ModelSpec, precision: str | None = None, kv_precision: str | None = None) -> ModelSpec:
+    """The model served at a weight precision (bf16, fp16, fp8, int4) and KV-cache precision (bf16, fp16,
+    fp8; default: fp8 with fp8 weights, else 16-bit). Weights shrink to the precision's bytes (embedding
+    and LM head stay 16-bit in quantised checkpoints); fp8 runs the matmuls on FP8 tensor cores where the
+    GPU has them (perf.compute_tflops); int4 is weight-only. A user's per-layer weight figure is scaled
+    by the same ratio. `precision` None keeps the model as it is."""
+    if precision is None and kv_precision is None:
+        return m
+    precision = (precision or m.precision or "bf16").lower()
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    weight_bytes, default_kv, fp8 = PRECISIONS[precision]
+    kv = (kv_precision or ("fp8" if precision == "fp8" else "bf16")).lower()
+    if kv not in KV_PRECISIONS:
+        raise InputError(f"KV-cache precision must be one of {', '.join(KV_PRECISIONS)}, got {kv!r}")
+    base = m.bytes_per_param
+    override = m.layer_weight_gb_override
+    if override is not None:
+        override = override * weight_bytes / base
+    label = precision if kv == ("fp8" if precision == "fp8" else "bf16") else f"{precision} (KV {kv})"
+    return replace(m, bytes_per_param=weight_bytes, kv_bytes_per_element=KV_PRECISIONS[kv],
+                   embedding_bytes_per_element=2.0 if weight_bytes < 2 else None,
+                   fp8_compute=fp8, precision=label, layer_weight_gb_override=override)
+
+
+def compute_tflops(m: ModelSpec, g: GpuSpec) -> float:
+    """Dense tensor TFLOP/s the matmuls run at: FP8 for an fp8 model on a GPU with FP8 tensor cores,
+    else 16-bit (fp8 weights on Ampere run weight-only: 16-bit compute)."""
+    if m.fp8_compute and g.fp8_dense_tflops:
+        return g.fp8_dense_tflops
+    return g.fp16_dense_tflops
+
+
+def precision_note(m: ModelSpec, g: GpuSpec) -> str:
+    """Why a precision does not get its compute rate on `g` (empty if it does)."""
+    if m.fp8_compute and not g.fp8_dense_tflops:
+        return (f"{g.sku} has no FP8 tensor cores: fp8 weights run weight-only (Marlin kernels in vLLM), "
+                f"1 byte per weight but 16-bit compute")
+    return ""
+
+
 # ---------------------------------------------------------------- memory
 @dataclass(frozen=True)
 class MemoryBreakdown:
+    """Memory on one GPU, in GB (1e9 bytes); `capacity_gb` is the GPU's GiB in GB (80 GiB = 85.9 GB)."""
+
     weights_gb: float
     kv_cache_gb: float
     activations_gb: float
@@ -75,12 +142,30 @@ class MemoryBreakdown:
         return self.total_gb <= self.capacity_gb * (1 + 1e-12)
 
 
+def kv_tokens_per_sequence(input_tokens: int, output_tokens: int, static: bool = False) -> int:
+    """KV-cache tokens one sequence occupies, as vLLM allocates them (blocks of 16 as tokens arrive).
+
+    Continuous batching: in steady state the sequences in flight are spread evenly over their output,
+    so on average a sequence holds its prompt and half its output (rounded up to whole blocks); the
+    engine admits sequences against the blocks actually free. A static batch grows together to the full
+    context, so it needs input + output for every sequence."""
+    if static:
+        return input_tokens + output_tokens
+    mean = input_tokens + output_tokens / 2
+    return min(input_tokens + output_tokens, math.ceil(mean / KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS)
+
+
+def workload_kv_tokens(w: Workload) -> int:
+    """KV tokens per sequence in flight for the planner (continuous batching)."""
+    return kv_tokens_per_sequence(w.input_tokens, w.output_tokens)
+
+
 def stage_weight_bytes_per_gpu(m: ModelSpec, layers: int, tp: int, first: bool, last: bool) -> float:
     extra = (embedding_bytes(m) if first else 0.0) + (embedding_bytes(m) if last else 0.0)
     return (layers * layer_weight_bytes(m) + extra) / tp
 
 
-def stage_kv_bytes_per_sequence_per_gpu(m: ModelSpec, layers: int, tp: int, context_tokens: int) -> float:
+def stage_kv_bytes_per_sequence_per_gpu(m: ModelSpec, layers: int, tp: int, context_tokens: float) -> float:
     """KV cache one sequence of `context_tokens` needs on one GPU of the stage (once per layer held)."""
     return layers * context_tokens * kv_bytes_per_token_per_layer(m) * kv_share_per_gpu(m, tp)
 
@@ -89,32 +174,35 @@ def activation_bytes_per_gpu(m: ModelSpec, e: EngineProfile, tp: int, last: bool
     """Peak transient activations for one prefill chunk: residual stream, attention and MLP
     intermediates (split by tp), plus fp32 logits on the last stage."""
     tokens = e.prefill_chunk_tokens
-    per_token = (4 * m.hidden_size + 2 * m.ffn_size / tp) * m.bytes_per_param
+    per_token = (4 * m.hidden_size + 2 * m.ffn_size / tp) * ACT_BYTES
     logits = (m.vocab_size / tp) * 4 * min(tokens, e.max_num_seqs) if last else 0.0
     return tokens * per_token + logits
 
 
 def reserve_bytes(g: GpuSpec, e: EngineProfile) -> float:
-    return g.memory_gb * GB * (1 - e.memory_utilization) + e.runtime_reserve_gb * GB
+    """What the engine leaves to others ((1 - memory_utilization) of the GPU) plus its runtime reserve
+    (CUDA context, CUDA graphs, non-torch allocations)."""
+    return g.memory_bytes * (1 - e.memory_utilization) + e.runtime_reserve_gib * GIB
 
 
 def stage_memory(
     m: ModelSpec, g: GpuSpec, e: EngineProfile, layers: int, tp: int, first: bool, last: bool,
-    concurrency: int, context_tokens: int,
+    concurrency: int, context_tokens: float,
 ) -> MemoryBreakdown:
-    """Memory on each GPU of a stage holding `concurrency` sequences of `context_tokens`."""
+    """Memory on each GPU of a stage holding `concurrency` sequences of `context_tokens` KV tokens each
+    (`kv_tokens_per_sequence` says how many a sequence occupies)."""
     return MemoryBreakdown(
         weights_gb=stage_weight_bytes_per_gpu(m, layers, tp, first, last) / GB,
         kv_cache_gb=concurrency * stage_kv_bytes_per_sequence_per_gpu(m, layers, tp, context_tokens) / GB,
         activations_gb=activation_bytes_per_gpu(m, e, tp, last) / GB,
         reserve_gb=reserve_bytes(g, e) / GB,
-        capacity_gb=g.memory_gb,
+        capacity_gb=g.memory_bytes / GB,
     )
 
 
 def max_concurrency(
     m: ModelSpec, g: GpuSpec, e: EngineProfile, layers: int, tp: int, first: bool, last: bool,
-    context_tokens: int, engine_cap: bool = True,
+    context_tokens: float, engine_cap: bool = True,
 ) -> int:
     """Most sequences whose KV cache fits next to the weights (0 if even the weights do not fit),
     capped by the engine's limit unless `engine_cap` is False (a pipeline of P stages runs P
@@ -131,54 +219,110 @@ def max_concurrency(
 # ---------------------------------------------------------------- time
 @dataclass(frozen=True)
 class PhaseTime:
-    """Time of one phase on one stage and what bounds it."""
+    """Time of one forward step (or prefill) on one stage, its parts, and what bounds it.
+
+    seconds = max(compute_s, memory_s, overhead_s) + comm_s + handoff_s + scheduler_s, where
+    overhead_s is the host's kernel launches (overlapping the GPU), comm_s the all-reduces, handoff_s
+    sending the activations to the next stage and scheduler_s this stage's share of the engine step's
+    scheduling and sampling; in a pipeline the step is at least the scheduler's whole time per step."""
 
     seconds: float
     compute_s: float
     memory_s: float
     comm_s: float
     overhead_s: float
+    scheduler_s: float = 0.0
+    handoff_s: float = 0.0
+
+    def contributions(self) -> dict[str, float]:
+        """Seconds each resource adds to the step: compute or memory (the GPU), host (launches when
+        they outlast the GPU's work, plus the scheduler), link (all-reduces and hand-offs)."""
+        gpu = max(self.compute_s, self.memory_s)
+        host = (self.overhead_s if self.overhead_s > gpu else 0.0)
+        host += max(self.scheduler_s, self.seconds - (max(gpu, self.overhead_s) + self.comm_s + self.handoff_s))
+        return {
+            "compute": self.compute_s if self.compute_s >= self.memory_s and gpu >= self.overhead_s else 0.0,
+            "memory": self.memory_s if self.memory_s > self.compute_s and gpu >= self.overhead_s else 0.0,
+            "link": self.comm_s + self.handoff_s,
+            "host": host,
+        }
 
     @property
     def bound(self) -> str:
-        parts = {"compute": self.compute_s, "memory": self.memory_s, "link": self.comm_s}
+        parts = self.contributions()
         return max(parts, key=parts.get)
 
 
 def allreduce_seconds(message_bytes: float, tp: int, g: GpuSpec, e: EngineProfile) -> float:
-    """Ring all-reduce of `message_bytes` across `tp` GPUs over the intra-node link."""
+    """Ring all-reduce of `message_bytes` across `tp` GPUs over the node's link (NVLink or PCIe, each
+    with the engine's bandwidth efficiency and per-call latency on it)."""
     if tp <= 1:
         return 0.0
-    wire = 2 * (tp - 1) / tp * message_bytes / (g.intra_link_gb_per_s * GB * e.link_efficiency)
-    return wire + e.allreduce_latency_us * 1e-6
+    eff, latency_us = e.link(g.intra_link)
+    factor = 2 * (tp - 1) / tp  # ring: each GPU sends and receives 2(tp-1)/tp of the message
+    if g.intra_link == "pcie":
+        # no GPU-to-GPU fabric: the ring's traffic, 2(tp-1) messages in all, goes through the host's PCIe
+        # root, which carries `pcie_root_gpus` links at full speed; past that the shared root limits it
+        # (TP 8 on a root that carries 2: 4x the ring's time). AIConfigurator's L40S all-reduce data fit
+        # a root of ~2 GPUs; vLLM on AWS g6e L40S nodes a larger one.
+        factor *= max(1.0, tp / e.pcie_root_gpus)
+    wire = factor * message_bytes / (g.intra_link_gb_per_s * GB * eff)
+    return wire + latency_us * 1e-6
+
+
+def handoff_seconds(m: ModelSpec, e: EngineProfile, tokens: float, gb_per_s: float, kind: str) -> float:
+    """Sending `tokens` hidden states (16-bit) to the next stage over a link of `gb_per_s` GB/s of kind
+    nvlink / pcie (same node) or network (another node): bytes over the link plus its latency."""
+    eff, latency_us = e.link(kind)
+    return tokens * m.hidden_size * ACT_BYTES / (gb_per_s * GB * eff) + latency_us * 1e-6
+
+
+def launch_seconds(e: EngineProfile, layers: int) -> float:
+    """Host time to issue one forward step of a stage's kernels (its own worker issues them)."""
+    return e.launch_us_per_layer * 1e-6 * layers
 
 
 def host_overhead_seconds(m: ModelSpec, e: EngineProfile, layers: int) -> float:
-    """Host time to issue one forward step of a stage: `step_overhead_ms` is the engine's figure for a
-    whole-model step (kernel launches, Python dispatch, scheduling); a stage of `layers` of the model's
-    layers spends that share of it."""
-    return e.step_overhead_ms * 1e-3 * layers / m.num_layers
+    """Kept for callers of the old model: the launch time of a stage of `layers` layers."""
+    return launch_seconds(e, layers)
 
 
-def _phase(compute_flops_per_gpu: float, bytes_per_gpu: float, comm_s: float, g: GpuSpec, e: EngineProfile,
-           overhead_s: float) -> PhaseTime:
-    """Roofline of one forward step: the GPU is busy for max(compute, memory); the host issues the
-    kernels asynchronously, so its time overlaps the GPU's and only bounds the step when it is longer
-    (launch-bound small batches in eager mode). All-reduces are synchronisation points and add."""
-    compute_s = compute_flops_per_gpu / (g.fp16_dense_tflops * 1e12 * e.compute_efficiency)
-    memory_s = bytes_per_gpu / (g.hbm_gb_per_s * GB * e.hbm_efficiency)
-    return PhaseTime(max(compute_s, memory_s, overhead_s) + comm_s, compute_s, memory_s, comm_s, overhead_s)
+def scheduler_seconds(e: EngineProfile, batch: int) -> float:
+    """The engine's time per engine step outside the GPU: scheduling, sampling, output processing."""
+    return e.scheduler_ms * 1e-3 + e.scheduler_us_per_seq * 1e-6 * batch
+
+
+Handoff = tuple[float, str]  # (GB/s, link kind) of a stage's outgoing hand-off
+
+
+def _phase(m: ModelSpec, compute_flops_per_gpu: float, bytes_per_gpu: float, comm_s: float, g: GpuSpec,
+           e: EngineProfile, layers: int, batch: int, handoff_s: float, stages: int,
+           pipelined: bool) -> PhaseTime:
+    """One forward step (see the module docstring)."""
+    ceff, heff, _ = e.efficiencies(g)
+    compute_s = compute_flops_per_gpu / (compute_tflops(m, g) * 1e12 * ceff)
+    memory_s = bytes_per_gpu / (g.hbm_gb_per_s * GB * heff)
+    launch_s = launch_seconds(e, layers)
+    sched = scheduler_seconds(e, batch)
+    share = sched / max(1, stages)
+    step = max(compute_s, memory_s, launch_s) + comm_s + handoff_s + share
+    if pipelined:
+        step = max(step, sched)
+    return PhaseTime(step, compute_s, memory_s, comm_s, launch_s, share, handoff_s)
 
 
 def prefill_time(
     m: ModelSpec, g: GpuSpec, e: EngineProfile, layers: int, tp: int, first: bool, last: bool,
-    num_sequences: int, prompt_tokens: int,
+    num_sequences: int, prompt_tokens: int, stages: int = 1, pipelined: bool = False,
+    handoff: Handoff | None = None,
 ) -> PhaseTime:
     """Prefill of `num_sequences` prompts of `prompt_tokens` each on one stage.
 
     FLOPs: 2 * params * tokens for the matmuls, plus causal attention 2 * n^2 * h * hd per layer
     per sequence; the LM head runs on the last token of each sequence only. Weights are read once.
-    Two all-reduces per layer of the tokens' hidden states.
+    Two all-reduces per layer of the tokens' hidden states; `handoff` (GB/s, link kind) sends them on.
+    `stages`: the pipeline's stage count (this stage pays 1/stages of the scheduler's step);
+    `pipelined`: microbatches cycle through the stages (the step is at least the scheduler's time).
     """
     tokens = num_sequences * prompt_tokens
     attn = 2.0 * prompt_tokens * prompt_tokens * m.num_heads * m.head_dim * num_sequences
@@ -187,18 +331,20 @@ def prefill_time(
         flops += 2 * m.vocab_size * m.hidden_size * num_sequences
     weights = stage_weight_bytes_per_gpu(m, layers, tp, first, last)
     kv_write = num_sequences * stage_kv_bytes_per_sequence_per_gpu(m, layers, tp, prompt_tokens)
-    comm = layers * 2 * allreduce_seconds(tokens * m.hidden_size * m.bytes_per_param, tp, g, e)
-    return _phase(flops / tp, weights + kv_write, comm, g, e, host_overhead_seconds(m, e, layers))
+    comm = layers * 2 * allreduce_seconds(tokens * m.hidden_size * ACT_BYTES, tp, g, e)
+    hand = handoff_seconds(m, e, tokens, *handoff) if handoff else 0.0
+    return _phase(m, flops / tp, weights + kv_write, comm, g, e, layers, num_sequences, hand, stages, pipelined)
 
 
 def decode_step_time(
     m: ModelSpec, g: GpuSpec, e: EngineProfile, layers: int, tp: int, first: bool, last: bool,
-    batch: int, context_tokens: float,
+    batch: int, context_tokens: float, stages: int = 1, pipelined: bool = False,
+    handoff: Handoff | None = None,
 ) -> PhaseTime:
     """One decode step (one new token for each of `batch` sequences at mean context `context_tokens`).
 
     Reads the stage's weights once and each sequence's KV cache; FLOPs 2 * params per token plus
-    attention 4 * context * h * hd per layer per token.
+    attention 4 * context * h * hd per layer per token. `stages`, `pipelined`, `handoff`: as prefill_time.
     """
     attn = 4.0 * context_tokens * m.num_heads * m.head_dim * batch
     flops = layers * (2 * layer_params(m) * batch + attn)
@@ -206,8 +352,9 @@ def decode_step_time(
         flops += 2 * m.vocab_size * m.hidden_size * batch
     weights = stage_weight_bytes_per_gpu(m, layers, tp, first, last)
     kv_read = batch * context_tokens * layers * kv_bytes_per_token_per_layer(m) * kv_share_per_gpu(m, tp)
-    comm = layers * 2 * allreduce_seconds(batch * m.hidden_size * m.bytes_per_param, tp, g, e)
-    return _phase(flops / tp, weights + kv_read, comm, g, e, host_overhead_seconds(m, e, layers))
+    comm = layers * 2 * allreduce_seconds(batch * m.hidden_size * ACT_BYTES, tp, g, e)
+    hand = handoff_seconds(m, e, batch, *handoff) if handoff else 0.0
+    return _phase(m, flops / tp, weights + kv_read, comm, g, e, layers, batch, hand, stages, pipelined)
 
 
 @dataclass(frozen=True)
@@ -223,34 +370,33 @@ class StagePerf:
 
     @property
     def bound(self) -> str:
-        pre = self.prefill
-        dec = self.decode_step
-        out = self.concurrency and (self.wave_s - pre.seconds) / max(dec.seconds, 1e-30)
-        totals = {
-            "compute": pre.compute_s + out * dec.compute_s,
-            "memory": pre.memory_s + out * dec.memory_s,
-            "link": pre.comm_s + out * dec.comm_s,
-        }
+        pre, dec = self.prefill.contributions(), self.decode_step.contributions()
+        out = self.concurrency and (self.wave_s - self.prefill.seconds) / max(self.decode_step.seconds, 1e-30)
+        totals = {k: pre[k] + out * dec[k] for k in pre}
         return max(totals, key=totals.get)
 
 
 def stage_perf(
     m: ModelSpec, g: GpuSpec, e: EngineProfile, layers: int, tp: int, first: bool, last: bool,
-    w: Workload, concurrency: int, microbatches: int = 1,
+    w: Workload, concurrency: int, microbatches: int = 1, handoff: Handoff | None = None,
 ) -> StagePerf:
-    """Continuous batching as a wave: `concurrency` requests are prefilled and then decoded for
-    `output_tokens` steps at mean context input + output/2. Every stage of a pipeline processes every
+    """Continuous batching as a wave: `concurrency` requests are prefilled (which yields each one's
+    first token) and then decoded for `output_tokens` - 1 steps at mean context input + output/2. Every stage of a pipeline processes every
     token, so the pipeline's rate is the slowest stage's.
 
     `microbatches`: a sequence's next token needs its previous one to have left the last stage, so a
     pipeline of P stages keeps every stage busy only by cycling P microbatches of concurrency/P
     sequences; each forward step then carries ceil(concurrency / microbatches) sequences (and reads the
-    stage's weights once for them). The default 1 is the single-stage case."""
+    stage's weights once for them). The stage pays 1/P of the scheduler's time per step and the
+    pipeline's period is at least the scheduler's whole time: P x period >= the sum of the stages'
+    times plus the scheduler's, exact for balanced pipelines. `handoff` (GB/s, link kind): the stage's
+    outgoing hand-off (None for the last stage). The default 1 is the single-stage case."""
     microbatches = max(1, microbatches)
     batch = max(1, math.ceil(concurrency / microbatches))
-    pre = prefill_time(m, g, e, layers, tp, first, last, batch, w.input_tokens)
-    dec = decode_step_time(m, g, e, layers, tp, first, last, batch, w.input_tokens + w.output_tokens / 2)
-    wave = pre.seconds + w.output_tokens * dec.seconds
+    kw = dict(stages=microbatches, pipelined=microbatches > 1, handoff=handoff)
+    pre = prefill_time(m, g, e, layers, tp, first, last, batch, w.input_tokens, **kw)
+    dec = decode_step_time(m, g, e, layers, tp, first, last, batch, w.input_tokens + w.output_tokens / 2, **kw)
+    wave = pre.seconds + (w.output_tokens - 1) * dec.seconds  # the prefill yields the first token
     # a stage's step runs at the largest microbatch but carries concurrency / microbatches sequences on
     # average (C = 32 over 3 stages: microbatches of 11, 11, 10)
     total = concurrency / microbatches * w.context_tokens / wave
@@ -258,5 +404,5 @@ def stage_perf(
 
 
 def link_tokens_per_s(m: ModelSpec, gb_per_s: float) -> float:
-    """Tokens per second a stage-to-stage link carries: each token's hidden state crosses once."""
-    return gb_per_s * GB / (m.hidden_size * m.bytes_per_param)
+    """Tokens per second a stage-to-stage link carries: each token's hidden state (16-bit) crosses once."""
+    return gb_per_s * GB / (m.hidden_size * ACT_BYTES)

@@ -162,7 +162,8 @@ def make_plan(scenario: Scenario, options: list[Option]) -> Plan:
     layer = 1
     for k, (o, (ids, node)) in enumerate(zip(ordered, placement), start=1):
         spec = scenario.pool.entry(o.gpu_type).spec
-        mem = perf.stage_memory(m, spec, eng, o.size, o.tp, o.first, o.last, concurrency, w.context_tokens)
+        mem = perf.stage_memory(m, spec, eng, o.size, o.tp, o.first, o.last, concurrency,
+                                perf.workload_kv_tokens(w))
         stages.append(Stage(k, layer, layer + o.size - 1, o.gpu_type, spec.sku, o.tp, o.tokens_per_s,
                             mem.total_gb, o.capacity_gb, o.cost_usd_per_hour, o.bound, ids, node,
                             o.prefill_s, o.decode_step_s))

@@ -41,7 +41,7 @@ HONOURED = {
     "max_pipeline_stages", "min_layers_per_stage", "cost_throughput_weight", "throughput_normalization",
     "cost_normalization", "max_hourly_cost", "max_cost_per_token", "max_cost_per_million_token",
     "budget_factors", "method", "max_total_cost", "max_total_runtime_hours", "total_tokens_to_process",
-    "max_ttft_ms", "max_tpot_ms",
+    "max_ttft_ms", "max_tpot_ms", "precision", "kv_precision",
 }
 IGNORED = {
     "min_memory_utilization": "a memory-utilisation floor only forbids valid plans; it has no cost meaning",
@@ -462,11 +462,19 @@ def _model(cfg: _Config, catalog: Catalog, warnings: list[str]) -> ModelSpec | N
         from .perf import layer_params
 
         computed = layer_params(base) * base.bytes_per_param / 1e9
-        warnings.append(f"layer_weight_memory_gb={override:g} is used as each layer's weight memory "
-                        f"(the architecture implies {computed:.2f} GB)")
+        warnings.append(f"layer_weight_memory_gb={override:g} is used as each layer's weights: its memory, the "
+                        f"bytes read per step and the FLOPs ({override / base.bytes_per_param:g} G parameters per "
+                        f"layer; the architecture implies {computed:.2f} GB)")
         base = replace(base, layer_weight_gb_override=override)
     elif cfg.has("layer_weight_memory_gb"):
         return None
+    from .domain import KV_PRECISIONS, PRECISIONS
+    from .perf import apply_precision
+
+    precision = cfg.choice("precision", tuple(PRECISIONS), "bf16") if cfg.has("precision") else None
+    kv_precision = cfg.choice("kv_precision", tuple(KV_PRECISIONS), "bf16") if cfg.has("kv_precision") else None
+    if precision is not None or kv_precision is not None:
+        base = apply_precision(base, precision, kv_precision)
     return base
 
 

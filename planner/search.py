@@ -576,17 +576,18 @@ class Planner:
         hints: list[str] = []
         weights_gb = (m.num_layers * perf.layer_weight_bytes(m) + 2 * perf.embedding_bytes(m)) / 1e9
         seqs = w.concurrency or 1
-        kv_gb = seqs * perf.stage_kv_bytes_per_sequence_per_gpu(m, m.num_layers, 1, w.context_tokens) / 1e9
-        usable = sum(e_.count * max(0.0, e_.spec.memory_gb * e.memory_utilization - e.runtime_reserve_gb)
-                     for e_ in sc.pool.entries)
+        kv_tokens = perf.workload_kv_tokens(w)
+        kv_gb = seqs * perf.stage_kv_bytes_per_sequence_per_gpu(m, m.num_layers, 1, kv_tokens) / 1e9
+        usable = sum(e_.count * max(0.0, e_.spec.memory_bytes * e.memory_utilization
+                                    - e.runtime_reserve_gib * perf.GIB) / 1e9 for e_ in sc.pool.entries)
         need = weights_gb + kv_gb
         slo = st.max_ttft_ms is not None or st.max_tpot_ms is not None
         blocked_by_slo = slo and any(o.bound == "latency" for o in self.candidates.excluded)
         if need > usable:
             binding.append(f"memory: the model needs {need:.0f} GB (weights {weights_gb:.0f} GB + KV cache "
-                           f"{kv_gb:.1f} GB for {seqs} sequence(s) of {w.context_tokens} tokens) but the whole pool "
-                           f"has {usable:.0f} GB usable ({e.memory_utilization:.0%} of memory less "
-                           f"{e.runtime_reserve_gb:g} GB per GPU): short by {need - usable:.0f} GB")
+                           f"{kv_gb:.1f} GB for {seqs} sequence(s) holding {kv_tokens} tokens on average) but the whole "
+                           f"pool has {usable:.0f} GB usable ({e.memory_utilization:.0%} of memory less "
+                           f"{e.runtime_reserve_gib:g} GiB per GPU): short by {need - usable:.0f} GB")
             hints.append(f"add at least {need - usable:.0f} GB of GPU memory, or serve a smaller model or "
                          f"shorter context")
         elif (not self.candidates.options or not self.levels) and not blocked_by_slo:

@@ -51,9 +51,16 @@ def all_plans(sc):
                 if not all(o.feasible and k <= o.max_stages for o in opts):
                     continue
                 if ttft is not None or tpot is not None:
-                    c = level.concurrency(k)
-                    sp = [perf.stage_perf(sc.model, sc.pool.entry(o.gpu_type).spec, sc.engine, o.size, o.tp, o.first,
-                                          o.last, sc.workload, c, microbatches=k) for o in opts]
+                    # each stage's times as the model defines them for an option (perf.stage_perf at the
+                    # level's microbatch, the scheduler's share at the fewest stages of the role, a
+                    # non-last stage's hand-off over the pool's network), recomputed here from perf
+                    sp = []
+                    for o in opts:
+                        p0 = o.min_stages
+                        hand = None if o.last else (sc.pool.default_link_gb_per_s, "network")
+                        sp.append(perf.stage_perf(sc.model, sc.pool.entry(o.gpu_type).spec, sc.engine, o.size, o.tp,
+                                                  o.first, o.last, sc.workload, level.concurrency(p0),
+                                                  microbatches=p0, handoff=hand))
                     # a sum in another order differs in the last bits: a plan at the limit is within it
                     if ttft is not None and sum(p.prefill.seconds for p in sp) * 1e3 > ttft * (1 + 1e-9):
                         continue

@@ -38,6 +38,16 @@ def scenario(model: ModelSpec, gpus: list[tuple[GpuSpec, int]], concurrency: int
                     SearchSettings(**settings), name="test")
 
 
+def with_host_ms(sc: Scenario, ms: float) -> Scenario:
+    """The scenario with an engine whose only host time is `ms` of kernel launches per whole-model step
+    (overlapping the GPU, as the former `step_overhead_ms`), no scheduler time: 0 removes host time."""
+    from dataclasses import replace
+
+    e = replace(sc.engine, launch_us_per_layer=ms * 1e3 / sc.model.num_layers, scheduler_ms=0.0,
+                scheduler_us_per_seq=0.0)
+    return replace(sc, engine=e)
+
+
 def assert_close(got, want, rel: float = 1e-6, abs_: float = 1e-12, path: str = "") -> None:
     """Element-wise pytest.approx over nested lists/tuples/dicts (pytest >= 9.2 refuses approx on
     nested data); the structure must match exactly and every number must be close."""

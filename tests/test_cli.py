@@ -166,3 +166,36 @@ def test_latency_slo_plan_meets_it(tmp_path):
     assert s["tpot_ms"] <= 80 and s["ttft_ms"] <= 3000
     rows = list(csv.DictReader(open(tmp_path / "plan.csv")))
     assert len(rows) == s["num_stages"]
+
+
+def test_evaluate_precision_and_gigabit_network(capsys):
+    """fp8 on an A100 runs weight-only (a note says so); --inter-node-gbps is gigabits per second."""
+    assert main(["evaluate", "--model", "llama-3-70b", "--gpu", "A100", "--tp", "2", "--input-len", "2048",
+                 "--output-len", "512", "--precision", "fp8", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["feasible"] and r["precision"] == "fp8" and "no FP8 tensor cores" in r["note"]
+    assert main(["evaluate", "--model", "llama-3-70b", "--gpu", "L40S", "--tp", "4", "--pp", "2", "--nodes", "2",
+                 "--inter-node-gbps", "100", "--input-len", "2048", "--output-len", "512", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["links"][0]["kind"] == "network" and r["links"][0]["gb_per_s"] == pytest.approx(12.5)  # 100 Gbit/s
+    assert main(["evaluate", "--model", "llama-3-70b", "--gpu", "H100", "--tp", "2", "--input-len", "2048",
+                 "--output-len", "512", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["feasible"]  # 70B at TP2 on 80 GB GPUs runs in practice
+
+
+def test_precision_in_config_and_on_the_command_line(tmp_path):
+    folder = tmp_path / "realistic"
+    shutil.copytree(ROOT / "config" / "realistic", folder)
+    with open(folder / "config.csv", "a") as f:
+        f.write("precision,fp8\n")
+    fp8 = run("solve", "--config-dir", str(folder), "--out", str(tmp_path / "a"), "--json")
+    assert fp8.returncode == 0, fp8.stderr
+    bf16 = run("solve", "--config-dir", "config/realistic", "--out", str(tmp_path / "b"), "--json")
+    flag = run("solve", "--config-dir", "config/realistic", "--precision", "fp8", "--out", str(tmp_path / "c"), "--json")
+    a, b, c = (json.loads(x.stdout) for x in (fp8, bf16, flag))
+    assert a["usd_per_million_tokens"] == pytest.approx(c["usd_per_million_tokens"])  # the file and the flag agree
+    assert a["usd_per_million_tokens"] < b["usd_per_million_tokens"]  # half the bytes, FP8 tensor cores on H100
+    with open(folder / "config.csv", "a") as f:
+        f.write("kv_precision,fp4\n")
+    bad = run("solve", "--config-dir", str(folder), "--out", str(tmp_path / "d"))
+    assert bad.returncode == 2 and "kv_precision" in bad.stderr

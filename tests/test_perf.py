@@ -1,9 +1,22 @@
-"""Performance model against numbers derived by hand."""
+"""Performance model against numbers derived by hand.
+
+Most checks use a made-up engine profile with round numbers (ROUND) so that every figure can be worked
+out on paper; the derivation is in the comments."""
+
+from dataclasses import replace
 
 import pytest
 
 from planner import perf
+from planner.domain import EngineProfile, GpuEfficiency, GpuSpec, Workload
 from tests.helpers import CAT
+
+ROUND = EngineProfile(
+    name="round", compute_efficiency=0.5, hbm_efficiency=0.5, nvlink_efficiency=0.5, nvlink_latency_us=10.0,
+    pcie_efficiency=0.5, pcie_latency_us=20.0, network_efficiency=0.5, network_latency_us=100.0,
+    launch_us_per_layer=10.0, scheduler_ms=2.0, scheduler_us_per_seq=10.0, memory_utilization=0.9,
+    runtime_reserve_gib=1.0, max_num_seqs=256, prefill_chunk_tokens=8192, pcie_root_gpus=2.0,
+    gpu_efficiencies=(GpuEfficiency("H100-SXM", 0.8, 0.9), GpuEfficiency("arch:ampere", 0.6, 0.7)))
 
 
 def test_llama2_70b_layer_params_by_hand():
@@ -23,43 +36,154 @@ def test_kv_cache_per_token_and_sharding():
     assert perf.kv_share_per_gpu(m, 16) == pytest.approx(1 / 8)  # past 8 GPUs the KV heads are replicated
 
 
-def test_stage_memory_by_hand():
-    m, g, e = CAT.model("llama-2-70b"), CAT.gpu("A100-80GB-SXM"), CAT.engine("vllm")
-    mem = perf.stage_memory(m, g, e, layers=40, tp=2, first=True, last=False, concurrency=10, context_tokens=1000)
-    weights = (40 * 855_638_016 * 2 + 32000 * 8192 * 2) / 2 / 1e9
-    kv = 10 * 1000 * 40 * (2 * 8 * 128 * 2) / 2 / 1e9
+def test_efficiencies_per_gpu_then_architecture_then_default():
+    assert ROUND.efficiencies(CAT.gpu("H100-SXM"))[:2] == (0.8, 0.9)  # its own row
+    assert ROUND.efficiencies(CAT.gpu("A10G"))[:2] == (0.6, 0.7)  # Ampere: the arch:ampere row
+    assert ROUND.efficiencies(CAT.gpu("L4"))[:2] == (0.5, 0.5)  # Ada: no row, the profile's default
+
+
+def test_memory_in_gib_with_engine_share_by_hand():
+    """llama-2-70b, 40 layers + embedding at TP2 on an 80 GB A100, 10 sequences of 1000 KV tokens."""
+    m, g = CAT.model("llama-2-70b"), CAT.gpu("A100-80GB-SXM")
+    mem = perf.stage_memory(m, g, ROUND, layers=40, tp=2, first=True, last=False, concurrency=10, context_tokens=1000)
+    weights = (40 * 855_638_016 * 2 + 32000 * 8192 * 2) / 2 / 1e9  # 34.487 GB
+    kv = 10 * 1000 * 40 * (2 * 8 * 128 * 2) / 2 / 1e9  # 1.638 GB
+    capacity = 80 * 2 ** 30 / 1e9  # the vendor's 80 GB are GiB: 85.899 GB
+    reserve = capacity * (1 - 0.9) + 1 * 2 ** 30 / 1e9  # 10% left to others + 1 GiB runtime = 9.664 GB
     assert mem.weights_gb == pytest.approx(weights)
     assert mem.kv_cache_gb == pytest.approx(kv)
-    assert mem.reserve_gb == pytest.approx(80 * (1 - e.memory_utilization) + e.runtime_reserve_gb)
+    assert mem.capacity_gb == pytest.approx(85.899, abs=1e-3)
+    assert mem.reserve_gb == pytest.approx(reserve)
 
 
-def test_decode_step_memory_bound_by_hand():
-    m, g, e = CAT.model("llama-2-70b"), CAT.gpu("A100-80GB-SXM"), CAT.engine("splitwise")
-    t = perf.decode_step_time(m, g, e, layers=80, tp=1, first=True, last=True, batch=1, context_tokens=1000)
-    weight_bytes = 80 * 855_638_016 * 2 + 2 * 32000 * 8192 * 2
-    kv_bytes = 1000 * 80 * 2 * 8 * 128 * 2
-    memory_s = (weight_bytes + kv_bytes) / (2039e9 * e.hbm_efficiency)
+def test_kv_tokens_as_vllm_allocates_them():
+    # continuous batching: prompt + half the output on average, rounded up to 16-token blocks:
+    # 2048 + 256 = 2304 = 144 blocks exactly; 100 + 7/2 = 103.5 -> 7 blocks = 112 tokens, capped at 107
+    assert perf.kv_tokens_per_sequence(2048, 512) == 2304
+    assert perf.kv_tokens_per_sequence(100, 7) == 107
+    assert perf.kv_tokens_per_sequence(1000, 100) == 1056  # 1050 -> 66 blocks = 1056
+    assert perf.kv_tokens_per_sequence(2048, 512, static=True) == 2560  # a static batch grows together
+
+
+def test_decode_step_memory_bound_with_launch_and_scheduler_by_hand():
+    """llama-2-70b whole model on one A100 (arch:ampere row: HBM efficiency 0.7), batch 1, context 1000."""
+    m, g = CAT.model("llama-2-70b"), CAT.gpu("A100-80GB-SXM")
+    t = perf.decode_step_time(m, g, ROUND, layers=80, tp=1, first=True, last=True, batch=1, context_tokens=1000)
+    weight_bytes = 80 * 855_638_016 * 2 + 2 * 32000 * 8192 * 2  # 137.95e9
+    kv_bytes = 1000 * 80 * 2 * 8 * 128 * 2  # 0.328e9
+    memory_s = (weight_bytes + kv_bytes) / (2039e9 * 0.7)  # 96.88 ms
+    launch_s = 80 * 10e-6  # 0.8 ms: overlaps the GPU's 96.9 ms
+    scheduler_s = 2e-3 + 1 * 10e-6  # 2.01 ms: after the step, adds
     assert t.memory_s == pytest.approx(memory_s)
+    assert t.overhead_s == pytest.approx(launch_s)
+    assert t.scheduler_s == pytest.approx(scheduler_s)
+    assert t.seconds == pytest.approx(memory_s + scheduler_s)  # tp=1: no all-reduce, no hand-off
     assert t.bound == "memory"
-    # tp=1: no all-reduce; host work overlaps GPU work, so the step is the longer of the two
-    assert t.seconds == pytest.approx(max(memory_s, e.step_overhead_ms / 1e3))
+
+
+def test_launch_bound_step_says_host():
+    """llama-3-8b on an H100 with eager-like launches of 500 us per layer: 32 x 0.5 = 16 ms of launches
+    against 16.06e9 bytes / (3350e9 x 0.9) = 5.3 ms of HBM reads: the host decides."""
+    m, g = CAT.model("llama-3-8b"), CAT.gpu("H100-SXM")
+    eager = replace(ROUND, launch_us_per_layer=500.0, scheduler_ms=0.0, scheduler_us_per_seq=0.0)
+    t = perf.decode_step_time(m, g, eager, 32, 1, True, True, 1, 100)
+    assert t.seconds == pytest.approx(0.016)
+    assert t.bound == "host"
+
+
+def test_allreduce_by_link_type_by_hand():
+    """A 1 MB message: NVLink ring over 450 GB/s at 0.5 vs PCIe through the host root at 25 GB/s."""
+    message = 1e6
+    h100, l40s = CAT.gpu("H100-SXM"), CAT.gpu("L40S")
+    # NVLink ring, tp 8: each GPU moves 2 x 7/8 of the message: 1.75e6 / 225e9 = 7.78 us, + 10 us latency
+    assert perf.allreduce_seconds(message, 8, h100, ROUND) == pytest.approx(1.75e6 / 225e9 + 10e-6)
+    # PCIe with a host root that carries 2 GPUs at full speed: tp 2 is a plain ring (2 x 1/2 = 1 message);
+    # tp 8: the ring's 1.75 messages x 8/2 = 7 messages, at 12.5 GB/s: 80 us / 560 us, + 20 us
+    assert perf.allreduce_seconds(message, 2, l40s, ROUND) == pytest.approx(1e6 / 12.5e9 + 20e-6)
+    assert perf.allreduce_seconds(message, 8, l40s, ROUND) == pytest.approx(7e6 / 12.5e9 + 20e-6)
+    assert perf.allreduce_seconds(message, 1, l40s, ROUND) == 0.0
+    # a root carrying 8 GPUs: tp 8 is a plain ring again, 1.75 messages
+    wide = replace(ROUND, pcie_root_gpus=8.0)
+    assert perf.allreduce_seconds(message, 8, l40s, wide) == pytest.approx(1.75e6 / 12.5e9 + 20e-6)
 
 
 def test_prefill_compute_bound_by_hand():
-    m, g, e = CAT.model("llama-2-70b"), CAT.gpu("A100-80GB-SXM"), CAT.engine("splitwise")
-    t = perf.prefill_time(m, g, e, layers=80, tp=2, first=True, last=True, num_sequences=4, prompt_tokens=2048)
+    """llama-2-70b, TP2 on A100 (arch:ampere: compute efficiency 0.6), 4 prompts of 2048 tokens."""
+    m, g = CAT.model("llama-2-70b"), CAT.gpu("A100-80GB-SXM")
+    t = perf.prefill_time(m, g, ROUND, layers=80, tp=2, first=True, last=True, num_sequences=4, prompt_tokens=2048)
     flops = 80 * (2 * 855_638_016 * 4 * 2048 + 2 * 2048 ** 2 * 64 * 128 * 4) + 2 * 32000 * 8192 * 4
-    assert t.compute_s == pytest.approx(flops / 2 / (312e12 * e.compute_efficiency))
+    compute_s = flops / 2 / (312e12 * 0.6)  # 6.075 s
+    assert t.compute_s == pytest.approx(compute_s)
     assert t.bound == "compute"
-    message = 4 * 2048 * 8192 * 2
-    ring = 2 * (2 - 1) / 2 * message / (300e9 * e.link_efficiency) + e.allreduce_latency_us * 1e-6
+    message = 4 * 2048 * 8192 * 2  # 134 MB of 16-bit hidden states per all-reduce
+    ring = 2 * (2 - 1) / 2 * message / (300e9 * 0.5) + 10e-6  # 0.905 ms per call over NVLink
     assert t.comm_s == pytest.approx(80 * 2 * ring)
+    assert t.seconds == pytest.approx(compute_s + 80 * 2 * ring + 2e-3 + 4 * 10e-6)
+
+
+def test_pipeline_pays_scheduler_once_per_step_not_per_stage():
+    """Two stages of 16 layers of llama-3-8b on H100 (HBM efficiency 0.9), microbatch of 1, context 100.
+
+    Each stage: weights 16 x 218,103,808 x 2 + 525,336,576 x 2 (embedding or LM head) = 8.03e9 bytes,
+    KV 100 x 16 x 4096 B = 6.6 MB: 8.03e9 / (3350e9 x 0.9) = 2.665 ms; launches 16 x 10 us = 0.16 ms
+    overlap. The scheduler (2.01 ms per engine step) is split: each stage carries 1.005 ms, so a token
+    round of the two stages = 2 x (2.665 + 1.005) = 7.34 ms = both stages + one scheduler step."""
+    m, g = CAT.model("llama-3-8b"), CAT.gpu("H100-SXM")
+    w = Workload(100, 1)
+    sp = perf.stage_perf(m, g, ROUND, 16, 1, True, False, w, 2, microbatches=2)
+    weights = 16 * 218_103_808 * 2 + 128256 * 4096 * 2
+    kv = 100.5 * 16 * 2 * 8 * 128 * 2  # mean context 100 + 1/2
+    gpu_s = (weights + kv) / (3350e9 * 0.9)
+    assert sp.decode_step.seconds == pytest.approx(gpu_s + (2e-3 + 10e-6) / 2)
+    # the scheduler is a floor on the pipeline's period: a tiny stage (1 layer, no embedding) runs at
+    # the scheduler's 2.01 ms per step, not at 1/2 of it plus its GPU time
+    tiny = perf.stage_perf(m, g, ROUND, 1, 1, False, False, w, 2, microbatches=2)
+    assert tiny.decode_step.seconds == pytest.approx(2e-3 + 10e-6)
+    assert tiny.decode_step.bound == "host"
+
+
+def test_handoff_within_node_and_across_by_hand():
+    """64 tokens of llama-3-70b hidden states (8192 x 2 bytes = 16 KB each = 1.05 MB)."""
+    m = CAT.model("llama-3-70b")
+    bytes_ = 64 * 8192 * 2
+    # across nodes at 25 GB/s x 0.5 + 100 us; over NVLink at 450 x 0.5 + 10 us
+    assert perf.handoff_seconds(m, ROUND, 64, 25.0, "network") == pytest.approx(bytes_ / 12.5e9 + 100e-6)
+    assert perf.handoff_seconds(m, ROUND, 64, 450.0, "nvlink") == pytest.approx(bytes_ / 225e9 + 10e-6)
+
+
+def test_precision_changes_bytes_and_compute_rate():
+    m = CAT.model("llama-3-70b")
+    fp8 = perf.apply_precision(m, "fp8")
+    int4 = perf.apply_precision(m, "int4")
+    # weights: 1 byte (fp8), 0.5 + 2/128 (int4 with a 16-bit scale per 128); embedding stays 16-bit
+    assert perf.layer_weight_bytes(fp8) == pytest.approx(perf.layer_params(m) * 1.0)
+    assert perf.layer_weight_bytes(int4) == pytest.approx(perf.layer_params(m) * 0.515625)
+    assert perf.embedding_bytes(fp8) == perf.embedding_bytes(m) == 128256 * 8192 * 2
+    # KV: fp8 by default with fp8 weights, 16-bit with int4 unless asked
+    assert perf.kv_bytes_per_token_per_layer(fp8) == 2 * 8 * 128 * 1
+    assert perf.kv_bytes_per_token_per_layer(int4) == 2 * 8 * 128 * 2
+    assert perf.kv_bytes_per_token_per_layer(perf.apply_precision(m, "int4", "fp8")) == 2 * 8 * 128 * 1
+    # compute: FP8 tensor cores on H100 (1979 dense), none on A100 (stays 312, weight-only, with a note)
+    assert perf.compute_tflops(fp8, CAT.gpu("H100-SXM")) == 1979
+    assert perf.compute_tflops(fp8, CAT.gpu("A100-80GB-SXM")) == 312
+    assert perf.compute_tflops(int4, CAT.gpu("H100-SXM")) == 989
+    assert "no FP8 tensor cores" in perf.precision_note(fp8, CAT.gpu("A100-80GB-SXM"))
+    assert perf.precision_note(fp8, CAT.gpu("L40S")) == ""
+
+
+def test_layer_weight_override_sets_flops_and_bytes():
+    """A user's 3.5 GB per layer at 2 bytes per weight = 1.75e9 parameters per layer, for FLOPs too."""
+    m = replace(CAT.model("llama-2-70b"), layer_weight_gb_override=3.5)
+    assert perf.layer_weight_bytes(m) == pytest.approx(3.5e9)
+    assert perf.layer_params(m) == pytest.approx(1.75e9)
+    g = CAT.gpu("H100-SXM")
+    t = perf.prefill_time(m, g, ROUND, 1, 1, False, False, 1, 1000)
+    flops = 2 * 1.75e9 * 1000 + 2 * 1000 ** 2 * 64 * 128  # matmuls + causal attention
+    assert t.compute_s == pytest.approx(flops / (989e12 * 0.8))
 
 
 def test_throughput_rises_with_concurrency():
     m, g, e = CAT.model("llama-3-8b"), CAT.gpu("L4"), CAT.engine("vllm")
-    from planner.domain import Workload
-
     w = Workload(512, 128)
     rates = [perf.stage_perf(m, g, e, 32, 1, True, True, w, c).tokens_per_s for c in (1, 2, 4, 8, 16, 32)]
     assert all(b > a for a, b in zip(rates, rates[1:]))
@@ -68,3 +192,8 @@ def test_throughput_rises_with_concurrency():
 def test_link_tokens_per_s():
     m = CAT.model("llama-3-70b")
     assert perf.link_tokens_per_s(m, 25.0) == pytest.approx(25e9 / (8192 * 2))
+
+
+def test_gpu_without_fp8_column_loads():
+    g = GpuSpec("X", 24, 100, 500, "pcie", 25, 8, 1.0)
+    assert g.fp8_dense_tflops is None and g.memory_bytes == 24 * 2 ** 30

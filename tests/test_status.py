@@ -104,11 +104,13 @@ def test_a_link_bound_plan_names_the_link_not_the_time_limit():
     e = CAT.engine("vllm")
 
     def need(layers, first, last):  # GB a stage needs besides the engine's reserve
-        mem = perf.stage_memory(m, gpu("X", 1000, 1), e, layers, 1, first, last, 8, 320)
+        # 8 sequences of 256 + 64 tokens hold 256 + 32 = 288 KV tokens each on average
+        mem = perf.stage_memory(m, gpu("X", 1000, 1), e, layers, 1, first, last, 8, 288)
         return mem.total_gb - mem.reserve_gb
 
     usable = (max(need(2, True, False), need(2, False, True)) + min(need(3, True, False), need(3, False, True))) / 2
-    cap = (usable + e.runtime_reserve_gb) / e.memory_utilization  # each GPU holds half the model, not more
+    # each GPU holds half the model, not more: usable (GB) = capacity (GiB) x utilisation - reserve (GiB)
+    cap = (usable * 1e9 + e.runtime_reserve_gib * 2 ** 30) / e.memory_utilization / 2 ** 30
     sc = scenario(m, [(gpu("A", cap, 1.0), 1), (gpu("B", cap, 3.0), 1)], concurrency=8, quantization="full",
                   time_limit_s=60)
     sc = replace(sc, pool=replace(sc.pool, link_gb_per_s=(("A", "B", 1e-6),)))

@@ -24,42 +24,46 @@ from planner.validation import (AIC_SYSTEMS, PUBLISHED_COLUMNS, PUBLISHED_QUANTI
 
 DGX, VLLM, PUB, AIC = "DGX-A100 (splitwise_a100.csv)", "vLLM on L40S (vllm_l40s.csv)", "published", SOURCE_AIC
 # ---- the regression bounds: (source, group, profile, quantity) -> (max MAPE %, max worst ratio, max rows the
-# model calls infeasible although they ran). Provisional: today's figures + 5 % (rounded up), capped by issue 12's
-# targets where today's figure meets them; to be set from the performance model v2 once it lands.
-THRESHOLDS = {
-    (DGX, "fit", "splitwise", "decode_step"): (7.0, 1.60, 0),
-    (DGX, "fit", "splitwise", "prefill"): (10.5, 1.55, 0),
-    (DGX, "held-out", "splitwise", "decode_step"): (7.0, 1.45, 0),
-    (DGX, "held-out", "splitwise", "prefill"): (10.5, 1.55, 0),
-    (DGX, "all", "splitwise", "decode_step"): (7.0, 1.60, 0),  # target <= 10 %
-    (DGX, "all", "splitwise", "prefill"): (10.0, 1.55, 0),  # target <= 10 %
-    (VLLM, "fit", "vllm", "throughput"): (11.5, 1.90, 0),
-    (VLLM, "held-out", "vllm", "throughput"): (18.0, 3.85, 0),
-    (VLLM, "all", "vllm", "throughput"): (14.5, 3.85, 0),  # target <= 15 % (profile vllm-eager after v2)
-    (AIC, "vllm fit", "vllm", "decode_step"): (532.5, 21.30, 12),
-    (AIC, "vllm fit", "vllm", "prefill"): (143.0, 13.90, 12),
-    (AIC, "vllm fit", "vllm", "ttft"): (143.0, 13.90, 12),
-    (AIC, "vllm fit", "vllm", "tpot"): (533.5, 21.35, 12),
-    (AIC, "vllm fit", "vllm", "throughput"): (68.5, 21.45, 12),
-    (AIC, "vllm held-out", "vllm", "decode_step"): (495.0, 21.25, 8),
-    (AIC, "vllm held-out", "vllm", "prefill"): (127.5, 12.45, 8),
-    (AIC, "vllm held-out", "vllm", "ttft"): (127.5, 12.45, 8),
-    (AIC, "vllm held-out", "vllm", "tpot"): (496.0, 21.35, 8),
-    (AIC, "vllm held-out", "vllm", "throughput"): (66.5, 21.35, 8),
-    (AIC, "all", "vllm", "decode_step"): (514.0, 21.30, 20),  # target <= 20 %
-    (AIC, "all", "vllm", "prefill"): (135.5, 13.90, 20),  # target <= 20 %
-    (AIC, "all", "vllm", "ttft"): (135.5, 13.90, 20),
-    (AIC, "all", "vllm", "tpot"): (515.0, 21.35, 20),
-    (AIC, "all", "vllm", "throughput"): (67.5, 21.45, 20),  # target <= 20 %
-    (PUB, "NeMo inference (TensorRT-LLM)", "vllm", "latency"): (420.0, 7.85, 0),
-    (PUB, "TensorRT-LLM", "vllm", "throughput"): (38.5, 3.20, 0),
-    (PUB, "vLLM", "vllm", "tpot"): (210.5, 3.20, 0),
-    (PUB, "vLLM", "vllm", "latency"): (36.0, 1.65, 0),
-    (PUB, "all", "vllm", "latency"): (356.0, 7.85, 0),
-}
+# model calls infeasible although they ran). Set from performance model v2 (2026-11-29) with
+# `python benchmarks/validation_report.py --thresholds`: today's figures (in the comments) + ~5 %. Issue 12's
+# targets are met except DGX prefill (10.8 % > 10 %) and vLLM-eager on L40S (15.7 % > 15 %), see
+# docs/calibration.md; the best-GPU floor (89.5 %) is 43 of 48 groups, one short of the 90 % target.
 # decisions against AIConfigurator, per backend: (min % of groups with the same best GPU per tokens/$,
 # min % of configurations with the same memory feasibility); targets >= 90 and >= 95
-DECISION_FLOORS = {"vllm": (12.5, 97.0)}
+THRESHOLDS = {
+    (DGX, "fit", "splitwise", "decode_step"): (6.0, 1.25, 0),  # 5.4 %, 1.17
+    (DGX, "fit", "splitwise", "prefill"): (12.0, 1.55, 0),  # 11.1 %, 1.46
+    (DGX, "held-out", "splitwise", "decode_step"): (6.0, 1.25, 0),  # 5.4 %, 1.18
+    (DGX, "held-out", "splitwise", "prefill"): (11.5, 1.55, 0),  # 10.5 %, 1.47
+    (DGX, "all", "splitwise", "decode_step"): (6.0, 1.25, 0),  # 5.4 %, 1.18
+    (DGX, "all", "splitwise", "prefill"): (11.5, 1.55, 0),  # 10.8 %, 1.47
+    (VLLM, "fit", "vllm-eager", "throughput"): (13.5, 1.75, 0),  # 12.4 %, 1.66
+    (VLLM, "held-out", "vllm-eager", "throughput"): (20.5, 2.10, 0),  # 19.3 %, 1.99
+    (VLLM, "all", "vllm-eager", "throughput"): (16.5, 2.10, 0),  # 15.7 %, 1.99
+    (AIC, "vllm fit", "vllm", "decode_step"): (6.5, 1.50, 0),  # 5.8 %, 1.39
+    (AIC, "vllm fit", "vllm", "prefill"): (9.0, 1.65, 0),  # 8.5 %, 1.56
+    (AIC, "vllm fit", "vllm", "ttft"): (9.0, 1.65, 0),  # 8.5 %, 1.56
+    (AIC, "vllm fit", "vllm", "tpot"): (6.5, 1.50, 0),  # 5.8 %, 1.39
+    (AIC, "vllm fit", "vllm", "throughput"): (5.5, 1.30, 0),  # 5.1 %, 1.23
+    (AIC, "vllm held-out", "vllm", "decode_step"): (6.5, 1.60, 0),  # 6.0 %, 1.49
+    (AIC, "vllm held-out", "vllm", "prefill"): (9.5, 1.70, 0),  # 8.7 %, 1.58
+    (AIC, "vllm held-out", "vllm", "ttft"): (9.5, 1.70, 0),  # 8.7 %, 1.58
+    (AIC, "vllm held-out", "vllm", "tpot"): (6.5, 1.60, 0),  # 6.1 %, 1.49
+    (AIC, "vllm held-out", "vllm", "throughput"): (5.5, 1.40, 0),  # 5.1 %, 1.30
+    (AIC, "all", "vllm", "decode_step"): (6.5, 1.60, 0),  # 5.9 %, 1.49
+    (AIC, "all", "vllm", "prefill"): (9.5, 1.70, 0),  # 8.6 %, 1.58
+    (AIC, "all", "vllm", "ttft"): (9.5, 1.70, 0),  # 8.6 %, 1.58
+    (AIC, "all", "vllm", "tpot"): (6.5, 1.60, 0),  # 5.9 %, 1.49
+    (AIC, "all", "vllm", "throughput"): (5.5, 1.40, 0),  # 5.1 %, 1.30
+    (PUB, "NIM (TensorRT-LLM)", "vllm", "ttft"): (28.0, 1.55, 0),  # 26.4 %, 1.43
+    (PUB, "NIM (TensorRT-LLM)", "vllm", "tpot"): (14.5, 1.25, 0),  # 13.7 %, 1.17
+    (PUB, "NeMo inference (TensorRT-LLM)", "vllm", "latency"): (39.5, 2.75, 0),  # 37.5 %, 2.59
+    (PUB, "TensorRT-LLM", "vllm", "throughput"): (43.5, 2.70, 0),  # 41.2 %, 2.56
+    (PUB, "vLLM", "vllm", "tpot"): (22.0, 1.30, 0),  # 20.9 %, 1.21
+    (PUB, "all", "vllm", "tpot"): (17.0, 1.30, 0),  # 16.1 %, 1.21
+    (PUB, "vLLM", "vllm-eager", "latency"): (7.5, 1.25, 0),  # 7.1 %, 1.15
+}
+DECISION_FLOORS = {'vllm': (89.5, 98.5)}
 FIXTURE = Path(__file__).parent / "data" / "aiconfigurator_fixture.csv"
 CAT = load_catalog()
 

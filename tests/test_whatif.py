@@ -19,7 +19,7 @@ from planner.cli import main
 from planner.errors import CancelledError
 from planner.scenario_io import scenario_texts_to_json
 from tests import brute
-from tests.helpers import gpu, scenario, tiny_model
+from tests.helpers import gpu, scenario, tiny_model, with_host_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -92,14 +92,14 @@ def small_scenarios(draw, min_types=1):
     sc = scenario(m, gpus, concurrency=draw(st.sampled_from([1, 4, 16, None])), max_stages=draw(st.integers(1, 4)),
                   quantization=draw(st.sampled_from(["full", "coarse"])))
     # the engine's per-step overhead flattens tiny models' frontiers to one point; without it GPUs matter
-    return replace(sc, engine=replace(sc.engine, step_overhead_ms=draw(st.sampled_from([0.0, 40.0]))))
+    return with_host_ms(sc, draw(st.sampled_from([0.0, 40.0])))
 
 
 def two_types():
     """A pool where neither type dominates: A cheap and slow, B dear and fast; both hold the model."""
     sc = scenario(tiny_model(layers=4), [(gpu("A", 16, 1.0, tflops=100, hbm=1000), 4),
                                          (gpu("B", 16, 2.5, tflops=300, hbm=3000), 4)], concurrency=16)
-    return replace(sc, engine=replace(sc.engine, step_overhead_ms=0.0))
+    return with_host_ms(sc, 0.0)
 
 
 # ------------------------------------------------------------------ 1. frontier
@@ -177,8 +177,11 @@ def test_baselines_match_brute_force_per_type(sc):
 def test_mixing_saves_by_hand():
     """A and B are the same GPU at $0.2 and $1/h; one GPU holds two of the four layers, and A has one GPU.
     B alone needs two B stages ($2/h); one B stage and the A stage give the same throughput (same GPUs, same
-    split) for $1.2/h: mixing saves 1 - 1.2 / 2 = 40%."""
-    sc = scenario(tiny_model(layers=4, hidden=4096), [(gpu("A", 4, 0.2), 1), (gpu("B", 4, 1.0), 4)], concurrency=4)
+    split) for $1.2/h: mixing saves 1 - 1.2 / 2 = 40%. One GPU per node (no TP, which would otherwise hold
+    the model on two B GPUs in one faster stage). 4 GiB: the engine has 0.9 x 4 GiB less 1.5 GiB and
+    0.81 GB of activations = 1.45 GB; two layers (2 x 0.54 GB with their KV cache) fit, three do not."""
+    sc = scenario(tiny_model(layers=4, hidden=4096), [(gpu("A", 4, 0.2, per_node=1), 1),
+                                                       (gpu("B", 4, 1.0, per_node=1), 4)], concurrency=4)
     b = W.baselines(sc)
     a_alone, b_alone = b.singles
     assert a_alone.headline is None and "No plan" in a_alone.reason
@@ -264,7 +267,7 @@ def test_break_even_at_a_budget_cap_jump_by_hand():
     price puts its plan over the cap, so T1 leaves the optimum right there (a jump, not a crossing)."""
     sc = scenario(tiny_model(layers=2), [(gpu("T0", 2, 0.5, 30, 300, 1), 1), (gpu("T1", 2, 0.5, 30, 1000, 1), 1)],
                   concurrency=1, max_stages=1, max_usd_per_hour=0.5)
-    sc = replace(sc, engine=replace(sc.engine, step_overhead_ms=0.0))  # else both are overhead-bound: a tie
+    sc = with_host_ms(sc, 0.0)  # else both are overhead-bound: a tie
     be = P.break_even(sc, "T1")
     assert be.in_plan_now and be.exact and "budget cap" in be.meaning
     assert be.break_even_usd_per_hour == pytest.approx(0.5, rel=1e-12)
@@ -296,10 +299,12 @@ def test_sweep_points_and_exact_changes_match_brute_force(sc, which, span):
 def test_sweep_finds_two_changes_between_two_sweep_points():
     """Two identical single GPUs (found by searching random scenarios for an envelope with two bends): as
     T0's price falls, the optimum moves from T1 alone to T0 + T1 to T0 alone; with only the two ends of the
-    range solved, both bends must come from the crossings and the confirming re-solves."""
-    sc = scenario(tiny_model(layers=2, hidden=2048), [(gpu("T0", 2, 0.5, 30, 300, 1), 1), (gpu("T1", 2, 0.5, 30, 300, 1), 1)],
+    range solved, both bends must come from the crossings and the confirming re-solves. (2.5 GiB each,
+    re-found by the same search when memory became GiB with vLLM's reserve: with 2 GiB nothing fits.)"""
+    sc = scenario(tiny_model(layers=2, hidden=2048), [(gpu("T0", 2.5, 0.5, 30, 300, 1), 1),
+                                                       (gpu("T1", 2.5, 0.5, 30, 300, 1), 1)],
                   concurrency=None, max_stages=2)
-    sc = replace(sc, engine=replace(sc.engine, step_overhead_ms=0.0))
+    sc = with_host_ms(sc, 0.0)
     plans = priced_plans(sc)
     want = envelope_kinks(plans, "T0", prices_of(sc), 0.1, 2.0)
     assert len(want) == 2

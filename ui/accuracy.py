@@ -29,9 +29,11 @@ SCALES = (
     ("acc_hbm", "hbm", "Memory-bandwidth (HBM) efficiency ×",
      "scales hbm_efficiency: the achieved fraction of the datasheet HBM GB/s (decode reads every weight each step)"),
     ("acc_link", "link", "Link efficiency ×",
-     "scales link_efficiency: the achieved fraction of the NVLink/PCIe GB/s in the tensor-parallel all-reduces"),
+     "scales the NVLink, PCIe and network efficiencies: the achieved fraction of the link GB/s in all-reduces "
+     "and stage hand-offs"),
     ("acc_overhead", "overhead", "Host time per step ×",
-     "scales step_overhead_ms: the host's time to issue one forward step (a floor under small-batch steps)"),
+     "scales launch_us_per_layer, scheduler_ms and scheduler_us_per_seq: the host's time to issue a step's "
+     "kernels and the engine's scheduling and sampling per step"),
 )
 IDENTITY = (1.0, 1.0, 1.0, 1.0)
 PHASES = ((DGX_FILE, "prefill", "DGX-A100 prefill", "prefill time of the batch", "ms"),
@@ -213,16 +215,20 @@ def profile_table(engines: dict[str, EngineProfile], fitted: dict[str, EnginePro
     for f, e in engines.items():
         rows.append({"profile": fitted[f].name + (" (scenario's)" if fitted[f].name == scenario_engine else ""),
                      "fitted on": f, "compute eff.": e.compute_efficiency, "HBM eff.": e.hbm_efficiency,
-                     "link eff.": e.link_efficiency, "host time per step (ms)": e.step_overhead_ms,
-                     "all-reduce latency (µs)": e.allreduce_latency_us})
+                     "NVLink eff.": e.nvlink_efficiency, "PCIe eff.": e.pcie_efficiency,
+                     "launch per layer (µs)": e.launch_us_per_layer, "scheduler per step (ms)": e.scheduler_ms,
+                     "scheduler per sequence (µs)": e.scheduler_us_per_seq})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-        **{c: st.column_config.NumberColumn(format="%.4g") for c in ("compute eff.", "HBM eff.", "link eff.")},
-        "host time per step (ms)": st.column_config.NumberColumn(format="%.2f"),
-        "all-reduce latency (µs)": st.column_config.NumberColumn(format="%.1f"),
+        **{c: st.column_config.NumberColumn(format="%.4g") for c in ("compute eff.", "HBM eff.", "NVLink eff.",
+                                                                      "PCIe eff.")},
+        "launch per layer (µs)": st.column_config.NumberColumn(format="%.1f"),
+        "scheduler per step (ms)": st.column_config.NumberColumn(format="%.2f"),
+        "scheduler per sequence (µs)": st.column_config.NumberColumn(format="%.1f"),
     })
     over = [f"{e.name}: {k} {v:.3g}" for e in engines.values()
             for k, v in (("compute efficiency", e.compute_efficiency), ("HBM efficiency", e.hbm_efficiency),
-                         ("link efficiency", e.link_efficiency)) if v > 1]
+                         ("NVLink efficiency", e.nvlink_efficiency), ("PCIe efficiency", e.pcie_efficiency))
+            if v > 1]
     if over:
         st.warning("Scaled above the datasheet peak (efficiency > 1), which no GPU reaches: " + "; ".join(over),
                    icon="⚠️")

@@ -19,7 +19,8 @@ import streamlit as st
 
 from planner import (Catalog, CandidateSet, InputError, Plan, Planner, PlannerError, Problem, Result, Scenario,
                      build_candidates, scenario_from_texts)
-from planner.catalog import parse_engines, parse_gpus, parse_models
+from planner.catalog import CONFIG_DIR, parse_engines, parse_gpus, parse_models
+from planner.csvio import read_text
 from planner.candidates import segment_sizes
 
 from .worker import Worker
@@ -59,7 +60,9 @@ def catalog_from_texts(cat_key: TextsKey) -> Catalog | InputError:
     except InputError as exc:
         problems.extend(exc.problems)
     try:
-        engines = parse_engines(texts["engines.csv"], "engines.csv")
+        # per-GPU efficiencies come from the bundled config/engine_gpus.csv (not editable in the app)
+        engines = parse_engines(texts["engines.csv"], "engines.csv",
+                                read_text(CONFIG_DIR / "engine_gpus.csv"), "engine_gpus.csv")
     except InputError as exc:
         problems.extend(exc.problems)
     if problems:
