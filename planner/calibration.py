@@ -274,7 +274,9 @@ def _truthy(text: str) -> bool:
 def reference_measurements(directory: Path | None = None) -> list[dict]:
     """Rows of the AIConfigurator reference: model and gpu are catalogue names."""
     out = []
-    for r in _read(reference_path(directory)):
+    numbers = {"tp": int, "pp": int, "batch": int, "isl": int, "osl": int, "prefill_ms": float,
+               "decode_step_ms": float, "tokens_per_s": float}
+    for r in _read(reference_path(directory), ("gpu", "model", "fits"), numbers):
         def num(key: str) -> float:
             v = r.get(key, "")
             return float(v) if v not in ("", None) else math.nan
