@@ -1,0 +1,165 @@
+"""Fleet mode against brute force (every replica plan, then every multiset of replicas) and a hand-solved case."""
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner import perf
+from planner.fleet import DemandInfeasibleError, Fleet, RequestClass, class_demands, class_scenario, parse_mix
+from tests import brute
+from tests.helpers import gpu, scenario, tiny_model
+from tests.test_planner import small_scenarios
+
+
+def replica_table(sc):
+    """Distinct (rate, GPUs per type, cost) of every feasible replica plan, by brute force."""
+    types = sc.pool.types
+    seen = {}
+    for cost, rate, opts in brute.all_plans(sc):
+        n = tuple(sum(o.tp for o in opts if o.gpu_type == g) for g in types)
+        key = (n, round(rate, 9))
+        seen[key] = (rate * sc.workload.basis_fraction, n, cost)
+    return list(seen.values())
+
+
+def brute_fleet(tables, demands, counts):
+    """Min cost over every multiset of replicas (per class) within the GPU counts meeting every demand;
+    None if none does. tables[q]: replicas of class q."""
+    items = [(q, r) for q, t in enumerate(tables) for r in t]
+    best = [None]
+    bounds = [min((c // x for c, x in zip(counts, r[1]) if x), default=0) for _, r in items]
+
+    def walk(i, used, served, cost):
+        if best[0] is not None and cost >= best[0] - 1e-12:
+            return
+        if i == len(items):
+            if all(s >= d * (1 - 1e-9) for s, d in zip(served, demands)):
+                best[0] = cost
+            return
+        q, (rate, n, c) = items[i]
+        for k in range(bounds[i] + 1):
+            new = tuple(u + k * x for u, x in zip(used, n))
+            if any(a > b for a, b in zip(new, counts)):
+                break
+            s2 = list(served)
+            s2[q] += k * rate
+            walk(i + 1, new, s2, cost + k * c)
+
+    walk(0, tuple(0 for _ in counts), [0.0] * len(demands), 0.0)
+    return best[0]
+
+
+def brute_capacity(table, counts):
+    best = 0.0
+    bounds = [min((c // x for c, x in zip(counts, r[1]) if x), default=0) for r in table]
+
+    def walk(i, used, served):
+        nonlocal best
+        if i == len(table):
+            best = max(best, served)
+            return
+        rate, n, _ = table[i]
+        for k in range(bounds[i] + 1):
+            new = tuple(u + k * x for u, x in zip(used, n))
+            if any(a > b for a, b in zip(new, counts)):
+                break
+            walk(i + 1, new, served + k * rate)
+
+    walk(0, tuple(0 for _ in counts), 0.0)
+    return best
+
+
+def fleet_scenarios():
+    return small_scenarios().map(lambda sc: replace(sc, settings=replace(sc.settings, max_stages=min(sc.settings.max_stages, 3))))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleet_scenarios(), st.sampled_from([0.05, 0.3, 0.6, 0.9, 1.0, 1.2]))
+def test_fleet_matches_brute_force(sc, fraction):
+    table = replica_table(sc)
+    counts = tuple(sc.pool.entry(g).count for g in sc.pool.types)
+    cap = brute_capacity(table, counts)
+    fleet = Fleet(sc)
+    got_cap, status, _ = fleet.capacity()
+    assert status == "optimal" and got_cap == pytest.approx(cap, rel=1e-9, abs=1e-9)
+    demand = fraction * cap if cap > 0 else 1.0
+    want = brute_fleet([table], [demand], counts)
+    if want is None:
+        with pytest.raises(DemandInfeasibleError) as info:
+            fleet.solve(demand)
+        assert info.value.max_tokens_per_s == pytest.approx(cap, rel=1e-9, abs=1e-9)
+        return
+    got = fleet.solve(demand)
+    assert got.proven_optimal and got.status == "optimal"
+    assert got.cost_usd_per_hour == pytest.approx(want, rel=1e-9, abs=1e-9)
+    assert got.tokens_per_s >= demand * (1 - 1e-9)
+    used = got.gpus_by_type()
+    assert all(used.get(g, 0) <= sc.pool.entry(g).count for g in sc.pool.types)
+    assert len(got.gpu_rows) == sum(used.values())
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleet_scenarios(), st.sampled_from([0.3, 0.7]), st.sampled_from([None, 0.6, 1.2]))
+def test_fleet_mix_matches_brute_force(sc, fraction, ttft_factor):
+    """Two request classes of different lengths (one with its own TTFT limit) share the pool."""
+    mix = (RequestClass("short", 0.6, 64, 32), RequestClass("long", 0.4, 256, 64))
+    if ttft_factor is not None:
+        # a limit around the cheapest single pipeline's TTFT for the long class
+        plans = list(brute.all_plans(class_scenario(sc, mix[1])))
+        if plans:
+            c, t, opts = min(plans, key=lambda p: p[0] / p[1])
+            ttft = sum(o.prefill_s for o in opts) * 1e3
+            mix = (mix[0], replace(mix[1], max_ttft_ms=ttft * ttft_factor))
+    scs = [class_scenario(sc, c) for c in mix]
+    tables = [replica_table(s) for s in scs]
+    counts = tuple(sc.pool.entry(g).count for g in sc.pool.types)
+    fleet = Fleet(sc, mix)
+    cap, status, _ = fleet.capacity()
+    assert status == "optimal"
+    demand = fraction * cap if cap > 0 else 1.0
+    want = brute_fleet(tables, class_demands(sc, mix, demand), counts)
+    if want is None:
+        with pytest.raises(DemandInfeasibleError):
+            fleet.solve(demand)
+        return
+    got = fleet.solve(demand)
+    assert got.proven_optimal
+    assert got.cost_usd_per_hour == pytest.approx(want, rel=1e-9, abs=1e-9)
+    for (name, d) in got.classes:
+        served = sum(g.count * g.tokens_per_s for g in got.groups if g.request_class == name)
+        assert served >= d * (1 - 1e-9)
+
+
+def test_hand_solved_two_types():
+    """One layer-group model that fits on one GPU of either type. A: $1/h, rate a; B: $3/h, rate b.
+    Demand just above 2a with 2 A and 1 B: three A replicas are impossible, so the optimum is 2 A + 1 B
+    if a B replica is the cheapest way to close the gap, i.e. cost 1 + 1 + 3 = 5."""
+    m = tiny_model(layers=2)
+    ga, gb = gpu("A", 80, 1.0, tflops=100), gpu("B", 80, 3.0, tflops=300, hbm=3000)
+    sc = scenario(m, [(ga, 2), (gb, 1)], concurrency=8, quantization="coarse", max_stages=1)
+    e = sc.engine
+    a = perf.stage_perf(m, ga, e, 2, 1, True, True, sc.workload, 8).tokens_per_s
+    b = perf.stage_perf(m, gb, e, 2, 1, True, True, sc.workload, 8).tokens_per_s
+    fleet = Fleet(sc)
+    assert fleet.capacity()[0] == pytest.approx(2 * a + b)
+    one = fleet.solve(0.5 * a)  # one A replica
+    assert one.cost_usd_per_hour == pytest.approx(1.0) and one.num_replicas == 1
+    two = fleet.solve(1.5 * a)
+    assert two.cost_usd_per_hour == pytest.approx(2.0 if b < 1.5 * a else min(2.0, 3.0))
+    three = fleet.solve(2 * a + 0.5 * b)
+    assert three.cost_usd_per_hour == pytest.approx(5.0) and three.num_replicas == 3
+    with pytest.raises(DemandInfeasibleError) as info:
+        fleet.solve(2 * a + b + 1)
+    assert info.value.max_tokens_per_s == pytest.approx(2 * a + b)
+    assert f"{2 * a + b:,.1f}" in str(info.value)
+
+
+def test_parse_mix_and_errors():
+    mix = parse_mix("chat:0.7:512:256,docs:0.3:8192:512:4000")
+    assert [c.name for c in mix] == ["chat", "docs"] and mix[1].max_ttft_ms == 4000
+    from planner.errors import InputError
+    with pytest.raises(InputError):
+        parse_mix("chat:0.7:512")
+    with pytest.raises(InputError):
+        parse_mix("chat:-1:512:256")
