@@ -227,6 +227,7 @@ class FleetModel:
         add_replica_counts(self)
         add_demand_rows(self)
         add_gpu_rows(self)
+        add_budget_row(self)
         add_cost_objective(self)
 
     def rate(self, j: int) -> float:
@@ -296,6 +297,14 @@ def add_gpu_rows(fm: FleetModel) -> None:
                         [float(fm.cols[j][1].gpus[gi]) for j in idx])
 
 
+def add_budget_row(fm: FleetModel) -> None:
+    """sum_j c_j y_j <= B: inactive (B = inf) except when the demand curve asks for the most tokens/s a
+    given $/hour buys."""
+    fm.budget_row = fm.h.getNumRow()
+    n = len(fm.cols)
+    fm.h.addRow(-INF, INF, n, list(range(n)), [r.cost_usd_per_hour for _, r in fm.cols])
+
+
 def add_cost_objective(fm: FleetModel) -> None:
     """minimise sum_j c_j y_j ($/hour); `max_capacity` swaps in the rates for the pool's capacity."""
     if fm.cols:
@@ -330,39 +339,59 @@ class Fleet:
         return class_demands(self.scenario, self.mix, demand)
 
     def capacity(self, time_limit: float | None = None) -> tuple[float, str, float]:
-        """The largest demand D the pool can serve (with the mix's proportions): (D, status, gap).
+        """The largest demand D the pool can serve (with the mix's proportions): (D, status, gap)."""
+        if self._capacity is None:
+            self._capacity = self.max_demand(None, time_limit)
+        return self._capacity
 
-        One class: maximise sum_j beta theta_j y_j under the GPU rows. A mix: maximise D subject to every
-        class's row >= D w_q (w_q the class's fraction of the demand), one extra continuous column."""
-        if self._capacity is not None:
-            return self._capacity
+    def max_demand(self, budget: float | None, time_limit: float | None = None,
+                   types: set[int] | None = None) -> tuple[float, str, float]:
+        """The largest demand D servable at cost <= budget (None: any cost): (D, status, gap); a time-limited
+        run reports HiGHS's proven upper bound.
+
+        One class: maximise sum_j beta theta_j y_j under the GPU rows (and the budget row). A mix: maximise
+        D subject to every class's row >= D w_q (w_q its fraction of the demand), one continuous column D."""
         tl = time_limit or self.scenario.settings.time_limit_s
         fm = self.model
         h = fm.h
         n = len(fm.cols)
         if n == 0:
-            self._capacity = (0.0, "optimal", 0.0)
-            return self._capacity
+            return 0.0, "optimal", 0.0
         fractions = self.demands(1.0)
-        # an extra column lam (the demand served); each class row becomes sum rate y - w_q lam >= 0
         h.addVar(0.0, INF)
-        lam = n
+        lam = h.getNumCol() - 1
+        banned = self._ban(types)
         for q, row in enumerate(fm.demand_row):
             h.changeCoeff(row, lam, -fractions[q])
             h.changeRowBounds(row, 0.0, INF)
-        h.changeColsCost(n + 1, list(range(n + 1)), [0.0] * n + [1.0])
+        h.changeRowBounds(fm.budget_row, -INF, INF if budget is None else budget)
+        h.changeColsCost(n + 1, list(range(n)) + [lam], [0.0] * n + [1.0])
         fm.set_sense(False)
         try:
             status, obj, bound, gap, _ = fm.run(tl, EXACT_GAP)
         finally:
-            h.changeColsCost(n + 1, list(range(n + 1)), [r.cost_usd_per_hour for _, r in fm.cols] + [0.0])
-            h.changeColBounds(lam, 0.0, 0.0)
+            h.deleteCols(1, [lam])
+            h.changeColsCost(n, list(range(n)), [r.cost_usd_per_hour for _, r in fm.cols])
+            h.changeRowBounds(fm.budget_row, -INF, INF)
             fm.set_sense(True)
+            self._unban(banned)
         if status == "infeasible":
             raise SolverError("internal: the capacity problem cannot be infeasible", status)
-        # a time-limited run: report the proven upper bound as the most the pool might serve
-        self._capacity = (obj if status == "optimal" else bound, status, gap)
-        return self._capacity
+        value = obj if status == "optimal" else bound
+        return max(0.0, value), status, gap
+
+    def _ban(self, types: set[int] | None) -> list[int]:
+        if types is None:
+            return []
+        fm = self.model
+        banned = [j for j, (_, r) in enumerate(fm.cols) if any(n and i not in types for i, n in enumerate(r.gpus))]
+        for j in banned:
+            fm.h.changeColBounds(j, 0.0, 0.0)
+        return banned
+
+    def _unban(self, banned: list[int]) -> None:
+        for j in banned:
+            self.model.h.changeColBounds(j, 0.0, float(self.model.ub[j]))
 
     def solve(self, demand: float, time_limit: float | None = None, types: set[int] | None = None) -> FleetPlan:
         """The minimum-cost fleet serving `demand` billable tokens/s; DemandInfeasibleError if the pool
@@ -372,17 +401,12 @@ class Fleet:
         t0 = time.perf_counter()
         tl = time_limit or self.scenario.settings.time_limit_s
         fm = self.model
-        banned = []
-        if types is not None:
-            banned = [j for j, (_, r) in enumerate(fm.cols) if any(n and i not in types for i, n in enumerate(r.gpus))]
-            for j in banned:
-                fm.h.changeColBounds(j, 0.0, 0.0)
+        banned = self._ban(types)
         try:
             fm.set_demands(self.demands(demand))
             status, obj, bound, gap, y = fm.run(tl, EXACT_GAP)
         finally:
-            for j in banned:
-                fm.h.changeColBounds(j, 0.0, float(fm.ub[j]))
+            self._unban(banned)
         if y is None:
             if types is not None:
                 raise DemandInfeasibleError(demand, 0.0, " with these GPU types")
