@@ -222,6 +222,7 @@ class FleetModel:
         self.catalogues = catalogues
         self.betas = betas
         self.cols: list[tuple[int, Replica]] = [(q, r) for q, cat in enumerate(catalogues) for r in cat.replicas]
+        self.prices = [scenario.pool.entry(g).spec.price_usd_per_hour for g in self.types]
         self.h = new_highs()
         self.h.setOptionValue("threads", threads)
         add_replica_counts(self)
@@ -229,6 +230,10 @@ class FleetModel:
         add_gpu_rows(self)
         add_budget_row(self)
         add_cost_objective(self)
+
+    def costs(self) -> list[float]:
+        """$/hour of each column at the current prices."""
+        return [sum(n * p for n, p in zip(r.gpus, self.prices)) for _, r in self.cols]
 
     def rate(self, j: int) -> float:
         q, r = self.cols[j]
@@ -315,7 +320,9 @@ def add_cost_objective(fm: FleetModel) -> None:
 class Fleet:
     """One scenario (and request mix) with its catalogues and MILP, reused across demands."""
 
-    def __init__(self, scenario: Scenario, mix: tuple[RequestClass, ...] | None = None, cancel=None):
+    def __init__(self, scenario: Scenario, mix: tuple[RequestClass, ...] | None = None, cancel=None,
+                 catalogues: list[Catalogue] | None = None):
+        """`catalogues`: built before for this scenario and mix (they do not depend on prices)."""
         t0 = time.perf_counter()
         self.scenario = scenario
         self.mix = mix
@@ -323,11 +330,26 @@ class Fleet:
             self.scenarios = [class_scenario(scenario, c) for c in mix]
         else:
             self.scenarios = [scenario]
-        self.catalogues = [build_catalogue(sc, cancel) for sc in self.scenarios]
+        self.catalogues = catalogues or [build_catalogue(sc, cancel) for sc in self.scenarios]
         self.betas = [sc.workload.basis_fraction for sc in self.scenarios]
         self.model = FleetModel(scenario, self.catalogues, self.betas, scenario.settings.threads)
         self.build_seconds = time.perf_counter() - t0
         self._capacity: tuple[float, str, float] | None = None
+
+    def set_prices(self, prices: dict[str, float]) -> None:
+        """Re-price GPU types ($/GPU-hour; the others keep theirs). The catalogue does not depend on prices
+        (dominance compares rates and GPUs), so the MILP stays exact with only its cost coefficients changed."""
+        fm = self.model
+        base = {g: self.scenario.pool.entry(g).spec.price_usd_per_hour for g in fm.types}
+        base.update(prices)
+        per_type = [base[g] for g in fm.types]
+        costs = [sum(n * p for n, p in zip(r.gpus, per_type)) for _, r in fm.cols]
+        fm.prices = per_type
+        if costs:
+            fm.h.changeColsCost(len(costs), list(range(len(costs))), costs)
+            for j, c in enumerate(costs):
+                fm.h.changeCoeff(fm.budget_row, j, c)
+        self._capacity = None
 
     @property
     def catalogue_size(self) -> int:
@@ -371,7 +393,7 @@ class Fleet:
             status, obj, bound, gap, _ = fm.run(tl, EXACT_GAP)
         finally:
             h.deleteCols(1, [lam])
-            h.changeColsCost(n, list(range(n)), [r.cost_usd_per_hour for _, r in fm.cols])
+            h.changeColsCost(n, list(range(n)), fm.costs())
             h.changeRowBounds(fm.budget_row, -INF, INF)
             fm.set_sense(True)
             self._unban(banned)
@@ -424,7 +446,8 @@ class Fleet:
             q, r = fm.cols[j]
             sc = self.scenarios[q]
             plan = make_plan(sc, list(r.options))
-            groups.append(ReplicaGroup(k, plan.billable_tokens_per_s, plan.cost_usd_per_hour, plan.concurrency,
+            cost = sum(n * p for n, p in zip(r.gpus, fm.prices))
+            groups.append(ReplicaGroup(k, plan.billable_tokens_per_s, cost, plan.concurrency,
                                        plan.ttft_s * 1e3, plan.tpot_s * 1e3, plan.stages, plan,
                                        self.mix[q].name if self.mix else ""))
         groups.sort(key=lambda g: (g.request_class, -g.count * g.tokens_per_s))

@@ -23,51 +23,43 @@ def replica_table(sc):
     return list(seen.values())
 
 
-def brute_fleet(tables, demands, counts):
-    """Min cost over every multiset of replicas (per class) within the GPU counts meeting every demand;
-    None if none does. tables[q]: replicas of class q."""
-    items = [(q, r) for q, t in enumerate(tables) for r in t]
-    best = [None]
-    bounds = [min((c // x for c, x in zip(counts, r[1]) if x), default=0) for _, r in items]
+def _served_by_usage(tables, counts):
+    """Every multiset of replicas, grouped by the GPUs it uses: usage vector u -> the Pareto set of the
+    tokens/s it serves per class (every reachable u, built by adding one replica at a time)."""
+    import itertools
 
-    def walk(i, used, served, cost):
-        if best[0] is not None and cost >= best[0] - 1e-12:
-            return
-        if i == len(items):
-            if all(s >= d * (1 - 1e-9) for s, d in zip(served, demands)):
-                best[0] = cost
-            return
-        q, (rate, n, c) = items[i]
-        for k in range(bounds[i] + 1):
-            new = tuple(u + k * x for u, x in zip(used, n))
-            if any(a > b for a, b in zip(new, counts)):
-                break
-            s2 = list(served)
-            s2[q] += k * rate
-            walk(i + 1, new, s2, cost + k * c)
-
-    walk(0, tuple(0 for _ in counts), [0.0] * len(demands), 0.0)
-    return best[0]
+    states = {tuple(0 for _ in counts): {tuple(0.0 for _ in tables)}}
+    order = sorted(itertools.product(*[range(c + 1) for c in counts]), key=sum)
+    for u in order:
+        if u not in states:
+            continue
+        for q, table in enumerate(tables):
+            for rate, n, _ in table:
+                v = tuple(a + b for a, b in zip(u, n))
+                if any(x > c for x, c in zip(v, counts)):
+                    continue
+                new = {tuple(s + (rate if i == q else 0.0) for i, s in enumerate(served)) for served in states[u]}
+                pool = states.setdefault(v, set()) | new
+                states[v] = {a for a in pool if not any(b != a and all(x >= y for x, y in zip(b, a)) for b in pool)}
+    return states
 
 
-def brute_capacity(table, counts):
-    best = 0.0
-    bounds = [min((c // x for c, x in zip(counts, r[1]) if x), default=0) for r in table]
-
-    def walk(i, used, served):
-        nonlocal best
-        if i == len(table):
-            best = max(best, served)
-            return
-        rate, n, _ = table[i]
-        for k in range(bounds[i] + 1):
-            new = tuple(u + k * x for u, x in zip(used, n))
-            if any(a > b for a, b in zip(new, counts)):
-                break
-            walk(i + 1, new, served + k * rate)
-
-    walk(0, tuple(0 for _ in counts), 0.0)
+def brute_fleet(sc, tables, demands):
+    """Min cost over every multiset of replicas (per class) within the GPU counts meeting every demand, None
+    if none does. A replica's cost is its GPUs times their prices, so a fleet's cost is prices . usage."""
+    counts = tuple(sc.pool.entry(g).count for g in sc.pool.types)
+    prices = [sc.pool.entry(g).spec.price_usd_per_hour for g in sc.pool.types]
+    best = None
+    for u, served in _served_by_usage(tables, counts).items():
+        if any(all(s >= d * (1 - 1e-9) for s, d in zip(v, demands)) for v in served):
+            cost = sum(p * x for p, x in zip(prices, u))
+            best = cost if best is None else min(best, cost)
     return best
+
+
+def brute_capacity(sc, table):
+    counts = tuple(sc.pool.entry(g).count for g in sc.pool.types)
+    return max(v[0] for served in _served_by_usage([table], counts).values() for v in served)
 
 
 def fleet_scenarios():
@@ -79,12 +71,12 @@ def fleet_scenarios():
 def test_fleet_matches_brute_force(sc, fraction):
     table = replica_table(sc)
     counts = tuple(sc.pool.entry(g).count for g in sc.pool.types)
-    cap = brute_capacity(table, counts)
+    cap = brute_capacity(sc, table)
     fleet = Fleet(sc)
     got_cap, status, _ = fleet.capacity()
     assert status == "optimal" and got_cap == pytest.approx(cap, rel=1e-9, abs=1e-9)
     demand = fraction * cap if cap > 0 else 1.0
-    want = brute_fleet([table], [demand], counts)
+    want = brute_fleet(sc, [table], [demand])
     if want is None:
         with pytest.raises(DemandInfeasibleError) as info:
             fleet.solve(demand)
@@ -118,7 +110,7 @@ def test_fleet_mix_matches_brute_force(sc, fraction, ttft_factor):
     cap, status, _ = fleet.capacity()
     assert status == "optimal"
     demand = fraction * cap if cap > 0 else 1.0
-    want = brute_fleet(tables, class_demands(sc, mix, demand), counts)
+    want = brute_fleet(sc, tables, class_demands(sc, mix, demand))
     if want is None:
         with pytest.raises(DemandInfeasibleError):
             fleet.solve(demand)
@@ -163,3 +155,28 @@ def test_parse_mix_and_errors():
         parse_mix("chat:0.7:512")
     with pytest.raises(InputError):
         parse_mix("chat:-1:512:256")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleet_scenarios(), st.sampled_from([0.3, 0.8]))
+def test_price_break_evens_match_re_solves(sc, fraction):
+    """Between break-even prices the optimal cost is linear; at sampled prices it equals a fresh solve."""
+    from planner.fleet_whatif import price_sensitivity
+
+    fleet = Fleet(sc)
+    cap = fleet.capacity()[0]
+    if cap <= 0:
+        return
+    g = sc.pool.types[0]
+    p0 = sc.pool.entry(g).spec.price_usd_per_hour
+    res = price_sensitivity(fleet, fraction * cap, g, 0.1 * p0, 5 * p0)
+    assert res.proven
+    pts = res.points
+    for a, b in zip(pts, pts[1:]):
+        for t in (0.25, 0.5, 0.75):
+            p = a.price + t * (b.price - a.price)
+            fresh = Fleet(replace(sc, pool=replace(sc.pool, entries=tuple(
+                replace(e, spec=replace(e.spec, price_usd_per_hour=p)) if e.name == g else e
+                for e in sc.pool.entries)))).solve(fraction * cap)
+            want = min(x.cost_usd_per_hour + x.type_gpus * (p - x.price) for x in pts)
+            assert fresh.cost_usd_per_hour == pytest.approx(want, rel=1e-7, abs=1e-9)
