@@ -91,7 +91,7 @@ def test_fleet_matches_brute_force(sc, fraction):
     assert len(got.gpu_rows) == sum(used.values())
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fleet_scenarios(), st.sampled_from([0.3, 0.7]), st.sampled_from([None, 0.6, 1.2]))
 def test_fleet_mix_matches_brute_force(sc, fraction, ttft_factor):
     """Two request classes of different lengths (one with its own TTFT limit) share the pool."""
