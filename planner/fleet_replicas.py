@@ -82,23 +82,86 @@ def pareto(labels: list[tuple], with_prefill: bool) -> list[tuple]:
         return list(labels)
     reduced = reduce_same_gpus(labels, with_prefill)
     reduced.sort(key=lambda t: (-t[0], sum(t[1]), t[2]))
-    dims = len(reduced[0][1])
-    kept_n = np.empty((len(reduced), dims), dtype=np.int64)
-    kept_pre = np.empty(len(reduced))
-    kept: list[tuple] = []
-    for lab in reduced:
-        k = len(kept)
-        if k:
-            # every kept label is at least as fast (sorted by theta descending; equal thetas count as >=)
-            ok = np.all(kept_n[:k] <= np.asarray(lab[1]), axis=1)
+    k = len(reduced)
+    if k <= 1:
+        return reduced
+    # sorted by theta descending, a label can only be dominated by an earlier one, and checking against
+    # every earlier label (kept or not) is the same as against the kept ones (dominance is transitive)
+    n = np.array([lab[1] for lab in reduced], dtype=np.int32)
+    pre = np.array([lab[2] for lab in reduced])
+    dominated = np.zeros(k, dtype=bool)
+    block = max(1, 4_000_000 // (k * n.shape[1]))
+    for start in range(1, k, block):
+        stop = min(k, start + block)
+        cmp = np.all(n[:stop, None, :] <= n[None, start:stop, :], axis=2)  # [j, i]: n_j <= n_i
+        if with_prefill:
+            cmp &= pre[:stop, None] <= pre[None, start:stop] * (1 + REL) + 1e-15
+        cmp &= np.arange(stop)[:, None] < np.arange(start, stop)[None, :]  # j earlier than i
+        dominated[start:stop] = cmp.any(axis=0)
+    return [lab for lab, d in zip(reduced, dominated) if not d]
+
+
+class _Cell:
+    """Labels of one DP cell as arrays: rate theta, GPUs per type n, prefill sum, and the options (payload)."""
+
+    __slots__ = ("th", "n", "pre", "opts")
+
+    def __init__(self, th, n, pre, opts):
+        self.th, self.n, self.pre, self.opts = th, n, pre, opts
+
+    @classmethod
+    def pareto(cls, th, n, pre, opts, with_prefill: bool) -> "_Cell":
+        return cls(th, n, pre, opts).reduce_same_gpus(with_prefill).pareto_self(with_prefill)
+
+    def take(self, idx) -> "_Cell":
+        return _Cell(self.th[idx], self.n[idx], self.pre[idx], [self.opts[i] for i in idx])
+
+    def concat(self, other: "_Cell") -> "_Cell":
+        return _Cell(np.concatenate([self.th, other.th]), np.concatenate([self.n, other.n]),
+                     np.concatenate([self.pre, other.pre]), self.opts + other.opts)
+
+    def extend(self, o: Option, gi: int, cap, limit_s: float) -> "_Cell | None":
+        """Every label with one more stage `o` (that still fits the pool and the TTFT limit)."""
+        ok = (self.n[:, gi] + o.tp <= cap[gi]) & (self.pre + o.prefill_s <= limit_s * (1 + REL))
+        idx = np.flatnonzero(ok)
+        if idx.size == 0:
+            return None
+        n = self.n[idx].copy()
+        n[:, gi] += o.tp
+        return _Cell(np.minimum(self.th[idx], o.tokens_per_s), n, self.pre[idx] + o.prefill_s,
+                     [self.opts[i] + (o,) for i in idx])
+
+    def merge(self, other: "_Cell", with_prefill: bool) -> "_Cell":
+        return self.concat(other).reduce_same_gpus(with_prefill).pareto_self(with_prefill)
+
+    def reduce_same_gpus(self, with_prefill: bool = False) -> "_Cell":
+        """Among labels with equal n keep the fastest (with_prefill: leave them to `pareto_self`)."""
+        if with_prefill or len(self.th) <= 1:
+            return self
+        order = np.lexsort((-self.th,) + tuple(self.n[:, t] for t in range(self.n.shape[1] - 1, -1, -1)))
+        n_sorted = self.n[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = np.any(n_sorted[1:] != n_sorted[:-1], axis=1)
+        return self.take(order[first])
+
+    def pareto_self(self, with_prefill: bool) -> "_Cell":
+        """Drop every label another one dominates (theta >=, n <=, prefill <= when with_prefill); sorted by
+        theta descending, a label can only be dominated by an earlier one (equal labels: the first stays)."""
+        k = len(self.th)
+        if k <= 1:
+            return self
+        order = np.lexsort((self.pre, self.n.sum(axis=1), -self.th))
+        n, pre = self.n[order], self.pre[order]
+        dominated = np.zeros(k, dtype=bool)
+        block = max(1, 4_000_000 // (k * n.shape[1]))
+        for start in range(1, k, block):
+            stop = min(k, start + block)
+            cmp = np.all(n[:stop, None, :] <= n[None, start:stop, :], axis=2)
             if with_prefill:
-                ok &= kept_pre[:k] <= lab[2] * (1 + REL) + 1e-15
-            if ok.any():
-                continue
-        kept_n[k] = lab[1]
-        kept_pre[k] = lab[2]
-        kept.append(lab)
-    return kept
+                cmp &= pre[:stop, None] <= pre[None, start:stop] * (1 + REL) + 1e-15
+            cmp &= np.arange(stop)[:, None] < np.arange(start, stop)[None, :]
+            dominated[start:stop] = cmp.any(axis=0)
+        return self.take(order[~dominated])
 
 
 def _add(n: tuple[int, ...], i: int, t: int) -> tuple[int, ...]:
@@ -137,40 +200,50 @@ def unit_replicas(scenario: Scenario, level: Level, p: int, opts: list[Option], 
         return out
     min_last = min(o.size for o in lasts)
     min_mid = min((o.size for o in middles), default=0)
-    # cells[j][s]: labels (theta, n, prefill, options) of the first stage and j - 1 middle stages, s layers
-    cells: list[dict[int, list[tuple]]] = [dict() for _ in range(p)]
+    cap = np.array(counts, dtype=np.int32)
+    T = len(types)
+    # cells[j][s]: the labels of the first stage and j - 1 middle stages holding s layers, as arrays
+    cells: list[dict[int, _Cell]] = [dict() for _ in range(p)]
+    by_size: dict[int, list[Option]] = {}
     for f in firsts:
         if f.prefill_s <= limit_s * (1 + REL) and f.size + (p - 2) * min_mid + min_last <= L:
-            cells[1].setdefault(f.size, []).append((f.tokens_per_s, _add(zero, index[f.gpu_type], f.tp),
-                                                     f.prefill_s, (f,)))
-    cells[1] = {s: pareto(labs, with_prefill) for s, labs in cells[1].items()}
+            by_size.setdefault(f.size, []).append(f)
+    for size, fs in by_size.items():
+        n = np.zeros((len(fs), T), dtype=np.int32)
+        for i, f in enumerate(fs):
+            n[i, index[f.gpu_type]] = f.tp
+        cells[1][size] = _Cell.pareto(np.array([f.tokens_per_s for f in fs]), n,
+                                      np.array([f.prefill_s for f in fs]), [(f,) for f in fs], with_prefill)
     for o in middles:  # option-major: every multiset of middles is generated once
         if cancel is not None and cancel.is_set():
             raise CancelledError()
         gi = index[o.gpu_type]
         for j in range(2, p):
             room = L - (p - 1 - j) * min_mid - min_last  # the stages still to come need at least this
-            for s_prev, labs in list(cells[j - 1].items()):
+            for s_prev, cell in list(cells[j - 1].items()):
                 s = s_prev + o.size
                 if s > room:
                     continue
-                new = []
-                for th, n, pre, os_ in labs:
-                    n2 = _add(n, gi, o.tp)
-                    if n2[gi] > counts[gi] or pre + o.prefill_s > limit_s * (1 + REL):
-                        continue
-                    new.append((min(th, o.tokens_per_s), n2, pre + o.prefill_s, os_ + (o,)))
-                if new:
-                    cells[j][s] = pareto(cells[j].get(s, []) + new, with_prefill)
-    labels = []
+                ext = cell.extend(o, gi, cap, limit_s)
+                if ext is None:
+                    continue
+                old = cells[j].get(s)
+                cells[j][s] = ext if old is None else old.merge(ext, with_prefill)
+    exts = []
     for la in lasts:
-        gi = index[la.gpu_type]
-        for th, n, pre, os_ in cells[p - 1].get(L - la.size, ()):
-            n2 = _add(n, gi, la.tp)
-            pre2 = pre + la.prefill_s
-            if n2[gi] > counts[gi] or pre2 > limit_s * (1 + REL):
-                continue
-            labels.append((min(th, la.tokens_per_s), n2, pre2, os_ + (la,)))
+        cell = cells[p - 1].get(L - la.size)
+        if cell is not None:
+            ext = cell.extend(la, index[la.gpu_type], cap, limit_s)
+            if ext is not None:
+                exts.append(ext.reduce_same_gpus())
+    if not exts:
+        return out
+    final = exts[0]
+    for e in exts[1:]:
+        final = final.concat(e)
+    final = final.reduce_same_gpus().pareto_self(False)
+    labels = [(float(th), tuple(int(x) for x in n), float(pre), os_)
+              for th, n, pre, os_ in zip(final.th, final.n, final.pre, final.opts)]
     for th, n, pre, os_ in pareto(labels, False):
         out.append(Replica(os_, th, n, sum(o.cost_usd_per_hour for o in os_), pre, p, conc))
     return out

@@ -180,3 +180,45 @@ def test_price_break_evens_match_re_solves(sc, fraction):
                 for e in sc.pool.entries)))).solve(fraction * cap)
             want = min(x.cost_usd_per_hour + x.type_gpus * (p - x.price) for x in pts)
             assert fresh.cost_usd_per_hour == pytest.approx(want, rel=1e-7, abs=1e-9)
+
+
+def test_cli_fleet_json_files_and_exit_codes(tmp_path):
+    import csv
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from planner import load_config_dir
+
+    root = Path(__file__).resolve().parent.parent
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "planner", "fleet", "--config-dir", "config/tiny", *args],
+                              cwd=root, capture_output=True, text=True, timeout=300)
+
+    fleet = Fleet(load_config_dir(root / "config" / "tiny"))
+    cap = fleet.capacity()[0]
+    out = run("--demand", f"{0.6 * cap}", "--out", str(tmp_path), "--json")
+    assert out.returncode == 0, out.stderr
+    s = json.loads(out.stdout)
+    for key in ("status", "proven_optimal", "gap", "demand_tokens_per_s", "tokens_per_s", "cost_usd_per_hour",
+                "usd_per_million_tokens", "replicas"):
+        assert key in s
+    want = fleet.solve(0.6 * cap)
+    assert s["proven_optimal"] is True and s["cost_usd_per_hour"] == pytest.approx(want.cost_usd_per_hour)
+    r = s["replicas"][0]
+    assert set(r) >= {"count", "tokens_per_s", "cost_usd_per_hour", "concurrency", "ttft_ms", "tpot_ms", "stages"}
+    assert set(r["stages"][0]) == {"first_layer", "last_layer", "gpu_type", "tp", "num_gpus"}
+    rows = list(csv.DictReader((tmp_path / "fleet.csv").open()))
+    assert len(rows) == sum(len(g.stages) for g in want.groups)
+    gpus = list(csv.DictReader((tmp_path / "gpus.csv").open()))
+    assert len(gpus) == sum(want.gpus_by_type().values()) and len({g["gpu_id"] for g in gpus}) == len(gpus)
+    bad = run("--demand", f"{2 * cap}", "--out", str(tmp_path))
+    assert bad.returncode == 3 and f"{cap:,.1f}" in bad.stderr
+    curve = run("--curve", "--out", str(tmp_path / "c"), "--json")
+    assert curve.returncode == 0, curve.stderr
+    steps = json.loads(curve.stdout)["curve"]["steps"]
+    assert max(st["demand_to_tokens_per_s"] for st in steps if st["series"] == "mixed") == pytest.approx(cap)
+    assert run("--demand", "-5").returncode == 2
+    assert run("--demand", "10", "--mix", "chat:0.5").returncode == 2
