@@ -20,6 +20,8 @@ def add_subcommands(sub) -> None:
     f.add_argument("--max-tpot-ms", type=float, help="latency SLO: time per output token (ms), every replica")
     f.add_argument("--time-limit", type=float, help="solver time limit in seconds (per MILP)")
     f.add_argument("--curve", action="store_true", help="exact demand curve from 0 to the pool's capacity (curve.csv)")
+    f.add_argument("--allow-large", action="store_true",
+                   help="build the replica list even past its size guard (many stages: minutes or more)")
     f.add_argument("--out", default="out", help="output folder (default ./out)")
     f.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -48,7 +50,7 @@ def cmd_fleet(args) -> int:
     sc = _scenario(args)
     for w in sc.warnings:
         print(f"note: {w}", file=sys.stderr)
-    fleet = Fleet(sc, _mix(args, sc))
+    fleet = Fleet(sc, _mix(args, sc), allow_large=args.allow_large)
     out = Path(args.out)
     result: dict = {}
     if args.curve:

@@ -30,7 +30,7 @@ import highspy
 
 from .domain import Scenario, Workload
 from .errors import InfeasibleError, InputError, Problem, SolverError
-from .fleet_replicas import Catalogue, Replica, build_catalogue
+from .fleet_replicas import CLI_ADVICE, Catalogue, Replica, build_catalogue
 from .highs_direct import _STATUS, new_highs
 from .plan import Plan, Stage, _assign_gpus, make_plan
 
@@ -321,8 +321,10 @@ class Fleet:
     """One scenario (and request mix) with its catalogues and MILP, reused across demands."""
 
     def __init__(self, scenario: Scenario, mix: tuple[RequestClass, ...] | None = None, cancel=None,
-                 catalogues: list[Catalogue] | None = None):
-        """`catalogues`: built before for this scenario and mix (they do not depend on prices)."""
+                 catalogues: list[Catalogue] | None = None, allow_large: bool = False,
+                 advice: tuple[str, str] = CLI_ADVICE):
+        """`catalogues`: built before for this scenario and mix (they do not depend on prices).
+        `allow_large`, `advice`: the catalogue's size guard (fleet_replicas.build_catalogue), per class."""
         t0 = time.perf_counter()
         self.scenario = scenario
         self.mix = mix
@@ -330,7 +332,8 @@ class Fleet:
             self.scenarios = [class_scenario(scenario, c) for c in mix]
         else:
             self.scenarios = [scenario]
-        self.catalogues = catalogues or [build_catalogue(sc, cancel) for sc in self.scenarios]
+        self.catalogues = catalogues or [build_catalogue(sc, cancel, allow_large, advice)
+                                          for sc in self.scenarios]
         self.betas = [sc.workload.basis_fraction for sc in self.scenarios]
         self.model = FleetModel(scenario, self.catalogues, self.betas, scenario.settings.threads)
         self.build_seconds = time.perf_counter() - t0

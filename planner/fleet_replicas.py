@@ -21,6 +21,13 @@ dropped label is matched by the same completion of the other, which is then at l
 three. Labels whose n exceeds the pool, and complete replicas whose TTFT (sum of the stages' prefill of
 one microbatch) exceeds the limit, are dropped. TPOT (P x the slowest decode step) and memory at the
 unit's concurrency are per option (its `max_stages`), as for single pipelines.
+
+Size guard. The work grows about 6-7x per extra stage (realistic: 1 s at 3 stages, 7 s at 4, 38 s at 5), so
+the units are built stage count by stage count (all levels at P = 1, then P = 2, ...) and a work counter
+(labels extended plus label pairs compared / 1000) is checked at every extension: past WORK_LIMIT the
+build stops with TooLargeError naming the stage count it had reached; every smaller stage count was then
+complete within the limit, which is the advice given. `allow_large=True` builds it anyway. The results are
+collected in the original (level, stage count) order, so the catalogue is the same with or without the guard.
 """
 from __future__ import annotations
 
@@ -32,10 +39,35 @@ from dataclasses import dataclass
 
 from .candidates import Level, Option, build_candidates
 from .domain import Scenario
-from .errors import CancelledError
+from .errors import CancelledError, TooLargeError
 
 log = logging.getLogger(__name__)
 REL = 1e-12
+# Work units (labels extended + label pairs compared / 1000) before the build is refused: realistic at 3
+# stages needs ~70,000 (about 1-2 s on a loaded 2-core machine), at 4 stages ~520,000 (7-15 s).
+WORK_LIMIT = 100_000
+# what the refusal tells the user to do: {n} is the most stages that were built within the limit
+CLI_ADVICE = ("pass --max-stages {n} or fewer", "--allow-large to build it anyway")
+
+
+class Budget:
+    """The size guard's work counter (module docstring); `limit` None: no limit."""
+
+    def __init__(self, limit: int | None, max_stages: int, advice: tuple[str, str] = CLI_ADVICE):
+        self.limit, self.max_stages, self.advice = limit, max_stages, advice
+        self.work = 0.0
+        self.stages = 0  # the stage count being built
+        self.t0 = time.perf_counter()
+
+    def spend(self, units: float) -> None:
+        self.work += units
+        if self.limit is not None and self.work > self.limit:
+            smaller, anyway = self.advice
+            raise TooLargeError(
+                f"too large: at max stages {self.max_stages} its work passed the limit of "
+                f"{self.limit:,} units ({self.work:,.0f} reached while building {self.stages}-stage replicas, "
+                f"{time.perf_counter() - self.t0:.1f} s); {smaller.format(n=self.stages - 1)}, or {anyway}",
+                int(self.work), self.limit, "fleet replica list")
 
 
 @dataclass(frozen=True)
@@ -120,8 +152,10 @@ class _Cell:
         return _Cell(np.concatenate([self.th, other.th]), np.concatenate([self.n, other.n]),
                      np.concatenate([self.pre, other.pre]), self.opts + other.opts)
 
-    def extend(self, o: Option, gi: int, cap, limit_s: float) -> "_Cell | None":
+    def extend(self, o: Option, gi: int, cap, limit_s: float, budget: "Budget | None" = None) -> "_Cell | None":
         """Every label with one more stage `o` (that still fits the pool and the TTFT limit)."""
+        if budget is not None:
+            budget.spend(len(self.th))
         ok = (self.n[:, gi] + o.tp <= cap[gi]) & (self.pre + o.prefill_s <= limit_s * (1 + REL))
         idx = np.flatnonzero(ok)
         if idx.size == 0:
@@ -131,8 +165,11 @@ class _Cell:
         return _Cell(np.minimum(self.th[idx], o.tokens_per_s), n, self.pre[idx] + o.prefill_s,
                      [self.opts[i] + (o,) for i in idx])
 
-    def merge(self, other: "_Cell", with_prefill: bool) -> "_Cell":
-        return self.concat(other).reduce_same_gpus(with_prefill).pareto_self(with_prefill)
+    def merge(self, other: "_Cell", with_prefill: bool, budget: "Budget | None" = None) -> "_Cell":
+        both = self.concat(other).reduce_same_gpus(with_prefill)
+        if budget is not None:
+            budget.spend(len(both.th) ** 2 / 1000)
+        return both.pareto_self(with_prefill)
 
     def reduce_same_gpus(self, with_prefill: bool = False) -> "_Cell":
         """Among labels with equal n keep the fastest (with_prefill: leave them to `pareto_self`)."""
@@ -168,7 +205,8 @@ def _add(n: tuple[int, ...], i: int, t: int) -> tuple[int, ...]:
     return n[:i] + (n[i] + t,) + n[i + 1:]
 
 
-def unit_replicas(scenario: Scenario, level: Level, p: int, opts: list[Option], cancel=None) -> list[Replica]:
+def unit_replicas(scenario: Scenario, level: Level, p: int, opts: list[Option], cancel=None,
+                  budget: Budget | None = None) -> list[Replica]:
     """The Pareto-minimal replicas of P = p stages at `level` (see the module docstring)."""
     L = scenario.model.num_layers
     types = scenario.pool.types
@@ -224,16 +262,16 @@ def unit_replicas(scenario: Scenario, level: Level, p: int, opts: list[Option], 
                 s = s_prev + o.size
                 if s > room:
                     continue
-                ext = cell.extend(o, gi, cap, limit_s)
+                ext = cell.extend(o, gi, cap, limit_s, budget)
                 if ext is None:
                     continue
                 old = cells[j].get(s)
-                cells[j][s] = ext if old is None else old.merge(ext, with_prefill)
+                cells[j][s] = ext if old is None else old.merge(ext, with_prefill, budget)
     exts = []
     for la in lasts:
         cell = cells[p - 1].get(L - la.size)
         if cell is not None:
-            ext = cell.extend(la, index[la.gpu_type], cap, limit_s)
+            ext = cell.extend(la, index[la.gpu_type], cap, limit_s, budget)
             if ext is not None:
                 exts.append(ext.reduce_same_gpus())
     if not exts:
@@ -258,22 +296,33 @@ class Catalogue:
     seconds: float
 
 
-def build_catalogue(scenario: Scenario, cancel=None) -> Catalogue:
-    """Every Pareto-minimal replica of the scenario over all levels and stage counts (module docstring)."""
+def build_catalogue(scenario: Scenario, cancel=None, allow_large: bool = False,
+                    advice: tuple[str, str] = CLI_ADVICE) -> Catalogue:
+    """Every Pareto-minimal replica of the scenario over all levels and stage counts (module docstring).
+    TooLargeError (with `advice`: a smaller stage limit, the way to go on) when the work passes
+    WORK_LIMIT, unless `allow_large`."""
     t0 = time.perf_counter()
     cands = build_candidates(scenario)
     by_level: dict[Level, list[Option]] = {}
     for o in cands.options:
         by_level.setdefault(o.level, []).append(o)
+    budget = Budget(None if allow_large else WORK_LIMIT, scenario.settings.max_stages, advice)
+    by_unit: dict[tuple[int, int], list[Replica]] = {}
+    for p in sorted({p for level in by_level for p in level.stage_counts}):  # stage-major: see the guard
+        budget.stages = p
+        for k, (level, opts) in enumerate(by_level.items()):
+            if p in level.stage_counts:
+                by_unit[(k, p)] = unit_replicas(scenario, level, p, opts, cancel, budget)
     found: list[Replica] = []
     units = 0
-    for level, opts in by_level.items():
+    for k, level in enumerate(by_level):
         for p in level.stage_counts:
             units += 1
-            found.extend(unit_replicas(scenario, level, p, opts, cancel))
+            found.extend(by_unit[(k, p)])
     labels = [(r.tokens_per_s, r.gpus, 0.0, r) for r in found]
     kept = tuple(lab[3] for lab in pareto(labels, False))
     seconds = time.perf_counter() - t0
-    log.info("%s: fleet catalogue of %d replicas (%d before the Pareto filter) from %d units in %.2f s",
-             scenario.name, len(kept), len(found), units, seconds)
+    log.info("%s: fleet catalogue of %d replicas (%d before the Pareto filter) from %d units in %.2f s "
+             "(%.0f work units, limit %s)", scenario.name, len(kept), len(found), units, seconds, budget.work,
+             budget.limit)
     return Catalogue(scenario, kept, units, len(found), seconds)
