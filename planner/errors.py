@@ -51,7 +51,11 @@ class TooLargeError(InputError):
 
     def __init__(self, message: str, size: int = 0, limit: int = 0, where: str = "input", column: str = ""):
         self.size, self.limit = size, limit
+        self._args = (message, size, limit, where, column)
         super().__init__(Problem(message, where, column=column))
+
+    def __reduce__(self):  # crosses the worker process intact (Exception pickles only str(self))
+        return (type(self), self._args)
 
 
 class InfeasibleError(PlannerError):

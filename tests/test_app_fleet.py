@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FLEET = "pages/7_Fleet.py"
 
 
-def tiny_app() -> AppTest:
+def tiny_app(name: str = "tiny") -> AppTest:
     at = run_app(240)
-    base = ROOT / "config" / "tiny"
+    base = ROOT / "config" / name
     files = [(p.name, p.read_bytes(), "text/csv") for p in sorted(base.glob("*.csv"))]
     at.file_uploader(key="upload").set_value(files).run()
     return ok(at)
@@ -69,3 +69,15 @@ def test_fleet_page_mix_matches_library():
     assert demand == pytest.approx(round(fleet.capacity()[0] / 2, 1))
     plan = fleet.solve(demand)
     assert metric(at, "Cost") == f"${plan.cost_usd_per_hour:,.2f}/h"
+
+
+def test_fleet_page_refuses_too_many_stages_and_keeps_inputs():
+    """The page's own stage limit defaults to 3; raised to 8 on realistic, the size guard's message is shown
+    (st.error, no traceback), and the inputs stay; back to 3 the fleet is solved."""
+    at = ok(tiny_app("realistic").switch_page(FLEET).run(timeout=240))
+    assert at.number_input(key="fleet_max_stages").value == 3
+    at.number_input(key="fleet_max_stages").set_value(8).run(timeout=240)
+    assert not at.exception
+    msgs = [e.value for e in at.error]
+    assert any("too large: at max stages 8" in m and "3 or fewer" in m for m in msgs), msgs
+    assert at.number_input(key="fleet_max_stages").value == 8

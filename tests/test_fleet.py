@@ -222,3 +222,31 @@ def test_cli_fleet_json_files_and_exit_codes(tmp_path):
     assert max(st["demand_to_tokens_per_s"] for st in steps if st["series"] == "mixed") == pytest.approx(cap)
     assert run("--demand", "-5").returncode == 2
     assert run("--demand", "10", "--mix", "chat:0.5").returncode == 2
+
+
+def test_cli_fleet_refuses_a_large_replica_list_with_the_limit(tmp_path, capsys):
+    """realistic at its default 8 stages: exit 2 with one line naming the stage limit, the size reached, the
+    limit and what to do (the guard stops the build early, so this is quick); --allow-large is a flag."""
+    from planner.cli import build_parser, main
+    from planner.fleet_replicas import WORK_LIMIT
+
+    code = main(["fleet", "--config-dir", "config/realistic", "--demand", "20000", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    line = err[0]
+    assert "max stages 8" in line and f"limit of {WORK_LIMIT:,} units" in line
+    assert "pass --max-stages 3 or fewer" in line and "--allow-large" in line
+    assert not (tmp_path / "fleet.csv").exists()
+    args = build_parser().parse_args(["fleet", "--config-dir", "config/realistic", "--demand", "1", "--allow-large"])
+    assert args.allow_large is True
+
+
+def test_guard_does_not_change_the_catalogue():
+    """A small scenario built with and without the guard gives the same replicas in the same order."""
+    from planner import load_config_dir
+    from planner.fleet_replicas import build_catalogue
+    from pathlib import Path
+
+    sc = load_config_dir(Path(__file__).resolve().parent.parent / "config" / "small")
+    a, b = build_catalogue(sc), build_catalogue(sc, allow_large=True)
+    assert a.replicas == b.replicas

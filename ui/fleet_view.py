@@ -9,6 +9,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from planner import InputError
+from planner.errors import TooLargeError
+from planner.scenario_io import override_settings
 from planner.fleet import Fleet, RequestClass, check_mix
 from planner.fleet_curve import curve_rows, demand_curve
 from planner.fleet_report import fleet_csv
@@ -19,6 +21,9 @@ from . import scenario_texts as T
 from . import whatif_jobs as jobs
 from .charts import FONT, PALETTE
 
+# the page's default stage limit: the replica list grows 6-7x per stage (fleet_replicas' size guard)
+DEFAULT_MAX_STAGES = 3
+APP_ADVICE = ("set **Max stages per replica** to {n} or fewer", "tick **Build large replica lists anyway**")
 MIX_COLUMNS = ["name", "share", "input_tokens", "output_tokens", "max_ttft_ms", "max_tpot_ms"]
 
 
@@ -85,6 +90,12 @@ def render() -> None:
     key, ckey = T.texts_key(s["texts"]), state.cat_key()
     st.caption(f"Scenario **{s['scenario_name']}** · {sc.model.name} · pool: "
                + ", ".join(f"{e.count}× {e.name}" for e in sc.pool.entries))
+    max_stages, allow_large = stage_inputs(sc)
+    try:
+        sc = override_settings(sc, {"max_stages": max_stages}, {"max_stages": "Max stages per replica"})
+    except InputError as exc:
+        results.show_error(exc)
+        return
     use_mix = st.toggle("A mix of requests", key="fleet_use_mix",
                         help="Classes with their own lengths and latency limits; shares are shares of requests")
     mix = None
@@ -101,9 +112,9 @@ def render() -> None:
         except InputError as exc:
             results.show_error(exc)
             return
-    base = _tasks_key(key, ckey, mix)
+    base = _tasks_key(key, ckey, mix) + (max_stages, allow_large)
     cat_task = jobs.Task(base + ("catalogue",), "replica catalogue and pool capacity",
-                         lambda cancel, sc=sc, mix=mix: _catalogue(sc, mix, cancel))
+                         lambda cancel, sc=sc, mix=mix, a=allow_large: _catalogue(sc, mix, cancel, a))
     fresh = jobs.store().get(cat_task.key) is None
     got = dict(_run([cat_task], "fleet_cat"))
     done = got.get(cat_task.key)
@@ -111,6 +122,9 @@ def render() -> None:
         return
     if fresh:  # one worker (and one Cancel button) per script run: start the fleet solves on a fresh run
         st.rerun()
+    if isinstance(done.error, TooLargeError):
+        st.error(" ".join(str(p.message) for p in done.error.problems), icon="🚫")
+        return
     if done.error is not None:
         results.show_error(done.error)
         return
@@ -156,8 +170,21 @@ def _run(tasks, ident):
     return ((t.key, d) for t, d in jobs.run(tasks, st.container(), auto=True, ident=ident))
 
 
-def _catalogue(sc, mix, cancel):
-    fleet = Fleet(sc, mix, cancel)
+def stage_inputs(sc) -> tuple[int, bool]:
+    """The fleet's own stage limit (default DEFAULT_MAX_STAGES) and the size guard's override."""
+    c = st.columns([1, 1, 2])
+    max_stages = int(c[0].number_input("Max stages per replica", 1, 64, min(DEFAULT_MAX_STAGES, sc.settings.max_stages),
+                                       key="fleet_max_stages"))
+    allow_large = c[1].checkbox("Build large replica lists anyway", key="fleet_allow_large",
+                                help="Skip the size guard: at 4+ stages the list can take minutes or more")
+    c[2].caption("Fleets are limited to few stages per replica for now: the list of every non-dominated replica "
+                 "grows 6-7x per extra stage (realistic: ~1 s at 3 stages, ~10 s at 4, ~40 s at 5), so a list "
+                 "whose work passes the size guard is refused rather than left running.")
+    return max_stages, allow_large
+
+
+def _catalogue(sc, mix, cancel, allow_large=False):
+    fleet = Fleet(sc, mix, cancel, allow_large=allow_large, advice=APP_ADVICE)
     return fleet.catalogues, fleet.capacity()[0]
 
 
