@@ -25,6 +25,16 @@ def tiny_app(name: str = "tiny") -> AppTest:
     return ok(at)
 
 
+def page_scenario(name: str = "tiny"):
+    """The bundled scenario as the Fleet page solves it: at the page's own stage limit."""
+    from dataclasses import replace
+
+    from ui.fleet_view import DEFAULT_MAX_STAGES
+
+    sc = scenario_from_texts(T.load_bundled_texts(name), name)
+    return replace(sc, settings=replace(sc.settings, max_stages=min(DEFAULT_MAX_STAGES, sc.settings.max_stages)))
+
+
 def metric(at, label):
     for m in at.metric:
         if m.label == label:
@@ -34,7 +44,7 @@ def metric(at, label):
 
 def test_fleet_page_matches_library():
     at = ok(tiny_app().switch_page(FLEET).run(timeout=240))
-    sc = scenario_from_texts(T.load_bundled_texts("tiny"), "tiny")
+    sc = page_scenario()
     fleet = Fleet(sc)
     cap = fleet.capacity()[0]
     demand = at.slider(key="fleet_demand").value
@@ -62,7 +72,7 @@ def test_fleet_page_mix_matches_library():
     at = ok(tiny_app().switch_page(FLEET).run(timeout=240))
     at.toggle(key="fleet_use_mix").set_value(True).run(timeout=240)
     ok(at)
-    sc = scenario_from_texts(T.load_bundled_texts("tiny"), "tiny")
+    sc = page_scenario()
     mix = (RequestClass("chat", 0.7, 512, 256), RequestClass("docs", 0.3, 8192, 512))
     fleet = Fleet(sc, mix)
     demand = at.slider(key="fleet_demand").value
