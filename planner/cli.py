@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true")
     from .cli_whatif import add_subcommands  # cli_whatif imports this module's helpers
     add_subcommands(sub)
+    from .cli_fleet import add_subcommands as add_fleet
+
+    add_fleet(sub)
     return parser
 
 
@@ -393,9 +396,10 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        from .cli_fleet import FLEET_COMMANDS
         from .cli_whatif import WHATIF_COMMANDS  # imported late: cli_whatif uses this module's helpers
 
-        return {**COMMANDS, **WHATIF_COMMANDS}[args.command](args)
+        return {**COMMANDS, **WHATIF_COMMANDS, **FLEET_COMMANDS}[args.command](args)
     except InputError as exc:
         for p in exc.problems:
             print(f"error: {p}", file=sys.stderr)

@@ -45,6 +45,19 @@ class InputError(PlannerError):
         super().__init__("; ".join(str(p) for p in self.problems))
 
 
+class TooLargeError(InputError):
+    """The input is inside the documented limits but the work it needs is over a size guard; the message
+    names the size reached, the limit and what to do (a smaller setting, or the flag that goes on anyway)."""
+
+    def __init__(self, message: str, size: int = 0, limit: int = 0, where: str = "input", column: str = ""):
+        self.size, self.limit = size, limit
+        self._args = (message, size, limit, where, column)
+        super().__init__(Problem(message, where, column=column))
+
+    def __reduce__(self):  # crosses the worker process intact (Exception pickles only str(self))
+        return (type(self), self._args)
+
+
 class InfeasibleError(PlannerError):
     """No plan satisfies the limits. `binding` names the limits that cause it."""
 

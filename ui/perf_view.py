@@ -18,7 +18,8 @@ INTERACTIVE_S = 1.5  # a slider change should give an updated chart within this
 SERIES_AXES = {"layers": "decoder layers", "gpu_types": "GPU types in the pool", "gpus": "GPUs in the pool"}
 SEED_CLAIMS = "30-90 s per solve and 4-12 min per budget enumeration (published, with Gurobi; never logged)"
 REPRODUCE = ("python benchmarks/run.py          # results.csv and seed_vs_ours.csv\n"
-             "python benchmarks/scaling.py      # scaling.csv")
+             "python benchmarks/scaling.py      # scaling.csv\n"
+             "python benchmarks/fleet_scaling.py  # fleet_scaling.csv")
 
 
 @st.cache_data(show_spinner=False)
@@ -110,6 +111,10 @@ def render() -> None:
                     st.plotly_chart(scaling_figure(part, series), width="stretch", key=f"scaling_{series}")
                     st.caption(limit_note(part, series))
 
+    fleet = load("fleet_scaling.csv")
+    if fleet is not None:
+        fleet_section(fleet)
+
     if results is not None:
         st.subheader("Bundled scenarios, per method")
         st.dataframe(results, hide_index=True, width="stretch")
@@ -121,3 +126,25 @@ def render() -> None:
         st.dataframe(seed, hide_index=True, width="stretch")
     st.caption("Reproduce:")
     st.code(REPRODUCE, language="bash")
+
+
+def fleet_figure(df: pd.DataFrame) -> go.Figure:
+    """Fleet solve time against pool size: catalogue enumeration and the median fleet MILP."""
+    part = df[df["series"] == "gpus"].sort_values("gpus")
+    fig = go.Figure()
+    for k, (col, name) in enumerate((("catalogue_s", "replica catalogue (once per scenario)"),
+                                     ("milp_s_median", "fleet MILP (median)"), ("total_s", "total"))):
+        fig.add_trace(go.Scatter(x=part["gpus"], y=part[col], mode="lines+markers", name=name,
+                                 line=dict(color=PALETTE[k % len(PALETTE)], width=2.5)))
+    fig.update_layout(xaxis_title="GPUs in the pool", yaxis_title="seconds (log)", font=FONT, height=360,
+                      xaxis=dict(type="log"), yaxis=dict(type="log"), margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def fleet_section(df: pd.DataFrame) -> None:
+    st.subheader("Fleet mode: solve time against pool size and GPU types")
+    st.caption("benchmarks/fleet_scaling.py: Llama-3-8B, 64 sequences in flight, at most 2 stages, coarse sizes; "
+               "demands at 10/50/90% of the pool's capacity; medians.")
+    st.plotly_chart(fleet_figure(df), width="stretch", key="fleet_scaling")
+    st.dataframe(df, hide_index=True, width="stretch")

@@ -1,0 +1,128 @@
+"""The fleet demand curve: minimum $/hour (and $/M tokens) against demand, exact, as a step curve.
+
+The minimum cost C(D) of a fleet serving D tokens/s is a non-decreasing step function of D: it stays at
+C_k for D in (E_{k-1}, E_k], where E_k is the most tokens/s any fleet costing <= C_k serves. The steps
+are found exactly by parametric solves, two MILPs per step: C_k = min cost at demand E_{k-1} + 1e-6 x
+capacity (just above the last step, by more than the solver's tolerance; a fleet whose rate falls inside
+that sliver would be the only thing missed), then E_k = max tokens/s at cost <= C_k. The
+curve ends at the pool's capacity. No grid: every breakpoint is a solved optimum (statuses are kept;
+a step whose solve stopped at the time limit says so).
+
+Beside it: the same curve for fleets of one GPU type each, and "copies of the best single pipeline"
+(the proven min-$/token pipeline of `solve`, repeated ceil(D / its rate) times while the pool holds them).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from .errors import InfeasibleError
+from .fleet import Fleet
+
+log = logging.getLogger(__name__)
+# the next step's demand is just above the last step's right end: by 1e-6 of the capacity, well above HiGHS's
+# feasibility tolerance (a smaller step would let y = 0 pass a row >= D)
+STEP = 1e-6
+
+
+@dataclass(frozen=True)
+class CurveStep:
+    series: str  # "mixed", "only <type>", "copies of the best pipeline"
+    demand_from: float  # exclusive
+    demand_to: float  # inclusive: the most tokens/s this cost buys
+    cost_usd_per_hour: float
+    status: str
+
+    @property
+    def usd_per_million_tokens(self) -> float:
+        """At the step's right end (the best $/M tokens of the step)."""
+        return self.cost_usd_per_hour / (3600 * self.demand_to) * 1e6 if self.demand_to > 0 else math.nan
+
+
+@dataclass(frozen=True)
+class DemandCurve:
+    steps: tuple[CurveStep, ...]
+    capacity_tokens_per_s: float
+    seconds: float
+    solves: int
+    how: str
+
+    def series(self, name: str) -> list[CurveStep]:
+        return [s for s in self.steps if s.series == name]
+
+    @property
+    def names(self) -> list[str]:
+        return list(dict.fromkeys(s.series for s in self.steps))
+
+
+def _steps(fleet: Fleet, name: str, types: set[int] | None, time_limit: float, max_steps: int,
+           counter: list[int]) -> list[CurveStep]:
+    cap, _, _ = fleet.max_demand(None, time_limit, types)
+    counter[0] += 1
+    steps: list[CurveStep] = []
+    last = 0.0
+    while last < cap * (1 - 1e-12) and len(steps) < max_steps:
+        demand = min(cap, last + STEP * cap)
+        try:
+            plan = fleet.solve(demand, time_limit, types)
+        except InfeasibleError:
+            break
+        counter[0] += 1
+        top, status, _ = fleet.max_demand(plan.cost_usd_per_hour * (1 + 1e-12), time_limit, types)
+        counter[0] += 1
+        top = max(top, plan.tokens_per_s if not fleet.mix else demand)
+        status = plan.status if plan.status != "optimal" else status
+        steps.append(CurveStep(name, last, top, plan.cost_usd_per_hour, status))
+        if top <= last:
+            break
+        last = top
+    if len(steps) >= max_steps and last < cap * (1 - 1e-12):
+        log.warning("%s: demand curve stopped after %d steps at %.1f of %.1f tokens/s", name, max_steps, last, cap)
+    return steps
+
+
+def demand_curve(fleet: Fleet, time_limit: float | None = None, single_types: bool = True,
+                 copies: bool = True, max_steps: int = 2000) -> DemandCurve:
+    """The exact step curve (module docstring) of the mixed pool, of each type alone, and of copies of the
+    best single pipeline (single-class fleets only)."""
+    t0 = time.perf_counter()
+    tl = time_limit or fleet.scenario.settings.time_limit_s
+    counter = [0]
+    steps = _steps(fleet, "mixed", None, tl, max_steps, counter)
+    cap = steps[-1].demand_to if steps else 0.0
+    if single_types:
+        for i, g in enumerate(fleet.scenario.pool.types):
+            steps += _steps(fleet, f"only {g}", {i}, tl, max_steps, counter)
+    if copies and not fleet.mix:
+        steps += copies_of_best(fleet)
+    how = (f"exact step curve by parametric solves ({counter[0]} MILPs): min $/hour just above each breakpoint, "
+           f"then the most tokens/s at that cost")
+    if any(s.status != "optimal" for s in steps):
+        how += "; some solves stopped at the time limit (marked), so those steps are not proven"
+    return DemandCurve(tuple(steps), cap, time.perf_counter() - t0, counter[0], how)
+
+
+def copies_of_best(fleet: Fleet) -> list[CurveStep]:
+    """k copies of the proven min-$/token single pipeline cost k c and serve k theta, for k up to what
+    the pool holds; demand in ((k-1) theta, k theta] costs k c."""
+    from .search import Planner
+
+    sc = fleet.scenario
+    try:
+        plan = Planner(sc).exact().plan
+    except InfeasibleError:
+        return []
+    rate = plan.billable_tokens_per_s
+    use = plan.gpus_by_type()
+    k_max = min(sc.pool.entry(g).count // n for g, n in use.items())
+    name = "copies of the best pipeline"
+    return [CurveStep(name, (k - 1) * rate, k * rate, k * plan.cost_usd_per_hour, "optimal")
+            for k in range(1, k_max + 1)]
+
+
+def curve_rows(curve: DemandCurve) -> list[dict]:
+    return [{"series": s.series, "demand_from_tokens_per_s": s.demand_from, "demand_to_tokens_per_s": s.demand_to,
+             "cost_usd_per_hour": s.cost_usd_per_hour, "usd_per_million_tokens": s.usd_per_million_tokens,
+             "status": s.status} for s in curve.steps]

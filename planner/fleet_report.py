@@ -1,0 +1,63 @@
+"""Fleet results as JSON-ready dicts and CSV rows (fleet.csv, gpus.csv, curve.csv)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .fleet import FleetPlan
+from .report import to_csv
+
+FLEET_COLUMNS = ("group", "request_class", "count", "replica_tokens_per_s", "replica_cost_usd_per_hour",
+                 "concurrency", "ttft_ms", "tpot_ms", "stage", "first_layer", "last_layer", "gpu_type", "tp",
+                 "num_gpus", "stage_tokens_per_s", "stage_cost_usd_per_hour")
+GPU_COLUMNS = ("gpu_id", "gpu_type", "node", "group", "replica", "stage", "layers")
+CURVE_COLUMNS = ("series", "demand_from_tokens_per_s", "demand_to_tokens_per_s", "cost_usd_per_hour",
+                 "usd_per_million_tokens", "status")
+
+
+def fleet_summary(f: FleetPlan, scenario_name: str = "") -> dict:
+    """Everything `--json` prints; replica figures are one replica's."""
+    return {
+        "scenario": scenario_name, "status": f.status, "proven_optimal": f.proven_optimal, "gap": f.gap,
+        "demand_tokens_per_s": f.demand_tokens_per_s, "tokens_per_s": f.tokens_per_s,
+        "cost_usd_per_hour": f.cost_usd_per_hour, "usd_per_million_tokens": f.usd_per_million_tokens,
+        "num_replicas": f.num_replicas, "gpus_by_type": f.gpus_by_type(), "how": f.how,
+        "solve_seconds": f.seconds, "catalogue_size": f.catalogue_size,
+        "classes": [{"name": n, "demand_tokens_per_s": d} for n, d in f.classes],
+        "replicas": [{
+            "count": g.count, "request_class": g.request_class, "tokens_per_s": g.tokens_per_s,
+            "cost_usd_per_hour": g.cost_usd_per_hour, "concurrency": g.concurrency, "ttft_ms": g.ttft_ms,
+            "tpot_ms": g.tpot_ms,
+            "stages": [{"first_layer": s.first_layer, "last_layer": s.last_layer, "gpu_type": s.gpu_type,
+                        "tp": s.tp, "num_gpus": s.num_gpus} for s in g.stages]} for g in f.groups],
+    }
+
+
+def fleet_rows(f: FleetPlan) -> list[dict]:
+    rows = []
+    for i, g in enumerate(f.groups, start=1):
+        for s in g.stages:
+            rows.append({"group": i, "request_class": g.request_class, "count": g.count,
+                         "replica_tokens_per_s": g.tokens_per_s, "replica_cost_usd_per_hour": g.cost_usd_per_hour,
+                         "concurrency": g.concurrency, "ttft_ms": g.ttft_ms, "tpot_ms": g.tpot_ms, "stage": s.index,
+                         "first_layer": s.first_layer, "last_layer": s.last_layer, "gpu_type": s.gpu_type,
+                         "tp": s.tp, "num_gpus": s.num_gpus, "stage_tokens_per_s": s.tokens_per_s,
+                         "stage_cost_usd_per_hour": s.cost_usd_per_hour})
+    return rows
+
+
+def fleet_csv(f: FleetPlan) -> str:
+    return to_csv(fleet_rows(f), FLEET_COLUMNS)
+
+
+def gpus_csv(f: FleetPlan) -> str:
+    return to_csv([dict(zip(GPU_COLUMNS, r)) for r in f.gpu_rows], GPU_COLUMNS)
+
+
+def write_fleet(f: FleetPlan, out: Path, scenario_name: str = "") -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fleet.csv").write_text(fleet_csv(f))
+    (out / "gpus.csv").write_text(gpus_csv(f))
+    summary = fleet_summary(f, scenario_name)
+    (out / "fleet_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary

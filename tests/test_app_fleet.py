@@ -1,0 +1,93 @@
+"""AppTest of the Fleet page: the numbers it shows equal direct library calls."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from planner import scenario_from_texts
+from planner.fleet import Fleet, RequestClass
+from planner.fleet_curve import demand_curve
+from ui import scenario_texts as T
+
+from .apptest import ok, run_app
+
+ROOT = Path(__file__).resolve().parent.parent
+FLEET = "pages/7_Fleet.py"
+
+
+def tiny_app(name: str = "tiny") -> AppTest:
+    at = run_app(240)
+    base = ROOT / "config" / name
+    files = [(p.name, p.read_bytes(), "text/csv") for p in sorted(base.glob("*.csv"))]
+    at.file_uploader(key="upload").set_value(files).run()
+    return ok(at)
+
+
+def page_scenario(name: str = "tiny"):
+    """The bundled scenario as the Fleet page solves it: at the page's own stage limit."""
+    from dataclasses import replace
+
+    from ui.fleet_view import DEFAULT_MAX_STAGES
+
+    sc = scenario_from_texts(T.load_bundled_texts(name), name)
+    return replace(sc, settings=replace(sc.settings, max_stages=min(DEFAULT_MAX_STAGES, sc.settings.max_stages)))
+
+
+def metric(at, label):
+    for m in at.metric:
+        if m.label == label:
+            return m.value
+    raise AssertionError(f"no metric {label!r}: {[m.label for m in at.metric]}")
+
+
+def test_fleet_page_matches_library():
+    at = ok(tiny_app().switch_page(FLEET).run(timeout=240))
+    sc = page_scenario()
+    fleet = Fleet(sc)
+    cap = fleet.capacity()[0]
+    demand = at.slider(key="fleet_demand").value
+    assert demand == pytest.approx(round(cap / 2, 1))
+    plan = fleet.solve(demand)
+    assert metric(at, "Cost") == f"${plan.cost_usd_per_hour:,.2f}/h"
+    assert metric(at, "Serves") == f"{plan.tokens_per_s:,.1f} tokens/s"
+    assert metric(at, "$/M tokens") == f"${plan.usd_per_million_tokens:.4f}"
+    assert metric(at, "Replicas") == str(plan.num_replicas)
+    assert metric(at, "Status") == "proven optimal"
+    table = next(d.value for d in at.dataframe if "layout" in d.value.columns)
+    assert list(table["count"]) == [g.count for g in plan.groups]
+    curve = demand_curve(Fleet(sc))
+    steps = next(d.value for d in at.dataframe if "series" in d.value.columns)
+    mixed = steps[steps["series"] == "mixed"]
+    assert list(mixed["cost_usd_per_hour"]) == pytest.approx([s.cost_usd_per_hour for s in curve.series("mixed")])
+    # a new demand re-solves
+    at.slider(key="fleet_demand").set_value(float(round(cap * 0.9, 1))).run(timeout=240)
+    ok(at)
+    plan = fleet.solve(round(cap * 0.9, 1))
+    assert metric(at, "Cost") == f"${plan.cost_usd_per_hour:,.2f}/h"
+
+
+def test_fleet_page_mix_matches_library():
+    at = ok(tiny_app().switch_page(FLEET).run(timeout=240))
+    at.toggle(key="fleet_use_mix").set_value(True).run(timeout=240)
+    ok(at)
+    sc = page_scenario()
+    mix = (RequestClass("chat", 0.7, 512, 256), RequestClass("docs", 0.3, 8192, 512))
+    fleet = Fleet(sc, mix)
+    demand = at.slider(key="fleet_demand").value
+    assert demand == pytest.approx(round(fleet.capacity()[0] / 2, 1))
+    plan = fleet.solve(demand)
+    assert metric(at, "Cost") == f"${plan.cost_usd_per_hour:,.2f}/h"
+
+
+def test_fleet_page_refuses_too_many_stages_and_keeps_inputs():
+    """The page's own stage limit defaults to 3; raised to 8 on realistic, the size guard's message is shown
+    (st.error, no traceback), and the inputs stay; back to 3 the fleet is solved."""
+    at = ok(tiny_app("realistic").switch_page(FLEET).run(timeout=240))
+    assert at.number_input(key="fleet_max_stages").value == 3
+    at.number_input(key="fleet_max_stages").set_value(8).run(timeout=240)
+    assert not at.exception
+    msgs = [e.value for e in at.error]
+    assert any("too large: at max stages 8" in m and "3 or fewer" in m for m in msgs), msgs
+    assert at.number_input(key="fleet_max_stages").value == 8
