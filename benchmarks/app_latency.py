@@ -90,7 +90,13 @@ def server(log):
         yield port, proc
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # seen once (2026-11-29) after the pre-solve part; reported, not hidden, and the run goes on
+            print(f"note: the server on port {port} did not stop within 30 s of SIGTERM; killed", file=sys.stderr)
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 def open_planner(browser, port: int):
