@@ -6,6 +6,7 @@ sessions opening together share one solve of the default scenario."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,7 @@ if not os.path.exists("/usr/bin/chromium"):
                 allow_module_level=True)
 
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError  # noqa: E402
 
 LOAD_TIMEOUT = 180_000  # ms; the machine is shared, and the xl scenario builds 40,000 options first
 
@@ -171,14 +173,19 @@ def test_one_slot_queues_a_second_session_and_keeps_sessions_apart(browser: Brow
         shoot(b, "queued")
         assert len(worker_pids(server_pid)) <= 1  # b's solve has not started beside a's
         # a gives up its solve: b's starts and b sees its own result
-        a.get_by_role("button", name="Cancel solve").click()
-        expect(a.get_by_text("Solve cancelled after")).to_be_visible(timeout=30_000)
+        try:
+            a.get_by_role("button", name="Cancel solve").click(timeout=5_000)
+        except PlaywrightTimeoutError:
+            pass  # xl's solve (~5 s with model v2) may end before the click: the slot is free either way
+        expect(a.get_by_role("button", name="Cancel solve")).to_have_count(0, timeout=30_000)
         expect(metric_value(b, "$ per million")).to_have_text(want_b, timeout=LOAD_TIMEOUT)
         expect(b.get_by_text("Queued:")).to_have_count(0)
         # each session kept its own inputs
         expect(loaded_caption(a)).to_contain_text("xl")
         expect(a.get_by_role("combobox", name="Bundled scenario")).to_have_value("xl")
-        expect(metric_value(a, "$ per million")).to_have_text(library_usd_m("medium"))  # its last result
+        # its last result: medium's if the cancel came first, else its own xl result (never b's)
+        either = "|".join(re.escape(library_usd_m(n)) for n in ("medium", "xl"))
+        expect(metric_value(a, "$ per million")).to_have_text(re.compile(f"^({either})$"))
         expect(loaded_caption(b)).to_contain_text("medium")
         expect(b.get_by_label("Input tokens per request")).to_have_value("1536")
         a.get_by_role("tab", name="Workload & model").click()
