@@ -66,11 +66,13 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def start_server(port: int, log) -> subprocess.Popen:
+def start_server(port: int, log, env: dict[str, str] | None = None, wait_s: float = 60.0) -> subprocess.Popen:
+    """`streamlit run app.py` on `port` (extra environment `env`), once its health endpoint answers."""
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(120):
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **(env or {})})
+    for _ in range(int(wait_s / 0.5)):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
                 if r.read().strip() == b"ok":

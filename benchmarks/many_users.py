@@ -20,27 +20,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from app_latency import free_port, start_server  # noqa: E402  (same folder: one way to start the app)
+
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_S = 600.0
 METRIC = "$ per million"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _status(pid: int, field: str) -> int:
@@ -92,25 +87,6 @@ class MemorySampler(threading.Thread):
             self.peak_pss = max(self.peak_pss, sum(_status(p, "Pss") for p in pids) / 1024)
             self.peak_procs = max(self.peak_procs, len(pids))
             self.stop.wait(self.every_s)
-
-
-def start_server(port: int, log, max_solvers: int | None) -> subprocess.Popen:
-    env = dict(os.environ)
-    if max_solvers is not None:
-        env["PLANNER_MAX_SOLVERS"] = str(max_solvers)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env=env)
-    for _ in range(240):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("streamlit did not start")
 
 
 def usd_m(x: float) -> str:
@@ -168,7 +144,8 @@ def main(argv=None) -> int:
     want = {} if args.no_distinct else expected(tokens)
     log = open(ROOT / "benchmarks" / "many_users.log", "w")
     port = free_port()
-    proc = start_server(port, log, args.max_solvers)
+    env = {} if args.max_solvers is None else {"PLANNER_MAX_SOLVERS": str(args.max_solvers)}
+    proc = start_server(port, log, env, wait_s=120.0)
     sampler = MemorySampler(proc.pid)
     sampler.start()
     try:
