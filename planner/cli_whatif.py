@@ -13,7 +13,7 @@ import sys
 
 from .candidates import QUANTIZATION_LEVELS
 from .cli import _check_flag_number, _scenario, _sizing, add_allow_large
-from .domain import MIN_PRICE_USD_PER_GPU_HOUR
+from .domain import MIN_PRICE_USD_PER_GPU_HOUR, USE_CASE_KEYS
 from .errors import InputError
 
 log = logging.getLogger("planner")
@@ -98,6 +98,8 @@ def add_subcommands(sub) -> None:
 
 def _common(p) -> None:
     p.add_argument("--time-limit", type=float, help="solver time limit per solve, in seconds")
+    p.add_argument("--use-case", choices=USE_CASE_KEYS,
+                   help="chat: the interactive latency limits of config/use_cases.csv; batch: none; custom: the file's")
     p.add_argument("--json", action="store_true", help="print the rows as one JSON document")
     if p.prog.split()[-1] != "quantization":  # it has its own per-level cap, --max-options
         add_allow_large(p)
