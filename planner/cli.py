@@ -284,9 +284,9 @@ def _print_result(s: dict, out: Path) -> None:
           f"{s['solve_seconds']:.2f} s")
     print(f"  {s['how']}")
     print(f"  ${s['usd_per_million_tokens']:.4f} per million {s['token_basis']} tokens | "
+          f"TTFT {_ms(s['ttft_ms'])} | TPOT {_ms(s['tpot_ms'])} | "
           f"{s['tokens_per_s']:.1f} tokens/s | ${s['cost_usd_per_hour']:.2f}/h | {s['num_gpus']} GPUs in "
           f"{s['num_stages']} stages | {s['concurrency']} sequences in flight")
-    print(f"  TTFT {_ms(s['ttft_ms'])} | TPOT {_ms(s['tpot_ms'])} per output token")
     for i, st in enumerate(s["stages"], start=1):
         print(f"  stage {i}: layers {st['first_layer']}-{st['last_layer']} on {st['gpu_type']} TP{st['tp']} "
               f"| {st['tokens_per_s']:.1f} tok/s ({st['bound']}-bound) | {st['memory_gb_per_gpu']:.1f}/"
