@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_fleet import add_subcommands as add_fleet
 
     add_fleet(sub)
+    from .cli_compare import add_subcommands as add_compare
+
+    add_compare(sub)
     return parser
 
 
@@ -396,10 +399,11 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        from .cli_compare import COMPARE_COMMANDS
         from .cli_fleet import FLEET_COMMANDS
         from .cli_whatif import WHATIF_COMMANDS  # imported late: cli_whatif uses this module's helpers
 
-        return {**COMMANDS, **WHATIF_COMMANDS, **FLEET_COMMANDS}[args.command](args)
+        return {**COMMANDS, **WHATIF_COMMANDS, **FLEET_COMMANDS, **COMPARE_COMMANDS}[args.command](args)
     except InputError as exc:
         for p in exc.problems:
             print(f"error: {p}", file=sys.stderr)
