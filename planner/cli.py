@@ -16,6 +16,7 @@ from pathlib import Path
 from .candidates import QUANTIZATION_LEVELS, build_candidates
 from .csvio import check_number
 from .domain import MIN_GB_PER_S, MIN_PRICE_USD_PER_GPU_HOUR
+from .cli_calibrate import add_engines_flag, catalog_for
 from .errors import InfeasibleError, InputError, PlannerError, Problem, SolverError
 
 log = logging.getLogger("planner")
@@ -46,6 +47,7 @@ def _sizing(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", help="sequences in flight, or 'auto' (as many as memory allows)")
     p.add_argument("--token-basis", choices=("total", "output"), help="what a token is in $/token")
     p.add_argument("--engine", help="engine profile from config/engines.csv (default vllm)")
+    add_engines_flag(p)
     _precision_args(p)
 
 
@@ -128,24 +130,30 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch", type=int, help="static batch of B requests")
     g.add_argument("--concurrency", type=int, help="continuous batching with C requests in flight")
     e.add_argument("--engine", default="vllm", help="engine profile (default vllm)")
+    add_engines_flag(e)
     _precision_args(e)
     e.add_argument("--json", action="store_true")
 
     v = sub.add_parser("validate", help="predicted vs measured on the calibration data, the AIConfigurator reference "
                                         "and published measurements: MAPE and worst ratio per source and profile")
     v.add_argument("--json", action="store_true")
+    add_engines_flag(v)
     from .cli_whatif import add_subcommands  # cli_whatif imports this module's helpers
     add_subcommands(sub)
     from .cli_fleet import add_subcommands as add_fleet
 
     add_fleet(sub)
+    from .cli_calibrate import add_subcommands as add_calibrate
+
+    add_calibrate(sub)
     return parser
 
 
 def _scenario(args):
     from .scenario_io import load_config_dir, override_settings
 
-    sc = load_config_dir(args.config_dir)
+    cat = catalog_for(args)
+    sc = load_config_dir(args.config_dir, catalog=cat)
     changes = {}
     flags = {}  # settings field -> the flag that set it, so that a problem names the flag
     if getattr(args, "sizes", None):
@@ -179,9 +187,7 @@ def _scenario(args):
     if w is not sc.workload:
         sc = replace(sc, workload=w)
     if getattr(args, "engine", None):
-        from .catalog import load_catalog
-
-        engines = load_catalog().engines
+        engines = cat.engines
         if args.engine not in engines:
             raise InputError(Problem(f"unknown engine profile '{args.engine}' (known: {', '.join(engines)})",
                                      "command line", column="--engine"))
@@ -304,10 +310,9 @@ def cmd_candidates(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .catalog import load_catalog
     from .evaluate_csv import KNOWN_PRECISIONS, LayoutArgs, evaluate_args, evaluate_csv
 
-    cat = load_catalog()
+    cat = catalog_for(args)
     if args.from_csv:
         given = [f"--{f.replace('_', '-')}" for f in ("model", "gpu", "tp", "input_len", "output_len", "batch",
                                                        "concurrency") if getattr(args, f) is not None]
@@ -367,14 +372,21 @@ def cmd_validate(args) -> int:
     from .calibration import format_report, validate_report
     from .validation import format_sources, validation_report
 
-    report = validate_report()
-    report["sources"] = validation_report()
+    cat = catalog_for(args)
+    report = validate_report(cat=cat)
+    report["sources"] = validation_report(cat)
+    if getattr(args, "engines", None):
+        from .cli_calibrate import added_profiles_report
+
+        report["added_profiles"] = added_profiles_report(args.engines)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(format_report(report))
         print()
         print(format_sources(report["sources"]))
+        for line in report.get("added_profiles", {}).get("lines", []):
+            print(line)
     return 0
 
 
@@ -396,10 +408,11 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        from .cli_calibrate import CALIBRATE_COMMANDS
         from .cli_fleet import FLEET_COMMANDS
         from .cli_whatif import WHATIF_COMMANDS  # imported late: cli_whatif uses this module's helpers
 
-        return {**COMMANDS, **WHATIF_COMMANDS, **FLEET_COMMANDS}[args.command](args)
+        return {**COMMANDS, **WHATIF_COMMANDS, **FLEET_COMMANDS, **CALIBRATE_COMMANDS}[args.command](args)
     except InputError as exc:
         for p in exc.problems:
             print(f"error: {p}", file=sys.stderr)
