@@ -16,7 +16,8 @@ from pathlib import Path
 from .candidates import QUANTIZATION_LEVELS, build_candidates
 from .csvio import check_number
 from .domain import MIN_GB_PER_S, MIN_PRICE_USD_PER_GPU_HOUR
-from .cli_calibrate import add_engines_flag, catalog_for
+from .cli_calibrate import add_engines_flag, calibration_points, catalog_for
+from .uncertainty_text import range_lines
 from .errors import InfeasibleError, InputError, PlannerError, Problem, SolverError
 
 log = logging.getLogger("planner")
@@ -253,7 +254,8 @@ def cmd_solve(args) -> int:
     else:
         result = planner.weighted()
     summary = {}
-    _write(out, lambda: summary.update(write_result(result, out, sc.name)))
+    points = calibration_points(args, sc.engine)
+    _write(out, lambda: summary.update(write_result(result, out, sc.name, sc, points)))
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:
@@ -273,6 +275,8 @@ def _print_result(s: dict, out: Path) -> None:
     print(f"  ${s['usd_per_million_tokens']:.4f} per million {s['token_basis']} tokens | "
           f"{s['tokens_per_s']:.1f} tokens/s | ${s['cost_usd_per_hour']:.2f}/h | {s['num_gpus']} GPUs in "
           f"{s['num_stages']} stages | {s['concurrency']} sequences in flight")
+    for line in range_lines(s):
+        print(f"  {line}")
     for i, st in enumerate(s["stages"], start=1):
         print(f"  stage {i}: layers {st['first_layer']}-{st['last_layer']} on {st['gpu_type']} TP{st['tp']} "
               f"| {st['tokens_per_s']:.1f} tok/s ({st['bound']}-bound) | {st['memory_gb_per_gpu']:.1f}/"

@@ -112,3 +112,27 @@ def added_profiles_report(path: str) -> dict:
         lines.append(f"  (no calibration.json beside {path}: no errors on the runs it was fitted to)")
     out["lines"] = lines
     return out
+
+
+def calibration_points(args, profile):
+    """The error points behind `profile` when it comes from `--engines FILE` (or a scenario folder's
+    engines.csv) with `calibrate`'s calibration.json beside it; None = the catalogue's validation points."""
+    from .catalog import load_catalog
+    from .csvio import read_text
+    from .uncertainty import points_from_calibration
+
+    folders = [Path(p).parent for p in (getattr(args, "engines", None),) if p]
+    if getattr(args, "config_dir", None):
+        folders.append(Path(args.config_dir))
+    for folder in folders:
+        cal = folder / "calibration.json"
+        if (folder / "engines.csv").is_file() and cal.is_file():
+            try:
+                data = json.loads(read_text(cal))
+            except json.JSONDecodeError as exc:
+                raise InputError(Problem(f"not JSON ({exc.msg}, line {exc.lineno})", str(cal))) from exc
+            if data.get("name") == profile.name:
+                return points_from_calibration(data)
+    if load_catalog().engines.get(profile.name) != profile:
+        return []  # a profile from a file with no calibration.json: no validation data behind it
+    return None
