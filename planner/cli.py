@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frontier", action="store_true", help="exact: also write the full Pareto frontier")
     s.add_argument("--out", default="out", help="output folder (default ./out)")
     s.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    s.add_argument("--pessimistic", action="store_true",
+                   help="plan against the low end of each option's predicted range (the profile's errors on the "
+                        "closest measured data): does the GPU choice change?")
     add_allow_large(s)
 
     c = sub.add_parser("candidates", help="list every stage option with its numbers and why it is excluded")
@@ -245,7 +248,14 @@ def cmd_solve(args) -> int:
     sc = _scenario(args)
     for w in sc.warnings:
         print(f"note: {w}", file=sys.stderr)
-    planner = Planner(sc, _guarded_candidates(sc, args))
+    cs = _guarded_candidates(sc, args)
+    points = calibration_points(args, sc.engine)
+    factors = None
+    if args.pessimistic:
+        from .pessimistic import pessimistic_candidates
+
+        cs, factors = pessimistic_candidates(cs, points)
+    planner = Planner(sc, cs)
     method = sc.settings.method
     if method == "exact":
         result = planner.exact(with_frontier=args.frontier)
@@ -254,7 +264,9 @@ def cmd_solve(args) -> int:
     else:
         result = planner.weighted()
     summary = {}
-    points = calibration_points(args, sc.engine)
+    if factors is not None:
+        result.extra["pessimistic"] = {"factors": factors, "note": "each option's tokens/s at the low end of its "
+                                       "range (planner/pessimistic.py); tokens_per_s is that low end"}
     _write(out, lambda: summary.update(write_result(result, out, sc.name, sc, points)))
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -270,7 +282,9 @@ def _print_result(s: dict, out: Path) -> None:
     gap = "n/a" if s["mip_gap"] is None else f"{s['mip_gap']:.3%}"
     on = " on $/token" if s.get("gap_on") == "usd_per_token" else " (MIP)"
     print(f"{s['scenario']}: method {s['method']}, status {s['status']} ({proven}), gap{on} {gap}, "
-          f"{s['solve_seconds']:.2f} s")
+          f"{s['solve_seconds']:.2f} s" + (" | PESSIMISTIC: planned on each option's low-end throughput "
+                                            f"(nominal {s['tokens_per_s_nominal']:,.1f} tokens/s)"
+                                            if s.get("pessimistic") else ""))
     print(f"  {s['how']}")
     print(f"  ${s['usd_per_million_tokens']:.4f} per million {s['token_basis']} tokens | "
           f"{s['tokens_per_s']:.1f} tokens/s | ${s['cost_usd_per_hour']:.2f}/h | {s['num_gpus']} GPUs in "

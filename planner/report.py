@@ -94,7 +94,15 @@ def result_summary(result: Result, scenario_name: str = "", scenario=None, point
     if scenario is not None and result.plan.stages:
         from .uncertainty import plan_range
 
-        doc.update(plan_range(result.plan, scenario, points))
+        pess = result.extra.get("pessimistic")
+        nominal = None
+        if pess:
+            from .pessimistic import nominal_tokens_per_s
+
+            nominal = nominal_tokens_per_s(result.plan, pess["factors"])
+            doc["pessimistic"] = True
+            doc["tokens_per_s_nominal"] = nominal
+        doc.update(plan_range(result.plan, scenario, points, nominal))
     if result.curve:
         doc["curve"] = curve_rows(result.curve)
     if result.frontier:

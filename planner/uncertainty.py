@@ -236,11 +236,12 @@ def prediction_range(figures: dict[str, float], layout: Layout, profile: EngineP
     return out
 
 
-def plan_range(plan, scenario, points: list[Point] | None = None) -> dict:
+def plan_range(plan, scenario, points: list[Point] | None = None, tokens_per_s: float | None = None) -> dict:
     """prediction_range for a solved plan of `scenario` (points: the profile's catalogue validation points
-    unless given)."""
+    unless given; `tokens_per_s`: the plan's nominal throughput when its own is not, as under --pessimistic)."""
     profile = scenario.engine
     pts = catalogue_points(profile) if points is None else points
-    figures = {"tokens_per_s": plan.tokens_per_s, "ttft_ms": plan.ttft_s * 1e3, "tpot_ms": plan.tpot_s * 1e3}
+    figures = {"tokens_per_s": plan.tokens_per_s if tokens_per_s is None else tokens_per_s,
+               "ttft_ms": plan.ttft_s * 1e3, "tpot_ms": plan.tpot_s * 1e3}
     arch = {e.spec.sku: e.spec.arch for e in scenario.pool.entries}
     return prediction_range(figures, plan_layout(plan, scenario), profile, pts, arch)
