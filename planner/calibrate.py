@@ -56,7 +56,11 @@ def read_runs(path: Path | str, cat: Catalog, engine: str, layout: Layout | None
     """The runs of a measurements file (CSV, or vLLM result JSON with `layout`); every unreadable cell
     is one Problem naming file, row and column, all raised together."""
     file = str(path)
-    text = decode(read_file(path), file)
+    return runs_from_text(decode(read_file(path), file), file, cat, engine, layout)
+
+
+def runs_from_text(text: str, file: str, cat: Catalog, engine: str, layout: Layout | None = None) -> list[Run]:
+    """read_runs on a file's text (an upload); `file` names it in messages."""
     if Path(file).suffix.lower() in (".json", ".jsonl") or text.lstrip().startswith(("{", "[")):
         if layout is None:
             raise InputError(Problem("is a vLLM benchmark result (JSON): give its layout with --model and --gpu "

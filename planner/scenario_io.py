@@ -843,7 +843,7 @@ def scenario_texts_from_json(data: str | bytes, file: str = "scenario.json") -> 
     if not isinstance(doc, dict) or doc.get("format") != SCENARIO_FORMAT:
         raise InputError(Problem(f"not a scenario file of format {SCENARIO_FORMAT}", file))
     files = doc.get("files")
-    allowed = {"config.csv", "gpu_pool.csv", "network_bandwidth.csv", "network_by_type.csv"}
+    allowed = set(SCENARIO_FILES + ENGINE_FILES)
     if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
         raise InputError(Problem("'files' must map file names to text", file))
     unknown = set(files) - allowed
