@@ -20,7 +20,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .calibrate_fit import QUANTITIES, Run, fit, leave_one_out, predicted_figures
+from .calibrate_fit import QUANTITIES, Run, candidate_params, fit, leave_one_out, predicted_figures
 from .catalog import ENGINE_COLUMNS, ENGINE_GPU_COLUMNS, Catalog
 from .csvio import Cells, decode, parse_table, read_file
 from .domain import EngineProfile
@@ -221,6 +221,16 @@ def calibrate(runs: list[Run], base: EngineProfile, name: str, cat: Catalog, sou
                          "error_before_pct": _pct(pb, meas), "error_after_pct": _pct(pa, meas),
                          "error_leave_one_out_pct": _pct(po, meas)})
     kept = {p: w for p, w in result.selection.kept}
+    bounds = {p.name: (p.lower, p.upper) for p in candidate_params(base, runs, cat)}
+
+    def at_bound(param: str) -> str | None:
+        lo, hi = bounds[param]
+        v = result.after[param]
+        if abs(v - hi) <= 1e-3 * max(abs(hi), 1e-9):
+            return f"at its upper bound {hi:g}: the runs push it past the physical range (a term the model lacks?)"
+        if abs(v - lo) <= 1e-3 * max(abs(lo), 1e-3):
+            return f"at its lower bound {lo:g}: the runs push it past the physical range (a term the model lacks?)"
+        return None
     return {
         "profile": profile,
         "report": {
@@ -228,7 +238,7 @@ def calibrate(runs: list[Run], base: EngineProfile, name: str, cat: Catalog, sou
             "figures": sum(len(r.measured) for r in runs),
             "method": "scipy.optimize.least_squares on log(predicted/measured), bounded; parameters chosen by "
                       "sensitivity and independence (planner/calibrate_fit.py)",
-            "fitted": [{"parameter": p, "before": result.before[p], "after": result.after[p]}
+            "fitted": [{"parameter": p, "before": result.before[p], "after": result.after[p], "note": at_bound(p)}
                        for p in result.selection.fitted],
             "kept": [{"parameter": p, "value": _value(base, p, cat), "why": kept[p]} for p in kept],
             "mape_before_pct": _mape([r["error_before_pct"] for r in rows]),
@@ -301,7 +311,8 @@ def format_report(report: dict) -> str:
              f"{report['figures']} measured figure(s)"]
     lines.append("fitted (the runs vary what these multiply):")
     for f in report["fitted"]:
-        lines.append(f"  {f['parameter']}: {f['before']:.4g} -> {f['after']:.4g}")
+        lines.append(f"  {f['parameter']}: {f['before']:.4g} -> {f['after']:.4g}"
+                     + (f" ({f['note']})" if f.get("note") else ""))
     lines.append("kept at the base profile's value:")
     for k in report["kept"]:
         lines.append(f"  {k['parameter']} = {k['value']:.4g}: {k['why']}")
