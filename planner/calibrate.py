@@ -20,7 +20,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .calibrate_fit import QUANTITIES, Run, candidate_params, fit, leave_one_out, predicted_figures
+from .calibrate_fit import QUANTITIES, Run, candidate_params, fit, leave_one_out, predict, predicted_figures
 from .catalog import ENGINE_COLUMNS, ENGINE_GPU_COLUMNS, Catalog
 from .csvio import Cells, decode, parse_table, read_file
 from .domain import EngineProfile
@@ -196,6 +196,13 @@ def calibrate(runs: list[Run], base: EngineProfile, name: str, cat: Catalog, sou
         raise InputError("no measured runs: the file has no rows with a measured figure")
     if name in cat.engines and name != base.name:
         log.info("profile name %s shadows a catalogue profile", name)
+    unpredictable = []
+    for run in runs:
+        r = predict(base, run, cat)
+        if not r["feasible"]:
+            unpredictable.append(Problem(f"the model cannot predict this layout: {r['reason']}", run.source))
+    if unpredictable:
+        raise InputError(unpredictable)
     result = fit(base, runs, cat)
     if not result.selection.fitted:
         why = "; ".join(f"{p}: {w}" for p, w in result.selection.kept)

@@ -224,3 +224,38 @@ def test_unknown_engines_file_is_exit_2(capsys):
     code = main(["evaluate", "--engines", "/nonexistent/engines.csv", "--model", "llama-3-70b", "--gpu", "L40S",
                  "--tp", "4", "--input-len", "10", "--output-len", "10"])
     assert code == 2 and "/nonexistent/engines.csv: no such file" in capsys.readouterr().err
+
+
+def test_unpredictable_layout_is_named(tmp_path, capsys):
+    path = tmp_path / "odd.csv"
+    # TP 3 does not divide Llama-3-70B's 64 heads
+    path.write_text("model,gpu,tp,input_len,output_len,total_tokens_per_s\nllama-3-70b,H100-SXM,3,2048,512,527\n"
+                    "llama-3-70b,H100-SXM,4,2048,512,900\n")
+    assert main(["calibrate", "--measurements", str(path), "--name", "x", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}, row 2: the model cannot predict this layout: TP 3 does not divide the 64 attention heads" in err
+
+
+def test_twenty_runs_under_ten_seconds():
+    """Issue 15's target (fit and leave-one-out refits), on a machine shared with other jobs."""
+    import time
+
+    cat = load_catalog()
+    base = cat.engine("vllm")
+    runs = synthetic_runs(cat, _truth(cat, base, CHANGED))
+    t = time.perf_counter()
+    calibrate(runs, base, "x", cat, "t")
+    assert time.perf_counter() - t < 10.0
+
+
+def test_validate_with_engines_reports_the_calibration(tmp_path, capsys):
+    out = tmp_path / "cal"
+    path = _l40s_csv(tmp_path)
+    assert main(["calibrate", "--measurements", str(path), "--name", "l40s-mine", "--out", str(out), "--no-loo"]) == 0
+    capsys.readouterr()
+    assert main(["validate", "--engines", str(out / "engines.csv"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    cal = doc["added_profiles"]["calibration"]
+    rep = json.loads((out / "calibration.json").read_text())
+    assert cal["mape_after_pct"] == rep["mape_after_pct"] and cal["mape_before_pct"] == rep["mape_before_pct"]
+    assert "l40s-mine" in doc["sources"]["profiles"]
