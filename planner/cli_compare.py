@@ -22,6 +22,7 @@ log = logging.getLogger("planner")
 
 def add_subcommands(sub) -> None:
     from .cli import add_allow_large
+    from .cli_calibrate import add_engines_flag
 
     c = sub.add_parser("compare", help="two scenarios (config folders or exported .json files) side by side, "
                                        "each solved exactly")
@@ -30,27 +31,30 @@ def add_subcommands(sub) -> None:
     c.add_argument("--time-limit", type=float, help="solver time limit per scenario, in seconds")
     c.add_argument("--json", action="store_true", help="print the comparison as one JSON document")
     add_allow_large(c)
+    add_engines_flag(c)
 
 
-def load_scenario(path_text: str, label: str):
-    """A config folder or an exported scenario file as a Scenario; problems name the path."""
+def load_scenario(path_text: str, label: str, catalog=None):
+    """A config folder or an exported scenario file as a Scenario (with `catalog`, default the bundled
+    one); problems name the path."""
     from .csvio import decode, read_file
     from .scenario_io import load_config_dir, scenario_from_texts, scenario_texts_from_json
 
     path = Path(path_text)
     if path.is_dir():
-        return load_config_dir(path)
+        return load_config_dir(path, catalog=catalog)
     if not path.exists():
         raise InputError(Problem(f"{label}: no such config folder or scenario file", str(path)))
     name, texts = scenario_texts_from_json(decode(read_file(path), str(path)), str(path))
-    return scenario_from_texts(texts, name=name)
+    return scenario_from_texts(texts, name=name, catalog=catalog)
 
 
 def _prepared(args, path_text: str, label: str):
     from .cli import _check_flag_number, _guarded_candidates
+    from .cli_calibrate import catalog_for
     from .scenario_io import override_settings
 
-    sc = load_scenario(path_text, label)
+    sc = load_scenario(path_text, label, catalog_for(args))
     if args.time_limit is not None:
         _check_flag_number(args.time_limit, "--time-limit")
         sc = override_settings(sc, {"time_limit_s": args.time_limit}, {"time_limit_s": "--time-limit"})
