@@ -11,7 +11,7 @@ waits for it); finished solves are cached on the texts for every session.
 import streamlit as st
 
 from planner.candidates import QUANTIZATION_LEVELS
-from ui import inputs, results, solver, state
+from ui import inputs, results, solver, state, uncertainty_view
 from ui import scenario_texts as T
 from ui.text import md, md_lines, ordinal
 
@@ -247,6 +247,7 @@ def planner_page() -> None:
 
     with st.sidebar:
         inputs.scenario_source()
+        uncertainty_view.pessimistic_switch()
 
     st.title("GPU pipeline planner")
     st.caption("Place an LLM's layers on a mixed GPU pool at the lowest $ per token (pipeline stages × tensor "

@@ -12,6 +12,7 @@ import logging
 import sys
 
 from .candidates import QUANTIZATION_LEVELS
+from .cli_calibrate import add_engines_flag
 from .cli import _check_flag_number, _scenario, _sizing, add_allow_large
 from .domain import MIN_PRICE_USD_PER_GPU_HOUR, USE_CASE_KEYS
 from .errors import InputError
@@ -85,6 +86,7 @@ def add_subcommands(sub) -> None:
     q.add_argument("--concurrency", help="sequences in flight, or 'auto'")
     q.add_argument("--token-basis", choices=("total", "output"), help="what a token is in $/token")
     q.add_argument("--engine", help="engine profile from config/engines.csv")
+    add_engines_flag(q)
     _common(q)
 
     o = sub.add_parser("spot", help="on-demand plan against spot prices (with preemption overhead) and caps")

@@ -9,7 +9,7 @@ import streamlit as st
 from planner import InfeasibleError, InputError, PlannerError, Result, Scenario, SolverError
 from planner import report
 
-from . import charts
+from . import charts, uncertainty_view
 from .solver import Outcome
 from .text import md, md_lines
 
@@ -128,6 +128,7 @@ def render(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str, sta
     if stale:
         st.info(stale, icon="ℹ️")
     headline(outcome, exact)
+    uncertainty_view.render_prediction_range(r, sc)
     st.caption(solver_line(outcome))
     for w in r.warnings:
         st.warning(md(w), icon="⚠️")
