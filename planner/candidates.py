@@ -73,6 +73,8 @@ class Option:
     reason: str = ""
     prefill_s: float = 0.0  # prefill of one microbatch's prompts on this stage
     decode_step_s: float = 0.0  # one decode step of one microbatch on this stage
+    ttft_s: float = 0.0  # this stage's share of a request's time to first token (`perf.serving_latency`)
+    tpot_step_s: float = 0.0  # this stage's step as a decoding sequence sees it (others' prompts mixed in)
 
     @property
     def first(self) -> bool:
@@ -302,20 +304,24 @@ def _compute(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, l
     handoff = None if last else (scenario.pool.default_link_gb_per_s, "network")
     sp = perf.stage_perf(m, g, eng, size, tp, first, last, w, c0, microbatches=p0, handoff=handoff)
     pre, dec = sp.prefill.seconds, sp.decode_step.seconds
+    own = perf.prefill_time(m, g, eng, size, tp, first, last, 1, w.input_tokens, stages=p0, pipelined=p0 > 1,
+                            handoff=handoff).seconds
+    ttft, step = perf.serving_latency(sp, own, w, eng, p0)
+    lat = dict(prefill_s=pre, decode_step_s=dec, ttft_s=ttft, tpot_step_s=step)
     st = scenario.settings
     if st.max_tpot_ms is not None:
-        # a sequence gets one token per cycle of P microbatch steps: TPOT = P x the slowest decode step
-        max_stages = max((p for p, _ in allowed if p <= max_stages and p * dec * 1e3 <= st.max_tpot_ms), default=0)
+        # a sequence gets one token per cycle of P microbatch steps: TPOT = P x the slowest step
+        max_stages = max((p for p, _ in allowed if p <= max_stages and p * step * 1e3 <= st.max_tpot_ms), default=0)
         if max_stages == 0:
             return Option(size, role, gpu_type, tp, level, sp.tokens_per_s, mem.total_gb, mem.capacity_gb, cost,
-                          "latency", 0, False, f"TPOT SLO: {p0} stage(s) x {dec * 1e3:.1f} ms decode step > "
-                                               f"{st.max_tpot_ms:g} ms", pre, dec)
-    if st.max_ttft_ms is not None and pre * 1e3 > st.max_ttft_ms:
+                          "latency", 0, False, f"TPOT SLO: {p0} stage(s) x {step * 1e3:.1f} ms step > "
+                                               f"{st.max_tpot_ms:g} ms", **lat)
+    if st.max_ttft_ms is not None and ttft * 1e3 > st.max_ttft_ms:
         return Option(size, role, gpu_type, tp, level, sp.tokens_per_s, mem.total_gb, mem.capacity_gb, cost,
-                      "latency", 0, False, f"TTFT SLO: this stage's prefill alone takes {pre * 1e3:.0f} ms > "
-                                           f"{st.max_ttft_ms:g} ms", pre, dec)
+                      "latency", 0, False, f"TTFT SLO: this stage's share of the time to first token alone is "
+                                           f"{ttft * 1e3:.0f} ms > {st.max_ttft_ms:g} ms", **lat)
     return Option(size, role, gpu_type, tp, level, sp.tokens_per_s, mem.total_gb, mem.capacity_gb, cost,
-                  sp.bound, max_stages, prefill_s=pre, decode_step_s=dec)
+                  sp.bound, max_stages, **lat)
 
 
 # single lookups (brute force, tables) are cached; build_candidates evaluates each option once and calls

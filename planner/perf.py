@@ -406,3 +406,29 @@ def stage_perf(
 def link_tokens_per_s(m: ModelSpec, gb_per_s: float) -> float:
     """Tokens per second a stage-to-stage link carries: each token's hidden state (16-bit) crosses once."""
     return gb_per_s * GB / (m.hidden_size * ACT_BYTES)
+
+
+def serving_latency(sp: StagePerf, own_prefill_s: float, w: Workload, e: EngineProfile,
+                    microbatches: int = 1) -> tuple[float, float]:
+    """(this stage's share of the time to first token, its TPOT step) under continuous batching in the
+    steady state, in seconds.
+
+    In a serving engine requests arrive staggered, not as a wave: every step of a microbatch carries its
+    b = ceil(C / P) decodes and, on average, b / O newly admitted prompts (chunked prefill mixes them in),
+    so the average step takes wave / O -- the same work the throughput counts. A new request waits for its
+    microbatch's next step (half a step at each stage on average: half a cycle over the pipeline), and
+    its prompt is prefilled in ceil(I / chunk) steps that also carry the others' work:
+        TTFT share = own prefill + (b - 1) / b x (1/2 + ceil(I / chunk)) x wave / O.
+    A sequence gets a token per cycle, and the others' prompts slow the steps it decodes in:
+        TPOT step = decode step + (b - 1) / b x (wave / O - decode step).
+    With b = 1 nothing else runs, and these are the prompt's prefill and the decode step, as measured at
+    concurrency 1; as b grows the others' share tends to all of it. (The static-batch wave -- all C
+    prompts prefilled together before any decode -- describes a benchmark's static batches, not a
+    server: with C = 128 it put a 17 s "time to first token" on plans a server runs at ~0.1 s.)"""
+    b = max(1, math.ceil(sp.concurrency / max(1, microbatches)))
+    others = (b - 1) / b
+    step = sp.wave_s / max(1, w.output_tokens)
+    dec = sp.decode_step.seconds
+    chunks = math.ceil(w.input_tokens / max(1, e.prefill_chunk_tokens))
+    ttft = own_prefill_s + others * (0.5 + chunks) * step
+    return ttft, dec + others * max(0.0, step - dec)
