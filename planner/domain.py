@@ -304,8 +304,15 @@ class EngineProfile:
     # over more GPUs than this is limited by the shared root (perf.allreduce_seconds). A property of the
     # servers the profile was fitted on.
     pcie_root_gpus: float = 8.0
+    # What `memory_utilization` is a share of: "total" GPU memory (vLLM's gpu_memory_utilization, SGLang's
+    # mem_fraction_static) or the memory still "free" once weights, activations and the runtime are in
+    # place (TensorRT-LLM's kv_cache_free_gpu_mem_fraction, 0.9 by default).
+    memory_fraction_of: str = "total"
 
     def __post_init__(self) -> None:
+        if self.memory_fraction_of not in ("total", "free"):
+            raise InputError(f"engine {self.name}: memory_fraction_of must be 'total' or 'free', "
+                             f"got {self.memory_fraction_of!r}")
         _check_positive(
             f"engine {self.name}",
             pcie_root_gpus=self.pcie_root_gpus,

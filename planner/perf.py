@@ -224,12 +224,21 @@ def stage_memory(
     concurrency: int, context_tokens: float,
 ) -> MemoryBreakdown:
     """Memory on each GPU of a stage holding `concurrency` sequences of `context_tokens` KV tokens each
-    (`kv_tokens_per_sequence` says how many a sequence occupies)."""
+    (`kv_tokens_per_sequence` says how many a sequence occupies). With an engine whose memory share is of
+    the free memory (TensorRT-LLM), the part it leaves to others is (1 - share) of what weights,
+    activations and its runtime reserve leave free, not of the whole GPU."""
+    weights = stage_weight_bytes_per_gpu(m, layers, tp, first, last)
+    activations = activation_bytes_per_gpu(m, e, tp, last)
+    if e.memory_fraction_of == "free":
+        runtime = e.runtime_reserve_gib * GIB
+        reserve = max(0.0, g.memory_bytes - weights - activations - runtime) * (1 - e.memory_utilization) + runtime
+    else:
+        reserve = reserve_bytes(g, e)
     return MemoryBreakdown(
-        weights_gb=stage_weight_bytes_per_gpu(m, layers, tp, first, last) / GB,
+        weights_gb=weights / GB,
         kv_cache_gb=concurrency * stage_kv_bytes_per_sequence_per_gpu(m, layers, tp, context_tokens) / GB,
-        activations_gb=activation_bytes_per_gpu(m, e, tp, last) / GB,
-        reserve_gb=reserve_bytes(g, e) / GB,
+        activations_gb=activations / GB,
+        reserve_gb=reserve / GB,
         capacity_gb=g.memory_bytes / GB,
     )
 

@@ -56,6 +56,36 @@ def test_memory_in_gib_with_engine_share_by_hand():
     assert mem.reserve_gb == pytest.approx(reserve)
 
 
+def test_memory_share_of_free_memory_by_hand():
+    """TensorRT-LLM's share is of the memory left after weights, activations and the runtime (same stage as
+    above): 0.9 of it goes to the KV cache, the other 0.1 is held back; the KV room follows."""
+    m, g = CAT.model("llama-2-70b"), CAT.gpu("A100-80GB-SXM")
+    free_share = replace(ROUND, memory_fraction_of="free")
+    mem = perf.stage_memory(m, g, free_share, layers=40, tp=2, first=True, last=False, concurrency=10,
+                            context_tokens=1000)
+    weights = (40 * 855_638_016 * 2 + 32000 * 8192 * 2) / 2 / 1e9  # 34.487 GB
+    activations = 8192 * (4 * 8192 + 2 * 28672 / 2) * 2 / 1e9  # one 8192-token chunk: 1.007 GB
+    capacity, runtime = 80 * 2 ** 30 / 1e9, 2 ** 30 / 1e9
+    reserve = (capacity - weights - activations - runtime) * 0.1 + runtime  # 6.07 GB (vs 9.66 of the total)
+    assert mem.activations_gb == pytest.approx(activations)
+    assert mem.reserve_gb == pytest.approx(reserve)
+    kv_per_seq = 1000 * 40 * (2 * 8 * 128 * 2) / 2  # bytes on one GPU
+    room = 0.9 * (capacity - weights - activations - runtime) * 1e9
+    assert perf.max_concurrency(m, g, free_share, 40, 2, True, False, 1000, engine_cap=False) == int(room // kv_per_seq)
+    with pytest.raises(Exception, match="memory_fraction_of"):
+        replace(ROUND, memory_fraction_of="half")
+
+
+def test_concurrency_from_a_breakdown_equals_max_concurrency():
+    m, g = CAT.model("llama-3-70b"), CAT.gpu("H100-SXM")
+    for e in (ROUND, replace(ROUND, memory_fraction_of="free"), CAT.engine("vllm")):
+        for layers, tp, first, last, conc in ((80, 2, True, True, 7), (20, 4, False, True, 300), (40, 1, True, False, 0)):
+            mem = perf.stage_memory(m, g, e, layers, tp, first, last, conc, 2304)
+            for cap in (True, False):
+                assert perf.concurrency_that_fits(mem, m, e, layers, tp, 2304, cap) == \
+                    perf.max_concurrency(m, g, e, layers, tp, first, last, 2304, engine_cap=cap)
+
+
 def test_kv_tokens_as_vllm_allocates_them():
     # continuous batching: prompt + half the output on average, rounded up to 16-token blocks:
     # 2048 + 256 = 2304 = 144 blocks exactly; 100 + 7/2 = 103.5 -> 7 blocks = 112 tokens, capped at 107
@@ -197,3 +227,44 @@ def test_link_tokens_per_s():
 def test_gpu_without_fp8_column_loads():
     g = GpuSpec("X", 24, 100, 500, "pcie", 25, 8, 1.0)
     assert g.fp8_dense_tflops is None and g.memory_bytes == 24 * 2 ** 30
+
+
+def test_candidate_memo_gives_what_a_fresh_build_gives():
+    """Options reused from an earlier build (another segment-size setting of the same scenario) are the ones
+    a build from scratch computes; another workload is never served from the first one's memo."""
+    from planner import candidates as C
+    from planner.scenario_io import load_config_dir
+
+    base = load_config_dir("config/medium")
+    coarse, fine = (replace(base, settings=replace(base.settings, quantization=q)) for q in ("coarse", "fine"))
+    C._memos.clear()
+    C.build_candidates(coarse)
+    warm = C.build_candidates(fine)
+    C._memos.clear()
+    cold = C.build_candidates(fine)
+    assert warm.options == cold.options and warm.excluded == cold.excluded
+    for o in warm.options[::7]:
+        assert C._compute(fine, o.size, o.role, o.gpu_type, o.tp, o.level) == o
+    longer = replace(fine, workload=replace(fine.workload, input_tokens=fine.workload.input_tokens * 2))
+    C._memos.clear()
+    fresh = C.build_candidates(longer).options
+    C._memos.clear()
+    C.build_candidates(fine)
+    assert C.build_candidates(longer).options == fresh
+
+
+def test_engines_csv_without_memory_fraction_of_loads_and_a_bad_value_is_named():
+    from planner.catalog import parse_engines
+    from planner.errors import InputError
+
+    text = open("config/engines.csv", encoding="utf-8").read().splitlines()
+    header = text[0].split(",")
+    col = header.index("memory_fraction_of")
+    old = "\n".join(",".join(c for i, c in enumerate(header) if i != col) for header in [header]) + "\n"
+    old += "vllm,0.7,0.85,0.6,18,0.48,15,0.7,50,16,0.45,1.9,0.9,1.5,256,8192,1.36,old file\n"
+    assert parse_engines(old, "engines.csv")["vllm"].memory_fraction_of == "total"
+    assert parse_engines("\n".join(text), "engines.csv")["trtllm"].memory_fraction_of == "free"
+    bad = text[0] + "\n" + text[1].rsplit(",", 1)[0] + ",half\n"
+    with pytest.raises(InputError) as err:
+        parse_engines(bad, "engines.csv")
+    assert "memory_fraction_of" in str(err.value) and "engines.csv" in str(err.value)
