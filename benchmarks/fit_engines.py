@@ -12,6 +12,8 @@ Profiles and their data (each fitted on a documented part, errors reported on th
 * `sglang` and `trtllm` (SGLang 0.5.14 / TensorRT-LLM 1.3.0rc20 on H100-SXM, H200, L40S; 0.5.10 / 1.0.0
   on A100-SXM): the same parameters, split and method as `vllm`, on data/reference/aiconfigurator_sglang.csv
   and aiconfigurator_trtllm.csv (AIConfigurator's sglang and trtllm backends); memory parameters as vllm's.
+* The NVSwitch all-reduce exponent of every profile: fitted first, on AIConfigurator's NCCL all-reduce
+  tables (data/reference/nccl_aiconfigurator.csv; `nvswitch_exponent`), not on end-to-end timings.
 * `vllm-eager` (vLLM 0.10, eager mode) on vllm_l40s.csv (end-to-end tokens/s on L40S, PCIe): the same
   kernels as `vllm`, so its per-GPU kernel efficiencies are `vllm`'s; fitted: PCIe efficiency and
   latency, launch time per layer, scheduler time per step. Fitted on the file's even rows (0, 2, ...),
@@ -73,6 +75,35 @@ FIXED["sglang"] = dict(FIXED["vllm"])
 FIXED["trtllm"] = dict(FIXED["vllm"], memory_fraction_of="free")
 REFERENCE_BACKENDS = ("vllm", "sglang", "trtllm")  # fitted on data/reference/aiconfigurator_<backend>.csv
 BACKEND_LABEL = {"vllm": "vLLM", "sglang": "SGLang", "trtllm": "TensorRT-LLM"}
+# NVSwitch all-reduce scaling (perf.allreduce_seconds): fitted once on AIConfigurator's NCCL all-reduce tables
+# (data/reference/nccl_aiconfigurator.csv, written by aiconfigurator_reference.py --backend nccl), on the
+# NVLink GPUs, messages of 16 MiB and more (where bandwidth, not latency, sets the time), TP 4 and 8 against
+# TP 2; the same value in every profile (all run NCCL-class all-reduces on NVSwitch nodes).
+NCCL_FILE = ROOT / "data" / "reference" / "nccl_aiconfigurator.csv"
+NCCL_MIN_BYTES = 16 << 20
+
+
+def nvswitch_exponent(path: Path = NCCL_FILE) -> dict:
+    """Least squares of log(t(n) / t(2)) = log(ring(n) / ring(2)) - x log(n / 2) over the NVLink GPUs'
+    all-reduce timings (ring(n) = 2(n-1)/n); returns x pooled and per GPU."""
+    times: dict[tuple, list[float]] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            times.setdefault((r["gpu"], int(r["num_gpus"]), int(r["message_bytes"])), []).append(float(r["latency_us"]))
+    mean = {k: sum(v) / len(v) for k, v in times.items()}
+    ring = lambda n: 2 * (n - 1) / n  # noqa: E731
+    sums: dict[str, list[float]] = {}
+    for (gpu, n, size), t in mean.items():
+        if gpu in NVLINK_GPUS and n > 2 and size >= NCCL_MIN_BYTES and (gpu, 2, size) in mean:
+            x, y = math.log(n / 2), math.log(t / mean[(gpu, 2, size)]) - math.log(ring(n) / ring(2))
+            for key in (gpu, "pooled"):
+                s = sums.setdefault(key, [0.0, 0.0])
+                s[0] += x * x
+                s[1] += x * y
+    return {k: round(-sxy / sxx, 3) for k, (sxx, sxy) in sums.items()}
+
+
+NVLINK_GPUS = ("H100-SXM", "H200", "A100-80GB-SXM")
 # (parameter, lower, upper, start, prior centre or None). Efficiencies stay <= 0.95 of a datasheet peak.
 SHARED = {
     "vllm": [("nvlink_efficiency", 0.05, 0.95, 0.5, 0.6), ("nvlink_latency_us", 0.0, 200.0, 10.0, None),
@@ -264,6 +295,11 @@ def main(argv=None) -> int:
                   "vllm-eager": "fitted on the even rows of vllm_l40s.csv; held out the odd rows",
                   "splitwise": "fitted on the even configurations of splitwise_a100.csv; held out the odd ones"}}
     profiles: dict[str, EngineProfile] = {}
+    nvswitch = nvswitch_exponent()
+    result["nvswitch_exponent"] = nvswitch
+    for fixed in FIXED.values():
+        fixed["nvswitch_exponent"] = nvswitch["pooled"]
+    print("nvswitch exponent (NCCL all-reduce, >= 16 MiB):", nvswitch, flush=True)
 
     # vllm, sglang, trtllm on their AIConfigurator references
     ref_data: dict[str, list[dict]] = {}

@@ -305,7 +305,8 @@ class PhaseTime:
 
 def allreduce_seconds(message_bytes: float, tp: int, g: GpuSpec, e: EngineProfile) -> float:
     """Ring all-reduce of `message_bytes` across `tp` GPUs over the node's link (NVLink or PCIe, each
-    with the engine's bandwidth efficiency and per-call latency on it)."""
+    with the engine's bandwidth efficiency and per-call latency on it); on NVLink the ring's time shrinks
+    by (tp / 2) ** nvswitch_exponent past 2 GPUs (the switch reduces in-network)."""
     if tp <= 1:
         return 0.0
     eff, latency_us = e.link(g.intra_link)
@@ -316,6 +317,10 @@ def allreduce_seconds(message_bytes: float, tp: int, g: GpuSpec, e: EngineProfil
         # (TP 8 on a root that carries 2: 4x the ring's time). AIConfigurator's L40S all-reduce data fit
         # a root of ~2 GPUs; vLLM on AWS g6e L40S nodes a larger one.
         factor *= max(1.0, tp / e.pcie_root_gpus)
+    elif e.nvswitch_exponent and tp > 2:
+        # NVSwitch: NCCL's bus bandwidth rises with the group (in-switch reduction on Hopper), so TP 8
+        # all-reduces faster than a ring scaled from TP 2 (AIConfigurator's NCCL tables: ~1.4x on H100)
+        factor /= (tp / 2) ** e.nvswitch_exponent
     wire = factor * message_bytes / (g.intra_link_gb_per_s * GB * eff)
     return wire + latency_us * 1e-6
 

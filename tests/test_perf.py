@@ -135,6 +135,37 @@ def test_allreduce_by_link_type_by_hand():
     # a root carrying 8 GPUs: tp 8 is a plain ring again, 1.75 messages
     wide = replace(ROUND, pcie_root_gpus=8.0)
     assert perf.allreduce_seconds(message, 8, l40s, wide) == pytest.approx(1.75e6 / 12.5e9 + 20e-6)
+    # NVSwitch exponent 0.5: the ring's time over 8 GPUs divided by (8/2)^0.5 = 2: 0.875e6 / 225e9 + 10 us;
+    # TP 2 unchanged; PCIe unaffected
+    switch = replace(ROUND, nvswitch_exponent=0.5)
+    assert perf.allreduce_seconds(message, 8, h100, switch) == pytest.approx(0.875e6 / 225e9 + 10e-6)
+    assert perf.allreduce_seconds(message, 2, h100, switch) == perf.allreduce_seconds(message, 2, h100, ROUND)
+    assert perf.allreduce_seconds(message, 8, l40s, switch) == perf.allreduce_seconds(message, 8, l40s, ROUND)
+
+
+def test_nvswitch_exponent_from_the_nccl_tables_by_hand():
+    """The fit script's exponent, recomputed for H100 from two rows of the NCCL table: TP 8 against TP 2 at
+    the largest message, ring ratio 1.75, x = log(ring ratio / time ratio) / log 4; and the catalogue uses the
+    pooled value."""
+    import csv
+    import math
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "benchmarks"))
+    import fit_engines
+
+    rows = list(csv.DictReader(open(root / "data" / "reference" / "nccl_aiconfigurator.csv", encoding="utf-8")))
+    biggest = max(int(r["message_bytes"]) for r in rows)
+    t = {n: [float(r["latency_us"]) for r in rows if r["gpu"] == "H100-SXM" and int(r["num_gpus"]) == n
+             and int(r["message_bytes"]) == biggest] for n in (2, 8)}
+    one = math.log(1.75 / (sum(t[8]) / len(t[8]) / (sum(t[2]) / len(t[2])))) / math.log(4)
+    fitted = fit_engines.nvswitch_exponent()
+    assert 0.1 < one < 0.4 and abs(fitted["H100-SXM"] - one) < 0.1  # one point vs the least squares of all
+    assert fitted["A100-80GB-SXM"] < fitted["H100-SXM"]  # no in-switch reduction before Hopper
+    for name in ("vllm", "sglang", "trtllm", "vllm-eager", "splitwise"):
+        assert CAT.engine(name).nvswitch_exponent == fitted["pooled"]
 
 
 def test_prefill_compute_bound_by_hand():
@@ -253,18 +284,31 @@ def test_candidate_memo_gives_what_a_fresh_build_gives():
     assert C.build_candidates(longer).options == fresh
 
 
-def test_engines_csv_without_memory_fraction_of_loads_and_a_bad_value_is_named():
+def test_engines_csv_without_the_new_columns_loads_and_a_bad_value_is_named():
+    """An engines.csv written before memory_fraction_of and nvswitch_exponent existed loads with their
+    defaults (share of the total memory, a plain ring); a bad value names file, row and column."""
+    import csv
+    import io
+
     from planner.catalog import parse_engines
     from planner.errors import InputError
 
-    text = open("config/engines.csv", encoding="utf-8").read().splitlines()
-    header = text[0].split(",")
-    col = header.index("memory_fraction_of")
-    old = "\n".join(",".join(c for i, c in enumerate(header) if i != col) for header in [header]) + "\n"
-    old += "vllm,0.7,0.85,0.6,18,0.48,15,0.7,50,16,0.45,1.9,0.9,1.5,256,8192,1.36,old file\n"
-    assert parse_engines(old, "engines.csv")["vllm"].memory_fraction_of == "total"
-    assert parse_engines("\n".join(text), "engines.csv")["trtllm"].memory_fraction_of == "free"
-    bad = text[0] + "\n" + text[1].rsplit(",", 1)[0] + ",half\n"
-    with pytest.raises(InputError) as err:
-        parse_engines(bad, "engines.csv")
-    assert "memory_fraction_of" in str(err.value) and "engines.csv" in str(err.value)
+    rows = list(csv.DictReader(open("config/engines.csv", encoding="utf-8")))
+    old_cols = [c for c in rows[0] if c not in ("memory_fraction_of", "nvswitch_exponent")]
+
+    def text(cols, row_list):
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(row_list)
+        return buf.getvalue()
+
+    old = parse_engines(text(old_cols, rows), "engines.csv")
+    assert old["trtllm"].memory_fraction_of == "total" and old["vllm"].nvswitch_exponent == 0.0
+    new = parse_engines(text(list(rows[0]), rows), "engines.csv")
+    assert new["trtllm"].memory_fraction_of == "free" and new["vllm"].nvswitch_exponent > 0
+    for column, value in (("memory_fraction_of", "half"), ("nvswitch_exponent", "2")):
+        bad = [dict(rows[0], **{column: value})]
+        with pytest.raises(InputError) as err:
+            parse_engines(text(list(rows[0]), bad), "engines.csv")
+        assert column in str(err.value) and "engines.csv" in str(err.value) and "row 2" in str(err.value)
