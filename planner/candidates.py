@@ -331,7 +331,15 @@ _evaluate = lru_cache(maxsize=100_000)(_compute)
 # a build reads and writes only its own dict, so concurrent builds of other scenarios never mix.
 _MEMO_SCENARIOS = 2
 _MEMO_OPTIONS = 60_000  # per scenario; an XL build has ~40,000
-_memos: OrderedDict[tuple, dict] = OrderedDict()
+class _Memos(OrderedDict):
+    def cache_clear(self) -> None:
+        """Forget every memoised option (as functools caches do; benchmarks time cold builds with it)."""
+        with _memo_lock:
+            self.clear()
+
+
+_memos = _Memos()
+del _Memos  # only the instance is module-level: measure.clear_caches calls every module-level cache_clear
 _memo_lock = threading.Lock()
 
 

@@ -32,8 +32,17 @@ KV_BLOCK_TOKENS = 16  # vLLM allocates the KV cache in blocks of 16 tokens as to
 # objects' ids; each entry keeps the objects alive and is checked by identity, so an id is never reused
 # while its entry exists. The values are the same floats the functions return, so results do not change.
 _MEMO_MAX = 1024
-_model_memo: dict[int, tuple] = {}
-_eff_memo: dict[tuple[int, int], tuple] = {}
+
+
+class _Memo(dict):
+    def cache_clear(self) -> None:
+        """Forget every entry (as functools caches do; benchmarks time cold runs with it)."""
+        self.clear()
+
+
+_model_memo = _Memo()
+_eff_memo = _Memo()
+del _Memo  # only the instances are module-level: measure.clear_caches calls every module-level cache_clear
 
 
 def _model_terms(m: ModelSpec) -> tuple[float, float, float, float]:
