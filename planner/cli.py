@@ -317,7 +317,7 @@ def _print_result(s: dict, out: Path) -> None:
     for i, st in enumerate(s["stages"], start=1):
         print(f"  stage {i}: layers {st['first_layer']}-{st['last_layer']} on {st['gpu_type']} TP{st['tp']} "
               f"| {st['tokens_per_s']:.1f} tok/s ({st['bound']}-bound) | {st['memory_gb_per_gpu']:.1f}/"
-              f"{st['memory_capacity_gb']:g} GB | ${st['cost_usd_per_hour']:.2f}/h")
+              f"{st['memory_capacity_gb']:.1f} GB | ${st['cost_usd_per_hour']:.2f}/h")
     print(f"  wrote {out / 'plan.csv'}, {out / 'summary.json'}"
           + (f", {out / 'curve.csv'}" if "curve" in s else ""))
 
