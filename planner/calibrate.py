@@ -25,7 +25,7 @@ from .catalog import ENGINE_COLUMNS, ENGINE_GPU_COLUMNS, Catalog
 from .csvio import Cells, decode, parse_table, read_file
 from .domain import EngineProfile
 from .errors import InputError, Problem
-from .evaluate_csv import DEFAULT_INTER_NODE, KNOWN_PRECISIONS, MAX_LEN
+from .evaluate_csv import DEFAULT_INTER_NODE, KNOWN_PRECISIONS, MAX_LEN, catalogue_names
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,7 @@ def _csv_runs(text: str, file: str, cat: Catalog, engine: str) -> list[Run]:
     for lineno, row in table.rows:
         c = Cells(table, lineno, row, problems)
         before = len(problems)
-        model, gpu = c.text("model"), c.text("gpu")
-        if model is not None and cat.resolve_model(model) is None:
-            near = cat.nearest_models(model)
-            c._bad("model", f"unknown model '{model}'" + (f"; nearest: {', '.join(near)}" if near else ""))
-        if gpu is not None and cat.resolve_gpu(gpu) is None:
-            near = cat.nearest_gpus(gpu)
-            c._bad("gpu", f"unknown GPU '{gpu}'" + (f"; nearest: {', '.join(near)}" if near else ""))
+        model, gpu = catalogue_names(c, cat)
         row_engine = c.text("engine", "")
         if row_engine and row_engine != engine:
             c._bad("engine", f"'{row_engine}' differs from the base profile '{engine}': calibrate the runs of one "

@@ -84,6 +84,19 @@ def evaluate_args(cat: Catalog, a: LayoutArgs) -> dict:
     return result
 
 
+def catalogue_names(c: Cells, cat: Catalog) -> tuple[str | None, str | None]:
+    """A row's `model` and `gpu` cells; a name the catalogue does not know is a problem on its cell, with
+    the nearest names."""
+    model, gpu = c.text("model"), c.text("gpu")
+    if model is not None and cat.resolve_model(model) is None:
+        near = cat.nearest_models(model)
+        c._bad("model", f"unknown model '{model}'" + (f"; nearest: {', '.join(near)}" if near else ""))
+    if gpu is not None and cat.resolve_gpu(gpu) is None:
+        near = cat.nearest_gpus(gpu)
+        c._bad("gpu", f"unknown GPU '{gpu}'" + (f"; nearest: {', '.join(near)}" if near else ""))
+    return model, gpu
+
+
 def read_layouts(path: Path | str, cat: Catalog) -> list[tuple[int, LayoutArgs]]:
     """(line number, arguments) per data row of the file; every unreadable cell is one Problem, all of
     them raised together."""
@@ -94,13 +107,7 @@ def read_layouts(path: Path | str, cat: Catalog) -> list[tuple[int, LayoutArgs]]
     for lineno, row in table.rows:
         c = Cells(table, lineno, row, problems)
         before = len(problems)
-        model, gpu = c.text("model"), c.text("gpu")
-        if model is not None and cat.resolve_model(model) is None:
-            near = cat.nearest_models(model)
-            c._bad("model", f"unknown model '{model}'" + (f"; nearest: {', '.join(near)}" if near else ""))
-        if gpu is not None and cat.resolve_gpu(gpu) is None:
-            near = cat.nearest_gpus(gpu)
-            c._bad("gpu", f"unknown GPU '{gpu}'" + (f"; nearest: {', '.join(near)}" if near else ""))
+        model, gpu = catalogue_names(c, cat)
         engine = c.text("engine", DEFAULT_ENGINE)
         if engine not in cat.engines:
             c._bad("engine", f"unknown engine profile '{engine}' (known: {', '.join(cat.engines)})")
