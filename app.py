@@ -19,11 +19,13 @@ BIG_PROBLEM_OPTIONS = 10_000  # above this many stage options, solve only on req
 POLL_S = 0.25  # how often a running solve is checked; each check is also where a Cancel click lands
 
 
-def show_last(reason: str) -> None:
+def show_last(reason: str, details=None) -> None:
     last = st.session_state.get("last_good")
     if last is not None:
         results.render(last["outcome"], last["exact"], last["scenario"], last["name"],
-                       stale=f"{reason} Result shown: scenario '{md(last['name'])}'.")
+                       stale=f"{reason} Result shown: scenario '{md(last['name'])}'.", details=details,
+                       use_case_note=inputs.use_case_warning(last["outcome"].result.plan))
+
 
 
 def settle_job(want: tuple) -> solver.Ticket | None:
@@ -107,14 +109,15 @@ def begin_solve(sc, err, key, ckey) -> None:
     s["_job"] = (want, solver.submit(sc, None, key, ckey, missing, max_options=BIG_PROBLEM_OPTIONS))
 
 
-def too_large(cs, sc) -> None:
+def too_large(cs, sc, details=None) -> None:
     st.info(f"Large problem ({len(cs.options):,} stage options): it is not solved automatically, as a solve can "
             f"take up to the time limit ({sc.settings.time_limit_s:g} s). Press **Solve now** in the sidebar.",
             icon="⏸️")
-    show_last("Showing the last result; the settings have changed since.")
+    show_last("Showing the last result; the settings have changed since.", details)
 
 
-def result_section(sc, err, key, ckey, name: str) -> None:
+def result_section(sc, err, key, ckey, name: str, details=None) -> None:
+    """The solve and its headline, here; the result's charts and tables into `details`."""
     s = st.session_state
     method = s["method"]
     want = (key, ckey, method)
@@ -130,25 +133,25 @@ def result_section(sc, err, key, ckey, name: str) -> None:
 
     if err is not None:
         results.show_error(err)
-        show_last("Showing the last valid result (before the invalid edit); fix the problems above to re-solve.")
+        show_last("Showing the last valid result (before the invalid edit); fix the problems above to re-solve.", details)
         return
     if not cached and job is None:
         if cancelled is not None and cancelled[0] == want:
             st.warning(f"Solve cancelled after {cancelled[1]:.1f} s. Your inputs are kept; press **Solve now** "
                        "in the sidebar to run it again.", icon=":material/cancel:")
-            show_last("Showing the last result; the solve of the current settings was cancelled.")
+            show_last("Showing the last result; the solve of the current settings was cancelled.", details)
             return
         if not pressed and not s.get("auto_solve", True):
             st.info("Automatic solving is off: press **Solve now** in the sidebar.", icon="⏸️")
-            show_last(stale)
+            show_last(stale, details)
             return
         cs = solver.candidates(key, name, ckey)
         if not pressed and not isinstance(cs, Exception) and len(cs.options) > BIG_PROBLEM_OPTIONS:
-            too_large(cs, sc)
+            too_large(cs, sc, details)
             return
         if isinstance(cs, Exception):
             results.show_error(cs)
-            show_last("Showing the last result that solved.")
+            show_last("Showing the last result that solved.", details)
             return
         missing = tuple(m for m in methods if outcomes[m] is None)
         job = solver.submit(sc, cs, key, ckey, missing)  # joins the same solve if it is queued or running
@@ -192,22 +195,23 @@ def result_section(sc, err, key, ckey, name: str) -> None:
                 status.update(label=(f"Solved ({method}): {r.status}, {r.solve_seconds + r.build_seconds:.2f} s"
                                      + (" — from cache" if cached else "")), state="complete")
     if job is not None and job.skipped:
-        too_large(cs, sc)
+        too_large(cs, sc, details)
         return
     if outcomes is None:
         if job.state == "cancelled":  # ended by a newer run of this session
             st.warning("Solve cancelled.", icon=":material/cancel:")
         else:
             st.error(f"**The solve did not finish**: {job.failure}", icon="🚫")
-        show_last("Showing the last result that solved.")
+        show_last("Showing the last result that solved.", details)
         return
     outcome, exact = outcomes[method], outcomes["exact"]
     if outcome.error is not None:
         results.show_error(outcome.error)
-        show_last("Showing the last result that solved.")
+        show_last("Showing the last result that solved.", details)
         return
     s["last_good"] = {"outcome": outcome, "exact": exact, "scenario": sc, "name": name}
-    results.render(outcome, exact, sc, name)
+    results.render(outcome, exact, sc, name, details=details,
+                   use_case_note=inputs.use_case_warning(outcome.result.plan))
     presolve_neighbours(ckey, name, methods)
 
 
@@ -249,8 +253,9 @@ def planner_page() -> None:
         inputs.scenario_source()
 
     st.title("GPU pipeline planner")
-    st.caption("Place an LLM's layers on a mixed GPU pool at the lowest $ per token (pipeline stages × tensor "
-               "parallelism, MILP solved with HiGHS).")
+    # The answer first: the headline is drawn into this box (after the inputs below are read), so it is on
+    # the first screen whichever input tab is open.
+    top = st.container()
 
     tab_work, tab_pool, tab_search = st.tabs(["Workload & model", "GPU pool & network", "Search settings"])
     with tab_work:
@@ -270,12 +275,12 @@ def planner_page() -> None:
     if not isinstance(cs, Exception):
         s["_options_seen"] = len(cs.options)
     inputs.problem_size_preview(preview_box, cs, solver.sizes_for(key, name, ckey) if sc else ())
+    details = st.container()
     if sc is not None and sc.warnings:
-        with st.expander(f"Loading notes ({len(sc.warnings)}): what the loader assumed or ignored"):
+        with details.expander(f"Loading notes ({len(sc.warnings)}): what the loader assumed or ignored"):
             st.markdown(md_lines(sc.warnings))
-
-    st.header("Result")
-    result_section(sc, err, key, ckey, name)
+    with top:
+        result_section(sc, err, key, ckey, name, details)
 
 
 if not state.route(__file__, "Planner"):

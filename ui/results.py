@@ -14,6 +14,10 @@ from .solver import Outcome
 from .text import md, md_lines
 
 
+GPU_HEADERS = {"gpu_id": "GPU", "gpu_type": "GPU type", "node": "node", "stage": "stage", "tp_rank": "TP rank",
+               "first_layer": "first layer", "last_layer": "last layer"}
+
+
 def plan_csv(result: Result) -> str:
     """Exactly what the CLI writes as plan.csv."""
     return report.to_csv(report.plan_rows(result.plan), report.PLAN_COLUMNS)
@@ -40,47 +44,74 @@ def show_error(err: PlannerError) -> None:
         st.error(f"**{type(err).__name__}**: {md(err)}", icon="🚫")
 
 
-def headline(outcome: Outcome, exact: Outcome | None) -> None:
+def gpus_line(p) -> str:
+    """'4 × H100-SXM + 16 × A100-80GB-SXM': which GPUs and how many, per type."""
+    return " + ".join(f"{n} × {t}" for t, n in p.gpus_by_type().items())
+
+
+def layout_line(p) -> str:
+    """The layout in one line: '8 stages × TP2' when every stage is alike, else per stage."""
+    kinds = {(s.gpu_type, s.tp) for s in p.stages}
+    n = len(p.stages)
+    if len({s.tp for s in p.stages}) == 1 and len(kinds) == 1:
+        return f"{n} stage{'s' if n > 1 else ''} × TP{p.stages[0].tp}"
+    return " → ".join(f"{s.gpu_type} TP{s.tp} (layers {s.first_layer}-{s.last_layer})" for s in p.stages)
+
+
+def gap_text(gap: float) -> str:
+    """A gap as a person reads it: '0.00 %' for a solver's 1.8e-14, 'unknown' when there is none."""
+    if not math.isfinite(gap):
+        return "unknown"
+    return f"{max(gap, 0.0) * 100:.2f} %"
+
+
+def optimality_text(r: Result) -> tuple[str, str]:
+    """(short metric value, one-line explanation) of whether the plan is proven optimal."""
+    on = "gap on $/token" if r.extra.get("gap_on") == "usd_per_token" else "MIP gap"
+    if r.proven_optimal:
+        return "proven", f"Proven optimal: solver status {r.status}, {on} {gap_text(r.gap)}."
+    return "not proven", f"Not proven optimal: {r.method} method, solver status {r.status}, {on} {gap_text(r.gap)}."
+
+
+def headline(outcome: Outcome, exact: Outcome | None, sc: Scenario | None = None) -> None:
+    """The answer at a glance: cost, throughput, $/h, latency, optimality; then which GPUs and the layout."""
     r = outcome.result
     p = r.plan
     basis = "output tokens" if p.token_basis == "output" else "tokens"
-    c = st.columns(6)
+    ttft_ms, tpot_ms = p.ttft_s * 1e3, p.tpot_s * 1e3
+    c = st.columns([1.25, 1.1, 1, 1, 1, 1])
     c[0].metric(f"$ per million {basis}", fmt_usd_m(p.usd_per_million_tokens), help="cost per hour / billable "
                 "tokens per hour × 10⁶")
     c[1].metric("Tokens per second", f"{p.tokens_per_s:,.0f}",
                 help=f"input + output tokens per second; {p.output_tokens_per_s:,.0f} output tokens/s")
     c[2].metric("Cost per hour", f"${p.cost_usd_per_hour:,.2f}/h")
-    c[3].metric("GPUs used", f"{p.num_gpus}", help=", ".join(f"{md(k)}: {v}" for k, v in p.gpus_by_type().items()))
-    c[4].metric("Pipeline stages", f"{len(p.stages)}",
-                help=f"{p.concurrency} sequences in flight, microbatches of {p.microbatch}; time to first token "
-                     f"{p.ttft_s * 1e3:,.0f} ms, time per output token {p.tpot_s * 1e3:,.1f} ms (model estimates)")
-    c[5].metric("Proven optimal", "yes" if r.proven_optimal else "no",
-                help="exact method with every MILP solved to optimality" if r.proven_optimal else md(r.how))
+    c[3].metric("Time to first token", f"{ttft_ms:,.0f} ms", help="model estimate: a microbatch's prefill "
+                "through every stage (queueing and stage-to-stage transfer not included)")
+    c[4].metric("Time per output token", f"{tpot_ms:,.1f} ms",
+                help="model estimate: stages × the slowest stage's decode step")
+    short, line = optimality_text(r)
+    c[5].metric("Optimal", short, help=line if r.proven_optimal else f"{line} {md(r.how)}")
+    st.markdown(f"**{md(gpus_line(p))}** ({p.num_gpus} GPUs) · layout **{md(layout_line(p))}** · "
+                f"{p.concurrency:,} sequences in flight, microbatches of {p.microbatch:,}  \n{md(line)}")
+    # Issue 15 (prediction range): a ± band on these figures is drawn here, under the headline.
     if r.method != "exact" and exact is not None:
-        e1, e2, e3 = st.columns([1.3, 1.5, 3])
         if exact.result is not None:
             best = exact.result.plan
             gap = (p.usd_per_million_tokens / best.usd_per_million_tokens - 1) * 100
-            e1.metric("Exact optimum", fmt_usd_m(best.usd_per_million_tokens),
-                      help=f"{best.tokens_per_s:,.0f} tokens/s at ${best.cost_usd_per_hour:.2f}/h")
-            e2.metric(f"{r.method.capitalize()} vs exact", f"{gap:+.2f} %",
-                      delta=f"{p.usd_per_million_tokens - best.usd_per_million_tokens:+.4f} $/M",
-                      delta_color="inverse")
-            e3.caption(f"The {r.method} method is a heuristic for $/token; the exact method's proven minimum is "
-                       f"{fmt_usd_m(best.usd_per_million_tokens)} per million tokens.")
+            st.markdown(f"The {r.method} method is a heuristic for $/token: its plan costs **{gap:+.2f} %** "
+                        f"against the exact method's proven minimum of {fmt_usd_m(best.usd_per_million_tokens)} "
+                        f"per million tokens ({best.tokens_per_s:,.0f} tokens/s at "
+                        f"${best.cost_usd_per_hour:,.2f}/h).".replace("$", "\\$"))
         elif exact.error is not None:
-            e3.caption(f"Exact optimum not available: {md(exact.error)}")
+            st.caption(f"Exact optimum not available: {md(exact.error)}")
 
 
 def solver_line(outcome: Outcome) -> str:
     r = outcome.result
-    gap = "n/a" if not math.isfinite(r.gap) else f"{r.gap * 100:.3g} %"
     on = "gap on $/token (proven bound)" if r.extra.get("gap_on") == "usd_per_token" else "MIP gap"
-    return (f"Solver status **{md(r.status)}**, {md(on)} {gap}, time {r.solve_seconds + r.build_seconds:.2f} s "
-            f"(HiGHS {r.solve_seconds:.2f} s, model build {r.build_seconds:.2f} s; wall {outcome.seconds:.2f} s). "
-            f"{md(r.how)}. Latency (model estimates): time to first token {r.plan.ttft_s * 1e3:,.0f} ms, time per "
-            f"output token {r.plan.tpot_s * 1e3:,.1f} ms; {r.plan.concurrency} sequences in flight in microbatches "
-            f"of {r.plan.microbatch}.")
+    return (f"Solver status **{md(r.status)}**, {md(on)} {gap_text(r.gap)}, time "
+            f"{r.solve_seconds + r.build_seconds:.2f} s (HiGHS {r.solve_seconds:.2f} s, model build "
+            f"{r.build_seconds:.2f} s; wall {outcome.seconds:.2f} s). {md(r.how)}.")
 
 
 def gpu_range(ids: tuple[str, ...]) -> str:
@@ -111,7 +142,7 @@ def stage_table(result: Result) -> None:
         "cost ($/h)": st.column_config.NumberColumn(format="$%.2f"),
         "bottleneck": st.column_config.CheckboxColumn(width=90),
     })
-    st.caption("Every plan.csv column (SKU, GPU ids, memory capacity, …) is in the download above.")
+    st.caption("Every column of the plan (SKU, GPU ids, memory capacity, …) is in the plan download above.")
     if result.plan.links:
         links = pd.DataFrame([{"after stage": l.after_stage, "from": l.from_type, "to": l.to_type,
                                "GB/s": l.gb_per_s, "tokens/s the link carries": round(l.tokens_per_s)}
@@ -122,21 +153,32 @@ def stage_table(result: Result) -> None:
             "tokens/s the link carries": st.column_config.NumberColumn(format="localized")})
 
 
-def render(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str, stale: str = "") -> None:
-    """Everything about one result. `stale` explains why an older result is shown."""
+def render(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str, stale: str = "",
+           details=None, use_case_note: str | None = None) -> None:
+    """Everything about one result: the headline where this is called, the rest into `details` (a
+    container further down the page; here if None). `stale` explains why an older result is shown;
+    `use_case_note` is the plain warning for a plan beyond the chosen use case's latency."""
     r = outcome.result
     if stale:
         st.info(stale, icon="ℹ️")
-    headline(outcome, exact)
-    st.caption(solver_line(outcome))
+    headline(outcome, exact, sc)
+    if use_case_note:
+        st.warning(md(use_case_note), icon=":material/timer_off:")
     for w in r.warnings:
         st.warning(md(w), icon="⚠️")
+    with (details if details is not None else st.container()):
+        _details(outcome, exact, sc, name)
+
+
+def _details(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str) -> None:
+    r = outcome.result
+    st.caption(solver_line(outcome))
     d1, d2, d3 = st.columns([1, 1, 3])
-    d1.download_button("Download plan.csv", plan_csv(r), file_name=f"{name}_plan.csv", mime="text/csv",
+    d1.download_button("Download the plan (CSV)", plan_csv(r), file_name=f"{name}_plan.csv", mime="text/csv",
                        key="download_plan", on_click="ignore", width="stretch")
     gpus_csv = report.to_csv(report.gpu_rows(r.plan), ("gpu_id", "gpu_type", "node", "stage", "tp_rank",
                                                        "first_layer", "last_layer"))
-    d2.download_button("Download gpus.csv", gpus_csv, file_name=f"{name}_gpus.csv", mime="text/csv",
+    d2.download_button("Download the GPU list (CSV)", gpus_csv, file_name=f"{name}_gpus.csv", mime="text/csv",
                        key="download_gpus", on_click="ignore", width="stretch")
 
     st.subheader("$/token against budget")
@@ -164,4 +206,6 @@ def render(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str, sta
         stage_table(r)
     with t2:
         st.plotly_chart(charts.gpu_figure(r.plan, sc.model.num_layers), width="stretch", key="gpu_chart")
-        st.dataframe(pd.DataFrame(report.gpu_rows(r.plan)), hide_index=True, width="stretch")
+        gpus = pd.DataFrame(report.gpu_rows(r.plan)).rename(columns=GPU_HEADERS)
+        st.dataframe(gpus[[h for h in GPU_HEADERS.values() if h in gpus.columns]], hide_index=True,
+                     width="stretch")
