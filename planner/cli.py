@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .candidates import QUANTIZATION_LEVELS, build_candidates
 from .csvio import check_number
-from .domain import MIN_GB_PER_S, MIN_PRICE_USD_PER_GPU_HOUR
+from .domain import MIN_GB_PER_S, MIN_PRICE_USD_PER_GPU_HOUR, USE_CASE_KEYS, WEIGHT_SCALINGS
 from .errors import InfeasibleError, InputError, PlannerError, Problem, SolverError
 
 log = logging.getLogger("planner")
@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", type=float, help="hard cap on $/hour")
     s.add_argument("--max-ttft-ms", type=float, help="latency SLO: time to first token (ms)")
     s.add_argument("--max-tpot-ms", type=float, help="latency SLO: time per output token (ms)")
+    s.add_argument("--use-case", choices=USE_CASE_KEYS,
+                   help="chat sets the interactive latency limits of config/use_cases.csv, batch removes them, "
+                        "custom keeps the file's; --max-ttft-ms / --max-tpot-ms override")
+    s.add_argument("--weight-scaling", choices=WEIGHT_SCALINGS,
+                   help="weighted method: normalised (w spans the Pareto frontier, default) or seed (the seed's "
+                        "T/T_norm and C/C_norm)")
     s.add_argument("--target", type=float, help="competitor's $/million tokens to beat")
     s.add_argument("--min-throughput", type=float, help="throughput floor in tokens/s (min cost under a floor)")
     s.add_argument("--time-limit", type=float, help="solver time limit in seconds (whole method)")
@@ -159,7 +165,7 @@ def _scenario(args):
                             ("target", "target_usd_per_million_tokens"), ("time_limit", "time_limit_s"),
                             ("min_throughput", "min_tokens_per_s"),
                             ("max_ttft_ms", "max_ttft_ms"), ("max_tpot_ms", "max_tpot_ms"),
-                            ("mip_gap", "mip_gap")):
+                            ("mip_gap", "mip_gap"), ("weight_scaling", "weight_scaling")):
         value = getattr(args, arg, None)
         if value is not None:
             flag = "--" + arg.replace("_", "-")
@@ -168,6 +174,14 @@ def _scenario(args):
                 _check_flag_number(value, flag, MIN_PRICE_USD_PER_GPU_HOUR if budget else None, "$/hour" if budget else "")
             changes[field_name] = value
             flags[field_name] = flag
+    if getattr(args, "use_case", None):  # the use case's limits, unless a latency flag is given too
+        from .usecases import apply_use_case
+
+        uc = apply_use_case(sc.settings, args.use_case)
+        changes.setdefault("max_ttft_ms", uc.max_ttft_ms)
+        changes.setdefault("max_tpot_ms", uc.max_tpot_ms)
+        changes["use_case"] = args.use_case
+        flags["use_case"] = "--use-case"
     if changes:
         sc = override_settings(sc, changes, flags)
     w = sc.workload
@@ -246,10 +260,15 @@ def cmd_solve(args) -> int:
         result = planner.enumeration()
     else:
         result = planner.weighted()
+    from .usecases import interactive_warning
+
     summary = {}
     _write(out, lambda: summary.update(write_result(result, out, sc.name)))
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    slow = interactive_warning(summary["ttft_ms"], summary["tpot_ms"], sc.settings.use_case)
+    if slow:
+        print(f"warning: {slow}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
@@ -267,12 +286,17 @@ def _print_result(s: dict, out: Path) -> None:
     print(f"  ${s['usd_per_million_tokens']:.4f} per million {s['token_basis']} tokens | "
           f"{s['tokens_per_s']:.1f} tokens/s | ${s['cost_usd_per_hour']:.2f}/h | {s['num_gpus']} GPUs in "
           f"{s['num_stages']} stages | {s['concurrency']} sequences in flight")
+    print(f"  TTFT {_ms(s['ttft_ms'])} | TPOT {_ms(s['tpot_ms'])} per output token")
     for i, st in enumerate(s["stages"], start=1):
         print(f"  stage {i}: layers {st['first_layer']}-{st['last_layer']} on {st['gpu_type']} TP{st['tp']} "
               f"| {st['tokens_per_s']:.1f} tok/s ({st['bound']}-bound) | {st['memory_gb_per_gpu']:.1f}/"
               f"{st['memory_capacity_gb']:g} GB | ${st['cost_usd_per_hour']:.2f}/h")
     print(f"  wrote {out / 'plan.csv'}, {out / 'summary.json'}"
           + (f", {out / 'curve.csv'}" if "curve" in s else ""))
+
+
+def _ms(ms: float) -> str:
+    return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.1f} ms"
 
 
 def cmd_candidates(args) -> int:

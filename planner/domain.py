@@ -8,6 +8,8 @@ from .errors import InputError, Problem
 
 TOKEN_BASES = ("total", "output")
 METHODS = ("exact", "enumeration", "weighted")
+WEIGHT_SCALINGS = ("normalised", "seed")
+USE_CASE_KEYS = ("chat", "batch", "custom")  # the rows of config/use_cases.csv (planner.usecases)
 
 # Sanity limits: far above anything real, low enough to catch a typo (a price in cents, a count with
 # three extra zeros) before it reaches the solver. Messages name the limit.
@@ -398,6 +400,10 @@ class SearchSettings:
     throughput_normalization: float | None = None
     cost_normalization: float | None = None
     threads: int = 1
+    # weighted method: "normalised" spreads w over the exact Pareto frontier (cheapest plan = 0, fastest = 1);
+    # "seed" divides by throughput_normalization / cost_normalization as the seed did (search.Planner.weighted)
+    weight_scaling: str = "normalised"
+    use_case: str | None = None  # chat | batch | custom (config/use_cases.csv); None: not stated (seed folders)
 
     def __post_init__(self) -> None:
         problems = []
@@ -409,6 +415,10 @@ class SearchSettings:
             bad("method", f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not 0.0 <= self.cost_weight <= 1.0:
             bad("cost_weight", f"cost weight must be between 0 and 1, got {self.cost_weight}")
+        if self.weight_scaling not in WEIGHT_SCALINGS:
+            bad("weight_scaling", f"weight scaling must be one of {', '.join(WEIGHT_SCALINGS)}, got {self.weight_scaling!r}")
+        if self.use_case is not None and self.use_case not in USE_CASE_KEYS:
+            bad("use_case", f"use case must be one of {', '.join(USE_CASE_KEYS)}, got {self.use_case!r}")
         if self.max_stages < 1:
             bad("max_stages", f"max pipeline stages must be >= 1, got {self.max_stages}")
         if self.min_layers_per_stage < 1:
@@ -447,3 +457,4 @@ class Scenario:
     settings: SearchSettings = field(default_factory=SearchSettings)
     name: str = "scenario"
     warnings: tuple[str, ...] = ()
+    description: str = ""  # config.csv `description`: the use case in one line

@@ -22,7 +22,8 @@ from .csvio import Cells, Table, check_number, parse_bool, parse_table, read_tex
 from .domain import (MAX_CONCURRENCY, MAX_CONTEXT_TOKENS, MAX_GB_PER_S, MAX_GPU_MEMORY_GB, MAX_GPU_TYPES,
                      MAX_GPUS_PER_TYPE, MAX_LAYERS, MAX_POOL_GPUS, MAX_PRICE_USD_PER_GPU_HOUR, MAX_TFLOPS,
                      MIN_BYTES_PER_PARAM, MIN_GB_PER_S, MIN_GPU_MEMORY_GB, MIN_PRICE_USD_PER_GPU_HOUR, MIN_TFLOPS,
-                     GpuSpec, ModelSpec, Pool, PoolEntry, Scenario, SearchSettings, Workload)
+                     USE_CASE_KEYS, WEIGHT_SCALINGS, GpuSpec, ModelSpec, Pool, PoolEntry, Scenario, SearchSettings,
+                     Workload)
 from .errors import InputError, Problem
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ HONOURED = {
     "max_pipeline_stages", "min_layers_per_stage", "cost_throughput_weight", "throughput_normalization",
     "cost_normalization", "max_hourly_cost", "max_cost_per_token", "max_cost_per_million_token",
     "budget_factors", "method", "max_total_cost", "max_total_runtime_hours", "total_tokens_to_process",
-    "max_ttft_ms", "max_tpot_ms", "precision", "kv_precision",
+    "max_ttft_ms", "max_tpot_ms", "precision", "kv_precision", "use_case", "weight_scaling",
 }
 IGNORED = {
     "min_memory_utilization": "a memory-utilisation floor only forbids valid plans; it has no cost meaning",
@@ -51,7 +52,7 @@ IGNORED = {
 DEFAULT_OUTPUT_TOKENS = 256
 POOL_COLUMNS = ("gpu_type", "count")
 POOL_OPTIONAL = ("memory_gb", "dollar_per_hour", "price_usd_per_hour", "gpus_per_node", "fp16_dense_tflops",
-                 "hbm_gb_per_s", "intra_link", "intra_link_gb_per_s")
+                 "hbm_gb_per_s", "intra_link", "intra_link_gb_per_s", "price_source", "price_date")
 QUANTIZATION_KEYS = ("coarse", "fine", "even", "full")
 MAX_BUDGET_FACTOR = 1000
 MAX_TIME_LIMIT_S = 10_000_000
@@ -76,6 +77,7 @@ SETTINGS_KEYS = {
     "target_usd_per_million_tokens": "max_cost_per_million_token", "min_tokens_per_s": "max_total_runtime_hours",
     "max_usd_per_million_tokens": "max_total_cost", "throughput_normalization": "throughput_normalization",
     "cost_normalization": "cost_normalization", "max_ttft_ms": "max_ttft_ms", "max_tpot_ms": "max_tpot_ms",
+    "weight_scaling": "weight_scaling", "use_case": "use_case",
 }
 
 
@@ -160,7 +162,8 @@ def scenario_from_texts(texts: dict[str, str], name: str = "scenario", catalog: 
     except InputError as exc:  # only the pool-wide limits are left to fail here
         raise InputError([Problem(p.message, prefix + "gpu_pool.csv") for p in exc.problems]) from exc
     description = cfg.text("description")
-    scenario = Scenario(model, workload, pool, engine, settings, name=name, warnings=tuple(warnings))
+    scenario = Scenario(model, workload, pool, engine, settings, name=name, warnings=tuple(warnings),
+                        description=description or "")
     for w in warnings:
         log.info("%s: %s", name, w)
     if description:
@@ -582,6 +585,21 @@ def _settings(cfg: _Config, warnings: list[str]) -> SearchSettings | None:
         value = cfg.number(key, integer=integer, maximum=limit, unit=unit, minimum=floor)
         if value is not None:
             kwargs[field_name] = value
+    # the seed's explicit normalisations mean the seed's weighting; without them, w spans the frontier
+    seed_norms = cfg.has("throughput_normalization") or cfg.has("cost_normalization")
+    scaling = cfg.choice("weight_scaling", WEIGHT_SCALINGS, "seed" if seed_norms else "normalised")
+    if scaling:
+        kwargs["weight_scaling"] = scaling
+    use_case = cfg.choice("use_case", USE_CASE_KEYS, None)
+    if use_case:
+        kwargs["use_case"] = use_case
+        if use_case != "custom":  # explicit max_ttft_ms / max_tpot_ms rows win over the use case's limits
+            from .usecases import get_use_case
+
+            uc = get_use_case(use_case)
+            for field_name in ("max_ttft_ms", "max_tpot_ms"):
+                if field_name not in kwargs and getattr(uc, field_name) is not None:
+                    kwargs[field_name] = getattr(uc, field_name)
     gap = cfg.number("optimality_gap", positive=False)
     if gap is not None and gap >= 1:
         cfg.bad("optimality_gap", f"must be below 1 (a fraction: 0.01 is 1%), got {gap:g}")
@@ -683,7 +701,8 @@ def _pool_entry(table: Table, lineno: int, row: dict[str, str], catalog: Catalog
         return None
     if hit is None:
         spec = GpuSpec(sku=name, memory_gb=memory, price_usd_per_hour=price, gpus_per_node=per_node,
-                       intra_link=link, price_source=f"{file} row {lineno}", **overrides)
+                       intra_link=link, price_source=row.get("price_source") or f"{file} row {lineno}",
+                       price_date=row.get("price_date", ""), **overrides)
         return PoolEntry(name=name, count=count, spec=spec)
     sku, alias = hit
     spec = catalog.gpus[sku]
@@ -703,8 +722,9 @@ def _pool_entry(table: Table, lineno: int, row: dict[str, str], catalog: Catalog
                         f"${spec.price_usd_per_hour:g}/GPU-hour ({spec.price_source}, {spec.price_date})")
     else:
         changes["price_usd_per_hour"] = price
-        changes["price_source"] = f"{file} row {lineno}"
-        changes["price_date"] = ""
+        # the pool file may say where its price comes from (price_source, price_date), as the catalogue does
+        changes["price_source"] = row.get("price_source") or f"{file} row {lineno}"
+        changes["price_date"] = row.get("price_date", "")
     return PoolEntry(name=name, count=count, spec=replace(spec, **changes))
 
 

@@ -431,7 +431,64 @@ class Planner:
         self._q_open, limits, _ = self._frontier_proof
         self._limits = list(limits)
 
-    def weighted(self, weight: float | None = None) -> Result:
+    def weighted(self, weight: float | None = None, scaling: str | None = None) -> Result:
+        """The plan a cost weight w picks (0 = fastest, 1 = cheapest); `scaling` (default: the settings'
+        weight_scaling) says how w is read:
+
+        - "normalised": over the exact cost/throughput Pareto frontier, throughput and cost are rescaled
+          to [0, 1] between the cheapest frontier plan (t = c = 0) and the fastest (t = c = 1), and the
+          pick maximises (1-w) t - w c. So w = 0 is the fastest plan, w = 1 the cheapest, and weights in
+          between walk along the frontier whatever the units or the size of the pool. The maximum of a
+          linear objective over all feasible plans lies on the frontier (a dominated plan is beaten by the
+          plan that dominates it), so when the frontier is exact the pick is exactly the best plan for this
+          objective; frontier plans inside its convex hull are never the unique best for any w.
+        - "seed": the seed's objective (1-w) T / T_norm - w C / C_norm with T_norm, C_norm from the
+          settings (default: the largest option throughput and cost), found by `_weighted_seed`.
+
+        Either way a heuristic for $/token: Result.proven_optimal is False and the gap is the solves' MIP gap."""
+        st = self.scenario.settings
+        scaling = scaling or st.weight_scaling
+        if scaling == "seed":
+            return self._weighted_seed(weight)
+        if scaling != "normalised":
+            raise InputError(f"unknown weight scaling '{scaling}' (normalised, seed)")
+        w = st.cost_weight if weight is None else weight
+        front = self.frontier()
+        self._restore_frontier_proof()
+        if not front:
+            raise self.explain_infeasible()
+        low, high = front[0], front[-1]  # cheapest and fastest (pareto_filter sorts by cost, then speed rises)
+        t_span = high.tokens_per_s - low.tokens_per_s or 1.0  # one-plan frontier: any span picks that plan
+        c_span = high.cost_usd_per_hour - low.cost_usd_per_hour or 1.0
+        points = [{"cost_usd_per_hour": p.cost_usd_per_hour, "tokens_per_s": p.tokens_per_s,
+                   "usd_per_million_tokens": p.usd_per_million_tokens,
+                   "ttft_ms": p.ttft_s * 1e3, "tpot_ms": p.tpot_s * 1e3,
+                   "throughput_norm": (p.tokens_per_s - low.tokens_per_s) / t_span,
+                   "cost_norm": (p.cost_usd_per_hour - low.cost_usd_per_hour) / c_span} for p in front]
+        values = [(1 - w) * q["throughput_norm"] - w * q["cost_norm"] for q in points]
+        top = max(values)
+        pick = next(i for i, v in enumerate(values) if v >= top - 1e-12)  # ties: the cheaper plan
+        plan = front[pick]
+        status, complete = self._frontier_status[0], self._frontier_status[1]
+        objective_proven = status == "optimal" and complete
+        how = (f"cost weight w={w:g} over the cost/throughput frontier ({len(front)} plans), each normalised "
+               f"between the cheapest (0) and the fastest (1) plan: maximises (1-w)*throughput - w*cost; "
+               + ("exact for this objective (the frontier is proven complete)" if objective_proven else
+                  "the frontier is not proven complete, so the pick is the best of the plans found")
+               + "; not a $/token optimum")
+        gap = self._frontier_status[2]
+        return Result("weighted", plan, status, False, gap, how, self.solve_seconds, self.build_seconds,
+                      self.problem_size(), frontier=tuple(front), warnings=self._target_warnings(plan),
+                      extra={"weight": w, "weight_scaling": "normalised",
+                             # the objective in the seed's form (1-w) T/T_norm - w C/C_norm: the same pick, as
+                             # the normalised one differs from it by a constant
+                             "throughput_normalization": t_span, "cost_normalization": c_span,
+                             "objective_value": (1 - w) * plan.tokens_per_s / t_span - w * plan.cost_usd_per_hour / c_span,
+                             "normalised_value": values[pick], "frontier_points": points, "pick_index": pick,
+                             "objective_proven": objective_proven, "gap_on": "mip", "limits": list(self._limits),
+                             "frontier_complete": complete})
+
+    def _weighted_seed(self, weight: float | None = None) -> Result:
         """The seed's weighted objective: maximise (1-w) T / T_norm - w C / C_norm over all levels.
 
         A linear objective in (T, C) is maximised on the cost/throughput frontier, so it is found by the
@@ -478,7 +535,8 @@ class Planner:
                f"cost/throughput frontier; a heuristic for $/token")
         return Result("weighted", best[0], status, False, gap, how, self.solve_seconds, self.build_seconds,
                       self.problem_size(), warnings=self._target_warnings(best[0]),
-                      extra={"weight": w, "throughput_normalization": t_norm, "cost_normalization": c_norm,
+                      extra={"weight": w, "weight_scaling": "seed", "throughput_normalization": t_norm,
+                             "cost_normalization": c_norm,
                              "objective_value": best[1], "objective_proven": proven, "gap_on": "mip",
                              "limits": list(self._frontier_proof[1] if self._frontier is not None else self._limits)})
 
@@ -507,7 +565,7 @@ class Planner:
         front = self.frontier()
         if not front:
             raise self.explain_infeasible()
-        ballpark_plan = self.weighted().plan
+        ballpark_plan = self.weighted(scaling="seed").plan  # the seed's ballpark, whatever the UI's weighting
         ballpark = ballpark_plan.cost_usd_per_hour
         low, high, cheapest, fastest = self.competitive_range()
         curve: list[CurvePoint] = []
