@@ -94,16 +94,19 @@ def budget_curve(frontier: list[Plan], chosen: Plan | None, exact_best: Plan | N
             x=[p.budget_usd_per_hour for p in unsolved], y=[lo] * len(unsolved), mode="markers",
             name="grid points without a plan", marker=dict(symbol="x", size=11, color="#7f7f7f"),
             text=[p.status for p in unsolved], hovertemplate="grid budget $%{x:.2f}/h: %{text}<extra></extra>"))
-    if target is not None:
-        if target <= hi * 3:
+    if target:  # drawn only when set, and only inside the curve's own range (it never rescales the curve)
+        pad0 = (hi - lo) * 0.1 or hi * 0.1 or 1.0
+        if lo - pad0 <= target <= hi + pad0:
             fig.add_hline(y=target, line=dict(color="#9467bd", dash="dash"),
-                          annotation_text=f"competitor target ${target:g}/M tokens", annotation_position="top left")
+                          annotation_text=f"competitor target ${target:,.4g}/M tokens", annotation_position="top left")
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="competitor target",
                                      line=dict(color="#9467bd", dash="dash")))
-            hi = max(hi, target)
         else:
-            fig.add_annotation(xref="paper", yref="paper", x=0.99, y=0.98, xanchor="right", showarrow=False,
-                               text=f"competitor target ${target:g}/M tokens is far above this range",
+            where = "above" if target > hi else "below"
+            fig.add_annotation(xref="paper", yref="paper", x=0.99, y=0.98 if target > hi else 0.02,
+                               xanchor="right", yanchor="top" if target > hi else "bottom", showarrow=False,
+                               text=f"competitor target ${target:,.4g}/M tokens: {where} this range "
+                                    + ("(every plan beats it)" if target > hi else "(no plan reaches it)"),
                                font=dict(color="#9467bd"))
     pad = (hi - lo) * 0.1 or hi * 0.1 or 1.0
     basis = "output tokens" if token_basis == "output" else "tokens (input + output)"
@@ -112,6 +115,31 @@ def budget_curve(frontier: list[Plan], chosen: Plan | None, exact_best: Plan | N
         yaxis=dict(range=[max(0.0, lo - pad), hi + pad], tickprefix="$"), xaxis=dict(tickprefix="$"),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), margin=dict(l=60, r=20, t=60, b=50),
         hovermode="closest")
+    return fig
+
+
+def frontier_figure(points: list[dict], pick: int | None, weight: float, scaling: str) -> go.Figure:
+    """The cost/throughput Pareto frontier ($/h against tokens/s) with the cost weight's pick marked.
+    `points`: dicts with cost_usd_per_hour, tokens_per_s, usd_per_million_tokens (ttft_ms, tpot_ms if known)."""
+    fig = go.Figure()
+    xs = [q["cost_usd_per_hour"] for q in points]
+    ys = [q["tokens_per_s"] for q in points]
+    data = [[q["usd_per_million_tokens"], q.get("ttft_ms", float("nan")), q.get("tpot_ms", float("nan"))]
+            for q in points]
+    hover = ("$%{x:,.2f}/h<br>%{y:,.0f} tokens/s<br>$%{customdata[0]:.4f} per million tokens<br>"
+             "first token %{customdata[1]:,.0f} ms, %{customdata[2]:,.1f} ms per token<extra></extra>")
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name="Pareto frontier (exact)", customdata=data,
+                             line=dict(color="#1f77b4", width=2), marker=dict(size=7), hovertemplate=hover))
+    if pick is not None and 0 <= pick < len(points):
+        fig.add_trace(go.Scatter(
+            x=[xs[pick]], y=[ys[pick]], mode="markers+text", name=f"pick for cost weight {weight:g}",
+            marker=dict(symbol="star", size=20, color="#d62728", line=dict(width=1, color="black")),
+            text=[f"w = {weight:g}"], textposition="top center", customdata=[data[pick]], hovertemplate=hover))
+    fig.update_layout(
+        xaxis=dict(title="cost ($ per hour)", tickprefix="$", separatethousands=True),
+        yaxis=dict(title="throughput (tokens/s)", separatethousands=True), font=FONT, height=330,
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), margin=dict(l=60, r=20, t=40, b=50),
+        hovermode="closest", meta={"scaling": scaling, "pick": pick})
     return fig
 
 

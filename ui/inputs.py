@@ -207,7 +207,8 @@ def pool_cell_errors() -> None:
 
 
 def search_settings():
-    """Returns the container the live problem-size preview is drawn into."""
+    """Returns the containers the live problem-size preview and the weighted pick's frontier chart are
+    drawn into."""
     s = st.session_state
     c1, c2 = st.columns([1, 1])
     with c1:
@@ -233,6 +234,7 @@ def search_settings():
                       disabled=not s["custom_sizes"])
         st.text_input("Budget factors (enumeration: × ballpark $/h, ;-separated, increasing)",
                       key="budget_factors_text", disabled=s["method"] != "enumeration")
+        frontier_box = st.container()
     with c2:
         st.number_input("Competitor target ($ per million tokens, 0 = none)", min_value=0.0, step=0.05,
                         format="%.4f", key="target")
@@ -240,7 +242,7 @@ def search_settings():
         a.number_input("Max pipeline stages", min_value=1, max_value=256, key="max_stages")
         b.number_input("Min layers per stage", min_value=1, max_value=10_000, key="min_layers")
         st.number_input("Solver time limit (s)", min_value=1.0, max_value=3600.0, step=10.0, key="time_limit")
-        return st.container()
+        return st.container(), frontier_box
 
 
 def problem_size_preview(box, cs, sizes) -> None:

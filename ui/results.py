@@ -73,7 +73,7 @@ def optimality_text(r: Result) -> tuple[str, str]:
     return "not proven", f"Not proven optimal: {r.method} method, solver status {r.status}, {on} {gap_text(r.gap)}."
 
 
-def headline(outcome: Outcome, exact: Outcome | None, sc: Scenario | None = None) -> None:
+def headline(outcome: Outcome, exact: Outcome | None) -> None:
     """The answer at a glance: cost, throughput, $/h, latency, optimality; then which GPUs and the layout."""
     r = outcome.result
     p = r.plan
@@ -153,24 +153,69 @@ def stage_table(result: Result) -> None:
             "tokens/s the link carries": st.column_config.NumberColumn(format="localized")})
 
 
-def render(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str, stale: str = "",
-           details=None, use_case_note: str | None = None) -> None:
-    """Everything about one result: the headline where this is called, the rest into `details` (a
-    container further down the page; here if None). `stale` explains why an older result is shown;
-    `use_case_note` is the plain warning for a plan beyond the chosen use case's latency."""
+def _points(plans) -> list[dict]:
+    return [{"cost_usd_per_hour": p.cost_usd_per_hour, "tokens_per_s": p.tokens_per_s,
+             "usd_per_million_tokens": p.usd_per_million_tokens, "ttft_ms": p.ttft_s * 1e3,
+             "tpot_ms": p.tpot_s * 1e3} for p in plans]
+
+
+def frontier_chart(outcome: Outcome, exact: Outcome | None) -> None:
+    """The weighted method's pick on the cost/throughput Pareto frontier (the normalised scaling's own
+    frontier points; the exact frontier for the seed's scaling)."""
     r = outcome.result
+    w = float(r.extra.get("weight", 0.0))
+    scaling = str(r.extra.get("weight_scaling", "seed"))
+    if "frontier_points" in r.extra:
+        points, pick = list(r.extra["frontier_points"]), r.extra.get("pick_index")
+    elif exact is not None and exact.result is not None and exact.frontier:
+        front = sorted(exact.frontier, key=lambda p: p.cost_usd_per_hour)
+        points = _points(front)
+        pick = next((i for i, p in enumerate(front) if math.isclose(p.cost_usd_per_hour, r.plan.cost_usd_per_hour)
+                     and math.isclose(p.tokens_per_s, r.plan.tokens_per_s)), None)
+    else:
+        st.caption("No frontier to mark the pick on.")
+        return
+    st.plotly_chart(charts.frontier_figure(points, pick, w, scaling), width="stretch", key="weight_frontier")
+    if pick is None:
+        st.caption(f"The pick (${r.plan.cost_usd_per_hour:,.2f}/h, {r.plan.tokens_per_s:,.0f} tokens/s) is not on "
+                   "the exact frontier: the seed's scaling can pick a dominated plan.".replace("$", "\\$"))
+    else:
+        st.caption(f"Cost weight {w:g} ({'normalised over the frontier' if scaling == 'normalised' else 'seed scaling'}) "
+                   f"picks frontier plan {pick + 1} of {len(points)}.")
+
+
+def render(outcome: Outcome, exact: Outcome | None, frontier: Outcome | None, sc: Scenario, name: str,
+           stale: str = "", details=None, use_case_note: str | None = None, frontier_box=None) -> None:
+    """Everything about one result: `render_head` here, `render_details` into `details`. `stale` explains
+    why an older result is shown."""
     if stale:
         st.info(stale, icon="ℹ️")
-    headline(outcome, exact, sc)
+    render_head(outcome, exact, use_case_note)
+    render_details(outcome, exact, frontier, sc, name, details, frontier_box)
+
+
+def render_head(outcome: Outcome, exact: Outcome | None, use_case_note: str | None = None) -> None:
+    """The headline, the plain warning for a plan beyond the use case's latency (`use_case_note`), and the
+    result's own warnings."""
+    headline(outcome, exact)
     if use_case_note:
         st.warning(md(use_case_note), icon=":material/timer_off:")
-    for w in r.warnings:
+    for w in outcome.result.warnings:
         st.warning(md(w), icon="⚠️")
+
+
+def render_details(outcome: Outcome, exact: Outcome | None, frontier: Outcome | None, sc: Scenario, name: str,
+                   details=None, frontier_box=None) -> None:
+    """The curve, layout and tables into `details` (here if None); for the weighted method its pick on the
+    frontier into `frontier_box`. `frontier` is the exact method's outcome with its frontier."""
+    if outcome.result.method == "weighted":
+        with (frontier_box if frontier_box is not None else st.container()):
+            frontier_chart(outcome, frontier)
     with (details if details is not None else st.container()):
-        _details(outcome, exact, sc, name)
+        _details(outcome, frontier, sc, name)
 
 
-def _details(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str) -> None:
+def _details(outcome: Outcome, front: Outcome | None, sc: Scenario, name: str) -> None:
     r = outcome.result
     st.caption(solver_line(outcome))
     d1, d2, d3 = st.columns([1, 1, 3])
@@ -182,8 +227,8 @@ def _details(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str) -
                        key="download_gpus", on_click="ignore", width="stretch")
 
     st.subheader("$/token against budget")
-    frontier = list(exact.frontier) if exact is not None and exact.result is not None else []
-    best = exact.result.plan if exact is not None and exact.result is not None else None
+    frontier = list(front.frontier) if front is not None and front.result is not None else []
+    best = front.result.plan if front is not None and front.result is not None else None
     if frontier:
         fig = charts.budget_curve(frontier, r.plan, best, sc.settings.target_usd_per_million_tokens, r.curve,
                                   r.plan.token_basis)
@@ -193,7 +238,8 @@ def _details(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str) -
                    "the best plan is the frontier plan with the highest throughput costing at most B. Hover for "
                    "throughput.")
     else:
-        st.caption("No frontier available for this scenario.")
+        why = f": {md(front.error)}" if front is not None and front.error is not None else ""
+        st.caption(f"No cost/throughput frontier available for this scenario{why}.")
 
     st.subheader("Layout")
     st.plotly_chart(charts.layout_figure(r.plan, sc.model.num_layers), width="stretch", key="layout_chart")
