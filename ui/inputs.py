@@ -39,11 +39,13 @@ def scenario_source() -> None:
     options = T.bundled_names()
     if s.get("loaded_pick") == state.UPLOADED:
         options = options + [state.UPLOADED]
-    st.selectbox("Scenario", options, key="scenario_pick", format_func=T.scenario_label,
-                 help="The bundled scenarios: realistic ones first, then the seed project's examples")
+    st.selectbox("Bundled scenario", options, key="scenario_pick",
+                 help="The default first, then the other realistic scenarios, then the seed project's examples")
     desc = T.config_dict(s["texts"].get(T.CONFIG, "")).get("description", "")
     if desc:
         st.caption(md(desc))
+    elif s["scenario_name"] in T.SEED_SCENARIOS:
+        st.caption("An example from the seed project (illustrative GPUs and prices, no stated use case).")
     use_case_inputs()
     with st.expander("Upload or export a scenario"):
         st.file_uploader("Upload config CSVs or a scenario .json", type=["csv", "json"], accept_multiple_files=True,

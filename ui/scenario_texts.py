@@ -44,13 +44,6 @@ def bundled_names() -> list[str]:
     return sorted(names, key=lambda n: (n != DEFAULT_SCENARIO, n in SEED_SCENARIOS, n))
 
 
-def scenario_label(name: str) -> str:
-    """How the picker shows a folder name: the seed's examples say so."""
-    if name == DEFAULT_SCENARIO:
-        return f"{name} (default)"
-    return f"{name} (seed example)" if name in SEED_SCENARIOS else name
-
-
 def load_bundled_texts(name: str) -> dict[str, str]:
     base = CONFIG_DIR / name
     return {f: read_text(base / f) for f in SCENARIO_FILES if (base / f).exists()}
