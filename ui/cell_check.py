@@ -171,5 +171,10 @@ def marked_frame(df: pd.DataFrame, problems: list[CellProblem]):
                 styles.at[r + 1, h] = "background-color: #ffd6d6; color: #8b0000; font-weight: bold"
         return styles
 
-    text = shown.astype(object).where(shown.notna(), "⚠ empty")
-    return text.style.apply(colour, axis=None)
+    def cell(x) -> str:
+        if _blank(x):
+            return "⚠ empty"
+        v = _number(x) if not isinstance(x, str) else None
+        return f"{v:,.10g}" if v is not None else str(x)
+
+    return shown.map(cell).style.apply(colour, axis=None)

@@ -111,9 +111,14 @@ def use_case_inputs() -> None:
 
 
 def use_case_warning(plan) -> str | None:
-    """The plain warning for a plan too slow for interactive use (None for batch, or when it is fast enough)."""
+    """The plain sentence for a plan too slow for interactive use, None when it is fast enough. Said for
+    the batch use case too (as a note there): a batch plan is often unusable for a person waiting."""
     uc = use_cases().get(st.session_state.get("use_case", ""))
-    return interactive_warning(plan.ttft_s * 1e3, plan.tpot_s * 1e3, uc)
+    ttft_ms, tpot_ms = plan.ttft_s * 1e3, plan.tpot_s * 1e3
+    if uc is not None and uc.key == "batch":
+        note = interactive_warning(ttft_ms, tpot_ms, None)
+        return None if note is None else f"Batch use case: {note[0].lower()}{note[1:]}"
+    return interactive_warning(ttft_ms, tpot_ms, uc)
 
 
 def show_problems(err: InputError, title: str = "The scenario has problems") -> None:

@@ -198,7 +198,9 @@ def render_head(outcome: Outcome, exact: Outcome | None, use_case_note: str | No
     """The headline, the plain warning for a plan beyond the use case's latency (`use_case_note`), and the
     result's own warnings."""
     headline(outcome, exact)
-    if use_case_note:
+    if use_case_note and use_case_note.startswith("Batch use case"):
+        st.info(md(use_case_note), icon=":material/timer_off:")
+    elif use_case_note:
         st.warning(md(use_case_note), icon=":material/timer_off:")
     for w in outcome.result.warnings:
         st.warning(md(w), icon="⚠️")

@@ -243,7 +243,7 @@ def default_values(catalog: Catalog) -> dict:
     return {
         "method": "exact", "cost_weight": 0.5, "quantization": "coarse", "custom_sizes": False,
         "segment_sizes_text": "", "budget_factors_text": "0.4; 0.7; 0.9; 1; 1.2; 1.5", "target": 0.0,
-        "use_case": "batch", "max_ttft_ms": 0.0, "max_tpot_ms": 0.0, "weight_scaling": "normalised",
+        "use_case": "custom", "max_ttft_ms": 0.0, "max_tpot_ms": 0.0, "weight_scaling": "normalised",
         "max_stages": 8, "min_layers": 1, "time_limit": 60.0,
         "input_tokens": 2048, "output_tokens": 512, "concurrency_auto": True, "concurrency": 32,
         "token_basis": "total", "model_source": "catalogue",
@@ -266,7 +266,7 @@ def values_from_scenario(sc: Scenario, config_text: str, catalog: Catalog, sizes
         "custom_sizes": st_.sizes is not None, "segment_sizes_text": list_text(sizes),
         "budget_factors_text": list_text(st_.budget_factors),
         "target": float(st_.target_usd_per_million_tokens or 0.0),
-        "use_case": st_.use_case or ("custom" if st_.max_ttft_ms or st_.max_tpot_ms else "batch"),
+        "use_case": st_.use_case or "custom",  # not stated (seed folders): its own limits, warned when slow
         "max_ttft_ms": float(st_.max_ttft_ms or 0.0), "max_tpot_ms": float(st_.max_tpot_ms or 0.0),
         "weight_scaling": st_.weight_scaling,
         "max_stages": int(st_.max_stages), "min_layers": int(st_.min_layers_per_stage),
