@@ -12,7 +12,7 @@ import logging
 import sys
 
 from .candidates import QUANTIZATION_LEVELS
-from .cli import _check_flag_number, _guarded_candidates, _scenario, _sizing, add_allow_large
+from .cli import _check_flag_number, _scenario, _sizing, add_allow_large
 from .domain import MIN_PRICE_USD_PER_GPU_HOUR
 from .errors import InputError
 
@@ -78,8 +78,9 @@ def add_subcommands(sub) -> None:
     q = sub.add_parser("quantization", help="coarse / fine / even / full segment sizes side by side")
     q.add_argument("--config-dir", required=True, help="scenario folder (config.csv, gpu_pool.csv, ...)")
     q.add_argument("--levels", type=_levels, default=QUANTIZATION_LEVELS, help="comma-separated levels to compare")
-    q.add_argument("--max-options", type=int, default=10_000,
-                   help="skip a level with more stage options than this (default 10000; 0 = no cap)")
+    q.add_argument("--max-options", type=int,
+                   help="skip a level with more stage options than this (default 50000, "
+                        "whatif.QUANTIZATION_MAX_OPTIONS; 0 = no cap)")
     q.add_argument("--max-stages", type=int, help="max pipeline stages")
     q.add_argument("--concurrency", help="sequences in flight, or 'auto'")
     q.add_argument("--token-basis", choices=("total", "output"), help="what a token is in $/token")
@@ -154,7 +155,10 @@ def _load(args):
     for w in sc.warnings:
         print(f"note: {w}", file=sys.stderr)
     if args.command != "quantization" and not args.allow_large:
-        _guarded_candidates(sc, args)  # the problem-size guard, before any MILP
+        from .candidates import check_problem_size
+        from .whatif import candidates_for
+
+        check_problem_size(candidates_for(sc))  # the problem-size guard, before any MILP; the build is reused
     return sc
 
 
@@ -211,8 +215,7 @@ def cmd_baselines(args) -> int:
 
 
 def cmd_sensitivity(args) -> int:
-    from .search import Planner
-    from .whatif import proof
+    from .whatif import planner_for, proof
     from .whatif_prices import (break_even_rows, break_evens, change_rows, price_sweep, sweep_rows, tornado,
                                 tornado_rows)
 
@@ -221,7 +224,7 @@ def cmd_sensitivity(args) -> int:
         raise InputError(f"--sweep: unknown GPU type '{args.sweep}' (the pool has {', '.join(sc.pool.types)})")
     if args.range is not None and args.sweep is None:
         raise InputError("--range needs --sweep TYPE")
-    base = Planner(sc).exact()
+    base = planner_for(sc).exact()
     t = tornado(sc, args.percent, base)
     doc = {"scenario": sc.name, "token_basis": sc.workload.token_basis, "percent": args.percent,
            "base_usd_per_million_tokens": t.base.usd_per_million_tokens, "rows": tornado_rows(t)}
@@ -273,12 +276,13 @@ def cmd_sensitivity(args) -> int:
 
 
 def cmd_quantization(args) -> int:
-    from .whatif import proof, quantization_loss, quantization_rows
+    from .whatif import QUANTIZATION_MAX_OPTIONS, proof, quantization_loss, quantization_rows
 
-    if args.max_options < 0:
+    if args.max_options is not None and args.max_options < 0:
         raise InputError(f"--max-options: must be >= 0, got {args.max_options}")
     sc = _load(args)
-    q = quantization_loss(sc, args.levels, args.max_options or None)
+    cap = QUANTIZATION_MAX_OPTIONS if args.max_options is None else args.max_options or None
+    q = quantization_loss(sc, args.levels, cap)
     doc = {"scenario": sc.name, "token_basis": sc.workload.token_basis, "reference": q.reference,
            "summary": q.summary, "rows": quantization_rows(q),
            **proof([(f"{r.level} sizes", r.headline) for r in q.rows])}

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, fields, replace
 from typing import Mapping
 
-from .candidates import QUANTIZATION_LEVELS, build_candidates, segment_sizes
+from .candidates import QUANTIZATION_LEVELS, CandidateSet, build_candidates, segment_sizes
 from .domain import Scenario
 from .errors import InfeasibleError, InputError, Problem
 from .plan import Plan, Result
@@ -60,6 +62,68 @@ def _check_types(sc: Scenario, names, what: str) -> None:
     if unknown:
         raise InputError([Problem(f"unknown GPU type '{n}' (the pool has {', '.join(sc.pool.types)})", what,
                                   column="gpu_type") for n in unknown])
+
+
+# ------------------------------------------------------------------ candidates reused across what-ifs
+# A what-if re-solves the same scenario with other prices or with fewer GPU types. Neither changes which
+# stage options exist, their throughput, memory or latency, nor the dominance between them (it compares
+# options of one type, whose costs all scale with the same price), only each option's cost (TP x price).
+# So the options are built once and re-priced / filtered for each re-solve: the same CandidateSet that
+# build_candidates would return (tests/test_whatif.py checks it), without re-evaluating ~30,000 options.
+_CANDIDATES: "OrderedDict[tuple, CandidateSet]" = OrderedDict()
+_CANDIDATES_LOCK = threading.Lock()
+CANDIDATE_CACHE_SIZE = 4
+
+
+def _shape_key(sc: Scenario) -> tuple:
+    """Everything the options depend on except the pool's types and prices (and the links between types,
+    which only the plan's check uses: options see the pool's default inter-node figure)."""
+    return sc.model, sc.workload, sc.engine, sc.settings, sc.pool.default_link_gb_per_s
+
+
+def _entry_key(e) -> tuple:
+    return e.name, e.count, replace(e.spec, price_usd_per_hour=1.0, price_source="", price_date="")
+
+
+def candidates_for(sc: Scenario) -> CandidateSet:
+    """build_candidates(sc), derived from a cached build of the same scenario at other prices or with
+    more GPU types (the same types otherwise unchanged) when there is one."""
+    shape = _shape_key(sc)
+    entries = {_entry_key(e) for e in sc.pool.entries}
+    with _CANDIDATES_LOCK:
+        base = next((cs for (k, ents), cs in reversed(_CANDIDATES.items()) if k == shape and entries <= ents), None)
+    if base is None:
+        base = build_candidates(sc)
+        with _CANDIDATES_LOCK:
+            _CANDIDATES[(shape, frozenset(entries))] = base
+            while len(_CANDIDATES) > CANDIDATE_CACHE_SIZE:
+                _CANDIDATES.popitem(last=False)
+        return base
+    return derive_candidates(base, sc)
+
+
+def derive_candidates(base: CandidateSet, sc: Scenario) -> CandidateSet:
+    """`base`'s options for `sc`, a scenario with the same settings whose pool keeps some of base's GPU
+    types (same counts and specs) at possibly other prices: options of dropped types go, the others are
+    re-priced. The caller vouches for the sameness (`candidates_for` checks it)."""
+    price = {e.name: e.spec.price_usd_per_hour for e in sc.pool.entries}
+    old = {e.name: e.spec.price_usd_per_hour for e in base.scenario.pool.entries}
+
+    def keep(options):
+        return tuple(o if price[o.gpu_type] == old[o.gpu_type] else
+                     replace(o, cost_usd_per_hour=o.tp * price[o.gpu_type])
+                     for o in options if o.gpu_type in price)
+
+    if price == old and len(price) == len(old):
+        return replace(base, scenario=sc)
+    notes = tuple(n for n in base.tp_notes if n.split(":", 1)[0] in price)
+    return replace(base, scenario=sc, tp_degrees={g: t for g, t in base.tp_degrees.items() if g in price},
+                   tp_notes=notes, options=keep(base.options), excluded=keep(base.excluded))
+
+
+def planner_for(sc: Scenario, cancel=None) -> Planner:
+    """A Planner over `candidates_for(sc)`."""
+    return Planner(sc, candidates_for(sc), cancel=cancel)
 
 
 # ------------------------------------------------------------------ scenario transforms
@@ -183,7 +247,7 @@ def pareto(sc: Scenario, with_grid: bool = True, cancel=None) -> Frontier:
     """The exact cost/throughput frontier (every non-dominated plan) as rows, the minimum-$/token point
     marked, and the enumeration's budget grid placed on it."""
     t0 = time.perf_counter()
-    planner = Planner(sc, cancel=cancel)
+    planner = planner_for(sc, cancel)
     plans = planner.frontier()
     if not plans:
         raise planner.explain_infeasible()
@@ -295,7 +359,7 @@ class Baselines:
 def baselines(sc: Scenario, mixed: Result | None = None, cancel=None) -> Baselines:
     """The proven-best plan of each GPU type alone beside the mixed optimum. A single-type plan is also a
     plan of the mixed pool, so the mixed optimum is never dearer; the saving says by how much it is cheaper."""
-    mixed = mixed or Planner(sc, cancel=cancel).exact()
+    mixed = mixed or planner_for(sc, cancel).exact()
     mh = Headline.of(mixed)
     singles = []
     for e in sc.pool.entries:
@@ -303,7 +367,7 @@ def baselines(sc: Scenario, mixed: Result | None = None, cancel=None) -> Baselin
             singles.append(Baseline(e.name, e.count, e.spec.price_usd_per_hour, mh, "", 0.0))
             continue
         try:
-            h, reason = Headline.of(Planner(restrict_pool(sc, [e.name]), cancel=cancel).exact()), ""
+            h, reason = Headline.of(planner_for(restrict_pool(sc, [e.name]), cancel).exact()), ""
         except InfeasibleError as exc:
             h, reason = None, str(exc)
         vs = pct_change(h.usd_per_million_tokens, mh.usd_per_million_tokens) if h else None
@@ -333,6 +397,12 @@ def baseline_rows(b: Baselines) -> list[dict]:
 
 
 # ------------------------------------------------------------------ 4. quantization loss
+# A level above this many stage options is skipped. High enough that `full` (every size 1..L) is solved
+# on an 80-layer model over a few GPU types (config/realistic: 18,656 options, ~5 s): the loss of the
+# coarser sets is then measured against the true optimum, not against another coarse set.
+QUANTIZATION_MAX_OPTIONS = 50_000
+
+
 @dataclass(frozen=True)
 class QuantizationRow:
     level: str
@@ -354,7 +424,7 @@ class QuantizationStudy:
 
 
 def quantization_loss(sc: Scenario, levels: tuple[str, ...] = QUANTIZATION_LEVELS,
-                      max_options: int | None = 10_000, cancel=None) -> QuantizationStudy:
+                      max_options: int | None = QUANTIZATION_MAX_OPTIONS, cancel=None) -> QuantizationStudy:
     """Each named segment-size set solved exactly, side by side. A level whose candidate set exceeds
     `max_options` is skipped (its MILP would be slow to build), and the row says so. The loss of each
     level is measured against the finest solved level; `full` (every size 1..L) contains every other
@@ -496,7 +566,7 @@ def _headline_or_reason(sc: Scenario, result: Result | None, cancel=None) -> tup
     if result is not None:
         return Headline.of(result), ""
     try:
-        return Headline.of(Planner(sc, cancel=cancel).exact()), ""
+        return Headline.of(planner_for(sc, cancel).exact()), ""
     except InfeasibleError as exc:
         return None, str(exc)
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from .domain import Scenario
 from .errors import InfeasibleError, InputError, Problem, SolverError
 from .plan import Plan, Result
-from .search import Planner
-from .whatif import REL_TOL, Headline, _check_types, headline_row, layout, restrict_pool, same, signature, with_prices
+from .whatif import (REL_TOL, Headline, _check_types, headline_row, layout, planner_for, restrict_pool, same, signature,
+                     with_prices)
 
 log = logging.getLogger(__name__)
 ENTER_PROBE = 1e-3  # a type absent from the optimum is tried at this fraction of its price ("almost free")
@@ -51,7 +51,7 @@ def _price(sc: Scenario, gpu_type: str) -> float:
 
 def solve_at(sc: Scenario, gpu_type: str, price: float, cancel=None) -> Result:
     """The exact optimum with one type's price changed (raises InfeasibleError)."""
-    return Planner(with_prices(sc, {gpu_type: price}), cancel=cancel).exact()
+    return planner_for(with_prices(sc, {gpu_type: price}), cancel).exact()
 
 
 def line(plan: Plan, gpu_type: str) -> tuple[float, float]:
@@ -116,7 +116,7 @@ def tornado(sc: Scenario, percent: float = 20.0, base: Result | None = None, can
     if not (isinstance(percent, (int, float)) and 0 < percent < 100):
         raise InputError(Problem(f"percent must be between 0 and 100 (exclusive), got {percent!r}",
                                  "sensitivity", column="percent"))
-    base_h = Headline.of(base or Planner(sc, cancel=cancel).exact())
+    base_h = Headline.of(base or planner_for(sc, cancel).exact())
     rows = []
     for e in sc.pool.entries:
         p = e.spec.price_usd_per_hour
@@ -171,7 +171,7 @@ def break_even(sc: Scenario, gpu_type: str, base: Result | None = None, cancel=N
     """The price of one GPU type at which it enters (below) or leaves (above) the optimal plan."""
     _check_types(sc, [gpu_type], "break-even")
     p0 = _price(sc, gpu_type)
-    base = base or Planner(sc, cancel=cancel).exact()
+    base = base or planner_for(sc, cancel).exact()
     solves = 0
     proven = base.proven_optimal
     others = [t for t in sc.pool.types if t != gpu_type]
@@ -180,7 +180,7 @@ def break_even(sc: Scenario, gpu_type: str, base: Result | None = None, cancel=N
         c0 = base.plan.usd_per_million_tokens  # the optimum does not use the type: it is the optimum without it
     elif others:
         try:
-            without = Planner(restrict_pool(sc, others), cancel=cancel).exact()
+            without = planner_for(restrict_pool(sc, others), cancel).exact()
             c0, proven = without.plan.usd_per_million_tokens, proven and without.proven_optimal
         except InfeasibleError:
             pass
@@ -245,7 +245,7 @@ def _meaning(gpu_type, in_now, price, p0, c0) -> str:
 
 
 def break_evens(sc: Scenario, base: Result | None = None, cancel=None) -> tuple[BreakEven, ...]:
-    base = base or Planner(sc, cancel=cancel).exact()
+    base = base or planner_for(sc, cancel).exact()
     return tuple(break_even(sc, g, base, cancel) for g in sc.pool.types)
 
 

@@ -510,3 +510,49 @@ def test_module_entry_point_runs():
                           "--no-grid", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["points"]
+
+
+# ------------------------------------------------------------------ 8. reused candidates (what-if speed)
+def _same_candidates(a, b):
+    key = lambda o: (o.size, o.role, o.gpu_type, o.tp, o.level)  # noqa: E731
+    assert sorted(a.options, key=key) == sorted(b.options, key=key)
+    assert sorted(a.excluded, key=key) == sorted(b.excluded, key=key)
+    assert (a.sizes, a.levels, a.tp_degrees, a.tp_notes) == (b.sizes, b.levels, b.tp_degrees, b.tp_notes)
+
+
+@settings(max_examples=25, **SLOW)
+@given(small_scenarios(min_types=2), st.sampled_from([0.01, 0.5, 1.3, 7.0]), st.data())
+def test_candidates_derived_for_other_prices_and_fewer_types_equal_a_fresh_build(sc, factor, data):
+    """The what-ifs re-price / filter one build instead of rebuilding: the result must be the very
+    CandidateSet that build_candidates gives for the changed scenario."""
+    base = build_candidates(sc)
+    moved = sc.pool.types[data.draw(st.integers(0, len(sc.pool.types) - 1), label="type")]
+    priced = W.with_prices(sc, {moved: sc.pool.entry(moved).spec.price_usd_per_hour * factor})
+    _same_candidates(W.derive_candidates(base, priced), build_candidates(priced))
+    kept = [t for t in sc.pool.types if t != moved]
+    fewer = W.restrict_pool(priced, kept)
+    _same_candidates(W.derive_candidates(base, fewer), build_candidates(fewer))
+    # and through the cache, which must not hand a set of another shape (other settings) back
+    assert W.candidates_for(fewer).scenario is fewer
+    _same_candidates(W.candidates_for(fewer), build_candidates(fewer))
+    other = replace(sc, settings=replace(sc.settings, max_stages=sc.settings.max_stages + 1))
+    _same_candidates(W.candidates_for(other), build_candidates(other))
+
+
+def test_price_what_ifs_through_the_cache_equal_fresh_solves():
+    """Tornado and break-even on a two-type pool with the cache equal fresh Planner solves."""
+    sc = two_types()
+    base = Planner(sc).exact()
+    t = P.tornado(sc, 30.0, base)
+    for r in t.rows:
+        p = sc.pool.entry(r.gpu_type).spec.price_usd_per_hour
+        for price, h in ((p * 0.7, r.low), (p * 1.3, r.high)):
+            fresh = Planner(W.with_prices(sc, {r.gpu_type: price})).exact().plan
+            assert h.usd_per_million_tokens == pytest.approx(fresh.usd_per_million_tokens, rel=1e-12)
+    for b in P.break_evens(sc, base):
+        if b.break_even_usd_per_hour is None:
+            continue
+        x = b.break_even_usd_per_hour
+        lo = Planner(W.with_prices(sc, {b.gpu_type: x * 0.99})).exact().plan
+        hi = Planner(W.with_prices(sc, {b.gpu_type: x * 1.01})).exact().plan
+        assert (lo.gpus_by_type().get(b.gpu_type, 0) > 0) != (hi.gpus_by_type().get(b.gpu_type, 0) > 0)
