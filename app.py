@@ -123,7 +123,7 @@ def begin_solve(sc, err, key, ckey) -> None:
 def too_large(cs, sc, details=None, frontier_box=None) -> None:
     st.info(f"Large problem ({len(cs.options):,} stage options): it is not solved automatically, as a solve can "
             f"take up to the time limit ({sc.settings.time_limit_s:g} s). Press **Solve now** in the sidebar.",
-            icon="⏸️")
+            icon=":material/pause_circle:")
     show_last("Showing the last result; the settings have changed since.", details, frontier_box)
 
 
@@ -155,7 +155,7 @@ def result_section(sc, err, key, ckey, name: str, details=None, frontier_box=Non
                       frontier_box)
             return
         if not pressed and not s.get("auto_solve", True):
-            st.info("Automatic solving is off: press **Solve now** in the sidebar.", icon="⏸️")
+            st.info("Automatic solving is off: press **Solve now** in the sidebar.", icon=":material/pause_circle:")
             show_last(stale, details, frontier_box)
             return
         cs = solver.candidates(key, name, ckey)
@@ -216,7 +216,7 @@ def result_section(sc, err, key, ckey, name: str, details=None, frontier_box=Non
         if job.state == "cancelled":  # ended by a newer run of this session
             st.warning("Solve cancelled.", icon=":material/cancel:")
         else:
-            st.error(f"**The solve did not finish**: {job.failure}", icon="🚫")
+            st.error(f"**The solve did not finish**: {job.failure}", icon=":material/error:")
         show_last("Showing the last result that solved.", details, frontier_box)
         return
     outcome, exact = outcomes[method], outcomes["exact"]

@@ -59,7 +59,7 @@ def test_default_scenario_solves_like_the_library():
     assert metric(at, "Tokens per second") == f"{p.tokens_per_s:,.0f}"
     assert metric(at, "Cost per hour") == f"${p.cost_usd_per_hour:,.2f}/h"
     assert metric(at, "Time to first token") == f"{p.ttft_s * 1e3:,.0f} ms"
-    assert metric(at, "Time per output token") == f"{p.tpot_s * 1e3:,.1f} ms"
+    assert metric(at, "Time per token") == f"{p.tpot_s * 1e3:,.1f} ms"
     assert p.ttft_s * 1e3 <= 450 and p.tpot_s * 1e3 <= 40
     assert metric(at, "Optimal") == ("proven" if lib.proven_optimal else "not proven")
     line = next(m.value for m in at.markdown if "layout" in m.value and " × " in m.value)

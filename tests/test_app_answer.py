@@ -164,7 +164,7 @@ def test_headline_is_drawn_before_the_input_tabs():
     assert order.index("Metric") < order.index("Tab")
     labels = [m.label for m in at.main.metric]
     assert labels[:6] == ["$ per million tokens", "Tokens per second", "Cost per hour", "Time to first token",
-                          "Time per output token", "Optimal"]
+                          "Time per token", "Optimal"]
 
 
 def test_default_solve_is_the_same_with_the_frontier_after_it():

@@ -112,7 +112,7 @@ def render() -> None:
     if isinstance(cat, InputError):
         lines = md_lines(cat.problems)
         st.error(f"**The edited catalogue has problems** ({len(cat.problems)}); the bundled catalogue is used "
-                 f"until they are fixed:\n{lines}", icon="🚫")
+                 f"until they are fixed:\n{lines}", icon=":material/error:")
     tabs = st.tabs([t[2] for t in TABLES])
     for tab, (file, key, title, note) in zip(tabs, TABLES):
         with tab:

@@ -51,11 +51,11 @@ def render() -> None:
     st.title("Stage explorer")
     sc = state.last_good_scenario()
     if sc is None:
-        st.error("The current scenario does not parse; fix it on the main page first.", icon="🚫")
+        st.error("The current scenario does not parse; fix it on the main page first.", icon=":material/error:")
         return
     _, err = state.current_scenario()
     if err is not None:
-        st.warning("The current edits do not parse; exploring the last valid scenario.", icon="⚠️")
+        st.warning("The current edits do not parse; exploring the last valid scenario.", icon=":material/warning:")
     texts_key = state.T.texts_key(s["texts"]) if err is None else None
     st.caption(f"Scenario **{md(s['scenario_name'])}** · model {md(sc.model.name)} ({sc.model.num_layers} layers) · "
                f"{sc.workload.input_tokens} input + {sc.workload.output_tokens} output tokens per request · "

@@ -123,7 +123,7 @@ def use_case_warning(plan) -> str | None:
 
 def show_problems(err: InputError, title: str = "The scenario has problems") -> None:
     lines = md_lines(err.problems) if err.problems else md_lines([err])
-    st.error(f"**{title}** ({len(err.problems)}):\n{lines}", icon="🚫")
+    st.error(f"**{title}** ({len(err.problems)}):\n{lines}", icon=":material/error:")
 
 
 def workload_and_model() -> None:
@@ -205,7 +205,7 @@ def pool_cell_errors() -> None:
         return
     err = cell_check.as_input_error(marks, s["pool"])
     st.error(f"**{len(marks)} cell(s) of the GPU pool table need a value** (nothing is taken from the "
-             f"catalogue silently):\n{md_lines(err.problems)}", icon="🚫")
+             f"catalogue silently):\n{md_lines(err.problems)}", icon=":material/error:")
     if any(m.message.startswith("empty: enter a value") for m in marks):
         st.button("Fill empty cells from the catalogue", key="fill_pool", on_click=state.fill_pool_from_catalogue,
                   icon=":material/input:")

@@ -30,18 +30,18 @@ def fmt_usd_m(x: float) -> str:
 def show_error(err: PlannerError) -> None:
     if isinstance(err, InputError):
         lines = md_lines(err.problems)
-        st.error(f"**The scenario has problems** ({len(err.problems)}):\n{lines}", icon="🚫")
+        st.error(f"**The scenario has problems** ({len(err.problems)}):\n{lines}", icon=":material/error:")
     elif isinstance(err, InfeasibleError):
         msg = "**No plan satisfies the limits.**"
         if err.binding:
             msg += "\n\nBinding:\n" + md_lines(err.binding)
         if err.hints:
             msg += "\n\nTo make it feasible:\n" + md_lines(err.hints)
-        st.error(msg, icon="🚫")
+        st.error(msg, icon=":material/error:")
     elif isinstance(err, SolverError):
-        st.error(f"**The solver failed** ({md(err.status or 'no status')}): {md(err)}", icon="🚫")
+        st.error(f"**The solver failed** ({md(err.status or 'no status')}): {md(err)}", icon=":material/error:")
     else:
-        st.error(f"**{type(err).__name__}**: {md(err)}", icon="🚫")
+        st.error(f"**{type(err).__name__}**: {md(err)}", icon=":material/error:")
 
 
 def gpus_line(p) -> str:
@@ -87,8 +87,8 @@ def headline(outcome: Outcome, exact: Outcome | None) -> None:
     c[2].metric("Cost per hour", f"${p.cost_usd_per_hour:,.2f}/h")
     c[3].metric("Time to first token", f"{ttft_ms:,.0f} ms", help="model estimate: a microbatch's prefill "
                 "through every stage (queueing and stage-to-stage transfer not included)")
-    c[4].metric("Time per output token", f"{tpot_ms:,.1f} ms",
-                help="model estimate: stages × the slowest stage's decode step")
+    c[4].metric("Time per token", f"{tpot_ms:,.1f} ms",
+                help="time per output token, model estimate: stages × the slowest stage's decode step")
     short, line = optimality_text(r)
     c[5].metric("Optimal", short, help=line if r.proven_optimal else f"{line} {md(r.how)}")
     st.markdown(f"**{md(gpus_line(p))}** ({p.num_gpus} GPUs) · layout **{md(layout_line(p))}** · "
@@ -189,7 +189,7 @@ def render(outcome: Outcome, exact: Outcome | None, frontier: Outcome | None, sc
     """Everything about one result: `render_head` here, `render_details` into `details`. `stale` explains
     why an older result is shown."""
     if stale:
-        st.info(stale, icon="ℹ️")
+        st.info(stale, icon=":material/info:")
     render_head(outcome, exact, use_case_note)
     render_details(outcome, exact, frontier, sc, name, details, frontier_box)
 
@@ -203,7 +203,7 @@ def render_head(outcome: Outcome, exact: Outcome | None, use_case_note: str | No
     elif use_case_note:
         st.warning(md(use_case_note), icon=":material/timer_off:")
     for w in outcome.result.warnings:
-        st.warning(md(w), icon="⚠️")
+        st.warning(md(w), icon=":material/warning:")
 
 
 def render_details(outcome: Outcome, exact: Outcome | None, frontier: Outcome | None, sc: Scenario, name: str,
