@@ -33,6 +33,14 @@ COLUMNS = {
 }
 
 
+def _times(v: str) -> str:
+    """A speed-up cell: '12.3' for a number, the text itself otherwise (e.g. 'seed did not finish')."""
+    try:
+        return f"{float(v):,.1f}"
+    except ValueError:
+        return v.replace("_", " ")
+
+
 def table(df: pd.DataFrame, key: str) -> None:
     """A benchmark CSV as a readable table: headers in words, units, thousands separators, blanks as "–"."""
     shown = df.copy()
@@ -45,7 +53,7 @@ def table(df: pd.DataFrame, key: str) -> None:
             shown[c] = shown[c].map(lambda v: "–" if pd.isna(v) else ("yes" if v is True else "no" if v is False
                                                                      else str(v)))
             if c == "speedup":
-                shown[c] = shown[c].map(lambda v: v if v == "–" else f"{float(v):,.1f}")
+                shown[c] = shown[c].map(_times)
             config[c] = st.column_config.TextColumn(label)
     st.dataframe(shown, hide_index=True, width="stretch", column_config=config, key=key)
 
