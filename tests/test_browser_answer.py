@@ -154,12 +154,15 @@ def test_screenshot_of_every_page(page: Page, app_url):
     """Each page renders without an exception; its full-page screenshot is kept to be looked at."""
     open_app(page, app_url)
     SHOTS.mkdir(parents=True, exist_ok=True)
+    # Streamlit scrolls inside its own container, so a full-page screenshot is one viewport: a tall one instead
+    page.set_viewport_size({"width": WIDTH, "height": 2600})
     for name in PAGES:
         page.goto(f"{app_url}/{name}")
         expect(page.get_by_test_id("stSidebarNav")).to_be_visible(timeout=LOAD_TIMEOUT)
         page.wait_for_timeout(1500)
         expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=LOAD_TIMEOUT)  # the script ended
-        page.wait_for_timeout(1000)
+        expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=LOAD_TIMEOUT)
+        page.wait_for_timeout(2500)
         assert page.get_by_test_id("stException").count() == 0, name
-        page.screenshot(path=str(SHOTS / f"page_{name or 'Planner'}.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"page_{name or 'Planner'}.png"))
         assert (SHOTS / f"page_{name or 'Planner'}.png").stat().st_size > 10_000

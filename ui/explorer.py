@@ -103,7 +103,7 @@ def render() -> None:
     st.subheader("Time per phase: compute, memory and link")
     st.plotly_chart(charts.time_figure(n["phases"]), width="stretch", key="time_chart")
     df = pd.DataFrame(n["phases"])
-    st.dataframe(df, hide_index=True, width="stretch", column_config={
+    st.dataframe(df, hide_index=True, width="stretch", placeholder="–", column_config={
         c: st.column_config.NumberColumn(c.replace("_ms", " (ms)"), format="%.3f")
         for c in ("compute_ms", "memory_ms", "link_ms", "overhead_ms", "total_ms")})
     st.caption("Total is the performance model's time for the phase (planner/perf.py: a roofline of compute and "

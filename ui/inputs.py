@@ -164,7 +164,7 @@ def pool_and_network() -> None:
     s = st.session_state
     st.markdown("**GPU pool** (add or delete rows; the datasheet columns override the catalogue)")
     stable_editor(
-        "pool", num_rows="dynamic", width="stretch", hide_index=True,
+        "pool", num_rows="dynamic", width="stretch", hide_index=True, placeholder="⚠ empty",
         column_config={
             "gpu_type": st.column_config.TextColumn("GPU type", help="catalogue SKU or alias, or a custom name "
                                                     "with every datasheet column filled in"),
@@ -210,7 +210,7 @@ def pool_cell_errors() -> None:
         st.button("Fill empty cells from the catalogue", key="fill_pool", on_click=state.fill_pool_from_catalogue,
                   icon=":material/input:")
     st.caption("The GPU pool table with the cells to fix marked:")
-    st.dataframe(cell_check.marked_frame(s["pool"], marks), width="stretch", key="pool_marked")
+    st.dataframe(cell_check.marked_frame(s["pool"], marks), width="stretch", key="pool_marked", placeholder="–")
 
 
 def search_settings():

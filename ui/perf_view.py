@@ -55,7 +55,7 @@ def table(df: pd.DataFrame, key: str) -> None:
             if c == "speedup":
                 shown[c] = shown[c].map(_times)
             config[c] = st.column_config.TextColumn(label)
-    st.dataframe(shown, hide_index=True, width="stretch", column_config=config, key=key)
+    st.dataframe(shown, hide_index=True, width="stretch", placeholder="–", column_config=config, key=key)
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 INTERACTIVE_S = 1.5  # a slider change should give an updated chart within this
@@ -129,11 +129,11 @@ def limit_note(df: pd.DataFrame, series: str) -> str:
     for quant, part in df.groupby("quantization", sort=False):
         slow = part[(part["total_s"].isna()) | (part["total_s"] > INTERACTIVE_S)][series].sort_values()
         if slow.empty:
-            notes.append(f"{quant}: interactive at every value measured (up to {part[series].max():g})")
+            notes.append(f"{quant}: interactive at every value measured (up to {part[series].max():,.10g})")
         elif len(slow) == len(part):
             notes.append(f"{quant}: over {INTERACTIVE_S:g} s at every value measured")
         else:
-            notes.append(f"{quant}: over {INTERACTIVE_S:g} s at {', '.join(f'{v:g}' for v in slow)}")
+            notes.append(f"{quant}: over {INTERACTIVE_S:g} s at {', '.join(f'{v:,.10g}' for v in slow)}")
     return "; ".join(notes)
 
 

@@ -134,7 +134,7 @@ def stage_frame(result: Result) -> pd.DataFrame:
 
 
 def stage_table(result: Result) -> None:
-    st.dataframe(stage_frame(result), hide_index=True, width="stretch", column_config={
+    st.dataframe(stage_frame(result), hide_index=True, width="stretch", placeholder="–", column_config={
         "stage": st.column_config.NumberColumn(width=55),
         "TP": st.column_config.NumberColumn(width=45),
         "bound": st.column_config.TextColumn(width=75),
@@ -148,7 +148,7 @@ def stage_table(result: Result) -> None:
                                "GB/s": l.gb_per_s, "tokens/s the link carries": round(l.tokens_per_s)}
                               for l in result.plan.links])
         st.caption("Stage-to-stage links")
-        st.dataframe(links, hide_index=True, width="stretch", column_config={
+        st.dataframe(links, hide_index=True, width="stretch", placeholder="–", column_config={
             "GB/s": st.column_config.NumberColumn(format="%g"),
             "tokens/s the link carries": st.column_config.NumberColumn(format="localized")})
 
@@ -255,5 +255,5 @@ def _details(outcome: Outcome, front: Outcome | None, sc: Scenario, name: str) -
     with t2:
         st.plotly_chart(charts.gpu_figure(r.plan, sc.model.num_layers), width="stretch", key="gpu_chart")
         gpus = pd.DataFrame(report.gpu_rows(r.plan)).rename(columns=GPU_HEADERS)
-        st.dataframe(gpus[[h for h in GPU_HEADERS.values() if h in gpus.columns]], hide_index=True,
+        st.dataframe(gpus[[h for h in GPU_HEADERS.values() if h in gpus.columns]], hide_index=True, placeholder="–",
                      width="stretch")

@@ -189,7 +189,7 @@ def table(df: pd.DataFrame, key: str | None = None, **formats) -> None:
         elif col.endswith("(ms)"):
             config[col] = NUM(format="%.1f")
     config.update({c: NUM(format=f) for c, f in formats.items()})
-    st.dataframe(df, hide_index=True, width="stretch", column_config=config, key=key)
+    st.dataframe(df, hide_index=True, width="stretch", placeholder="–", column_config=config, key=key)
 
 
 # ------------------------------------------------------------------ page
