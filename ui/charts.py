@@ -152,7 +152,7 @@ def layout_figure(plan: Plan, num_layers: int) -> go.Figure:
     for s in plan.stages:
         is_b = s.index == bottleneck
         label = (f"{'⚠ ' if is_b else ''}S{s.index} {s.gpu_type} TP{s.tp}<br>"
-                 f"{s.memory_gb_per_gpu:.1f}/{s.capacity_gb:g} GB<br>{s.tokens_per_s:,.0f} tok/s")
+                 f"{s.memory_gb_per_gpu:.1f}/{s.capacity_gb:.1f} GB<br>{s.tokens_per_s:,.0f} tok/s")
         fig.add_trace(go.Bar(
             y=["pipeline"], x=[s.num_layers], base=[s.first_layer - 0.5], orientation="h",
             name=s.gpu_type, legendgroup=s.gpu_type, showlegend=False,
@@ -161,7 +161,7 @@ def layout_figure(plan: Plan, num_layers: int) -> go.Figure:
             text=[label], textposition="inside", insidetextanchor="middle", textfont=dict(color="white"),
             hovertemplate=(f"stage {s.index}{' (bottleneck)' if is_b else ''}<br>layers {s.first_layer}-"
                            f"{s.last_layer} ({s.num_layers})<br>{s.gpu_type} ({s.sku}) × {s.tp} (TP {s.tp})<br>"
-                           f"memory {s.memory_gb_per_gpu:.2f} of {s.capacity_gb:g} GB per GPU<br>"
+                           f"memory {s.memory_gb_per_gpu:.2f} of {s.capacity_gb:.1f} GB per GPU<br>"
                            f"{s.tokens_per_s:,.0f} tokens/s, {s.bound}-bound<br>${s.cost_usd_per_hour:.2f}/h"
                            "<extra></extra>")))
         shown.add(s.gpu_type)

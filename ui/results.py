@@ -111,7 +111,7 @@ def solver_line(outcome: Outcome) -> str:
     on = "gap on $/token (proven bound)" if r.extra.get("gap_on") == "usd_per_token" else "MIP gap"
     return (f"Solver status **{md(r.status)}**, {md(on)} {gap_text(r.gap)}, time "
             f"{r.solve_seconds + r.build_seconds:.2f} s (HiGHS {r.solve_seconds:.2f} s, model build "
-            f"{r.build_seconds:.2f} s; wall {outcome.seconds:.2f} s). {md(r.how)}.")
+            f"{r.build_seconds:.2f} s; wall {outcome.seconds:.2f} s). {md(r.how[:1].upper() + r.how[1:])}.")
 
 
 def gpu_range(ids: tuple[str, ...]) -> str:
@@ -129,7 +129,7 @@ def stage_frame(result: Result) -> pd.DataFrame:
         "stage": s.index, "layers": f"{s.first_layer}-{s.last_layer} ({s.num_layers})",
         "GPU type": s.gpu_type if s.gpu_type == s.sku else f"{s.gpu_type} ({s.sku})", "TP": s.tp,
         "GPUs (node)": f"{gpu_range(s.gpu_ids)} ({s.node})", "tokens/s": round(s.tokens_per_s),
-        "memory (GB/GPU)": f"{s.memory_gb_per_gpu:.2f} of {s.capacity_gb:g}", "cost ($/h)": s.cost_usd_per_hour,
+        "memory (GB/GPU)": f"{s.memory_gb_per_gpu:.1f} of {s.capacity_gb:.1f}", "cost ($/h)": s.cost_usd_per_hour,
         "bound": s.bound, "bottleneck": s.index == p.bottleneck} for s in p.stages])
 
 
@@ -220,12 +220,12 @@ def render_details(outcome: Outcome, exact: Outcome | None, frontier: Outcome | 
 def _details(outcome: Outcome, front: Outcome | None, sc: Scenario, name: str) -> None:
     r = outcome.result
     st.caption(solver_line(outcome))
-    d1, d2, d3 = st.columns([1, 1, 3])
-    d1.download_button("Download the plan (CSV)", plan_csv(r), file_name=f"{name}_plan.csv", mime="text/csv",
+    d1, d2, d3 = st.columns([1.2, 1.4, 2.4])
+    d1.download_button("Download plan (CSV)", plan_csv(r), file_name=f"{name}_plan.csv", mime="text/csv",
                        key="download_plan", on_click="ignore", width="stretch")
     gpus_csv = report.to_csv(report.gpu_rows(r.plan), ("gpu_id", "gpu_type", "node", "stage", "tp_rank",
                                                        "first_layer", "last_layer"))
-    d2.download_button("Download the GPU list (CSV)", gpus_csv, file_name=f"{name}_gpus.csv", mime="text/csv",
+    d2.download_button("Download GPU list (CSV)", gpus_csv, file_name=f"{name}_gpus.csv", mime="text/csv",
                        key="download_gpus", on_click="ignore", width="stretch")
 
     st.subheader("$/token against budget")

@@ -57,7 +57,7 @@ def plan_frame(plan: Plan) -> pd.DataFrame:
     return pd.DataFrame([{
         "stage": s.index, "layers": f"{s.first_layer}-{s.last_layer} ({s.num_layers})", "GPU type": s.gpu_type,
         "TP": s.tp, "tokens/s": round(s.tokens_per_s), "$/h": s.cost_usd_per_hour, "prefill (ms)": ms(s.prefill_s),
-        "decode step (ms)": ms(s.decode_step_s), "memory (GB/GPU)": f"{s.memory_gb_per_gpu:.1f} of {s.capacity_gb:g}",
+        "decode step (ms)": ms(s.decode_step_s), "memory (GB/GPU)": f"{s.memory_gb_per_gpu:.1f} of {s.capacity_gb:.1f}",
         "bound": s.bound} for s in plan.stages])
 
 
