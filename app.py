@@ -11,7 +11,7 @@ waits for it); finished solves are cached on the texts for every session.
 import streamlit as st
 
 from planner.candidates import QUANTIZATION_LEVELS
-from ui import inputs, results, solver, state
+from ui import inputs, results, solver, state, uncertainty_view
 from ui import scenario_texts as T
 from ui.text import md, md_lines, ordinal
 
@@ -225,7 +225,7 @@ def result_section(sc, err, key, ckey, name: str, details=None, frontier_box=Non
         show_last("Showing the last result that solved.", details, frontier_box)
         return
     note = inputs.use_case_warning(outcome.result.plan)
-    results.render_head(outcome, exact, use_case_note=note)
+    results.render_head(outcome, exact, use_case_note=note, sc=sc)
     frontier = outcomes.get(solver.FRONTIER)
     with details:
         if frontier is None and job is not None:  # the answer is on screen; the curve's frontier follows
@@ -275,6 +275,7 @@ def planner_page() -> None:
 
     with st.sidebar:
         inputs.scenario_source()
+        uncertainty_view.pessimistic_switch()
 
     st.title("GPU pipeline planner")
     # The answer first: the headline is drawn into this box (after the inputs below are read), so it is on

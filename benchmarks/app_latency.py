@@ -66,9 +66,12 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def start_server(port: int, log, env: dict[str, str] | None = None, wait_s: float = 60.0) -> subprocess.Popen:
-    """`streamlit run app.py` on `port` (extra environment `env`), once its health endpoint answers."""
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+def start_server(port: int, log, env: dict[str, str] | None = None, wait_s: float = 60.0,
+                 cpus: set[int] | None = None) -> subprocess.Popen:
+    """`streamlit run app.py` on `port` (extra environment `env`), once its health endpoint answers; with
+    `cpus`, the server and everything it forks run on those CPUs only (taskset)."""
+    pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+    proc = subprocess.Popen([*pin, sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1",
                              "--browser.gatherUsageStats", "false"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, **(env or {})})

@@ -1,7 +1,7 @@
 """Many users at once: N browser sessions open the app together; how long each waits for its first
 result, and how much memory the server's process tree holds meanwhile.
 
-    python benchmarks/many_users.py [--sessions 6] [--max-solvers K] [--no-distinct]
+    python benchmarks/many_users.py [--sessions 6] [--max-solvers K] [--no-distinct] [--split]
 
 Starts a fresh `streamlit run app.py` (with PLANNER_MAX_SOLVERS=K if given) and opens N sessions in
 Debian's chromium (/usr/bin/chromium) at the same moment, each in its own browser context (its own
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -133,6 +132,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sessions", type=int, default=6)
     ap.add_argument("--max-solvers", type=int, default=None, help="PLANNER_MAX_SOLVERS for the server")
     ap.add_argument("--no-distinct", action="store_true", help="skip phase 2 (a distinct edit per session)")
+    ap.add_argument("--split", action="store_true",
+                    help="server on the first CPU only, the browsers on the others: users' browsers run on their own "
+                         "machines, so this measures the server alone (on fewer cores than it would have)")
     args = ap.parse_args(argv)
     if not os.path.exists(CHROMIUM):
         print(f"{CHROMIUM} is not installed (apt-get install chromium)", file=sys.stderr)
@@ -145,7 +147,15 @@ def main(argv=None) -> int:
     log = open(ROOT / "benchmarks" / "many_users.log", "w")
     port = free_port()
     env = {} if args.max_solvers is None else {"PLANNER_MAX_SOLVERS": str(args.max_solvers)}
-    proc = start_server(port, log, env, wait_s=120.0)
+    server_cpus = None
+    if args.split:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            print("--split needs at least 2 CPUs", file=sys.stderr)
+            return 1
+        server_cpus = {cpus[0]}
+        os.sched_setaffinity(0, set(cpus[1:]))  # this process, Playwright's driver and chromium inherit it
+    proc = start_server(port, log, env, wait_s=120.0, cpus=server_cpus)
     sampler = MemorySampler(proc.pid)
     sampler.start()
     try:
@@ -185,6 +195,7 @@ def main(argv=None) -> int:
     print(f"\nserver tree peak: RSS {sampler.peak_rss:,.0f} MB (summed), PSS {sampler.peak_pss:,.0f} MB, "
           f"{sampler.peak_procs} processes; max solvers: "
           f"{args.max_solvers if args.max_solvers is not None else 'server default'}; "
+          f"{'server on CPU ' + str(min(server_cpus)) + ', browsers on the others; ' if server_cpus else ''}"
           f"exceptions on the pages: {exceptions}")
     return 0 if exceptions == 0 else 1
 

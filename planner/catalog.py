@@ -255,3 +255,22 @@ def _load_catalog_cached(config_dir: str) -> Catalog:
     engines = parse_engines(read_text(base / "engines.csv"), str(base / "engines.csv"),
                             read_text(per_gpu) if per_gpu.exists() else None, str(per_gpu))
     return Catalog(gpus, gpu_aliases, models, model_aliases, sources, engines)
+
+
+def read_engine_file(path: Path | str) -> dict[str, EngineProfile]:
+    """Engine profiles from an engines.csv-format file (`--engines FILE`, a scenario folder's engines.csv,
+    what `calibrate` writes); an engine_gpus.csv in the same folder adds their per-GPU rows."""
+    path = Path(path)
+    per_gpu = path.parent / "engine_gpus.csv"
+    return parse_engines(read_text(path), str(path), read_text(per_gpu) if per_gpu.exists() else None, str(per_gpu))
+
+
+def with_engines(cat: Catalog, engines: dict[str, EngineProfile]) -> Catalog:
+    """The catalogue with `engines` added (a profile of the same name replaces the catalogue's)."""
+    from dataclasses import replace
+
+    return replace(cat, engines={**cat.engines, **engines})
+
+
+def with_engine_file(cat: Catalog, path: Path | str) -> Catalog:
+    return with_engines(cat, read_engine_file(path))

@@ -16,6 +16,8 @@ from pathlib import Path
 from .candidates import QUANTIZATION_LEVELS, build_candidates
 from .csvio import check_number
 from .domain import MIN_GB_PER_S, MIN_PRICE_USD_PER_GPU_HOUR, USE_CASE_KEYS, WEIGHT_SCALINGS
+from .cli_calibrate import add_engines_flag, calibration_points, catalog_for
+from .uncertainty_text import range_lines
 from .errors import InfeasibleError, InputError, PlannerError, Problem, SolverError
 
 log = logging.getLogger("planner")
@@ -46,6 +48,7 @@ def _sizing(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", help="sequences in flight, or 'auto' (as many as memory allows)")
     p.add_argument("--token-basis", choices=("total", "output"), help="what a token is in $/token")
     p.add_argument("--engine", help="engine profile from config/engines.csv (default vllm)")
+    add_engines_flag(p)
     _precision_args(p)
 
 
@@ -109,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frontier", action="store_true", help="exact: also write the full Pareto frontier")
     s.add_argument("--out", default="out", help="output folder (default ./out)")
     s.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    s.add_argument("--pessimistic", action="store_true",
+                   help="plan against the low end of each option's predicted range (the profile's errors on the "
+                        "closest measured data): does the GPU choice change?")
     add_allow_large(s)
 
     c = sub.add_parser("candidates", help="list every stage option with its numbers and why it is excluded")
@@ -134,24 +140,33 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch", type=int, help="static batch of B requests")
     g.add_argument("--concurrency", type=int, help="continuous batching with C requests in flight")
     e.add_argument("--engine", default="vllm", help="engine profile (default vllm)")
+    add_engines_flag(e)
     _precision_args(e)
     e.add_argument("--json", action="store_true")
 
     v = sub.add_parser("validate", help="predicted vs measured on the calibration data, the AIConfigurator reference "
                                         "and published measurements: MAPE and worst ratio per source and profile")
     v.add_argument("--json", action="store_true")
+    add_engines_flag(v)
     from .cli_whatif import add_subcommands  # cli_whatif imports this module's helpers
     add_subcommands(sub)
     from .cli_fleet import add_subcommands as add_fleet
 
     add_fleet(sub)
+    from .cli_compare import add_subcommands as add_compare
+
+    add_compare(sub)
+    from .cli_calibrate import add_subcommands as add_calibrate
+
+    add_calibrate(sub)
     return parser
 
 
 def _scenario(args):
     from .scenario_io import load_config_dir, override_settings
 
-    sc = load_config_dir(args.config_dir)
+    cat = catalog_for(args)
+    sc = load_config_dir(args.config_dir, catalog=cat)
     changes = {}
     flags = {}  # settings field -> the flag that set it, so that a problem names the flag
     if getattr(args, "sizes", None):
@@ -193,9 +208,7 @@ def _scenario(args):
     if w is not sc.workload:
         sc = replace(sc, workload=w)
     if getattr(args, "engine", None):
-        from .catalog import load_catalog
-
-        engines = load_catalog().engines
+        engines = cat.engines
         if args.engine not in engines:
             raise InputError(Problem(f"unknown engine profile '{args.engine}' (known: {', '.join(engines)})",
                                      "command line", column="--engine"))
@@ -252,7 +265,14 @@ def cmd_solve(args) -> int:
     sc = _scenario(args)
     for w in sc.warnings:
         print(f"note: {w}", file=sys.stderr)
-    planner = Planner(sc, _guarded_candidates(sc, args))
+    cs = _guarded_candidates(sc, args)
+    points = calibration_points(args, sc.engine)
+    factors = None
+    if args.pessimistic:
+        from .pessimistic import pessimistic_candidates
+
+        cs, factors = pessimistic_candidates(cs, points)
+    planner = Planner(sc, cs)
     method = sc.settings.method
     if method == "exact":
         result = planner.exact(with_frontier=args.frontier)
@@ -263,7 +283,10 @@ def cmd_solve(args) -> int:
     from .usecases import interactive_warning
 
     summary = {}
-    _write(out, lambda: summary.update(write_result(result, out, sc.name)))
+    if factors is not None:
+        result.extra["pessimistic"] = {"factors": factors, "note": "each option's tokens/s at the low end of its "
+                                       "range (planner/pessimistic.py); tokens_per_s is that low end"}
+    _write(out, lambda: summary.update(write_result(result, out, sc.name, sc, points)))
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     slow = interactive_warning(summary["ttft_ms"], summary["tpot_ms"], sc.settings.use_case)
@@ -281,12 +304,16 @@ def _print_result(s: dict, out: Path) -> None:
     gap = "n/a" if s["mip_gap"] is None else f"{s['mip_gap']:.3%}"
     on = " on $/token" if s.get("gap_on") == "usd_per_token" else " (MIP)"
     print(f"{s['scenario']}: method {s['method']}, status {s['status']} ({proven}), gap{on} {gap}, "
-          f"{s['solve_seconds']:.2f} s")
+          f"{s['solve_seconds']:.2f} s" + (" | PESSIMISTIC: planned on each option's low-end throughput "
+                                            f"(nominal {s['tokens_per_s_nominal']:,.1f} tokens/s)"
+                                            if s.get("pessimistic") else ""))
     print(f"  {s['how']}")
     print(f"  ${s['usd_per_million_tokens']:.4f} per million {s['token_basis']} tokens | "
+          f"TTFT {_ms(s['ttft_ms'])} | TPOT {_ms(s['tpot_ms'])} | "
           f"{s['tokens_per_s']:.1f} tokens/s | ${s['cost_usd_per_hour']:.2f}/h | {s['num_gpus']} GPUs in "
           f"{s['num_stages']} stages | {s['concurrency']} sequences in flight")
-    print(f"  TTFT {_ms(s['ttft_ms'])} | TPOT {_ms(s['tpot_ms'])} per output token")
+    for line in range_lines(s):
+        print(f"  {line}")
     for i, st in enumerate(s["stages"], start=1):
         print(f"  stage {i}: layers {st['first_layer']}-{st['last_layer']} on {st['gpu_type']} TP{st['tp']} "
               f"| {st['tokens_per_s']:.1f} tok/s ({st['bound']}-bound) | {st['memory_gb_per_gpu']:.1f}/"
@@ -328,10 +355,9 @@ def cmd_candidates(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .catalog import load_catalog
     from .evaluate_csv import KNOWN_PRECISIONS, LayoutArgs, evaluate_args, evaluate_csv
 
-    cat = load_catalog()
+    cat = catalog_for(args)
     if args.from_csv:
         given = [f"--{f.replace('_', '-')}" for f in ("model", "gpu", "tp", "input_len", "output_len", "batch",
                                                        "concurrency") if getattr(args, f) is not None]
@@ -391,14 +417,21 @@ def cmd_validate(args) -> int:
     from .calibration import format_report, validate_report
     from .validation import format_sources, validation_report
 
-    report = validate_report()
-    report["sources"] = validation_report()
+    cat = catalog_for(args)
+    report = validate_report(cat=cat)
+    report["sources"] = validation_report(cat)
+    if getattr(args, "engines", None):
+        from .cli_calibrate import added_profiles_report
+
+        report["added_profiles"] = added_profiles_report(args.engines)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(format_report(report))
         print()
         print(format_sources(report["sources"]))
+        for line in report.get("added_profiles", {}).get("lines", []):
+            print(line)
     return 0
 
 
@@ -420,10 +453,13 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        from .cli_calibrate import CALIBRATE_COMMANDS
+        from .cli_compare import COMPARE_COMMANDS
         from .cli_fleet import FLEET_COMMANDS
         from .cli_whatif import WHATIF_COMMANDS  # imported late: cli_whatif uses this module's helpers
 
-        return {**COMMANDS, **WHATIF_COMMANDS, **FLEET_COMMANDS}[args.command](args)
+        commands = {**COMMANDS, **WHATIF_COMMANDS, **FLEET_COMMANDS, **COMPARE_COMMANDS, **CALIBRATE_COMMANDS}
+        return commands[args.command](args)
     except InputError as exc:
         for p in exc.problems:
             print(f"error: {p}", file=sys.stderr)

@@ -12,8 +12,9 @@ import logging
 import sys
 
 from .candidates import QUANTIZATION_LEVELS
+from .cli_calibrate import add_engines_flag
 from .cli import _check_flag_number, _scenario, _sizing, add_allow_large
-from .domain import MIN_PRICE_USD_PER_GPU_HOUR
+from .domain import MIN_PRICE_USD_PER_GPU_HOUR, USE_CASE_KEYS
 from .errors import InputError
 
 log = logging.getLogger("planner")
@@ -85,6 +86,7 @@ def add_subcommands(sub) -> None:
     q.add_argument("--concurrency", help="sequences in flight, or 'auto'")
     q.add_argument("--token-basis", choices=("total", "output"), help="what a token is in $/token")
     q.add_argument("--engine", help="engine profile from config/engines.csv")
+    add_engines_flag(q)
     _common(q)
 
     o = sub.add_parser("spot", help="on-demand plan against spot prices (with preemption overhead) and caps")
@@ -98,6 +100,8 @@ def add_subcommands(sub) -> None:
 
 def _common(p) -> None:
     p.add_argument("--time-limit", type=float, help="solver time limit per solve, in seconds")
+    p.add_argument("--use-case", choices=USE_CASE_KEYS,
+                   help="chat: the interactive latency limits of config/use_cases.csv; batch: none; custom: the file's")
     p.add_argument("--json", action="store_true", help="print the rows as one JSON document")
     if p.prog.split()[-1] != "quantization":  # it has its own per-level cap, --max-options
         add_allow_large(p)

@@ -2,11 +2,44 @@
 
 Type-aggregated count formulation (MODEL-NOTES section 2): stage order changes neither the bottleneck
 nor the cost, so a plan is chosen as integer counts n_o of each option o (size s_o, role, GPU type g_o,
-TP degree t_o) at one level (microbatch and stage count, `candidates.Level`), and laid out afterwards (first stage, middles, last stage).
-No per-GPU binaries and no big-M: throughput is an exact staircase over the distinct option throughputs.
+TP degree t_o) at one level (microbatch and stage count, `candidates.Level`), and laid out afterwards
+(first stage, middles, last stage). No per-GPU binaries and no big-M: throughput is an exact staircase
+over the distinct option throughputs, set by bounds (`add_throughput_floors`).
 
-One `LevelModel` is built per level and kept; methods change only parameters, bounds and
-fixings between solves, so the persistent solver re-solves without rebuilding.
+One `LevelModel` is built per level and kept; methods change only parameters, bounds and fixings
+between solves, so the persistent solver re-solves without rebuilding. For contiguous segment sizes,
+`ShapeModel` is the exact shape-aggregated equivalent (see its docstring).
+
+Components (named by kind, in the GridPath manner: SETS in capitals, Variables and Constraints
+capitalised, parameters in lower case; each option and shape is indexed by a readable label such as
+`first_A100_tp2_s5`, so `write_lp` gives a file a person can read):
+
+    LevelModel                  symbol      meaning (unit)
+    STAGE_OPTIONS               o           the level's options, `option_label`
+    GPU_TYPES                   g           the pool's GPU types
+    PIPELINE_LENGTHS            P           the level's stage counts (only when there are several)
+    Stage_Count[o]              n_o         integer: stages of option o in the pipeline
+    Pipeline_Length_Is[P]       z_P         binary: the pipeline has P stages
+    Layer_Tiling_Constraint                 sum_o s_o n_o = L
+    One_First_Stage_Constraint              sum_{o first or only} n_o = 1
+    One_Last_Stage_Constraint               sum_{o last or only} n_o = 1
+    GPU_Count_Constraint[g]                 sum_{o of type g} t_o n_o <= N_g
+    Stage_Number_Constraint                 sum_o n_o = P (one count) or = sum_P P z_P
+    One_Pipeline_Length_Constraint          sum_P z_P = 1
+    KV_Fit_Constraint[o]                    n_o <= U_o sum_{P <= P_o} z_P (o's KV cache fits up to P_o stages)
+    TTFT_Constraint                         sum_o (prefill_o / TTFT_max) n_o <= 1
+    Cost_Usd_Per_Hour_Scaled    C           sum_o c_o n_o, in $/h times `cost_scale` (a power of two)
+    budget_usd_per_hour_scaled  B           mutable parameter (NO_BUDGET when no cap)
+    Budget_Constraint                       C <= B
+    Minimise_Cost                           minimise C
+
+    ShapeModel                  symbol      meaning (unit)
+    SHAPE_STAGES                (h, P)      a shape h = (role, GPU type, TP) in a P-stage pipeline
+    PIPELINE_LENGTHS, Pipeline_Length_Is, GPU_TYPES, Cost/budget/Budget_Constraint/Minimise_Cost: as above
+    Shape_Stage_Count[h,P]      x_{h,P}     integer: stages of shape h when the pipeline has P stages
+    layer_capacity[h,P]         cap_h       mutable: most layers a stage of h holds at the floor, at P stages
+    Role_Count_Constraint[P,r]              sum_{h of role r} x_{h,P} = (1, 1, P-2 or 1) z_P
+    Layer_Capacity_Constraint[P]            sum_h cap_h x_{h,P} >= L z_P
 """
 from __future__ import annotations
 
@@ -26,6 +59,7 @@ from .highs_direct import PersistentHighs
 
 log = logging.getLogger(__name__)
 
+
 def _lin(coefs, vars_, constant=0.0):
     return LinearExpression(constant=constant, linear_coefs=list(coefs), linear_vars=list(vars_))
 
@@ -42,13 +76,26 @@ def cost_scale(costs) -> float:
     return 2.0 ** -math.floor(math.log2(top))
 
 
-# ------------------------------------------------------------------ constraint families
-def add_stage_counts(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenario) -> None:
-    """Integer n_o >= 0: how many stages of option o the pipeline has.
+def _unique(labels: list[str]) -> list[str]:
+    """The labels, with a position suffix on any that repeats (so every index is distinct)."""
+    seen: dict[str, int] = {}
+    for x in labels:
+        seen[x] = seen.get(x, 0) + 1
+    return [x if seen[x] == 1 else f"{x}_{i}" for i, x in enumerate(labels)]
+
+
+def option_label(o: Option) -> str:
+    """A readable index for option o: role, GPU type, TP degree and size (`first_A100_tp2_s5`)."""
+    return f"{o.role}_{o.gpu_type}_tp{o.tp}_s{o.size}"
+
+
+# ------------------------------------------------------------------ constraint families (LevelModel)
+def add_stage_counts(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenario) -> list[int]:
+    """STAGE_OPTIONS and the integer Stage_Count[o] = n_o >= 0: how many stages of option o the pipeline has.
 
     Upper bounds U_o: 1 for first/last/only roles; for middle stages
     U_o = min(floor(N_g / t_o), floor(L / s_o), P_o - 2), P_o the most stages at which o's KV cache fits.
-    """
+    Returns the U_o, by position. `m.n` lists the variables by position (the solve loops use it)."""
     L = scenario.model.num_layers
     ub = []
     for o in opts:
@@ -56,9 +103,12 @@ def add_stage_counts(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenari
             ub.append(max(0, min(scenario.pool.entry(o.gpu_type).count // o.tp, L // o.size, o.max_stages - 2)))
         else:
             ub.append(1)
-    m.O = pyo.RangeSet(0, len(opts) - 1) if opts else pyo.Set(initialize=[])
-    m.n = pyo.Var(m.O, domain=pyo.NonNegativeIntegers, bounds=lambda _m, i: (0, ub[i]))
-    m.ub = ub
+    labels = _unique([option_label(o) for o in opts])
+    bound = dict(zip(labels, ub))
+    m.STAGE_OPTIONS = pyo.Set(initialize=labels, ordered=True)
+    m.Stage_Count = pyo.Var(m.STAGE_OPTIONS, domain=pyo.NonNegativeIntegers, bounds=lambda _m, o: (0, bound[o]))
+    m.n = [m.Stage_Count[x] for x in labels]
+    return ub
 
 
 def add_tiling(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenario) -> None:
@@ -66,11 +116,11 @@ def add_tiling(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenario) -> 
         sum_o s_o n_o = L;   sum_{o first or only} n_o = 1;   sum_{o last or only} n_o = 1.
     Any multiset satisfying these is laid out as first stage, middles (any order), last stage."""
     L = scenario.model.num_layers
-    m.tiling = pyo.Constraint(expr=_lin([o.size for o in opts], [m.n[i] for i in m.O]) == L)
-    firsts = [i for i, o in enumerate(opts) if o.role in ("first", "only")]
-    lasts = [i for i, o in enumerate(opts) if o.role in ("last", "only")]
-    m.one_first = pyo.Constraint(expr=_lin([1] * len(firsts), [m.n[i] for i in firsts]) == 1)
-    m.one_last = pyo.Constraint(expr=_lin([1] * len(lasts), [m.n[i] for i in lasts]) == 1)
+    m.Layer_Tiling_Constraint = pyo.Constraint(expr=_lin([o.size for o in opts], m.n) == L)
+    firsts = [i for i, o in enumerate(opts) if o.first]
+    lasts = [i for i, o in enumerate(opts) if o.last]
+    m.One_First_Stage_Constraint = pyo.Constraint(expr=_lin([1] * len(firsts), [m.n[i] for i in firsts]) == 1)
+    m.One_Last_Stage_Constraint = pyo.Constraint(expr=_lin([1] * len(lasts), [m.n[i] for i in lasts]) == 1)
 
 
 def add_gpu_counts(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenario) -> None:
@@ -80,11 +130,11 @@ def add_gpu_counts(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenario)
         if not idx:
             return pyo.Constraint.Skip
         return _lin([opts[i].tp for i in idx], [m.n[i] for i in idx]) <= scenario.pool.entry(g).count
-    m.G = pyo.Set(initialize=list(scenario.pool.types))
-    m.gpu_counts = pyo.Constraint(m.G, rule=rule)
+    m.GPU_TYPES = pyo.Set(initialize=list(scenario.pool.types), ordered=True)
+    m.GPU_Count_Constraint = pyo.Constraint(m.GPU_TYPES, rule=rule)
 
 
-def add_stage_number(m: pyo.ConcreteModel, opts: list[Option], level: Level) -> None:
+def add_stage_number(m: pyo.ConcreteModel, opts: list[Option], level: Level, ub: list[int]) -> None:
     """The pipeline has P stages, P one of the level's stage counts, and every stage's KV cache for the
     level's concurrency at P fits (the options' `max_stages`).
 
@@ -92,35 +142,36 @@ def add_stage_number(m: pyo.ConcreteModel, opts: list[Option], level: Level) -> 
     Several counts: z_P in {0, 1} with sum_P z_P = 1 and sum_o n_o = sum_P P z_P; with w_p = sum_{P <= p} z_P
     ("at most p stages"), an option that fits only up to P_o < max P obeys n_o <= U_o w_{P_o}."""
     counts = level.stage_counts
-    total = [m.n[i] for i in m.O]
     if len(counts) == 1:
-        m.stage_number = pyo.Constraint(expr=_lin([1] * len(opts), total) == counts[0])
-        m.z = pyo.Var(pyo.Set(initialize=[]), domain=pyo.Binary)
+        m.Stage_Number_Constraint = pyo.Constraint(expr=_lin([1] * len(opts), m.n) == counts[0])
+        m.z = []
         return
-    m.P = pyo.Set(initialize=list(counts))
-    m.z = pyo.Var(m.P, domain=pyo.Binary)
-    m.one_count = pyo.Constraint(expr=_lin([1] * len(counts), [m.z[p] for p in counts]) == 1)
-    m.stage_number = pyo.Constraint(
-        expr=_lin([1] * len(opts) + [-p for p in counts], total + [m.z[p] for p in counts]) == 0)
+    m.PIPELINE_LENGTHS = pyo.Set(initialize=list(counts), ordered=True)
+    m.Pipeline_Length_Is = pyo.Var(m.PIPELINE_LENGTHS, domain=pyo.Binary)
+    m.z = [m.Pipeline_Length_Is[p] for p in counts]
+    z = dict(zip(counts, m.z))
+    m.One_Pipeline_Length_Constraint = pyo.Constraint(expr=_lin([1] * len(counts), m.z) == 1)
+    m.Stage_Number_Constraint = pyo.Constraint(expr=_lin([1] * len(opts) + [-p for p in counts], m.n + m.z) == 0)
     top = counts[-1]
-    rows = [i for i, o in enumerate(opts) if o.role != "only" and o.max_stages < top]
+    labels = list(m.STAGE_OPTIONS)
+    rows = {labels[i]: i for i, o in enumerate(opts) if o.role != "only" and o.max_stages < top}
 
-    def fit_rule(_m, r):
-        i = rows[r]
+    def fit_rule(_m, label):
+        i = rows[label]
         below = [p for p in counts if p <= opts[i].max_stages]
-        return _lin([1] + [-m.ub[i]] * len(below), [m.n[i]] + [m.z[p] for p in below]) <= 0
-    m.fit_rows = pyo.Constraint(pyo.RangeSet(0, len(rows) - 1) if rows else pyo.Set(initialize=[]), rule=fit_rule)
+        return _lin([1] + [-ub[i]] * len(below), [m.n[i]] + [z[p] for p in below]) <= 0
+    m.KV_Fit_Constraint = pyo.Constraint(pyo.Set(initialize=list(rows), ordered=True), rule=fit_rule)
 
 
-def add_throughput_floors(m: pyo.ConcreteModel, opts: list[Option]) -> None:
+def add_throughput_floors(m: pyo.ConcreteModel, opts: list[Option]) -> list[float]:
     """Throughput floors by bounds (no big-M, no extra variables).
 
     A pipeline's throughput is its slowest stage's, T = min over used options of theta_o. So "T >= theta"
     holds exactly when no option with theta_o < theta is used: the floor sets U_o = 0 for those options
     (`LevelModel.set_floor`). Every method asks for the cheapest plan at a floor (min cost, threshold
     sweep, bisection for max throughput), so T itself never enters the objective. The distinct
-    option throughputs theta_0 < ... < theta_M are the only floors worth setting."""
-    m.thetas = sorted({o.tokens_per_s for o in opts})
+    option throughputs theta_0 < ... < theta_M are the only floors worth setting; returned sorted."""
+    return sorted({o.tokens_per_s for o in opts})
 
 
 def add_latency(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenario) -> None:
@@ -131,20 +182,28 @@ def add_latency(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenario) ->
     limit = scenario.settings.max_ttft_ms
     if limit is not None:
         # divided by the limit: HiGHS's feasibility tolerance (1e-7, absolute) is then relative to it
-        m.ttft_row = pyo.Constraint(expr=_lin([o.prefill_s * 1e3 / limit for o in opts], [m.n[i] for i in m.O]) <= 1)
+        m.TTFT_Constraint = pyo.Constraint(expr=_lin([o.prefill_s * 1e3 / limit for o in opts], m.n) <= 1)
 
 
-def add_budget(m: pyo.ConcreteModel, opts: list[Option], scale: float = 1.0) -> None:
-    """Hourly cost cap: C = sum_o (t_o * price_g) n_o <= B (B is a mutable parameter; inactive = no cap).
-    C and B are in $/h x `scale` (`cost_scale`)."""
-    m.C = pyo.Expression(expr=_lin([o.cost_usd_per_hour * scale for o in opts], [m.n[i] for i in m.O]))
-    m.budget = pyo.Param(mutable=True, initialize=NO_BUDGET)
-    m.budget_row = pyo.Constraint(expr=m.C <= m.budget)
+def add_budget(m: pyo.ConcreteModel, costs: list[float], variables: list, scale: float = 1.0) -> None:
+    """Hourly cost cap: C = sum_k c_k x_k <= B, c_k a stage's (or shape's) t * price_g in $/h; B is a
+    mutable parameter (NO_BUDGET = no cap). C and B are in $/h x `scale` (`cost_scale`)."""
+    m.Cost_Usd_Per_Hour_Scaled = pyo.Expression(expr=_lin([c * scale for c in costs], variables))
+    m.budget_usd_per_hour_scaled = pyo.Param(mutable=True, initialize=NO_BUDGET)
+    m.Budget_Constraint = pyo.Constraint(expr=m.Cost_Usd_Per_Hour_Scaled <= m.budget_usd_per_hour_scaled)
 
 
 def add_objective(m: pyo.ConcreteModel) -> None:
     """minimise C: every question is asked as the cheapest plan under a floor and a budget."""
-    m.obj = pyo.Objective(expr=m.C, sense=pyo.minimize)
+    m.Minimise_Cost = pyo.Objective(expr=m.Cost_Usd_Per_Hour_Scaled, sense=pyo.minimize)
+
+
+def write_lp(model, path) -> None:
+    """Write a built model (`LevelModel` or `ShapeModel`) to `path` (ending in .lp) as an LP file with its
+    component names, for a person to read (`symbolic_solver_labels`)."""
+    if not str(path).endswith(".lp"):
+        raise ValueError(f"an LP file name ends in .lp: {path}")
+    model.m.write(str(path), io_options={"symbolic_solver_labels": True})
 
 
 # ------------------------------------------------------------------ model and solve wrapper
@@ -186,24 +245,24 @@ class LevelModel(_Solvable):
         self.scenario = scenario
         self.level = level
         self.opts = opts
-        m = pyo.ConcreteModel(name=f"placement-{level}")
-        add_stage_counts(m, opts, scenario)
+        self.scale = cost_scale(o.cost_usd_per_hour for o in opts)
+        m = pyo.ConcreteModel(name=f"placement-{level}; costs in $/h x {self.scale:g}")
+        self.ub = add_stage_counts(m, opts, scenario)
         add_tiling(m, opts, scenario)
         add_gpu_counts(m, opts, scenario)
-        add_stage_number(m, opts, level)
+        add_stage_number(m, opts, level, self.ub)
         add_latency(m, opts, scenario)
-        add_throughput_floors(m, opts)
-        self.scale = cost_scale(o.cost_usd_per_hour for o in opts)
-        add_budget(m, opts, self.scale)
+        self.thetas = add_throughput_floors(m, opts)
+        add_budget(m, [o.cost_usd_per_hour for o in opts], m.n, self.scale)
         add_objective(m)
         self.m = m
-        self._ub = list(m.ub)
+        self._ub = list(self.ub)
         attach_solver(self, scenario.settings.threads, t0)
 
     @property
     def size(self) -> dict[str, int]:
         m = self.m
-        binaries = len(m.z) + sum(1 for i in m.O if m.ub[i] == 1)
+        binaries = len(m.z) + sum(1 for u in self.ub if u == 1)
         rows = sum(1 for c in m.component_data_objects(pyo.Constraint, active=True))
         return {"options": len(self.opts), "integers": len(m.n), "binaries": binaries,
                 "variables": len(m.n) + len(m.z), "rows": rows}
@@ -211,7 +270,7 @@ class LevelModel(_Solvable):
     # --- knobs
 
     def set_budget(self, budget: float | None) -> None:
-        self.m.budget.value = NO_BUDGET if budget is None else budget * self.scale
+        self.m.budget_usd_per_hour_scaled.value = NO_BUDGET if budget is None else budget * self.scale
 
     def set_floor(self, floor: float | None, strict: bool = False) -> None:
         """Allow only options with theta_o >= floor (> floor if strict); None allows all.
@@ -219,7 +278,7 @@ class LevelModel(_Solvable):
         m = self.m
         for i, o in enumerate(self.opts):
             ok = floor is None or (o.tokens_per_s > floor if strict else o.tokens_per_s >= floor * (1 - 1e-12))
-            ub = m.ub[i] if ok else 0
+            ub = self.ub[i] if ok else 0
             if self._ub[i] != ub:
                 m.n[i].setub(ub)
                 self.backend.set_col_bounds(m.n[i])
@@ -231,18 +290,14 @@ class LevelModel(_Solvable):
             return o.tokens_per_s > floor * (1 + 1e-12) if strict else o.tokens_per_s >= floor * (1 - 1e-12)
         return any(o.first and meets(o) for o in self.opts) and any(o.last and meets(o) for o in self.opts)
 
-    @property
-    def thetas(self) -> list[float]:
-        return self.m.thetas
-
     def solve(self, time_limit: float, gap: float) -> SolveOutcome | None:
         """Solve; None if infeasible. Raises SolverError on errors; never reads values after a failure."""
         run = run_highs(self, time_limit, gap, self.scale)
         if run is None:
             return None
         chosen: list[Option] = []
-        for i in self.m.O:
-            k = int(round(self.backend_value(self.m.n[i])))
+        for i, var in enumerate(self.m.n):
+            k = int(round(self.backend_value(var)))
             chosen.extend([self.opts[i]] * k)
         return SolveOutcome(*run, tuple(chosen))
 
@@ -363,6 +418,74 @@ def shape_table(options: list[Option], sizes: tuple[int, ...]) -> dict[tuple[str
     return table
 
 
+# ------------------------------------------------------------------ constraint families (ShapeModel)
+def shape_label(h: "_Shape", p: int) -> str:
+    """A readable index for shape h in a p-stage pipeline (`middle_A100_tp2_P4`)."""
+    return f"{h.role}_{h.gpu_type}_tp{h.tp}_P{p}"
+
+
+def add_shape_stage_counts(m: pyo.ConcreteModel, hp: list[tuple["_Shape", int]], ub: list[int], a: int) -> None:
+    """SHAPE_STAGES, the integer Shape_Stage_Count[h,P] = x_{h,P} in [0, U_{h,P}] (1 for first/last/only,
+    min(P - 2, floor(N_g / t_h)) for middle) and the mutable layer_capacity[h,P] = cap_h(theta, P), the most
+    layers a stage of h holds at rate >= theta in a P-stage pipeline (no floor at build). `m.x` and `m.cap`
+    list them by position."""
+    labels = _unique([shape_label(h, p) for h, p in hp])
+    bound = dict(zip(labels, ub))
+    cap0 = {x: h.cap(None, False, p, a) for x, (h, p) in zip(labels, hp)}
+    m.SHAPE_STAGES = pyo.Set(initialize=labels, ordered=True)
+    m.Shape_Stage_Count = pyo.Var(m.SHAPE_STAGES, domain=pyo.NonNegativeIntegers, bounds=lambda _m, k: (0, bound[k]))
+    m.layer_capacity = pyo.Param(m.SHAPE_STAGES, mutable=True, initialize=lambda _m, k: cap0[k])
+    m.x = [m.Shape_Stage_Count[x] for x in labels]
+    m.cap = [m.layer_capacity[x] for x in labels]
+
+
+def add_pipeline_length(m: pyo.ConcreteModel, level: Level) -> None:
+    """PIPELINE_LENGTHS and the binary Pipeline_Length_Is[P] = z_P: one stage count is chosen,
+    sum_P z_P = 1 (with one count, z_P = 1 by its bound)."""
+    counts = list(level.stage_counts)
+    m.PIPELINE_LENGTHS = pyo.Set(initialize=counts, ordered=True)
+    m.Pipeline_Length_Is = pyo.Var(m.PIPELINE_LENGTHS, domain=pyo.Binary)
+    m.z = [m.Pipeline_Length_Is[p] for p in counts]
+    if len(counts) == 1:
+        m.z[0].setlb(1)
+    m.One_Pipeline_Length_Constraint = pyo.Constraint(expr=sum(m.z) == 1)
+
+
+def add_shape_roles(m: pyo.ConcreteModel, hp: list[tuple["_Shape", int]], level: Level) -> None:
+    """A P-stage pipeline has one first and one last stage and P - 2 middles (P = 1: one only stage):
+        sum_{h first} x_{h,P} = z_P,  sum_{h last} x_{h,P} = z_P,  sum_{h middle} x_{h,P} = (P - 2) z_P,
+        sum_{h only} x_{h,1} = z_1."""
+    z = dict(zip(level.stage_counts, m.z))
+
+    def rule(_m, p, role):
+        if p == 1 and role != "only" or p > 1 and role == "only" or (role == "middle" and p < 3):
+            return pyo.Constraint.Skip
+        ks = [k for k, (h, q) in enumerate(hp) if q == p and h.role == role]
+        want = p - 2 if role == "middle" else 1
+        return _lin([1] * len(ks), [m.x[k] for k in ks]) == want * z[p]
+    m.Role_Count_Constraint = pyo.Constraint(m.PIPELINE_LENGTHS, ["first", "last", "middle", "only"], rule=rule)
+
+
+def add_shape_capacity(m: pyo.ConcreteModel, hp: list[tuple["_Shape", int]], level: Level, L: int) -> None:
+    """The chosen stages can hold the model: sum_h cap_h x_{h,P} >= L z_P (each stage holds at least a
+    layers by the bounds, so sizes in [a, cap_h] summing to exactly L then exist)."""
+    z = dict(zip(level.stage_counts, m.z))
+    m.Layer_Capacity_Constraint = pyo.Constraint(
+        m.PIPELINE_LENGTHS, rule=lambda _m, p: sum(m.cap[k] * m.x[k] for k, (_h, q) in enumerate(hp) if q == p)
+        >= L * z[p])
+
+
+def add_shape_gpu_counts(m: pyo.ConcreteModel, hp: list[tuple["_Shape", int]], scenario: Scenario) -> None:
+    """No type is used beyond its count: sum_{h of type g, P} t_h x_{h,P} <= N_g (only one P is active)."""
+    def rule(_m, g):
+        ks = [k for k, (h, _p) in enumerate(hp) if h.gpu_type == g]
+        if not ks:
+            return pyo.Constraint.Skip
+        return _lin([hp[k][0].tp for k in ks], [m.x[k] for k in ks]) <= scenario.pool.entry(g).count
+    m.GPU_TYPES = pyo.Set(initialize=list(scenario.pool.types), ordered=True)
+    m.GPU_Count_Constraint = pyo.Constraint(m.GPU_TYPES, rule=rule)
+
+
 class ShapeModel(_Solvable):
     """Exact MILP over stage shapes, for contiguous segment sizes (`full`, or a..L).
 
@@ -387,45 +510,18 @@ class ShapeModel(_Solvable):
                    if p >= need[h.role] and (h.role != "only" or p == 1)]
         self.opts = [o for h, p in self.hp for o in h.options if o.max_stages >= p]
         self.thetas = sorted({o.tokens_per_s for o in self.opts})
-        m = pyo.ConcreteModel(name=f"shapes-{level}")
-        idx = range(len(self.hp))
+        self.scale = cost_scale(h.cost for h, _ in self.hp)
+        m = pyo.ConcreteModel(name=f"shapes-{level}; costs in $/h x {self.scale:g}")
         self._ub = [1 if h.role != "middle" else max(0, min(p - 2, scenario.pool.entry(h.gpu_type).count // h.tp))
                     for h, p in self.hp]
         self._cur_ub = list(self._ub)
-        m.K = pyo.RangeSet(0, len(self.hp) - 1) if self.hp else pyo.Set(initialize=[])
-        m.x = pyo.Var(m.K, domain=pyo.NonNegativeIntegers, bounds=lambda _m, k: (0, self._ub[k]))
-        m.cap = pyo.Param(m.K, mutable=True, initialize=lambda _m, k: self.hp[k][0].cap(None, False, self.hp[k][1], a))
-        m.P = pyo.Set(initialize=list(level.stage_counts))
-        m.z = pyo.Var(m.P, domain=pyo.Binary)
-        if len(level.stage_counts) == 1:
-            m.z[level.stage_counts[0]].setlb(1)
-        m.one_count = pyo.Constraint(expr=sum(m.z[p] for p in m.P) == 1)
-
-        def by(p, role):
-            return [k for k in idx if self.hp[k][1] == p and self.hp[k][0].role == role]
-
-        def role_rule(_m, p, role):
-            ks = by(p, role)
-            want = {"first": 1, "last": 1, "middle": p - 2, "only": 1}[role]
-            if p == 1 and role != "only" or p > 1 and role == "only" or (role == "middle" and p < 3):
-                return pyo.Constraint.Skip
-            return _lin([1] * len(ks), [m.x[k] for k in ks]) == want * m.z[p]
-        m.roles = pyo.Constraint(m.P, ["first", "last", "middle", "only"], rule=role_rule)
-        m.capacity = pyo.Constraint(m.P, rule=lambda _m, p: sum(m.cap[k] * m.x[k] for k in idx if self.hp[k][1] == p)
-                                    >= L * m.z[p])
-        m.G = pyo.Set(initialize=list(scenario.pool.types))
-
-        def gpu_rule(_m, g):
-            ks = [k for k in idx if self.hp[k][0].gpu_type == g]
-            if not ks:
-                return pyo.Constraint.Skip
-            return _lin([self.hp[k][0].tp for k in ks], [m.x[k] for k in ks]) <= scenario.pool.entry(g).count
-        m.gpu_counts = pyo.Constraint(m.G, rule=gpu_rule)
-        self.scale = cost_scale(h.cost for h, _ in self.hp)
-        m.C = pyo.Expression(expr=_lin([h.cost * self.scale for h, _ in self.hp], [m.x[k] for k in idx]))
-        m.budget = pyo.Param(mutable=True, initialize=NO_BUDGET)
-        m.budget_row = pyo.Constraint(expr=m.C <= m.budget)
-        m.obj = pyo.Objective(expr=m.C, sense=pyo.minimize)
+        add_shape_stage_counts(m, self.hp, self._ub, a)
+        add_pipeline_length(m, level)
+        add_shape_roles(m, self.hp, level)
+        add_shape_capacity(m, self.hp, level, L)
+        add_shape_gpu_counts(m, self.hp, scenario)
+        add_budget(m, [h.cost for h, _ in self.hp], m.x, self.scale)
+        add_objective(m)
         self.m = m
         self.floor: tuple[float | None, bool] = (None, False)
         # measured: HiGHS's presolve costs more than it saves on these small models (XL exact 3x faster without)
@@ -439,7 +535,7 @@ class ShapeModel(_Solvable):
                 "variables": len(self.hp) + len(self.m.z), "rows": rows}
 
     def set_budget(self, budget: float | None) -> None:
-        self.m.budget.value = NO_BUDGET if budget is None else budget * self.scale
+        self.m.budget_usd_per_hour_scaled.value = NO_BUDGET if budget is None else budget * self.scale
 
     def set_floor(self, floor: float | None, strict: bool = False) -> None:
         """Caps at the floor; shapes that cannot hold a layers at it are switched off."""

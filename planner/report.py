@@ -69,7 +69,10 @@ def plan_summary(plan: Plan) -> dict:
     }
 
 
-def result_summary(result: Result, scenario_name: str = "") -> dict:
+def result_summary(result: Result, scenario_name: str = "", scenario=None, points=None) -> dict:
+    """summary.json's content; with the `scenario`, also the plan's prediction range (tokens_per_s_low/high,
+    ttft_ms_low/high, tpot_ms_low/high, prediction_range, extrapolations: planner.uncertainty), from the
+    engine profile's validation points or the given `points`."""
     doc = {
         "scenario": scenario_name,
         "method": result.method,
@@ -88,6 +91,18 @@ def result_summary(result: Result, scenario_name: str = "") -> dict:
         "warnings": list(result.warnings),
     }
     doc.update(plan_summary(result.plan))
+    if scenario is not None and result.plan.stages:
+        from .uncertainty import plan_range
+
+        pess = result.extra.get("pessimistic")
+        nominal = None
+        if pess:
+            from .pessimistic import nominal_tokens_per_s
+
+            nominal = nominal_tokens_per_s(result.plan, pess["factors"])
+            doc["pessimistic"] = True
+            doc["tokens_per_s_nominal"] = nominal
+        doc.update(plan_range(result.plan, scenario, points, nominal))
     if result.curve:
         doc["curve"] = curve_rows(result.curve)
     if result.frontier:
@@ -131,8 +146,8 @@ def to_csv(rows, columns) -> str:
     return buf.getvalue()
 
 
-def write_result(result: Result, out_dir: Path, scenario_name: str = "") -> dict:
-    summary = result_summary(result, scenario_name)
+def write_result(result: Result, out_dir: Path, scenario_name: str = "", scenario=None, points=None) -> dict:
+    summary = result_summary(result, scenario_name, scenario, points)
     files = {
         "plan.csv": to_csv(plan_rows(result.plan), PLAN_COLUMNS),
         "gpus.csv": to_csv(gpu_rows(result.plan), ("gpu_id", "gpu_type", "node", "stage", "tp_rank", "first_layer",

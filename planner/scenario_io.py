@@ -17,7 +17,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from .catalog import Catalog, load_catalog
+from .catalog import Catalog, load_catalog, parse_engines, with_engines
 from .csvio import Cells, Table, check_number, parse_bool, parse_table, read_text, split_rows
 from .domain import (MAX_CONCURRENCY, MAX_CONTEXT_TOKENS, MAX_GB_PER_S, MAX_GPU_MEMORY_GB, MAX_GPU_TYPES,
                      MAX_GPUS_PER_TYPE, MAX_LAYERS, MAX_POOL_GPUS, MAX_PRICE_USD_PER_GPU_HOUR, MAX_TFLOPS,
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 SCENARIO_FORMAT = "gpu-pipeline-planner-scenario/1"
 SCENARIO_FILES = ("config.csv", "gpu_pool.csv", "network_bandwidth.csv", "network_by_type.csv")
+# A scenario may carry its own engine profiles (e.g. written by `python -m planner calibrate`), in the
+# catalogue's format; they are added to the catalogue's for this scenario only.
+ENGINE_FILES = ("engines.csv", "engine_gpus.csv")
 
 # Keys the loader understands. Everything else is reported as unknown.
 HONOURED = {
@@ -89,7 +92,7 @@ def load_config_dir(config_dir: Path | str, catalog: Catalog | None = None) -> S
         raise InputError(Problem(what, str(base)))
     texts: dict[str, str] = {}
     problems: list[Problem] = []
-    for name in SCENARIO_FILES:
+    for name in SCENARIO_FILES + ENGINE_FILES:
         path = base / name
         if _present(path):
             try:
@@ -130,6 +133,11 @@ def scenario_from_texts(texts: dict[str, str], name: str = "scenario", catalog: 
     prefix = f"{folder}/" if folder else ""
     problems: list[Problem] = []
     warnings: list[str] = []
+    if "engines.csv" in texts:
+        own = parse_engines(texts["engines.csv"], prefix + "engines.csv", texts.get("engine_gpus.csv"),
+                            prefix + "engine_gpus.csv")
+        catalog = with_engines(catalog, own)
+        warnings.append(f"engine profile(s) {', '.join(own)} read from the scenario's engines.csv")
     absent = [Problem(f"missing {f}", prefix + f) for f in ("config.csv", "gpu_pool.csv") if f not in texts]
     if absent:
         raise InputError(absent)
@@ -855,7 +863,7 @@ def scenario_texts_from_json(data: str | bytes, file: str = "scenario.json") -> 
     if not isinstance(doc, dict) or doc.get("format") != SCENARIO_FORMAT:
         raise InputError(Problem(f"not a scenario file of format {SCENARIO_FORMAT}", file))
     files = doc.get("files")
-    allowed = {"config.csv", "gpu_pool.csv", "network_bandwidth.csv", "network_by_type.csv"}
+    allowed = set(SCENARIO_FILES + ENGINE_FILES)
     if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
         raise InputError(Problem("'files' must map file names to text", file))
     unknown = set(files) - allowed

@@ -334,3 +334,84 @@ def test_typing_in_consecutive_pool_cells_in_the_browser(app_url, page):
         page.get_by_role("button", name="Export scenario (.json)").click()
     files = json.loads(Path(download.value.path()).read_text())["files"]
     assert pool_counts(files["gpu_pool.csv"])[:3] == ["5", "2", "7"]
+
+
+# ---------------------------------------------------------------- calibrate from your own runs (issue 15)
+def _synthetic_csv() -> tuple[bytes, list]:
+    from .test_calibrate import CHANGED, HEADER, _truth, synthetic_runs
+
+    cat = load_catalog()
+    runs = synthetic_runs(cat, _truth(cat, cat.engine("vllm"), CHANGED), n=12)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(HEADER + ["prefill_ms", "decode_step_ms"])
+    for r in runs:
+        w.writerow([r.model, r.gpu, r.tp, r.pp, r.nodes, r.input_len, r.output_len, r.batch, "", "",
+                    r.measured[0][1], r.measured[1][1]])
+    return buf.getvalue().encode(), runs
+
+
+def test_calibrate_upload_fit_chart_and_use_profile():
+    from planner.calibrate import calibrate, runs_from_text
+    from planner.scenario_io import scenario_texts_from_json, scenario_texts_to_json
+
+    data, _ = _synthetic_csv()
+    at = open_page()
+    at.file_uploader(key="calib_upload").set_value(("runs.csv", data, "text/csv")).run()
+    at.text_input(key="calib_name").set_value("mine").run()
+    at.button(key="calib_fit").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    cat = load_catalog()
+    expect = calibrate(runs_from_text(data.decode(), "runs.csv", cat, "vllm"), cat.engine("vllm"), "mine", cat,
+                       "x")["report"]
+    assert metric(at, "MAPE after the fit").value == f"{expect['mape_after_pct']:.1f}%"
+    assert metric(at, "MAPE with 'vllm'").value == f"{expect['mape_before_pct']:.1f}%"
+    fig = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    traces = {t["name"]: t for t in fig["data"]}
+    assert fig["layout"]["xaxis"]["type"] == "log" and fig["layout"]["yaxis"]["type"] == "log"
+    assert traces["y = x (exact)"]["x"] == traces["y = x (exact)"]["y"]
+    for name, key in (("after the fit", "predicted_after"), ("before (base profile)", "predicted_before")):
+        shown = sorted(zip(traces[name]["x"], traces[name]["y"]))
+        want = sorted((r["measured"], r[key]) for r in expect["rows"])
+        assert [v for p in shown for v in p] == pytest.approx([v for p in want for v in p], rel=1e-9)
+
+    at.button(key="calib_use").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    texts = at.session_state["texts"]
+    assert "engines.csv" in texts and T.config_dict(texts[T.CONFIG])["engine"] == "mine"
+    # the exported scenario file carries the profile, and importing it gives the same profile
+    name, back = scenario_texts_from_json(scenario_texts_to_json(texts, "s"))
+    sc = scenario_from_texts(back, name)
+    assert sc.engine.name == "mine"
+    fitted = {f["parameter"]: f["after"] for f in expect["fitted"]}
+    assert sc.engine.scheduler_ms == pytest.approx(fitted["scheduler_ms"], rel=1e-3)
+
+
+def test_calibrate_bad_upload_names_row_and_column():
+    at = open_page()
+    bad = b"model,gpu,tp,input_len,output_len,total_tokens_per_s\nllama-3-70b,L40Z,4,2048,512,500\n"
+    at.file_uploader(key="calib_upload").set_value(("bad.csv", bad, "text/csv")).run()
+    at.button(key="calib_fit").click().run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("bad.csv, row 2, column 'gpu': unknown GPU 'L40Z'" in e for e in errors), errors
+
+
+def test_main_page_range_and_pessimistic_switch():
+    from planner.uncertainty import plan_range
+    from ui.uncertainty_view import range_text
+
+    from .apptest import run_app
+
+    at = run_app()
+    assert not at.exception
+    s = at.session_state
+    sc = scenario_from_texts(s["texts"], s["scenario_name"])
+    res = Planner(sc).exact()
+    rng = plan_range(res.plan, sc)
+    figures = {"tokens_per_s": res.plan.tokens_per_s, "ttft_ms": res.plan.ttft_s * 1e3, "tpot_ms": res.plan.tpot_s * 1e3}
+    captions = [c.value for c in at.caption]
+    assert any(range_text(rng, figures) in c for c in captions), captions
+    at.toggle(key="pessimistic").set_value(True).run()
+    assert not at.exception
+    assert any(i.value.startswith("**Pessimistic plan**") for i in at.info)

@@ -431,3 +431,19 @@ def test_set_file_round_trip_and_single_scenario_files():
     assert C.set_from_json(C.set_to_json(named), "f.json") == list(named.items())
     assert C.set_from_json(scenario_texts_to_json(named["small"], "small"), "one.json") == [("small", named["small"])]
     assert C.unique_name("medium", named) == "medium (2)"
+
+
+def test_compare_warns_when_a_side_is_not_proven():
+    """A saved scenario whose time limit stops its solve: the Compare page says which side is not proven,
+    as `python -m planner compare` does, instead of showing its figures as optima."""
+    texts = T.load_bundled_texts("medium")
+    rushed = {**texts, "config.csv": texts["config.csv"].replace("time_limit_seconds,300", "time_limit_seconds,0.001")}
+    assert rushed != texts
+    at = ok(AppTest.from_file(APP, default_timeout=TIMEOUT).run())
+    at.session_state["named_scenarios"] = {"rushed": rushed, "medium": texts}
+    ok(at.switch_page(COMPARE).run())
+    at.selectbox(key="cmp_a").set_value("rushed")
+    ok(at.selectbox(key="cmp_b").set_value("medium").run())
+    warnings = " ".join(w.value for w in at.warning)
+    assert "Not proven optimal" in warnings and "A: rushed" in warnings
+    assert "B: medium" not in warnings

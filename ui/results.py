@@ -9,7 +9,7 @@ import streamlit as st
 from planner import InfeasibleError, InputError, PlannerError, Result, Scenario, SolverError
 from planner import report
 
-from . import charts
+from . import charts, uncertainty_view
 from .solver import Outcome
 from .text import md, md_lines
 
@@ -93,7 +93,6 @@ def headline(outcome: Outcome, exact: Outcome | None) -> None:
     c[5].metric("Optimal", short, help=line if r.proven_optimal else f"{line} {md(r.how)}")
     st.markdown(f"**{md(gpus_line(p))}** ({p.num_gpus} GPUs) · layout **{md(layout_line(p))}** · "
                 f"{p.concurrency:,} sequences in flight, microbatches of {p.microbatch:,}  \n{md(line)}")
-    # Issue 15 (prediction range): a ± band on these figures is drawn here, under the headline.
     if r.method != "exact" and exact is not None:
         if exact.result is not None:
             best = exact.result.plan
@@ -190,14 +189,16 @@ def render(outcome: Outcome, exact: Outcome | None, frontier: Outcome | None, sc
     why an older result is shown."""
     if stale:
         st.info(stale, icon=":material/info:")
-    render_head(outcome, exact, use_case_note)
+    render_head(outcome, exact, use_case_note, sc)
     render_details(outcome, exact, frontier, sc, name, details, frontier_box)
 
 
-def render_head(outcome: Outcome, exact: Outcome | None, use_case_note: str | None = None) -> None:
-    """The headline, the plain warning for a plan beyond the use case's latency (`use_case_note`), and the
-    result's own warnings."""
+def render_head(outcome: Outcome, exact: Outcome | None, use_case_note: str | None = None,
+                sc: Scenario | None = None) -> None:
+    """The headline with its prediction range (± band, issue 15), the plain warning for a plan beyond the
+    use case's latency (`use_case_note`), and the result's own warnings."""
     headline(outcome, exact)
+    uncertainty_view.render_prediction_range(outcome.result, sc)
     if use_case_note and use_case_note.startswith("Batch use case"):
         st.info(md(use_case_note), icon=":material/timer_off:")
     elif use_case_note:

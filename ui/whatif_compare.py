@@ -18,7 +18,7 @@ from . import results, solver, state
 from . import scenario_texts as T
 from . import whatif_jobs as jobs
 from .text import md, md_lines
-from .whatif_view import AUTO_MAX_OPTIONS, differences_frame, figures_frame, plan_frame, show_layouts, table
+from .whatif_view import AUTO_MAX_OPTIONS, differences_frame, figures_frame, not_proven, plan_frame, show_layouts, table
 
 SET_FORMAT = "gpu-pipeline-planner-scenario-set/1"
 NAMED = "named_scenarios"  # session: name -> scenario texts, in the order saved
@@ -267,6 +267,8 @@ def compare(named: dict) -> None:
         heads.append(W.Headline.of(done.value) if done.error is None else None)
         reasons.append(str(done.error) if done.error is not None else "")
     comp = W.Comparison(a.name, b.name, W.scenario_differences(a, b), *heads, *reasons)
+    # Each side names itself A/B: two saved scenarios may share a scenario name.
+    not_proven(W.proof([(la, comp.a), (lb, comp.b)]))
     st.markdown("**Headline figures** (each the exact optimum; change = B against A)")
     table(figures_frame(comp, la, lb), key="cmp_figures")
     st.markdown(f"**Inputs that differ** ({len(comp.differences)})")
