@@ -176,3 +176,20 @@ def test_default_solve_is_the_same_with_the_frontier_after_it():
     assert metric(at, "$ per million") == usd_m(full.plan.usd_per_million_tokens)
     curve = chart(at, "curve_chart")
     assert any(t["name"] == "exact optimum (min $/token)" for t in curve["data"])
+
+
+def test_scenario_in_the_address_opens_that_scenario():
+    from streamlit.testing.v1 import AppTest
+
+    from .apptest import APP
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["scenario"] = "small"
+    ok(at.run())
+    assert at.session_state["scenario_name"] == "small" and at.session_state["texts"] == T.load_bundled_texts("small")
+    lib = Planner(scenario_from_texts(T.load_bundled_texts("small"), "small")).exact()
+    assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+    other = AppTest.from_file(APP, default_timeout=120)
+    other.query_params["scenario"] = "../config"  # not a bundled folder: the default
+    ok(other.run())
+    assert other.session_state["scenario_name"] == T.DEFAULT_SCENARIO

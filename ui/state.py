@@ -41,7 +41,10 @@ def ensure(widgets: bool = False) -> None:
     if "catalog_texts" not in s:
         s["catalog_texts"] = T.bundled_catalog_texts()
     if "base_texts" not in s:
-        load(T.load_bundled_texts(T.DEFAULT_SCENARIO), T.DEFAULT_SCENARIO, pick=T.DEFAULT_SCENARIO)
+        # ?scenario=<bundled folder> in the address opens on that scenario (a link to share; tests use it)
+        asked = st.query_params.get("scenario", "")
+        first = asked if asked in T.bundled_names() else T.DEFAULT_SCENARIO
+        load(T.load_bundled_texts(first), first, pick=first)
     if not widgets:
         return
     s["scenario_pick"] = s.get("scenario_pick", s["loaded_pick"])
