@@ -106,7 +106,7 @@ def render() -> None:
     st.dataframe(df, hide_index=True, width="stretch", placeholder="–", column_config={
         c: st.column_config.NumberColumn(c.replace("_ms", " (ms)"), format="%.3f")
         for c in ("compute_ms", "memory_ms", "link_ms", "overhead_ms", "total_ms")})
-    st.caption("Total is the performance model's time for the phase (planner/perf.py: a roofline of compute and "
+    st.caption("Total is the performance model's time for the phase (a roofline of compute and "
                "memory traffic, the tensor-parallel all-reduce over the intra-node link, and the engine's per-step "
                "overhead). The stage is bound by whichever of compute, memory or link dominates over a whole wave "
                "(prefill of every request, then one decode step per output token).")

@@ -187,8 +187,8 @@ def pool_and_network() -> None:
                        "gpu_type_b": st.column_config.TextColumn("GPU type B"),
                        "gb_per_s": st.column_config.NumberColumn("bandwidth (GB/s)", format="%g")})
     st.caption(f"Pairs not listed use the default inter-node bandwidth of {s['net_default']:g} GB/s. A per-GPU "
-               "matrix (network_bandwidth.csv) is shown reduced to its slowest link per type pair; an edit here "
-               "writes network_by_type.csv.")
+               "bandwidth matrix is shown reduced to its slowest link per type pair; an edit here replaces it with "
+               "this by-type table.")
 
 
 def pool_cell_errors() -> None:
