@@ -7,6 +7,7 @@ not depend on it at run time: this script runs in a separate environment and its
 
     python -m venv /tmp/aic && /tmp/aic/bin/pip install aiconfigurator-core==0.12.0
     /tmp/aic/bin/python benchmarks/aiconfigurator_reference.py [--backend vllm]
+    /tmp/aic/bin/python benchmarks/aiconfigurator_reference.py --backend nccl   # all-reduce timings
 
 Grid (issue 12's targets): Llama-3.1-8B and 70B on H100-SXM, H200, A100-SXM, L40S; TP 1, 2, 4, 8;
 static batches 1..128; ISL/OSL 128/128, 2048/512, 8192/256. Per configuration:
@@ -93,13 +94,46 @@ def rows(backend: str):
                 log.info("%s %s tp%d: %.1f s", system, model, tp, time.perf_counter() - start)
 
 
+NCCL_COLUMNS = ["source", "system", "gpu", "nccl_version", "op", "dtype", "num_gpus", "message_bytes", "latency_us"]
+
+
+def nccl_rows():
+    """NCCL all-reduce timings (16-bit) per GPU count and message size from aiconfigurator-core's profiled
+    database, at the NCCL version each system file names (the one its estimates use)."""
+    import aiconfigurator_core
+    import pandas as pd
+
+    systems = Path(aiconfigurator_core.__file__).parent / "systems"
+    for system, gpu in GPUS.items():
+        spec = yaml.safe_load((systems / f"{system}.yaml").read_text())
+        version = str(spec["misc"]["nccl_version"])
+        path = systems / spec["data_dir"] / "comm" / "nccl" / version / "nccl_perf.parquet"
+        d = pd.read_parquet(path)
+        d = d[(d.op_name == "all_reduce") & (d.nccl_dtype == "half")].sort_values(["num_gpus", "message_size"])
+        source = f"aiconfigurator-core 0.12.0 ({system} nccl {version}), generated {date.today().isoformat()}"
+        for r in d.itertuples():
+            yield {"source": source, "system": system, "gpu": gpu, "nccl_version": version, "op": "all_reduce",
+                   "dtype": "half", "num_gpus": int(r.num_gpus), "message_bytes": int(r.message_size),
+                   "latency_us": round(float(r.latency) * 1e3, 3)}  # the database holds milliseconds
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--backend", default="vllm", choices=("vllm", "sglang", "trtllm"))
+    p.add_argument("--backend", default="vllm", choices=("vllm", "sglang", "trtllm", "nccl"),
+                   help="a serving stack's estimates, or nccl: the all-reduce timings of its NCCL database")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = args.out or ROOT / "data" / "reference" / f"aiconfigurator_{args.backend}.csv"
+    if args.backend == "nccl":
+        # not named aiconfigurator_*.csv: those are configurations that `planner validate` compares
+        out = args.out or ROOT / "data" / "reference" / "nccl_aiconfigurator.csv"
+        with out.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=NCCL_COLUMNS)
+            w.writeheader()
+            w.writerows(nccl_rows())
+        log.info("wrote %s", out)
+        return
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     with tmp.open("w", newline="") as f:

@@ -9,6 +9,11 @@ Profiles and their data (each fitted on a documented part, errors reported on th
   says fit. Fitted on batches 1, 4, 16, 64; held out: batches 2, 8, 32, 128.
   Per GPU: compute and HBM efficiency. Shared: NVLink and PCIe all-reduce efficiency and latency,
   launch time per layer, scheduler time per step and per sequence.
+* `sglang` and `trtllm` (SGLang 0.5.14 / TensorRT-LLM 1.3.0rc20 on H100-SXM, H200, L40S; 0.5.10 / 1.0.0
+  on A100-SXM): the same parameters, split and method as `vllm`, on data/reference/aiconfigurator_sglang.csv
+  and aiconfigurator_trtllm.csv (AIConfigurator's sglang and trtllm backends); memory parameters as vllm's.
+* The NVSwitch all-reduce exponent of every profile: fitted first, on AIConfigurator's NCCL all-reduce
+  tables (data/reference/nccl_aiconfigurator.csv; `nvswitch_exponent`), not on end-to-end timings.
 * `vllm-eager` (vLLM 0.10, eager mode) on vllm_l40s.csv (end-to-end tokens/s on L40S, PCIe): the same
   kernels as `vllm`, so its per-GPU kernel efficiencies are `vllm`'s; fitted: PCIe efficiency and
   latency, launch time per layer, scheduler time per step. Fitted on the file's even rows (0, 2, ...),
@@ -43,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from planner import perf  # noqa: E402
-from planner.calibration import (DGX_FILE, REFERENCE_FILE, VLLM_FILE, comparison_rows,  # noqa: E402
+from planner.calibration import (DGX_FILE, VLLM_FILE, comparison_rows, reference_file,  # noqa: E402
                                  reference_measurements, reference_rows, reference_summary, summarize)
 from planner.catalog import ENGINE_COLUMNS, ENGINE_GPU_COLUMNS, load_catalog  # noqa: E402
 from planner.domain import EngineProfile, GpuEfficiency  # noqa: E402
@@ -62,6 +67,43 @@ FIXED = {
     "splitwise": dict(memory_utilization=0.95, runtime_reserve_gib=1.0, max_num_seqs=256, prefill_chunk_tokens=8192,
                       network_efficiency=0.7, network_latency_us=200.0),
 }
+# SGLang and TensorRT-LLM (AIConfigurator's sglang and trtllm backends): CUDA graphs like vLLM V1; memory
+# parameters as vllm's (not fitted: the reference's memory model is one of the things validated).
+FIXED["sglang"] = dict(FIXED["vllm"])
+# TensorRT-LLM gives the KV cache kv_cache_free_gpu_mem_fraction (0.9) of the memory left free after
+# weights, activations and its runtime (AIConfigurator's trtllm memory model does the same).
+FIXED["trtllm"] = dict(FIXED["vllm"], memory_fraction_of="free")
+REFERENCE_BACKENDS = ("vllm", "sglang", "trtllm")  # fitted on data/reference/aiconfigurator_<backend>.csv
+BACKEND_LABEL = {"vllm": "vLLM", "sglang": "SGLang", "trtllm": "TensorRT-LLM"}
+# NVSwitch all-reduce scaling (perf.allreduce_seconds): fitted once on AIConfigurator's NCCL all-reduce tables
+# (data/reference/nccl_aiconfigurator.csv, written by aiconfigurator_reference.py --backend nccl), on the
+# NVLink GPUs, messages of 16 MiB and more (where bandwidth, not latency, sets the time), TP 4 and 8 against
+# TP 2; the same value in every profile (all run NCCL-class all-reduces on NVSwitch nodes).
+NCCL_FILE = ROOT / "data" / "reference" / "nccl_aiconfigurator.csv"
+NCCL_MIN_BYTES = 16 << 20
+
+
+def nvswitch_exponent(path: Path = NCCL_FILE) -> dict:
+    """Least squares of log(t(n) / t(2)) = log(ring(n) / ring(2)) - x log(n / 2) over the NVLink GPUs'
+    all-reduce timings (ring(n) = 2(n-1)/n); returns x pooled and per GPU."""
+    times: dict[tuple, list[float]] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            times.setdefault((r["gpu"], int(r["num_gpus"]), int(r["message_bytes"])), []).append(float(r["latency_us"]))
+    mean = {k: sum(v) / len(v) for k, v in times.items()}
+    ring = lambda n: 2 * (n - 1) / n  # noqa: E731
+    sums: dict[str, list[float]] = {}
+    for (gpu, n, size), t in mean.items():
+        if gpu in NVLINK_GPUS and n > 2 and size >= NCCL_MIN_BYTES and (gpu, 2, size) in mean:
+            x, y = math.log(n / 2), math.log(t / mean[(gpu, 2, size)]) - math.log(ring(n) / ring(2))
+            for key in (gpu, "pooled"):
+                s = sums.setdefault(key, [0.0, 0.0])
+                s[0] += x * x
+                s[1] += x * y
+    return {k: round(-sxy / sxx, 3) for k, (sxx, sxy) in sums.items()}
+
+
+NVLINK_GPUS = ("H100-SXM", "H200", "A100-80GB-SXM")
 # (parameter, lower, upper, start, prior centre or None). Efficiencies stay <= 0.95 of a datasheet peak.
 SHARED = {
     "vllm": [("nvlink_efficiency", 0.05, 0.95, 0.5, 0.6), ("nvlink_latency_us", 0.0, 200.0, 10.0, None),
@@ -77,7 +119,9 @@ SHARED = {
                   ("launch_us_per_layer", 0.0, 2000.0, 500.0, None), ("scheduler_ms", 0.0, 100.0, 1.0, None),
                   ("scheduler_us_per_seq", 0.0, 2000.0, 100.0, None)],
 }
+SHARED["sglang"] = SHARED["trtllm"] = SHARED["vllm"]  # the same terms, fitted the same way on their own reference
 PER_GPU = {"vllm": ("H100-SXM", "H200", "A100-80GB-SXM", "L40S"), "vllm-eager": (), "splitwise": ("A100-80GB-SXM",)}
+PER_GPU["sglang"] = PER_GPU["trtllm"] = PER_GPU["vllm"]
 EFF_BOUNDS = ((0.05, 0.95, 0.6, 0.6), (0.05, 0.95, 0.8, 0.8))  # compute, hbm: lower, upper, start, prior
 PRIOR_WEIGHT = 0.2
 # Carried over by architecture (GPUs the reference does not cover): arch -> the SKU whose fit applies.
@@ -247,21 +291,33 @@ def main(argv=None) -> int:
     result = {"method": "scipy.optimize.least_squares on log(predicted/reference), bounded, best of 3 starts, "
                         f"prior weight {PRIOR_WEIGHT} per log unit", "fixed": FIXED, "profiles": {}, "splits": {
                   "vllm": "fitted on reference batches 1, 4, 16, 64 (configurations that fit); held out 2, 8, 32, 128",
+                  "sglang": "as vllm, on aiconfigurator_sglang.csv", "trtllm": "as vllm, on aiconfigurator_trtllm.csv",
                   "vllm-eager": "fitted on the even rows of vllm_l40s.csv; held out the odd rows",
                   "splitwise": "fitted on the even configurations of splitwise_a100.csv; held out the odd ones"}}
     profiles: dict[str, EngineProfile] = {}
+    nvswitch = nvswitch_exponent()
+    result["nvswitch_exponent"] = nvswitch
+    for fixed in FIXED.values():
+        fixed["nvswitch_exponent"] = nvswitch["pooled"]
+    print("nvswitch exponent (NCCL all-reduce, >= 16 MiB):", nvswitch, flush=True)
 
-    # vllm on the AIConfigurator reference
-    ref = reference_measurements()
-    train = [r for r in ref if r["fits"] and reference_train(r)]
-    space = Space("vllm", cat.engine("vllm"))
-    res = fit(space, reference_residuals(train, cat))
-    src = f"fitted by benchmarks/fit_engines.py on {REFERENCE_FILE} (AIConfigurator 0.12 vLLM backend), {args.date}"
-    vllm = with_arch_rows(space.profile(res.x, src, rounded=True), f"fitted on {REFERENCE_FILE}", args.date)
-    profiles["vllm"] = vllm
-    result["profiles"]["vllm"] = {"params": dict(zip([p[0] for p in space.params], map(float, res.x))),
-                                  "cost": float(res.cost), "nfev": int(res.nfev)}
-    print("vllm:", {p[0]: round(float(v), 4) for p, v in zip(space.params, res.x)}, flush=True)
+    # vllm, sglang, trtllm on their AIConfigurator references
+    ref_data: dict[str, list[dict]] = {}
+    for backend in REFERENCE_BACKENDS:
+        ref_data[backend] = ref = reference_measurements(file=reference_file(backend))
+        train = [r for r in ref if r["fits"] and reference_train(r)]
+        base = cat.engines.get(backend) or replace(cat.engine("vllm"), name=backend)
+        space = Space(backend, base)
+        res = fit(space, reference_residuals(train, cat))
+        fitted_on = f"{reference_file(backend)} (AIConfigurator 0.12 {BACKEND_LABEL[backend]} backend)"
+        src = f"fitted by benchmarks/fit_engines.py on {fitted_on}, {args.date}"
+        prof = with_arch_rows(space.profile(res.x, src, rounded=True), f"fitted on {reference_file(backend)}",
+                              args.date)
+        profiles[backend] = prof
+        result["profiles"][backend] = {"params": dict(zip([p[0] for p in space.params], map(float, res.x))),
+                                       "cost": float(res.cost), "nfev": int(res.nfev)}
+        print(f"{backend}:", {p[0]: round(float(v), 4) for p, v in zip(space.params, res.x)}, flush=True)
+    vllm = profiles["vllm"]
 
     # vllm-eager on vllm_l40s.csv, with vllm's kernel efficiencies
     eager_base = replace(cat.engine("vllm-eager"), gpu_efficiencies=vllm.gpu_efficiencies,
@@ -292,16 +348,21 @@ def main(argv=None) -> int:
     print("splitwise:", {p[0]: round(float(v), 4) for p, v in zip(space.params, res.x)}, flush=True)
 
     # errors with the rounded catalogue values
-    ref_rows = reference_rows(vllm, cat, rows=ref)
-    for r in ref_rows:
-        r["train"] = reference_train(r)
-    result["reference"] = reference_parts(ref_rows)
+    ref_rows = []
+    for backend in REFERENCE_BACKENDS:
+        rows = reference_rows(profiles[backend], cat, rows=ref_data[backend])
+        for r in rows:
+            r["train"] = reference_train(r)
+        result["reference" if backend == "vllm" else f"reference_{backend}"] = reference_parts(rows)
+        ref_rows += rows
     file_rows = _indexed(comparison_rows({DGX_FILE: split, VLLM_FILE: eager}, cat))
     for r in file_rows:
         r["train"] = _even(r["config_index"])
     result["files"] = {DGX_FILE: file_summary([r for r in file_rows if r["file"] == DGX_FILE]),
                        VLLM_FILE: file_summary([r for r in file_rows if r["file"] == VLLM_FILE])}
     result["files_summary_all_rows"] = summarize(file_rows)
+    order = ("vllm", "vllm-eager", "splitwise", *REFERENCE_BACKENDS[1:])
+    profiles = {n: profiles[n] for n in order}
     result["targets_mape_pct"] = TARGETS
     result["engines_csv"] = engines_csv(profiles)
     result["engine_gpus_csv"] = engine_gpus_csv(profiles)
@@ -309,9 +370,9 @@ def main(argv=None) -> int:
     result["file_rows"] = file_rows
     Path(args.out).write_text(json.dumps(result, indent=1, default=str) + "\n")
     print(f"\nwrote {args.out}\n")
-    for part in ("all", "fitted", "held_out"):
-        s = result["reference"][part]
-        print(f"reference {part:<8} " + "  ".join(
+    for backend, part in [(b, p) for b in REFERENCE_BACKENDS for p in ("all", "fitted", "held_out")]:
+        s = result["reference" if backend == "vllm" else f"reference_{backend}"][part]
+        print(f"reference {backend} {part:<8} " + "  ".join(
             f"{k} MAPE {s[k]['mape_pct']:.1f}% worst x{s[k]['worst_ratio']:.2f} (n={s[k]['n']})"
             for k in ("prefill", "decode", "throughput"))
               + f"  memory {s['memory']['share']:.1%}  best GPU {s['best_gpu']['agree']}/{s['best_gpu']['groups']}")

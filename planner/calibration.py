@@ -257,32 +257,39 @@ REFERENCE_DIRS = (
 )
 
 
-def reference_path(directory: Path | None = None) -> Path:
-    """The AIConfigurator reference CSV: `directory`, $PLANNER_REFERENCE, else data/reference/."""
+def reference_file(backend: str = "vllm") -> str:
+    """The reference file of one AIConfigurator backend (vllm, sglang, trtllm)."""
+    return f"aiconfigurator_{backend}.csv"
+
+
+def reference_path(directory: Path | None = None, file: str = REFERENCE_FILE) -> Path:
+    """An AIConfigurator reference CSV (`file`, default the vLLM backend's): `directory`, $PLANNER_REFERENCE,
+    else data/reference/."""
     env = os.environ.get("PLANNER_REFERENCE")
     dirs = ([Path(directory)] if directory else []) + ([Path(env)] if env else []) + list(REFERENCE_DIRS)
     for d in dirs:
-        if (d / REFERENCE_FILE).exists():
-            return d / REFERENCE_FILE
-    raise FileNotFoundError(f"{REFERENCE_FILE} not found in {', '.join(str(d) for d in dirs)}; set PLANNER_REFERENCE")
+        if (d / file).exists():
+            return d / file
+    raise FileNotFoundError(f"{file} not found in {', '.join(str(d) for d in dirs)}; set PLANNER_REFERENCE")
 
 
 def _truthy(text: str) -> bool:
     return str(text).strip().lower() in ("1", "true", "yes", "y")
 
 
-def reference_measurements(directory: Path | None = None) -> list[dict]:
-    """Rows of the AIConfigurator reference: model and gpu are catalogue names."""
+def reference_measurements(directory: Path | None = None, file: str = REFERENCE_FILE) -> list[dict]:
+    """Rows of an AIConfigurator reference file (default the vLLM backend's): model and gpu are catalogue
+    names."""
     out = []
     numbers = {"tp": int, "pp": int, "batch": int, "isl": int, "osl": int, "prefill_ms": float,
                "decode_step_ms": float, "tokens_per_s": float}
-    for r in _read(reference_path(directory), ("gpu", "model", "fits"), numbers):
+    for r in _read(reference_path(directory, file), ("gpu", "model", "fits"), numbers):
         def num(key: str) -> float:
             v = r.get(key, "")
             return float(v) if v not in ("", None) else math.nan
 
         out.append({
-            "file": REFERENCE_FILE, "source": r.get("source", ""), "backend": r.get("backend", ""),
+            "file": file, "source": r.get("source", ""), "backend": r.get("backend", ""),
             "backend_version": r.get("backend_version", ""), "system": r.get("system", ""),
             "gpu": r["gpu"], "model": r["model"], "tp": int(r["tp"]), "pp": int(r.get("pp") or 1),
             "batch": int(r["batch"]), "input_len": int(r["isl"]), "output_len": int(r["osl"]),

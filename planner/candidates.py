@@ -8,8 +8,10 @@ are position-free; `expand_positions` lists them by first layer for tables and t
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from functools import lru_cache
 
 from . import perf
@@ -73,6 +75,8 @@ class Option:
     reason: str = ""
     prefill_s: float = 0.0  # prefill of one microbatch's prompts on this stage
     decode_step_s: float = 0.0  # one decode step of one microbatch on this stage
+    ttft_s: float = 0.0  # this stage's share of a request's time to first token (`perf.serving_latency`)
+    tpot_step_s: float = 0.0  # this stage's step as a decoding sequence sees it (others' prompts mixed in)
 
     @property
     def first(self) -> bool:
@@ -292,7 +296,7 @@ def _compute(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, l
                       False, f"needs {mem.total_gb:.1f} GB per GPU > {mem.capacity_gb:.1f} GB ({g.memory_gb:g} GiB) "
                              f"at {c0} sequences in flight (weights {mem.weights_gb:.1f}, KV {mem.kv_cache_gb:.1f}, "
                              f"activations {mem.activations_gb:.1f}, reserve {mem.reserve_gb:.1f})")
-    cap = perf.max_concurrency(m, g, eng, size, tp, first, last, kv_tokens, engine_cap=False)
+    cap = perf.concurrency_that_fits(mem, m, eng, size, tp, kv_tokens, engine_cap=False)  # = max_concurrency
     max_stages = max(p for p, c in allowed if c <= cap)
     # every stage count of a level shares the microbatch; with a fixed concurrency the level has one count.
     # A stage that is not last hands its activations on; where the next stage sits is not known per
@@ -302,25 +306,65 @@ def _compute(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, l
     handoff = None if last else (scenario.pool.default_link_gb_per_s, "network")
     sp = perf.stage_perf(m, g, eng, size, tp, first, last, w, c0, microbatches=p0, handoff=handoff)
     pre, dec = sp.prefill.seconds, sp.decode_step.seconds
+    own = perf.prefill_time(m, g, eng, size, tp, first, last, 1, w.input_tokens, stages=p0, pipelined=p0 > 1,
+                            handoff=handoff).seconds
+    ttft, step = perf.serving_latency(sp, own, w, eng, p0)
+    lat = dict(prefill_s=pre, decode_step_s=dec, ttft_s=ttft, tpot_step_s=step)
     st = scenario.settings
     if st.max_tpot_ms is not None:
-        # a sequence gets one token per cycle of P microbatch steps: TPOT = P x the slowest decode step
-        max_stages = max((p for p, _ in allowed if p <= max_stages and p * dec * 1e3 <= st.max_tpot_ms), default=0)
+        # a sequence gets one token per cycle of P microbatch steps: TPOT = P x the slowest step
+        max_stages = max((p for p, _ in allowed if p <= max_stages and p * step * 1e3 <= st.max_tpot_ms), default=0)
         if max_stages == 0:
             return Option(size, role, gpu_type, tp, level, sp.tokens_per_s, mem.total_gb, mem.capacity_gb, cost,
-                          "latency", 0, False, f"TPOT SLO: {p0} stage(s) x {dec * 1e3:.1f} ms decode step > "
-                                               f"{st.max_tpot_ms:g} ms", pre, dec)
-    if st.max_ttft_ms is not None and pre * 1e3 > st.max_ttft_ms:
+                          "latency", 0, False, f"TPOT SLO: {p0} stage(s) x {step * 1e3:.1f} ms step > "
+                                               f"{st.max_tpot_ms:g} ms", **lat)
+    if st.max_ttft_ms is not None and ttft * 1e3 > st.max_ttft_ms:
         return Option(size, role, gpu_type, tp, level, sp.tokens_per_s, mem.total_gb, mem.capacity_gb, cost,
-                      "latency", 0, False, f"TTFT SLO: this stage's prefill alone takes {pre * 1e3:.0f} ms > "
-                                           f"{st.max_ttft_ms:g} ms", pre, dec)
+                      "latency", 0, False, f"TTFT SLO: this stage's share of the time to first token alone is "
+                                           f"{ttft * 1e3:.0f} ms > {st.max_ttft_ms:g} ms", **lat)
     return Option(size, role, gpu_type, tp, level, sp.tokens_per_s, mem.total_gb, mem.capacity_gb, cost,
-                  sp.bound, max_stages, prefill_s=pre, decode_step_s=dec)
+                  sp.bound, max_stages, **lat)
 
 
 # single lookups (brute force, tables) are cached; build_candidates evaluates each option once and calls
 # _compute directly, because hashing the whole scenario per call cost more than the evaluation itself
 _evaluate = lru_cache(maxsize=100_000)(_compute)
+
+
+# Options of earlier builds, for the next build of a scenario whose options' inputs are the same (moving the
+# app's segment-size slider changes which sizes are built, not how one option is computed). One dict per
+# set of inputs (`_inputs_key`: everything `_compute` reads besides its own arguments), the last few kept;
+# a build reads and writes only its own dict, so concurrent builds of other scenarios never mix.
+_MEMO_SCENARIOS = 2
+_MEMO_OPTIONS = 60_000  # per scenario; an XL build has ~40,000
+class _Memos(OrderedDict):
+    def cache_clear(self) -> None:
+        """Forget every memoised option (as functools caches do; benchmarks time cold builds with it)."""
+        with _memo_lock:
+            self.clear()
+
+
+_memos = _Memos()
+del _Memos  # only the instance is module-level: measure.clear_caches calls every module-level cache_clear
+_memo_lock = threading.Lock()
+
+
+def _inputs_key(scenario: Scenario) -> tuple:
+    st, pool = scenario.settings, scenario.pool
+    return (scenario.model, scenario.workload, scenario.engine, tuple((e.name, e.spec) for e in pool.entries),
+            pool.default_link_gb_per_s, st.max_tpot_ms, st.max_ttft_ms)
+
+
+def _memo_for(scenario: Scenario) -> dict:
+    key = _inputs_key(scenario)
+    with _memo_lock:
+        memo = _memos.get(key)
+        if memo is None:
+            memo = _memos[key] = {}
+            while len(_memos) > _MEMO_SCENARIOS:
+                _memos.popitem(last=False)
+        _memos.move_to_end(key)
+        return memo
 
 
 def roles_for(size: int, num_layers: int, level: Level, sizes: tuple[int, ...]) -> tuple[str, ...]:
@@ -361,7 +405,9 @@ def build_candidates(scenario: Scenario) -> CandidateSet:
         _too_many(total, levels, sizes, per_shape, "")
     usable: list[Option] = []
     excluded: list[Option] = []
+    memo = _memo_for(scenario)
     for level, roles in zip(levels, roles_by_level):
+        lkey = (level.microbatch, level.stage_counts, level.concurrencies)
         for g in scenario.pool.types:
             fits: dict[tuple[int, str], list[Option]] = {}
             for role in ROLES:
@@ -369,7 +415,12 @@ def build_candidates(scenario: Scenario) -> CandidateSet:
                     for s in sizes:
                         if role not in roles[s]:
                             continue
-                        o = _compute(scenario, s, role, g, t, level)
+                        key = (lkey, g, t, s, role)
+                        o = memo.get(key)
+                        if o is None:
+                            o = _compute(scenario, s, role, g, t, level)
+                            if len(memo) < _MEMO_OPTIONS:
+                                memo[key] = o
                         if not o.feasible:
                             # memory, prefill and decode time all grow with the layers held: no larger
                             # size of this shape can fit either

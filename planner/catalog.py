@@ -30,7 +30,8 @@ MODEL_COLUMNS = ("name", "aliases", "num_layers", "hidden_size", "num_heads", "n
 ENGINE_COLUMNS = ("name", "compute_efficiency", "hbm_efficiency", "nvlink_efficiency", "nvlink_latency_us",
                   "pcie_efficiency", "pcie_latency_us", "network_efficiency", "network_latency_us",
                   "launch_us_per_layer", "scheduler_ms", "scheduler_us_per_seq", "memory_utilization",
-                  "runtime_reserve_gib", "max_num_seqs", "prefill_chunk_tokens", "pcie_root_gpus", "source")
+                  "runtime_reserve_gib", "max_num_seqs", "prefill_chunk_tokens", "pcie_root_gpus", "source",
+                  "memory_fraction_of", "nvswitch_exponent")
 # config/engine_gpus.csv: an engine's kernel efficiencies per GPU SKU or per architecture (arch:<name>)
 ENGINE_GPU_COLUMNS = ("engine", "gpu", "compute_efficiency", "hbm_efficiency", "source")
 
@@ -214,10 +215,16 @@ def parse_engines(text: str, file: str, gpu_text: str | None = None,
             max_num_seqs=c.integer("max_num_seqs", maximum=1_000_000),
             prefill_chunk_tokens=c.integer("prefill_chunk_tokens", maximum=10_000_000),
             pcie_root_gpus=c.number("pcie_root_gpus", default=8.0, maximum=1024),
+            nvswitch_exponent=c.number("nvswitch_exponent", default=0.0, positive=False, maximum=1.0),
         )
         if name is None or None in values.values():
             continue
-        engines[name] = EngineProfile(name=name, source=row.get("source", ""), **values)
+        share_of = (row.get("memory_fraction_of") or "total").strip().lower()
+        if share_of not in ("total", "free"):
+            problems.append(Problem(f"memory_fraction_of must be 'total' or 'free', got '{share_of}'", file, lineno,
+                                    "memory_fraction_of"))
+            continue
+        engines[name] = EngineProfile(name=name, source=row.get("source", ""), memory_fraction_of=share_of, **values)
     if gpu_text is not None:
         per_gpu: dict[str, list[GpuEfficiency]] = {}
         gtable = parse_table(gpu_text, gpu_file, required=ENGINE_GPU_COLUMNS[:4], optional=ENGINE_GPU_COLUMNS[4:])

@@ -306,8 +306,22 @@ class EngineProfile:
     # over more GPUs than this is limited by the shared root (perf.allreduce_seconds). A property of the
     # servers the profile was fitted on.
     pcie_root_gpus: float = 8.0
+    # What `memory_utilization` is a share of: "total" GPU memory (vLLM's gpu_memory_utilization, SGLang's
+    # mem_fraction_static) or the memory still "free" once weights, activations and the runtime are in
+    # place (TensorRT-LLM's kv_cache_free_gpu_mem_fraction, 0.9 by default).
+    memory_fraction_of: str = "total"
+    # How much better than a ring an all-reduce over NVLink scales with the group: the ring's time is divided
+    # by (tp / 2) ** nvswitch_exponent (0: a plain ring). NVSwitch nodes reduce in the switch (NVLS on
+    # Hopper), so NCCL's bus bandwidth rises with the GPU count; fitted on NCCL timings.
+    nvswitch_exponent: float = 0.0
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.nvswitch_exponent, (int, float)) and 0 <= self.nvswitch_exponent <= 1):
+            raise InputError(f"engine {self.name}: nvswitch_exponent must be between 0 and 1, "
+                             f"got {self.nvswitch_exponent!r}")
+        if self.memory_fraction_of not in ("total", "free"):
+            raise InputError(f"engine {self.name}: memory_fraction_of must be 'total' or 'free', "
+                             f"got {self.memory_fraction_of!r}")
         _check_positive(
             f"engine {self.name}",
             pcie_root_gpus=self.pcie_root_gpus,

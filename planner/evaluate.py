@@ -13,7 +13,9 @@ Two modes:
 * continuous batching (`concurrency=C`, or neither: as many as memory and `max_num_seqs` allow on the
   tightest stage): each stage serves waves of C requests (`perf.stage_perf`); `prefill_ms` and
   `decode_step_ms` are the times of the C-request prefill and of one decode step summed over the stages
-  (the latency through the pipeline), while the throughput is the slowest stage's (or link's) rate.
+  (the latency through the pipeline), while the throughput is the slowest stage's (or link's) rate;
+  `ttft_ms` and `tpot_ms` are a server's steady state, requests arriving staggered
+  (`perf.serving_latency`), not the C-request wave.
 """
 from __future__ import annotations
 
@@ -142,13 +144,18 @@ def evaluate_layout(
             wave = pre.seconds + (output_len - 1) * dec.seconds
             rate = c * w.context_tokens / wave
             sp = perf.StagePerf(rate, rate * output_len / w.context_tokens, wave, pre, dec, c)
+            lat = (pre.seconds, dec.seconds)  # a static batch: all prompts first, then decode steps
         else:
             sp = perf.stage_perf(model, gpu, engine, n, tp, first, last, w, c, microbatches=micro, handoff=hand)
+            own = perf.prefill_time(model, gpu, engine, n, tp, first, last, 1, input_len, stages=micro,
+                                    pipelined=micro > 1, handoff=hand)
+            lat = perf.serving_latency(sp, own.seconds, w, engine, micro)
         phases.append(sp)
         stages.append({
             "stage": i + 1, "layers": n, "first": first, "last": last, "node": node_of[i] + 1,
             "prefill_ms": sp.prefill.seconds * 1e3, "decode_step_ms": sp.decode_step.seconds * 1e3,
             "prefill_bound": sp.prefill.bound, "decode_bound": sp.decode_step.bound,
+            "ttft_share_ms": lat[0] * 1e3, "tpot_step_ms": lat[1] * 1e3,
             "tokens_per_s": sp.tokens_per_s, "output_tokens_per_s": sp.output_tokens_per_s, "bound": sp.bound,
             "memory_gb_per_gpu": mems[i].total_gb, "weights_gb_per_gpu": mems[i].weights_gb,
             "kv_cache_gb_per_gpu": mems[i].kv_cache_gb, "max_concurrency": caps[i],
@@ -170,8 +177,9 @@ def evaluate_layout(
         rates = [(s["tokens_per_s"], s["bound"]) for s in stages] + [(k["tokens_per_s"], "link") for k in links]
         tokens_per_s, bound = min(rates, key=lambda r: r[0])
         # a sequence gets one token per cycle of pp microbatch steps; its prompt passes every stage once
-        tpot_ms = pp * max(s["decode_step_ms"] for s in stages)
-        ttft_ms = prefill_ms
+        # (continuous batching in the steady state: perf.serving_latency)
+        tpot_ms = pp * max(s["tpot_step_ms"] for s in stages)
+        ttft_ms = sum(s["ttft_share_ms"] for s in stages)
     note = perf.precision_note(model, gpu)
     result = {
         "feasible": True, "reason": "", "mode": "static batch" if static else "continuous batching",

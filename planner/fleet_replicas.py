@@ -156,13 +156,13 @@ class _Cell:
         """Every label with one more stage `o` (that still fits the pool and the TTFT limit)."""
         if budget is not None:
             budget.spend(len(self.th))
-        ok = (self.n[:, gi] + o.tp <= cap[gi]) & (self.pre + o.prefill_s <= limit_s * (1 + REL))
+        ok = (self.n[:, gi] + o.tp <= cap[gi]) & (self.pre + o.ttft_s <= limit_s * (1 + REL))
         idx = np.flatnonzero(ok)
         if idx.size == 0:
             return None
         n = self.n[idx].copy()
         n[:, gi] += o.tp
-        return _Cell(np.minimum(self.th[idx], o.tokens_per_s), n, self.pre[idx] + o.prefill_s,
+        return _Cell(np.minimum(self.th[idx], o.tokens_per_s), n, self.pre[idx] + o.ttft_s,
                      [self.opts[i] + (o,) for i in idx])
 
     def merge(self, other: "_Cell", with_prefill: bool, budget: "Budget | None" = None) -> "_Cell":
@@ -226,8 +226,8 @@ def unit_replicas(scenario: Scenario, level: Level, p: int, opts: list[Option], 
     if p == 1:
         labels = []
         for o in usable:
-            if o.role == "only" and o.size == L and o.prefill_s <= limit_s * (1 + REL):
-                labels.append((o.tokens_per_s, _add(zero, index[o.gpu_type], o.tp), o.prefill_s, (o,)))
+            if o.role == "only" and o.size == L and o.ttft_s <= limit_s * (1 + REL):
+                labels.append((o.tokens_per_s, _add(zero, index[o.gpu_type], o.tp), o.ttft_s, (o,)))
         for th, n, pre, os_ in pareto(labels, False):
             out.append(Replica(os_, th, n, sum(o.cost_usd_per_hour for o in os_), pre, 1, conc))
         return out
@@ -244,14 +244,14 @@ def unit_replicas(scenario: Scenario, level: Level, p: int, opts: list[Option], 
     cells: list[dict[int, _Cell]] = [dict() for _ in range(p)]
     by_size: dict[int, list[Option]] = {}
     for f in firsts:
-        if f.prefill_s <= limit_s * (1 + REL) and f.size + (p - 2) * min_mid + min_last <= L:
+        if f.ttft_s <= limit_s * (1 + REL) and f.size + (p - 2) * min_mid + min_last <= L:
             by_size.setdefault(f.size, []).append(f)
     for size, fs in by_size.items():
         n = np.zeros((len(fs), T), dtype=np.int32)
         for i, f in enumerate(fs):
             n[i, index[f.gpu_type]] = f.tp
         cells[1][size] = _Cell.pareto(np.array([f.tokens_per_s for f in fs]), n,
-                                      np.array([f.prefill_s for f in fs]), [(f,) for f in fs], with_prefill)
+                                      np.array([f.ttft_s for f in fs]), [(f,) for f in fs], with_prefill)
     for o in middles:  # option-major: every multiset of middles is generated once
         if cancel is not None and cancel.is_set():
             raise CancelledError()

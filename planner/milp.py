@@ -27,7 +27,7 @@ capitalised, parameters in lower case; each option and shape is indexed by a rea
     Stage_Number_Constraint                 sum_o n_o = P (one count) or = sum_P P z_P
     One_Pipeline_Length_Constraint          sum_P z_P = 1
     KV_Fit_Constraint[o]                    n_o <= U_o sum_{P <= P_o} z_P (o's KV cache fits up to P_o stages)
-    TTFT_Constraint                         sum_o (prefill_o / TTFT_max) n_o <= 1
+    TTFT_Constraint                         sum_o (ttft_o / TTFT_max) n_o <= 1
     Cost_Usd_Per_Hour_Scaled    C           sum_o c_o n_o, in $/h times `cost_scale` (a power of two)
     budget_usd_per_hour_scaled  B           mutable parameter (NO_BUDGET when no cap)
     Budget_Constraint                       C <= B
@@ -175,14 +175,15 @@ def add_throughput_floors(m: pyo.ConcreteModel, opts: list[Option]) -> list[floa
 
 
 def add_latency(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenario) -> None:
-    """Time to first token: a prompt's microbatch is prefilled by every stage in turn, so
-        sum_o prefill_o n_o <= TTFT_max.
-    (The TPOT SLO, P x the slowest decode step <= TPOT_max, is per option: it lowers the options'
-    `max_stages` and needs no row.)"""
+    """Time to first token: a request waits for its step and is prefilled at every stage in turn, so with
+    ttft_o each stage's share (`perf.serving_latency`)
+        sum_o ttft_o n_o <= TTFT_max.
+    (The TPOT SLO, P x the slowest step <= TPOT_max, is per option: it lowers the options' `max_stages`
+    and needs no row.)"""
     limit = scenario.settings.max_ttft_ms
     if limit is not None:
         # divided by the limit: HiGHS's feasibility tolerance (1e-7, absolute) is then relative to it
-        m.TTFT_Constraint = pyo.Constraint(expr=_lin([o.prefill_s * 1e3 / limit for o in opts], m.n) <= 1)
+        m.TTFT_Constraint = pyo.Constraint(expr=_lin([o.ttft_s * 1e3 / limit for o in opts], m.n) <= 1)
 
 
 def add_budget(m: pyo.ConcreteModel, costs: list[float], variables: list, scale: float = 1.0) -> None:

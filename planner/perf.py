@@ -27,6 +27,48 @@ GIB = 2.0 ** 30
 ACT_BYTES = 2.0  # activations, all-reduce messages and stage hand-offs are 16-bit at every weight precision
 KV_BLOCK_TOKENS = 16  # vLLM allocates the KV cache in blocks of 16 tokens as tokens arrive
 
+# Per-object memo of pure derived values (a candidate build evaluates thousands of options of one model on
+# a few GPU types; hashing the frozen dataclasses per call cost more than the arithmetic). Keyed by the
+# objects' ids; each entry keeps the objects alive and is checked by identity, so an id is never reused
+# while its entry exists. The values are the same floats the functions return, so results do not change.
+_MEMO_MAX = 1024
+
+
+class _Memo(dict):
+    def cache_clear(self) -> None:
+        """Forget every entry (as functools caches do; benchmarks time cold runs with it)."""
+        self.clear()
+
+
+_model_memo = _Memo()
+_eff_memo = _Memo()
+del _Memo  # only the instances are module-level: measure.clear_caches calls every module-level cache_clear
+
+
+def _model_terms(m: ModelSpec) -> tuple[float, float, float, float]:
+    """(layer_params, layer_weight_bytes, embedding_bytes, kv_bytes_per_token_per_layer) of `m`, memoised."""
+    hit = _model_memo.get(id(m))
+    if hit is not None and hit[0] is m:
+        return hit[1]
+    if len(_model_memo) >= _MEMO_MAX:
+        _model_memo.clear()
+    terms = (layer_params(m), layer_weight_bytes(m), embedding_bytes(m), kv_bytes_per_token_per_layer(m))
+    _model_memo[id(m)] = (m, terms)
+    return terms
+
+
+def _efficiencies(e: EngineProfile, g: GpuSpec) -> tuple[float, float, str]:
+    """e.efficiencies(g), memoised per (profile, GPU) object pair."""
+    key = (id(e), id(g))
+    hit = _eff_memo.get(key)
+    if hit is not None and hit[0] is e and hit[1] is g:
+        return hit[2]
+    if len(_eff_memo) >= _MEMO_MAX:
+        _eff_memo.clear()
+    value = e.efficiencies(g)
+    _eff_memo[key] = (e, g, value)
+    return value
+
 
 # ---------------------------------------------------------------- parameters and bytes
 def layer_params(m: ModelSpec) -> float:
@@ -161,13 +203,14 @@ def workload_kv_tokens(w: Workload) -> int:
 
 
 def stage_weight_bytes_per_gpu(m: ModelSpec, layers: int, tp: int, first: bool, last: bool) -> float:
-    extra = (embedding_bytes(m) if first else 0.0) + (embedding_bytes(m) if last else 0.0)
-    return (layers * layer_weight_bytes(m) + extra) / tp
+    _, layer_bytes, emb, _ = _model_terms(m)
+    extra = (emb if first else 0.0) + (emb if last else 0.0)
+    return (layers * layer_bytes + extra) / tp
 
 
 def stage_kv_bytes_per_sequence_per_gpu(m: ModelSpec, layers: int, tp: int, context_tokens: float) -> float:
     """KV cache one sequence of `context_tokens` needs on one GPU of the stage (once per layer held)."""
-    return layers * context_tokens * kv_bytes_per_token_per_layer(m) * kv_share_per_gpu(m, tp)
+    return layers * context_tokens * _model_terms(m)[3] * kv_share_per_gpu(m, tp)
 
 
 def activation_bytes_per_gpu(m: ModelSpec, e: EngineProfile, tp: int, last: bool) -> float:
@@ -190,12 +233,21 @@ def stage_memory(
     concurrency: int, context_tokens: float,
 ) -> MemoryBreakdown:
     """Memory on each GPU of a stage holding `concurrency` sequences of `context_tokens` KV tokens each
-    (`kv_tokens_per_sequence` says how many a sequence occupies)."""
+    (`kv_tokens_per_sequence` says how many a sequence occupies). With an engine whose memory share is of
+    the free memory (TensorRT-LLM), the part it leaves to others is (1 - share) of what weights,
+    activations and its runtime reserve leave free, not of the whole GPU."""
+    weights = stage_weight_bytes_per_gpu(m, layers, tp, first, last)
+    activations = activation_bytes_per_gpu(m, e, tp, last)
+    if e.memory_fraction_of == "free":
+        runtime = e.runtime_reserve_gib * GIB
+        reserve = max(0.0, g.memory_bytes - weights - activations - runtime) * (1 - e.memory_utilization) + runtime
+    else:
+        reserve = reserve_bytes(g, e)
     return MemoryBreakdown(
-        weights_gb=stage_weight_bytes_per_gpu(m, layers, tp, first, last) / GB,
+        weights_gb=weights / GB,
         kv_cache_gb=concurrency * stage_kv_bytes_per_sequence_per_gpu(m, layers, tp, context_tokens) / GB,
-        activations_gb=activation_bytes_per_gpu(m, e, tp, last) / GB,
-        reserve_gb=reserve_bytes(g, e) / GB,
+        activations_gb=activations / GB,
+        reserve_gb=reserve / GB,
         capacity_gb=g.memory_bytes / GB,
     )
 
@@ -208,7 +260,14 @@ def max_concurrency(
     capped by the engine's limit unless `engine_cap` is False (a pipeline of P stages runs P
     microbatches, each up to the engine's limit)."""
     empty = stage_memory(m, g, e, layers, tp, first, last, 0, context_tokens)
-    room = (empty.capacity_gb - empty.total_gb) * GB
+    return concurrency_that_fits(empty, m, e, layers, tp, context_tokens, engine_cap)
+
+
+def concurrency_that_fits(mem: MemoryBreakdown, m: ModelSpec, e: EngineProfile, layers: int, tp: int,
+                          context_tokens: float, engine_cap: bool = True) -> int:
+    """max_concurrency from a MemoryBreakdown of the same stage at any concurrency (its KV is left out),
+    so that a caller holding one does not compute it again."""
+    room = (mem.capacity_gb - (mem.weights_gb + mem.activations_gb + mem.reserve_gb)) * GB
     if room < 0:
         return 0
     per_seq = stage_kv_bytes_per_sequence_per_gpu(m, layers, tp, context_tokens)
@@ -255,7 +314,8 @@ class PhaseTime:
 
 def allreduce_seconds(message_bytes: float, tp: int, g: GpuSpec, e: EngineProfile) -> float:
     """Ring all-reduce of `message_bytes` across `tp` GPUs over the node's link (NVLink or PCIe, each
-    with the engine's bandwidth efficiency and per-call latency on it)."""
+    with the engine's bandwidth efficiency and per-call latency on it); on NVLink the ring's time shrinks
+    by (tp / 2) ** nvswitch_exponent past 2 GPUs (the switch reduces in-network)."""
     if tp <= 1:
         return 0.0
     eff, latency_us = e.link(g.intra_link)
@@ -266,6 +326,10 @@ def allreduce_seconds(message_bytes: float, tp: int, g: GpuSpec, e: EngineProfil
         # (TP 8 on a root that carries 2: 4x the ring's time). AIConfigurator's L40S all-reduce data fit
         # a root of ~2 GPUs; vLLM on AWS g6e L40S nodes a larger one.
         factor *= max(1.0, tp / e.pcie_root_gpus)
+    elif e.nvswitch_exponent and tp > 2:
+        # NVSwitch: NCCL's bus bandwidth rises with the group (in-switch reduction on Hopper), so TP 8
+        # all-reduces faster than a ring scaled from TP 2 (AIConfigurator's NCCL tables: ~1.4x on H100)
+        factor /= (tp / 2) ** e.nvswitch_exponent
     wire = factor * message_bytes / (g.intra_link_gb_per_s * GB * eff)
     return wire + latency_us * 1e-6
 
@@ -299,7 +363,7 @@ def _phase(m: ModelSpec, compute_flops_per_gpu: float, bytes_per_gpu: float, com
            e: EngineProfile, layers: int, batch: int, handoff_s: float, stages: int,
            pipelined: bool) -> PhaseTime:
     """One forward step (see the module docstring)."""
-    ceff, heff, _ = e.efficiencies(g)
+    ceff, heff, _ = _efficiencies(e, g)
     compute_s = compute_flops_per_gpu / (compute_tflops(m, g) * 1e12 * ceff)
     memory_s = bytes_per_gpu / (g.hbm_gb_per_s * GB * heff)
     launch_s = launch_seconds(e, layers)
@@ -326,7 +390,7 @@ def prefill_time(
     """
     tokens = num_sequences * prompt_tokens
     attn = 2.0 * prompt_tokens * prompt_tokens * m.num_heads * m.head_dim * num_sequences
-    flops = layers * (2 * layer_params(m) * tokens + attn)
+    flops = layers * (2 * _model_terms(m)[0] * tokens + attn)
     if last:
         flops += 2 * m.vocab_size * m.hidden_size * num_sequences
     weights = stage_weight_bytes_per_gpu(m, layers, tp, first, last)
@@ -347,11 +411,11 @@ def decode_step_time(
     attention 4 * context * h * hd per layer per token. `stages`, `pipelined`, `handoff`: as prefill_time.
     """
     attn = 4.0 * context_tokens * m.num_heads * m.head_dim * batch
-    flops = layers * (2 * layer_params(m) * batch + attn)
+    flops = layers * (2 * _model_terms(m)[0] * batch + attn)
     if last:
         flops += 2 * m.vocab_size * m.hidden_size * batch
     weights = stage_weight_bytes_per_gpu(m, layers, tp, first, last)
-    kv_read = batch * context_tokens * layers * kv_bytes_per_token_per_layer(m) * kv_share_per_gpu(m, tp)
+    kv_read = batch * context_tokens * layers * _model_terms(m)[3] * kv_share_per_gpu(m, tp)
     comm = layers * 2 * allreduce_seconds(batch * m.hidden_size * ACT_BYTES, tp, g, e)
     hand = handoff_seconds(m, e, batch, *handoff) if handoff else 0.0
     return _phase(m, flops / tp, weights + kv_read, comm, g, e, layers, batch, hand, stages, pipelined)
@@ -406,3 +470,29 @@ def stage_perf(
 def link_tokens_per_s(m: ModelSpec, gb_per_s: float) -> float:
     """Tokens per second a stage-to-stage link carries: each token's hidden state (16-bit) crosses once."""
     return gb_per_s * GB / (m.hidden_size * ACT_BYTES)
+
+
+def serving_latency(sp: StagePerf, own_prefill_s: float, w: Workload, e: EngineProfile,
+                    microbatches: int = 1) -> tuple[float, float]:
+    """(this stage's share of the time to first token, its TPOT step) under continuous batching in the
+    steady state, in seconds.
+
+    In a serving engine requests arrive staggered, not as a wave: every step of a microbatch carries its
+    b = ceil(C / P) decodes and, on average, b / O newly admitted prompts (chunked prefill mixes them in),
+    so the average step takes wave / O -- the same work the throughput counts. A new request waits for its
+    microbatch's next step (half a step at each stage on average: half a cycle over the pipeline), and
+    its prompt is prefilled in ceil(I / chunk) steps that also carry the others' work:
+        TTFT share = own prefill + (b - 1) / b x (1/2 + ceil(I / chunk)) x wave / O.
+    A sequence gets a token per cycle, and the others' prompts slow the steps it decodes in:
+        TPOT step = decode step + (b - 1) / b x (wave / O - decode step).
+    With b = 1 nothing else runs, and these are the prompt's prefill and the decode step, as measured at
+    concurrency 1; as b grows the others' share tends to all of it. (The static-batch wave -- all C
+    prompts prefilled together before any decode -- describes a benchmark's static batches, not a
+    server: with C = 128 it put a 17 s "time to first token" on plans a server runs at ~0.1 s.)"""
+    b = max(1, math.ceil(sp.concurrency / max(1, microbatches)))
+    others = (b - 1) / b
+    step = sp.wave_s / max(1, w.output_tokens)
+    dec = sp.decode_step.seconds
+    chunks = math.ceil(w.input_tokens / max(1, e.prefill_chunk_tokens))
+    ttft = own_prefill_s + others * (0.5 + chunks) * step
+    return ttft, dec + others * max(0.0, step - dec)

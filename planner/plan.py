@@ -25,6 +25,8 @@ class Stage:
     node: str = ""
     prefill_s: float = 0.0  # one microbatch's prompts
     decode_step_s: float = 0.0  # one decode step of one microbatch
+    ttft_s: float = 0.0  # the stage's share of a request's time to first token (`perf.serving_latency`)
+    tpot_step_s: float = 0.0  # the stage's step as a decoding sequence sees it
 
     @property
     def num_layers(self) -> int:
@@ -56,14 +58,15 @@ class Plan:
 
     @property
     def ttft_s(self) -> float:
-        """Time to first token: the microbatch's prefill through every stage (queueing and stage-to-stage
-        transfers excluded)."""
-        return sum(s.prefill_s for s in self.stages)
+        """Time to first token in the serving steady state: a new request's wait for its microbatch's step
+        and its prompt's prefill, mixed with the others' work, through every stage (`perf.serving_latency`)."""
+        return sum(s.ttft_s for s in self.stages)
 
     @property
     def tpot_s(self) -> float:
-        """Time per output token: one token per cycle of P microbatch steps at the slowest stage."""
-        return len(self.stages) * max((s.decode_step_s for s in self.stages), default=0.0)
+        """Time per output token: one token per cycle of P microbatch steps at the slowest stage, the others'
+        prompts mixed into those steps."""
+        return len(self.stages) * max((s.tpot_step_s for s in self.stages), default=0.0)
 
     @property
     def stage_tokens_per_s(self) -> float:
@@ -166,7 +169,7 @@ def make_plan(scenario: Scenario, options: list[Option]) -> Plan:
                                 perf.workload_kv_tokens(w))
         stages.append(Stage(k, layer, layer + o.size - 1, o.gpu_type, spec.sku, o.tp, o.tokens_per_s,
                             mem.total_gb, o.capacity_gb, o.cost_usd_per_hour, o.bound, ids, node,
-                            o.prefill_s, o.decode_step_s))
+                            o.prefill_s, o.decode_step_s, o.ttft_s, o.tpot_step_s))
         layer += o.size
     links = []
     for a, b in zip(stages, stages[1:]):

@@ -54,14 +54,18 @@ PHASE_QUANTITY = {"decode": "decode_step", "prefill": "prefill", "throughput": "
 # Which rows a profile is fitted on and which are held out (the splits of benchmarks/fit_engines.py on the
 # performance model v2 branch): in each shared file the configurations are numbered in the order
 # planner.calibration lists them (both phases of a DGX configuration share a number), even numbers are
-# fitted, odd ones held out; on the AIConfigurator reference the `vllm` profile is fitted on batches
-# 1, 4, 16, 64 and held out on 2, 8, 32, 128.
+# fitted, odd ones held out; on the AIConfigurator reference the `vllm`, `sglang` and `trtllm` profiles are
+# each fitted on their backend's batches 1, 4, 16, 64 and held out on 2, 8, 32, 128.
 HELD_OUT = {
     DGX_FILE: "the odd-numbered configurations (fit on the even ones)",
     VLLM_FILE: "the odd-numbered rows (fit on the even ones)",
     "AIConfigurator vllm": "batches 2, 8, 32, 128 (fit on 1, 4, 16, 64)",
+    "AIConfigurator sglang": "batches 2, 8, 32, 128 (fit on 1, 4, 16, 64)",
+    "AIConfigurator trtllm": "batches 2, 8, 32, 128 (fit on 1, 4, 16, 64)",
 }
-REFERENCE_FIT_BATCHES = {"vllm": (1, 4, 16, 64)}  # backend -> the batches its profile is fitted on
+# backend -> the batches its profile is fitted on (benchmarks/fit_engines.py fits each backend's profile on
+# its own reference file with the same split)
+REFERENCE_FIT_BATCHES = {"vllm": (1, 4, 16, 64), "sglang": (1, 4, 16, 64), "trtllm": (1, 4, 16, 64)}
 # AIConfigurator system names -> catalogue GPUs; backends -> engine profiles
 AIC_SYSTEMS = {"h100_sxm": "H100-SXM", "h200_sxm": "H200", "a100_sxm": "A100-80GB-SXM", "l40s": "L40S"}
 AIC_BACKEND_PROFILES = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm"}

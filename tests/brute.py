@@ -54,17 +54,20 @@ def all_plans(sc):
                     # each stage's times as the model defines them for an option (perf.stage_perf at the
                     # level's microbatch, the scheduler's share at the fewest stages of the role, a
                     # non-last stage's hand-off over the pool's network), recomputed here from perf
-                    sp = []
+                    lat = []  # (TTFT share, TPOT step) per stage, perf.serving_latency
                     for o in opts:
                         p0 = o.min_stages
+                        g = sc.pool.entry(o.gpu_type).spec
                         hand = None if o.last else (sc.pool.default_link_gb_per_s, "network")
-                        sp.append(perf.stage_perf(sc.model, sc.pool.entry(o.gpu_type).spec, sc.engine, o.size, o.tp,
-                                                  o.first, o.last, sc.workload, level.concurrency(p0),
-                                                  microbatches=p0, handoff=hand))
+                        sp = perf.stage_perf(sc.model, g, sc.engine, o.size, o.tp, o.first, o.last, sc.workload,
+                                             level.concurrency(p0), microbatches=p0, handoff=hand)
+                        own = perf.prefill_time(sc.model, g, sc.engine, o.size, o.tp, o.first, o.last, 1,
+                                                sc.workload.input_tokens, stages=p0, pipelined=p0 > 1, handoff=hand)
+                        lat.append(perf.serving_latency(sp, own.seconds, sc.workload, sc.engine, p0))
                     # a sum in another order differs in the last bits: a plan at the limit is within it
-                    if ttft is not None and sum(p.prefill.seconds for p in sp) * 1e3 > ttft * (1 + 1e-9):
+                    if ttft is not None and sum(t for t, _ in lat) * 1e3 > ttft * (1 + 1e-9):
                         continue
-                    if tpot is not None and k * max(p.decode_step.seconds for p in sp) * 1e3 > tpot:
+                    if tpot is not None and k * max(s for _, s in lat) * 1e3 > tpot:
                         continue
                 yield sum(o.cost_usd_per_hour for o in opts), min(o.tokens_per_s for o in opts), opts
 

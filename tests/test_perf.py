@@ -56,6 +56,36 @@ def test_memory_in_gib_with_engine_share_by_hand():
     assert mem.reserve_gb == pytest.approx(reserve)
 
 
+def test_memory_share_of_free_memory_by_hand():
+    """TensorRT-LLM's share is of the memory left after weights, activations and the runtime (same stage as
+    above): 0.9 of it goes to the KV cache, the other 0.1 is held back; the KV room follows."""
+    m, g = CAT.model("llama-2-70b"), CAT.gpu("A100-80GB-SXM")
+    free_share = replace(ROUND, memory_fraction_of="free")
+    mem = perf.stage_memory(m, g, free_share, layers=40, tp=2, first=True, last=False, concurrency=10,
+                            context_tokens=1000)
+    weights = (40 * 855_638_016 * 2 + 32000 * 8192 * 2) / 2 / 1e9  # 34.487 GB
+    activations = 8192 * (4 * 8192 + 2 * 28672 / 2) * 2 / 1e9  # one 8192-token chunk: 1.007 GB
+    capacity, runtime = 80 * 2 ** 30 / 1e9, 2 ** 30 / 1e9
+    reserve = (capacity - weights - activations - runtime) * 0.1 + runtime  # 6.07 GB (vs 9.66 of the total)
+    assert mem.activations_gb == pytest.approx(activations)
+    assert mem.reserve_gb == pytest.approx(reserve)
+    kv_per_seq = 1000 * 40 * (2 * 8 * 128 * 2) / 2  # bytes on one GPU
+    room = 0.9 * (capacity - weights - activations - runtime) * 1e9
+    assert perf.max_concurrency(m, g, free_share, 40, 2, True, False, 1000, engine_cap=False) == int(room // kv_per_seq)
+    with pytest.raises(Exception, match="memory_fraction_of"):
+        replace(ROUND, memory_fraction_of="half")
+
+
+def test_concurrency_from_a_breakdown_equals_max_concurrency():
+    m, g = CAT.model("llama-3-70b"), CAT.gpu("H100-SXM")
+    for e in (ROUND, replace(ROUND, memory_fraction_of="free"), CAT.engine("vllm")):
+        for layers, tp, first, last, conc in ((80, 2, True, True, 7), (20, 4, False, True, 300), (40, 1, True, False, 0)):
+            mem = perf.stage_memory(m, g, e, layers, tp, first, last, conc, 2304)
+            for cap in (True, False):
+                assert perf.concurrency_that_fits(mem, m, e, layers, tp, 2304, cap) == \
+                    perf.max_concurrency(m, g, e, layers, tp, first, last, 2304, engine_cap=cap)
+
+
 def test_kv_tokens_as_vllm_allocates_them():
     # continuous batching: prompt + half the output on average, rounded up to 16-token blocks:
     # 2048 + 256 = 2304 = 144 blocks exactly; 100 + 7/2 = 103.5 -> 7 blocks = 112 tokens, capped at 107
@@ -105,6 +135,37 @@ def test_allreduce_by_link_type_by_hand():
     # a root carrying 8 GPUs: tp 8 is a plain ring again, 1.75 messages
     wide = replace(ROUND, pcie_root_gpus=8.0)
     assert perf.allreduce_seconds(message, 8, l40s, wide) == pytest.approx(1.75e6 / 12.5e9 + 20e-6)
+    # NVSwitch exponent 0.5: the ring's time over 8 GPUs divided by (8/2)^0.5 = 2: 0.875e6 / 225e9 + 10 us;
+    # TP 2 unchanged; PCIe unaffected
+    switch = replace(ROUND, nvswitch_exponent=0.5)
+    assert perf.allreduce_seconds(message, 8, h100, switch) == pytest.approx(0.875e6 / 225e9 + 10e-6)
+    assert perf.allreduce_seconds(message, 2, h100, switch) == perf.allreduce_seconds(message, 2, h100, ROUND)
+    assert perf.allreduce_seconds(message, 8, l40s, switch) == perf.allreduce_seconds(message, 8, l40s, ROUND)
+
+
+def test_nvswitch_exponent_from_the_nccl_tables_by_hand():
+    """The fit script's exponent, recomputed for H100 from two rows of the NCCL table: TP 8 against TP 2 at
+    the largest message, ring ratio 1.75, x = log(ring ratio / time ratio) / log 4; and the catalogue uses the
+    pooled value."""
+    import csv
+    import math
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "benchmarks"))
+    import fit_engines
+
+    rows = list(csv.DictReader(open(root / "data" / "reference" / "nccl_aiconfigurator.csv", encoding="utf-8")))
+    biggest = max(int(r["message_bytes"]) for r in rows)
+    t = {n: [float(r["latency_us"]) for r in rows if r["gpu"] == "H100-SXM" and int(r["num_gpus"]) == n
+             and int(r["message_bytes"]) == biggest] for n in (2, 8)}
+    one = math.log(1.75 / (sum(t[8]) / len(t[8]) / (sum(t[2]) / len(t[2])))) / math.log(4)
+    fitted = fit_engines.nvswitch_exponent()
+    assert 0.1 < one < 0.4 and abs(fitted["H100-SXM"] - one) < 0.1  # one point vs the least squares of all
+    assert fitted["A100-80GB-SXM"] < fitted["H100-SXM"]  # no in-switch reduction before Hopper
+    for name in ("vllm", "sglang", "trtllm", "vllm-eager", "splitwise"):
+        assert CAT.engine(name).nvswitch_exponent == fitted["pooled"]
 
 
 def test_prefill_compute_bound_by_hand():
@@ -197,3 +258,57 @@ def test_link_tokens_per_s():
 def test_gpu_without_fp8_column_loads():
     g = GpuSpec("X", 24, 100, 500, "pcie", 25, 8, 1.0)
     assert g.fp8_dense_tflops is None and g.memory_bytes == 24 * 2 ** 30
+
+
+def test_candidate_memo_gives_what_a_fresh_build_gives():
+    """Options reused from an earlier build (another segment-size setting of the same scenario) are the ones
+    a build from scratch computes; another workload is never served from the first one's memo."""
+    from planner import candidates as C
+    from planner.scenario_io import load_config_dir
+
+    base = load_config_dir("config/medium")
+    coarse, fine = (replace(base, settings=replace(base.settings, quantization=q)) for q in ("coarse", "fine"))
+    C._memos.clear()
+    C.build_candidates(coarse)
+    warm = C.build_candidates(fine)
+    C._memos.clear()
+    cold = C.build_candidates(fine)
+    assert warm.options == cold.options and warm.excluded == cold.excluded
+    for o in warm.options[::7]:
+        assert C._compute(fine, o.size, o.role, o.gpu_type, o.tp, o.level) == o
+    longer = replace(fine, workload=replace(fine.workload, input_tokens=fine.workload.input_tokens * 2))
+    C._memos.clear()
+    fresh = C.build_candidates(longer).options
+    C._memos.clear()
+    C.build_candidates(fine)
+    assert C.build_candidates(longer).options == fresh
+
+
+def test_engines_csv_without_the_new_columns_loads_and_a_bad_value_is_named():
+    """An engines.csv written before memory_fraction_of and nvswitch_exponent existed loads with their
+    defaults (share of the total memory, a plain ring); a bad value names file, row and column."""
+    import csv
+    import io
+
+    from planner.catalog import parse_engines
+    from planner.errors import InputError
+
+    rows = list(csv.DictReader(open("config/engines.csv", encoding="utf-8")))
+    old_cols = [c for c in rows[0] if c not in ("memory_fraction_of", "nvswitch_exponent")]
+
+    def text(cols, row_list):
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(row_list)
+        return buf.getvalue()
+
+    old = parse_engines(text(old_cols, rows), "engines.csv")
+    assert old["trtllm"].memory_fraction_of == "total" and old["vllm"].nvswitch_exponent == 0.0
+    new = parse_engines(text(list(rows[0]), rows), "engines.csv")
+    assert new["trtllm"].memory_fraction_of == "free" and new["vllm"].nvswitch_exponent > 0
+    for column, value in (("memory_fraction_of", "half"), ("nvswitch_exponent", "2")):
+        bad = [dict(rows[0], **{column: value})]
+        with pytest.raises(InputError) as err:
+            parse_engines(text(list(rows[0]), bad), "engines.csv")
+        assert column in str(err.value) and "engines.csv" in str(err.value) and "row 2" in str(err.value)

@@ -25,45 +25,77 @@ from planner.validation import (AIC_SYSTEMS, PUBLISHED_COLUMNS, PUBLISHED_QUANTI
 DGX, VLLM, PUB, AIC = "DGX-A100 (splitwise_a100.csv)", "vLLM on L40S (vllm_l40s.csv)", "published", SOURCE_AIC
 # ---- the regression bounds: (source, group, profile, quantity) -> (max MAPE %, max worst ratio, max rows the
 # model calls infeasible although they ran). Set from performance model v2 (2026-11-29) with
-# `python benchmarks/validation_report.py --thresholds`: today's figures (in the comments) + ~5 %. Issue 12's
-# targets are met except DGX prefill (10.8 % > 10 %) and vLLM-eager on L40S (15.7 % > 15 %), see
-# docs/calibration.md; the best-GPU floor (89.5 %) is 43 of 48 groups, one short of the 90 % target.
+# `python benchmarks/validation_report.py --thresholds`: today's figures (in the comments) + ~5 %; the sglang and
+# trtllm profiles (fitted on AIConfigurator's sglang/trtllm backends, same split as vllm) added 2026-11-29.
+# Issue 12's targets are met except DGX prefill (10.8 % > 10 %) and vLLM-eager on L40S (15.7 % > 15 %), see
+# docs/calibration.md. Best GPU per dollar: vllm 44 of 48 groups (91.6 %, with the NVSwitch all-reduce term;
+# 43 before), trtllm 45 of 48; sglang's 29 of 48 is far below the target (memory accounting and near-ties,
+# see docs/calibration.md).
 # decisions against AIConfigurator, per backend: (min % of groups with the same best GPU per tokens/$,
 # min % of configurations with the same memory feasibility); targets >= 90 and >= 95
 THRESHOLDS = {
     (DGX, "fit", "splitwise", "decode_step"): (6.0, 1.25, 0),  # 5.4 %, 1.17
-    (DGX, "fit", "splitwise", "prefill"): (12.0, 1.55, 0),  # 11.1 %, 1.46
-    (DGX, "held-out", "splitwise", "decode_step"): (6.0, 1.25, 0),  # 5.4 %, 1.18
-    (DGX, "held-out", "splitwise", "prefill"): (11.5, 1.55, 0),  # 10.5 %, 1.47
-    (DGX, "all", "splitwise", "decode_step"): (6.0, 1.25, 0),  # 5.4 %, 1.18
-    (DGX, "all", "splitwise", "prefill"): (11.5, 1.55, 0),  # 10.8 %, 1.47
+    (DGX, "fit", "splitwise", "prefill"): (11.5, 1.55, 0),  # 10.9 %, 1.43
+    (DGX, "held-out", "splitwise", "decode_step"): (6.0, 1.25, 0),  # 5.5 %, 1.18
+    (DGX, "held-out", "splitwise", "prefill"): (11.0, 1.55, 0),  # 10.3 %, 1.47
+    (DGX, "all", "splitwise", "decode_step"): (6.0, 1.25, 0),  # 5.5 %, 1.18
+    (DGX, "all", "splitwise", "prefill"): (11.5, 1.55, 0),  # 10.6 %, 1.47
     (VLLM, "fit", "vllm-eager", "throughput"): (13.5, 1.75, 0),  # 12.4 %, 1.66
     (VLLM, "held-out", "vllm-eager", "throughput"): (20.5, 2.10, 0),  # 19.3 %, 1.99
     (VLLM, "all", "vllm-eager", "throughput"): (16.5, 2.10, 0),  # 15.7 %, 1.99
+    (AIC, "sglang fit", "sglang", "decode_step"): (7.5, 1.55, 0),  # 7.1 %, 1.43
+    (AIC, "sglang fit", "sglang", "prefill"): (9.0, 1.65, 0),  # 8.4 %, 1.55
+    (AIC, "sglang fit", "sglang", "ttft"): (9.0, 1.65, 0),  # 8.4 %, 1.55
+    (AIC, "sglang fit", "sglang", "tpot"): (8.0, 1.55, 0),  # 7.2 %, 1.43
+    (AIC, "sglang fit", "sglang", "throughput"): (6.5, 1.35, 0),  # 6.1 %, 1.27
+    (AIC, "sglang held-out", "sglang", "decode_step"): (8.5, 1.55, 0),  # 7.8 %, 1.44
+    (AIC, "sglang held-out", "sglang", "prefill"): (9.0, 1.65, 0),  # 8.4 %, 1.54
+    (AIC, "sglang held-out", "sglang", "ttft"): (9.0, 1.65, 0),  # 8.4 %, 1.54
+    (AIC, "sglang held-out", "sglang", "tpot"): (8.5, 1.55, 0),  # 7.8 %, 1.44
+    (AIC, "sglang held-out", "sglang", "throughput"): (7.0, 1.40, 0),  # 6.3 %, 1.31
+    (AIC, "all", "sglang", "decode_step"): (8.0, 1.55, 0),  # 7.4 %, 1.44
+    (AIC, "all", "sglang", "prefill"): (9.0, 1.65, 0),  # 8.4 %, 1.55
+    (AIC, "all", "sglang", "ttft"): (9.0, 1.65, 0),  # 8.4 %, 1.55
+    (AIC, "all", "sglang", "tpot"): (8.0, 1.55, 0),  # 7.5 %, 1.44
+    (AIC, "all", "sglang", "throughput"): (6.5, 1.40, 0),  # 6.2 %, 1.31
+    (AIC, "trtllm fit", "trtllm", "decode_step"): (9.5, 1.95, 0),  # 9.0 %, 1.85
+    (AIC, "trtllm fit", "trtllm", "prefill"): (10.5, 2.65, 0),  # 9.9 %, 2.50
+    (AIC, "trtllm fit", "trtllm", "ttft"): (10.5, 2.65, 0),  # 9.9 %, 2.50
+    (AIC, "trtllm fit", "trtllm", "tpot"): (10.0, 1.95, 0),  # 9.1 %, 1.85
+    (AIC, "trtllm fit", "trtllm", "throughput"): (8.0, 1.80, 0),  # 7.4 %, 1.71
+    (AIC, "trtllm held-out", "trtllm", "decode_step"): (10.0, 2.05, 0),  # 9.5 %, 1.91
+    (AIC, "trtllm held-out", "trtllm", "prefill"): (10.5, 2.10, 0),  # 9.9 %, 1.96
+    (AIC, "trtllm held-out", "trtllm", "ttft"): (10.5, 2.10, 0),  # 9.9 %, 1.96
+    (AIC, "trtllm held-out", "trtllm", "tpot"): (10.0, 2.00, 0),  # 9.5 %, 1.90
+    (AIC, "trtllm held-out", "trtllm", "throughput"): (8.5, 1.80, 0),  # 7.6 %, 1.67
+    (AIC, "all", "trtllm", "decode_step"): (10.0, 2.05, 0),  # 9.3 %, 1.91
+    (AIC, "all", "trtllm", "prefill"): (10.5, 2.65, 0),  # 9.9 %, 2.50
+    (AIC, "all", "trtllm", "ttft"): (10.5, 2.65, 0),  # 9.9 %, 2.50
+    (AIC, "all", "trtllm", "tpot"): (10.0, 2.00, 0),  # 9.3 %, 1.90
+    (AIC, "all", "trtllm", "throughput"): (8.0, 1.80, 0),  # 7.5 %, 1.71
     (AIC, "vllm fit", "vllm", "decode_step"): (6.5, 1.50, 0),  # 5.8 %, 1.39
-    (AIC, "vllm fit", "vllm", "prefill"): (9.0, 1.65, 0),  # 8.5 %, 1.56
-    (AIC, "vllm fit", "vllm", "ttft"): (9.0, 1.65, 0),  # 8.5 %, 1.56
-    (AIC, "vllm fit", "vllm", "tpot"): (6.5, 1.50, 0),  # 5.8 %, 1.39
-    (AIC, "vllm fit", "vllm", "throughput"): (5.5, 1.30, 0),  # 5.1 %, 1.23
+    (AIC, "vllm fit", "vllm", "prefill"): (9.0, 1.65, 0),  # 8.2 %, 1.56
+    (AIC, "vllm fit", "vllm", "ttft"): (9.0, 1.65, 0),  # 8.2 %, 1.56
+    (AIC, "vllm fit", "vllm", "tpot"): (6.5, 1.50, 0),  # 5.9 %, 1.39
+    (AIC, "vllm fit", "vllm", "throughput"): (5.5, 1.30, 0),  # 5.2 %, 1.23
     (AIC, "vllm held-out", "vllm", "decode_step"): (6.5, 1.60, 0),  # 6.0 %, 1.49
-    (AIC, "vllm held-out", "vllm", "prefill"): (9.5, 1.70, 0),  # 8.7 %, 1.58
-    (AIC, "vllm held-out", "vllm", "ttft"): (9.5, 1.70, 0),  # 8.7 %, 1.58
+    (AIC, "vllm held-out", "vllm", "prefill"): (9.0, 1.70, 0),  # 8.3 %, 1.59
+    (AIC, "vllm held-out", "vllm", "ttft"): (9.0, 1.70, 0),  # 8.3 %, 1.59
     (AIC, "vllm held-out", "vllm", "tpot"): (6.5, 1.60, 0),  # 6.1 %, 1.49
-    (AIC, "vllm held-out", "vllm", "throughput"): (5.5, 1.40, 0),  # 5.1 %, 1.30
+    (AIC, "vllm held-out", "vllm", "throughput"): (5.5, 1.40, 0),  # 5.2 %, 1.30
     (AIC, "all", "vllm", "decode_step"): (6.5, 1.60, 0),  # 5.9 %, 1.49
-    (AIC, "all", "vllm", "prefill"): (9.5, 1.70, 0),  # 8.6 %, 1.58
-    (AIC, "all", "vllm", "ttft"): (9.5, 1.70, 0),  # 8.6 %, 1.58
-    (AIC, "all", "vllm", "tpot"): (6.5, 1.60, 0),  # 5.9 %, 1.49
-    (AIC, "all", "vllm", "throughput"): (5.5, 1.40, 0),  # 5.1 %, 1.30
-    (PUB, "NIM (TensorRT-LLM)", "vllm", "ttft"): (28.0, 1.55, 0),  # 26.4 %, 1.43
-    (PUB, "NIM (TensorRT-LLM)", "vllm", "tpot"): (14.5, 1.25, 0),  # 13.7 %, 1.17
-    (PUB, "NeMo inference (TensorRT-LLM)", "vllm", "latency"): (39.5, 2.75, 0),  # 37.5 %, 2.59
-    (PUB, "TensorRT-LLM", "vllm", "throughput"): (43.5, 2.70, 0),  # 41.2 %, 2.56
-    (PUB, "vLLM", "vllm", "tpot"): (22.0, 1.30, 0),  # 20.9 %, 1.21
-    (PUB, "all", "vllm", "tpot"): (17.0, 1.30, 0),  # 16.1 %, 1.21
-    (PUB, "vLLM", "vllm-eager", "latency"): (7.5, 1.25, 0),  # 7.1 %, 1.15
+    (AIC, "all", "vllm", "prefill"): (9.0, 1.70, 0),  # 8.3 %, 1.59
+    (AIC, "all", "vllm", "ttft"): (9.0, 1.70, 0),  # 8.3 %, 1.59
+    (AIC, "all", "vllm", "tpot"): (6.5, 1.60, 0),  # 6.0 %, 1.49
+    (AIC, "all", "vllm", "throughput"): (5.5, 1.40, 0),  # 5.2 %, 1.30
+    (PUB, "NIM (TensorRT-LLM)", "trtllm", "ttft"): (25.0, 1.50, 0),  # 23.8 %, 1.38
+    (PUB, "NIM (TensorRT-LLM)", "trtllm", "tpot"): (13.0, 1.25, 0),  # 12.1 %, 1.15
+    (PUB, "NeMo inference (TensorRT-LLM)", "trtllm", "latency"): (41.0, 2.75, 0),  # 38.8 %, 2.61
+    (PUB, "TensorRT-LLM", "trtllm", "throughput"): (39.5, 2.65, 0),  # 37.3 %, 2.48
+    (PUB, "vLLM", "vllm", "tpot"): (22.0, 1.30, 0),  # 20.8 %, 1.21
+    (PUB, "vLLM", "vllm-eager", "latency"): (8.0, 1.25, 0),  # 7.2 %, 1.15
 }
-DECISION_FLOORS = {'vllm': (89.5, 98.5)}
+DECISION_FLOORS = {'vllm': (91.6, 98.5), 'sglang': (60.4, 96.8), 'trtllm': (93.7, 99.2)}
 FIXTURE = Path(__file__).parent / "data" / "aiconfigurator_fixture.csv"
 CAT = load_catalog()
 
@@ -197,7 +229,7 @@ def test_published_points_have_provenance():
 def test_aic_rows_from_the_reference_schema():
     rows, configs, notes = aic_rows(CAT, FIXTURE)
     assert len(configs) == 7  # 9 rows: one unknown model, one backend without a profile
-    assert any("Unknown-9B" in n for n in notes) and any("trtllm" in n for n in notes)
+    assert any("Unknown-9B" in n for n in notes) and any("lmdeploy" in n for n in notes)
     assert {c["model"] for c in configs} == {"llama-3.1-8b", "llama-3.1-70b"}  # own catalogue rows (context 131,072)
     assert {c["gpu"] for c in configs} == {"H100-SXM", "L40S", "A100-80GB-SXM"}
     assert set(AIC_SYSTEMS.values()) >= {c["gpu"] for c in configs}
