@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from planner import Planner, load_catalog, perf, report, scenario_from_texts
+from planner import InfeasibleError, Planner, load_catalog, perf, report, scenario_from_texts
 from planner.scenario_io import scenario_texts_from_json
 from ui import charts
 from ui import scenario_texts as T
@@ -373,13 +374,20 @@ def test_stage_explorer_matches_perf_and_state_survives_page_switch():
 
 def test_latency_slo_inputs_reach_the_planner():
     at = run_app()
-    at.number_input(key="max_tpot_ms").set_value(45.0).run()
+    free = Planner(library_scenario(T.load_bundled_texts("medium"))).exact().plan
+    limit = math.floor(free.tpot_s * 1e3 * 0.9 * 10) / 10  # binds: the unconstrained optimum is over it
+    at.number_input(key="max_tpot_ms").set_value(limit).run()
     ok(at)
-    assert "max_tpot_ms,45" in at.session_state["texts"]["config.csv"]
-    sc = library_scenario(T.load_bundled_texts("medium"), max_tpot_ms=45.0)
-    lib = Planner(sc).exact()
-    assert lib.plan.tpot_s * 1e3 <= 45.0
-    assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+    assert at.selectbox(key="use_case").value == "custom"
+    assert f"max_tpot_ms,{T.num(limit)}" in at.session_state["texts"]["config.csv"]
+    sc = library_scenario(T.load_bundled_texts("medium"), max_tpot_ms=limit, use_case="custom")
+    try:
+        lib = Planner(sc).exact()
+    except InfeasibleError:
+        assert any("TPOT" in e.value for e in at.error), [e.value for e in at.error]
+    else:
+        assert lib.plan.tpot_s * 1e3 <= limit
+        assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
     at.number_input(key="max_tpot_ms").set_value(1.0).run()  # below any decode step: no plan, explained
     ok(at)
     assert any("TPOT SLO" in e.value for e in at.error), [e.value for e in at.error]
