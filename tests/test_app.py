@@ -358,7 +358,7 @@ def test_stage_explorer_matches_perf_and_state_survives_page_switch():
     mem = perf.stage_memory(sc.model, g, sc.engine, 10, 2, True, False, 16, sc.workload.context_tokens)
     assert metric(at, "Stage tokens/s") == f"{sp.tokens_per_s:,.0f}"
     assert metric(at, "Bound by") == sp.bound
-    assert metric(at, "Memory per GPU") == f"{mem.total_gb:.1f} / {mem.capacity_gb:g}"
+    assert metric(at, "Memory per GPU") == f"{mem.total_gb:.1f} / {mem.capacity_gb:.1f}"
     fig = chart(at, 0)
     assert trace(fig, "weights")["x"] == pytest.approx([mem.weights_gb])
     assert trace(fig, "KV cache")["x"] == pytest.approx([mem.kv_cache_gb])

@@ -213,7 +213,7 @@ def memory_figure(weights: float, kv: float, activations: float, reserve: float,
                              hovertemplate=f"{name}: %{{x:.2f}} GB<extra></extra>"))
     total = weights + kv + activations + reserve
     fig.add_vline(x=capacity, line=dict(color="#d62728", width=3, dash="dash"),
-                  annotation_text=f"capacity {capacity:g} GB", annotation_position="top")
+                  annotation_text=f"capacity {capacity:.1f} GB", annotation_position="top")
     fig.update_layout(barmode="stack", height=230, font=FONT, xaxis=dict(title="memory per GPU (GB)",
                       range=[0, max(total, capacity) * 1.08]), yaxis=dict(showticklabels=False),
                       legend=dict(orientation="h", yanchor="bottom", y=1.15, x=0), margin=dict(l=20, r=20, t=70, b=50))

@@ -93,7 +93,7 @@ def render() -> None:
     m[0].metric("Stage tokens/s", f"{n['tokens_per_s']:,.0f}",
                 help=f"{n['output_tokens_per_s']:,.0f} output tokens/s; one wave takes {n['wave_s']:.2f} s")
     m[1].metric("Bound by", n["bound"])
-    m[2].metric("Memory per GPU (GB)", f"{n['total_gb']:.1f} / {n['capacity_gb']:g}",
+    m[2].metric("Memory per GPU (GB)", f"{n['total_gb']:.1f} / {n['capacity_gb']:.1f}",
                 delta="fits" if n["fits"] else "does not fit", delta_color="normal" if n["fits"] else "inverse")
     m[3].metric("Max sequences that fit", f"{n['max_concurrency']:,}")
     m[4].metric("Stage cost", f"${n['cost_usd_per_hour']:.2f}/h")
