@@ -19,11 +19,14 @@ BIG_PROBLEM_OPTIONS = 10_000  # above this many stage options, solve only on req
 POLL_S = 0.25  # how often a running solve is checked; each check is also where a Cancel click lands
 
 
-def show_last(reason: str) -> None:
+def show_last(reason: str, details=None, frontier_box=None) -> None:
     last = st.session_state.get("last_good")
     if last is not None:
-        results.render(last["outcome"], last["exact"], last["scenario"], last["name"],
-                       stale=f"{reason} Result shown: scenario '{md(last['name'])}'.")
+        results.render(last["outcome"], last["exact"], last.get("frontier"), last["scenario"], last["name"],
+                       stale=f"{reason} Result shown: scenario '{md(last['name'])}'.", details=details,
+                       use_case_note=inputs.use_case_warning(last["outcome"].result.plan),
+                       frontier_box=frontier_box)
+
 
 
 def settle_job(want: tuple) -> solver.Ticket | None:
@@ -42,16 +45,21 @@ def settle_job(want: tuple) -> solver.Ticket | None:
     return job
 
 
-def wait_for(job: solver.Ticket, time_limit_s: float, status=None, label: str = "") -> None:
-    """Poll the solve until it finishes, with a Cancel button beside the elapsed time; while it waits for
-    one of the server's solve slots, its place in the queue. A click reruns the script: this run is stopped
-    at its next element update and the new run lets go of the solve (ended if no other session waits)."""
+def wait_for(job: solver.Ticket, time_limit_s: float, status=None, label: str = "", until: tuple[str, ...] = (),
+             cancellable: bool = True) -> None:
+    """Poll the solve until it finishes (or, with `until`, until those methods are solved), with a Cancel
+    button beside the elapsed time; while it waits for one of the server's solve slots, its place in the
+    queue. A click reruns the script: this run is stopped at its next element update and the new run lets
+    go of the solve (ended if no other session waits)."""
     cancel_slot = st.empty()
-    cancel_slot.button("Cancel solve", key="cancel_solve", icon=":material/stop_circle:",
-                       help="Stop the solver; the inputs and the last result are kept")
+    if cancellable:
+        cancel_slot.button("Cancel solve", key="cancel_solve", icon=":material/stop_circle:",
+                           help="Stop the solver; the inputs and the last result are kept")
     bar, ticker = st.empty(), st.empty()
     shown = None
     while not job.poll():
+        if until and all(m in job.outcomes for m in until):
+            break
         pos = job.position
         others = (f" {job.shared_with} other session(s) wait for the same solve and will get its result too."
                   if job.shared_with else "")
@@ -80,9 +88,14 @@ def wait_for(job: solver.Ticket, time_limit_s: float, status=None, label: str = 
         slot.empty()
 
 
-def methods_for(method: str) -> tuple[str, ...]:
-    """What the page solves: the chosen method, and the exact optimum to compare a grid method with."""
+def headline_methods(method: str) -> tuple[str, ...]:
+    """What the headline needs: the chosen method, and the exact optimum to compare a heuristic with."""
     return (method,) if method == "exact" else (method, "exact")
+
+
+def methods_for(method: str) -> tuple[str, ...]:
+    """What the page solves, in this order: the headline's methods, then the frontier for the curve."""
+    return headline_methods(method) + (solver.FRONTIER,)
 
 
 def begin_solve(sc, err, key, ckey) -> None:
@@ -107,14 +120,15 @@ def begin_solve(sc, err, key, ckey) -> None:
     s["_job"] = (want, solver.submit(sc, None, key, ckey, missing, max_options=BIG_PROBLEM_OPTIONS))
 
 
-def too_large(cs, sc) -> None:
+def too_large(cs, sc, details=None, frontier_box=None) -> None:
     st.info(f"Large problem ({len(cs.options):,} stage options): it is not solved automatically, as a solve can "
             f"take up to the time limit ({sc.settings.time_limit_s:g} s). Press **Solve now** in the sidebar.",
-            icon="⏸️")
-    show_last("Showing the last result; the settings have changed since.")
+            icon=":material/pause_circle:")
+    show_last("Showing the last result; the settings have changed since.", details, frontier_box)
 
 
-def result_section(sc, err, key, ckey, name: str) -> None:
+def result_section(sc, err, key, ckey, name: str, details=None, frontier_box=None) -> None:
+    """The solve and its headline, here; the result's charts and tables into `details`."""
     s = st.session_state
     method = s["method"]
     want = (key, ckey, method)
@@ -130,25 +144,27 @@ def result_section(sc, err, key, ckey, name: str) -> None:
 
     if err is not None:
         results.show_error(err)
-        show_last("Showing the last valid result (before the invalid edit); fix the problems above to re-solve.")
+        show_last("Showing the last valid result (before the invalid edit); fix the problems above to re-solve.",
+                  details, frontier_box)
         return
     if not cached and job is None:
         if cancelled is not None and cancelled[0] == want:
             st.warning(f"Solve cancelled after {cancelled[1]:.1f} s. Your inputs are kept; press **Solve now** "
                        "in the sidebar to run it again.", icon=":material/cancel:")
-            show_last("Showing the last result; the solve of the current settings was cancelled.")
+            show_last("Showing the last result; the solve of the current settings was cancelled.", details,
+                      frontier_box)
             return
         if not pressed and not s.get("auto_solve", True):
-            st.info("Automatic solving is off: press **Solve now** in the sidebar.", icon="⏸️")
-            show_last(stale)
+            st.info("Automatic solving is off: press **Solve now** in the sidebar.", icon=":material/pause_circle:")
+            show_last(stale, details, frontier_box)
             return
         cs = solver.candidates(key, name, ckey)
         if not pressed and not isinstance(cs, Exception) and len(cs.options) > BIG_PROBLEM_OPTIONS:
-            too_large(cs, sc)
+            too_large(cs, sc, details, frontier_box)
             return
         if isinstance(cs, Exception):
             results.show_error(cs)
-            show_last("Showing the last result that solved.")
+            show_last("Showing the last result that solved.", details, frontier_box)
             return
         missing = tuple(m for m in methods if outcomes[m] is None)
         job = solver.submit(sc, cs, key, ckey, missing)  # joins the same solve if it is queued or running
@@ -160,24 +176,26 @@ def result_section(sc, err, key, ckey, name: str) -> None:
         if not isinstance(cs, Exception):
             st.write(f"{len(cs.options):,} stage options usable, {len(cs.excluded):,} excluded; "
                      f"{len(cs.levels)} pipeline level(s).")
+        head = headline_methods(method)
         if job is not None:
             status.update(expanded=True)
-            wait_for(job, sc.settings.time_limit_s, status, label)
+            wait_for(job, sc.settings.time_limit_s, status, label, until=head)
             if job.skipped and pressed:  # a worker that found the problem too large to solve unasked
                 job = solver.submit(sc, cs, key, ckey, job.methods)
                 s["_job"] = (want, job)
-                wait_for(job, sc.settings.time_limit_s, status, label)
-            if s.get("_job", (None, None))[1] is job:
+                wait_for(job, sc.settings.time_limit_s, status, label, until=head)
+            finished = job.poll()
+            if finished and s.get("_job", (None, None))[1] is job:
                 del s["_job"]
+            outcomes.update(job.outcomes)
             if job.skipped:
                 status.update(label=f"{method}: waiting for Solve now (too many stage options to solve unasked)",
                               state="complete", expanded=False)
                 outcomes = None
-            elif job.state != "done":
+            elif any(outcomes.get(m) is None for m in head):
                 status.update(label=f"{method}: {job.state}", state="error", expanded=False)
                 outcomes = None
             else:
-                outcomes.update(job.outcomes)
                 status.update(expanded=False)
         if outcomes is not None:
             outcome = outcomes[method]
@@ -192,22 +210,32 @@ def result_section(sc, err, key, ckey, name: str) -> None:
                 status.update(label=(f"Solved ({method}): {r.status}, {r.solve_seconds + r.build_seconds:.2f} s"
                                      + (" — from cache" if cached else "")), state="complete")
     if job is not None and job.skipped:
-        too_large(cs, sc)
+        too_large(cs, sc, details, frontier_box)
         return
     if outcomes is None:
         if job.state == "cancelled":  # ended by a newer run of this session
             st.warning("Solve cancelled.", icon=":material/cancel:")
         else:
-            st.error(f"**The solve did not finish**: {job.failure}", icon="🚫")
-        show_last("Showing the last result that solved.")
+            st.error(f"**The solve did not finish**: {job.failure}", icon=":material/error:")
+        show_last("Showing the last result that solved.", details, frontier_box)
         return
     outcome, exact = outcomes[method], outcomes["exact"]
     if outcome.error is not None:
         results.show_error(outcome.error)
-        show_last("Showing the last result that solved.")
+        show_last("Showing the last result that solved.", details, frontier_box)
         return
-    s["last_good"] = {"outcome": outcome, "exact": exact, "scenario": sc, "name": name}
-    results.render(outcome, exact, sc, name)
+    note = inputs.use_case_warning(outcome.result.plan)
+    results.render_head(outcome, exact, use_case_note=note, sc=sc)
+    frontier = outcomes.get(solver.FRONTIER)
+    with details:
+        if frontier is None and job is not None:  # the answer is on screen; the curve's frontier follows
+            with st.spinner("Computing the cost/throughput frontier for the $/token curve…"):
+                wait_for(job, sc.settings.time_limit_s, cancellable=False)
+            if s.get("_job", (None, None))[1] is job:
+                del s["_job"]
+            frontier = job.outcomes.get(solver.FRONTIER)
+    s["last_good"] = {"outcome": outcome, "exact": exact, "frontier": frontier, "scenario": sc, "name": name}
+    results.render_details(outcome, exact, frontier, sc, name, details=details, frontier_box=frontier_box)
     presolve_neighbours(ckey, name, methods)
 
 
@@ -250,8 +278,9 @@ def planner_page() -> None:
         uncertainty_view.pessimistic_switch()
 
     st.title("GPU pipeline planner")
-    st.caption("Place an LLM's layers on a mixed GPU pool at the lowest $ per token (pipeline stages × tensor "
-               "parallelism, MILP solved with HiGHS).")
+    # The answer first: the headline is drawn into this box (after the inputs below are read), so it is on
+    # the first screen whichever input tab is open.
+    top = st.container()
 
     tab_work, tab_pool, tab_search = st.tabs(["Workload & model", "GPU pool & network", "Search settings"])
     with tab_work:
@@ -259,7 +288,7 @@ def planner_page() -> None:
     with tab_pool:
         inputs.pool_and_network()
     with tab_search:
-        preview_box = inputs.search_settings()
+        preview_box, frontier_box = inputs.search_settings()
 
     texts = state.rebuild_texts()
     key = T.texts_key(texts)
@@ -271,12 +300,12 @@ def planner_page() -> None:
     if not isinstance(cs, Exception):
         s["_options_seen"] = len(cs.options)
     inputs.problem_size_preview(preview_box, cs, solver.sizes_for(key, name, ckey) if sc else ())
+    details = st.container()
     if sc is not None and sc.warnings:
-        with st.expander(f"Loading notes ({len(sc.warnings)}): what the loader assumed or ignored"):
+        with details.expander(f"Loading notes ({len(sc.warnings)}): what the loader assumed or ignored"):
             st.markdown(md_lines(sc.warnings))
-
-    st.header("Result")
-    result_section(sc, err, key, ckey, name)
+    with top:
+        result_section(sc, err, key, ckey, name, details, frontier_box)
 
 
 if not state.route(__file__, "Planner"):

@@ -106,7 +106,7 @@ def server(log):
 
 def open_planner(browser, port: int):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"http://127.0.0.1:{port}")
+    page.goto(f"http://127.0.0.1:{port}/?scenario=medium")  # the app opens on llama70b-chat otherwise
     page.wait_for_function(CHART_DATA, timeout=300_000)
     page.get_by_role("tab", name="Search settings").click()
     return page

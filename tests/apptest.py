@@ -21,9 +21,13 @@ class RecordingStorage(MemoryMediaFileStorage):
         return super().load_and_get_id(path_or_data, mimetype, kind, filename)
 
 
-def run_app(timeout_s: float = 120) -> AppTest:
-    """The main page, run once (it loads and solves the default scenario)."""
-    return AppTest.from_file(APP, default_timeout=timeout_s).run()
+def run_app(timeout_s: float = 120, scenario: str | None = "medium") -> AppTest:
+    """The main page, run once, on a bundled `scenario` (None: the app's default, llama70b-chat).
+    Most tests use the seed's `medium` folder: small, fast, and its rows are what they edit."""
+    at = AppTest.from_file(APP, default_timeout=timeout_s)
+    if scenario is not None:
+        at.session_state["scenario_pick"] = scenario  # loaded before anything is solved (state.process_pick)
+    return at.run()
 
 
 def ok(at: AppTest) -> AppTest:

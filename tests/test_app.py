@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from planner import Planner, perf, report, scenario_from_texts
+from planner import InfeasibleError, Planner, load_catalog, perf, report, scenario_from_texts
 from planner.scenario_io import scenario_texts_from_json
 from ui import charts
 from ui import scenario_texts as T
@@ -38,20 +39,35 @@ def trace(fig: dict, name: str) -> dict:
 
 # ---------------------------------------------------------------------------- main page
 def test_default_scenario_solves_like_the_library():
-    at = run_app()
+    """The app opens on the realistic chat scenario, latency-aware, with the answer in the headline."""
+    at = run_app(scenario=None)
     ok(at)
-    assert at.session_state["scenario_name"] == "medium"
-    assert at.selectbox(key="scenario_pick").value == "medium"
-    texts = T.load_bundled_texts("medium")
+    assert at.session_state["scenario_name"] == T.DEFAULT_SCENARIO == "llama70b-chat"
+    assert at.selectbox(key="scenario_pick").value == "llama70b-chat"
+    assert at.selectbox(key="scenario_pick").options[0] == "llama70b-chat"
+    assert {"medium", "small", "tiny"} <= set(at.selectbox(key="scenario_pick").options)  # seeds stay
+    texts = T.load_bundled_texts("llama70b-chat")
     assert at.session_state["texts"] == texts  # nothing edited: the texts are the bundled files
-    lib = Planner(library_scenario(texts)).exact(with_frontier=True)
+    sc = scenario_from_texts(texts, "llama70b-chat")
+    # the use case is interactive chat, its limits shown in the two inputs and used by the planner
+    assert at.selectbox(key="use_case").value == "chat" == sc.settings.use_case
+    assert (at.number_input(key="max_ttft_ms").value, at.number_input(key="max_tpot_ms").value) == \
+        (sc.settings.max_ttft_ms, sc.settings.max_tpot_ms) == (450, 40)
+    assert any(T.config_dict(texts["config.csv"])["description"][:40] in c.value for c in at.sidebar.caption)
+    lib = Planner(sc).exact(with_frontier=True)
     p = lib.plan
     assert metric(at, "$ per million") == usd_m(p.usd_per_million_tokens)
     assert metric(at, "Tokens per second") == f"{p.tokens_per_s:,.0f}"
     assert metric(at, "Cost per hour") == f"${p.cost_usd_per_hour:,.2f}/h"
-    assert metric(at, "GPUs used") == str(p.num_gpus)
-    assert metric(at, "Pipeline stages") == str(len(p.stages))
-    assert metric(at, "Proven optimal") == ("yes" if lib.proven_optimal else "no")
+    assert metric(at, "Time to first token") == f"{p.ttft_s * 1e3:,.0f} ms"
+    assert metric(at, "Time per token") == f"{p.tpot_s * 1e3:,.1f} ms"
+    assert p.ttft_s * 1e3 <= 450 and p.tpot_s * 1e3 <= 40
+    assert metric(at, "Optimal") == ("proven" if lib.proven_optimal else "not proven")
+    line = next(m.value for m in at.markdown if "layout" in m.value and " × " in m.value)
+    for t, n in p.gpus_by_type().items():
+        assert f"{n} × {t}" in line
+    assert f"{p.num_gpus} GPUs" in line
+    assert not any("Too slow for interactive use" in w.value for w in at.warning)
     # the plateau curve is the exact step curve built from the frontier
     fig = chart(at, 0)
     curve = trace(fig, "best plan within budget (exact)")
@@ -121,10 +137,10 @@ def test_weighted_method_shows_exact_optimum_and_distance():
     w = Planner(sc).weighted()
     ex = Planner(sc).exact()
     assert metric(at, "$ per million") == usd_m(w.plan.usd_per_million_tokens)
-    assert metric(at, "Proven optimal") == "no"
-    assert metric(at, "Exact optimum") == usd_m(ex.plan.usd_per_million_tokens)
+    assert metric(at, "Optimal") == "not proven"
     gap = (w.plan.usd_per_million_tokens / ex.plan.usd_per_million_tokens - 1) * 100
-    assert metric(at, "Weighted vs exact") == f"{gap:+.2f} %"
+    line = next(m.value for m in at.markdown if "heuristic for" in m.value)
+    assert f"{gap:+.2f} %" in line and usd_m(ex.plan.usd_per_million_tokens) in line.replace("\\$", "$")
 
 
 def test_enumeration_marks_grid_points_on_the_curve():
@@ -160,8 +176,10 @@ def test_invalid_price_names_file_row_column_and_keeps_result():
     at.run()
     ok(at)
     errors = " ".join(e.value for e in at.error)
-    assert "gpu_pool.csv, row 2, column 'price_usd_per_hour'" in errors
-    assert "must be positive" in errors
+    pool = at.session_state["pool"]
+    # the table's terms: its name, the row as shown (1-based, with its GPU type), the column header as shown
+    assert f"GPU pool table, row 1 ({pool.loc[0, 'gpu_type']}), column '$/GPU-hour'" in errors.replace("\\", "")
+    assert "is negative" in errors
     assert metric(at, "$ per million") == before  # the last good result stays
     assert any("last valid result" in i.value for i in at.info)
     assert at.session_state["pool"].loc[0, "price_usd_per_hour"] == -1  # what the user typed is kept
@@ -182,6 +200,15 @@ def test_pool_rows_and_network_edits():
                              "added_rows": [{"gpu_type": "H100", "count": 8}]}
     at.run()
     ok(at)
+    # the new row's datasheet cells are empty: errors on those cells, until filled from the catalogue (shown)
+    errors = " ".join(e.value for e in at.error).replace("\\", "")
+    row = len(at.session_state["pool"])
+    assert f"GPU pool table, row {row} (H100), column '$/GPU-hour': empty" in errors
+    at.button(key="fill_pool").click().run()
+    ok(at)
+    assert not at.error
+    assert at.session_state["pool"].iloc[-1]["price_usd_per_hour"] == load_catalog().gpu("H100").price_usd_per_hour
+    assert any("from the catalogue" in i.value for i in at.info)
     pool = at.session_state["texts"]["gpu_pool.csv"]
     assert "T4" not in pool and "\nH100,8," in pool
     net = at.session_state["net"]
@@ -234,7 +261,6 @@ def test_bundled_picker_and_limits():
             cfg["max_cost_per_million_token"]) == ("2", "2", "20", "0.5")
     sc = scenario_from_texts(at.session_state["texts"], "small")
     r = Planner(sc).exact(with_frontier=True)
-    assert metric(at, "Pipeline stages") == str(len(r.plan.stages))
     assert len(r.plan.stages) <= 2
     assert metric(at, "$ per million") == usd_m(r.plan.usd_per_million_tokens)
     fig = chart(at)
@@ -298,12 +324,16 @@ def test_catalogue_page_and_session_edit():
     at.session_state[key] = {"edited_rows": {row: {"price_usd_per_hour": "1.5"}}, "added_rows": [], "deleted_rows": []}
     at.run()
     assert not at.error
-    # the main page parses the scenario with the edited catalogue: a pool row without a price takes 1.5
+    # the main page parses the scenario with the edited catalogue: a pool row without a price is an error
+    # that quotes the edited catalogue price, and filling it from the catalogue takes 1.5
     at.switch_page("app.py").run()
     ok(at)
     key = at.session_state["pool_editor_key"]
     at.session_state[key] = {"edited_rows": {}, "deleted_rows": [], "added_rows": [{"gpu_type": "H100", "count": 8}]}
     at.run()
+    ok(at)
+    assert "value for H100-SXM is 1.5 $/h" in " ".join(e.value for e in at.error).replace("\\", "")
+    at.button(key="fill_pool").click().run()
     ok(at)
     from ui import solver
     sc = solver.scenario(T.texts_key(at.session_state["texts"]), "medium",
@@ -328,7 +358,7 @@ def test_stage_explorer_matches_perf_and_state_survives_page_switch():
     mem = perf.stage_memory(sc.model, g, sc.engine, 10, 2, True, False, 16, sc.workload.context_tokens)
     assert metric(at, "Stage tokens/s") == f"{sp.tokens_per_s:,.0f}"
     assert metric(at, "Bound by") == sp.bound
-    assert metric(at, "Memory per GPU") == f"{mem.total_gb:.1f} / {mem.capacity_gb:g}"
+    assert metric(at, "Memory per GPU") == f"{mem.total_gb:.1f} / {mem.capacity_gb:.1f}"
     fig = chart(at, 0)
     assert trace(fig, "weights")["x"] == pytest.approx([mem.weights_gb])
     assert trace(fig, "KV cache")["x"] == pytest.approx([mem.kv_cache_gb])
@@ -344,13 +374,20 @@ def test_stage_explorer_matches_perf_and_state_survives_page_switch():
 
 def test_latency_slo_inputs_reach_the_planner():
     at = run_app()
-    at.number_input(key="max_tpot_ms").set_value(45.0).run()
+    free = Planner(library_scenario(T.load_bundled_texts("medium"))).exact().plan
+    limit = math.floor(free.tpot_s * 1e3 * 0.9 * 10) / 10  # binds: the unconstrained optimum is over it
+    at.number_input(key="max_tpot_ms").set_value(limit).run()
     ok(at)
-    assert "max_tpot_ms,45" in at.session_state["texts"]["config.csv"]
-    sc = library_scenario(T.load_bundled_texts("medium"), max_tpot_ms=45.0)
-    lib = Planner(sc).exact()
-    assert lib.plan.tpot_s * 1e3 <= 45.0
-    assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+    assert at.selectbox(key="use_case").value == "custom"
+    assert f"max_tpot_ms,{T.num(limit)}" in at.session_state["texts"]["config.csv"]
+    sc = library_scenario(T.load_bundled_texts("medium"), max_tpot_ms=limit, use_case="custom")
+    try:
+        lib = Planner(sc).exact()
+    except InfeasibleError:
+        assert any("TPOT" in e.value for e in at.error), [e.value for e in at.error]
+    else:
+        assert lib.plan.tpot_s * 1e3 <= limit
+        assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
     at.number_input(key="max_tpot_ms").set_value(1.0).run()  # below any decode step: no plan, explained
     ok(at)
     assert any("TPOT SLO" in e.value for e in at.error), [e.value for e in at.error]

@@ -13,6 +13,7 @@ from planner import Planner, scenario_from_texts
 from ui import scenario_texts as T
 from ui import solver
 
+from . import apptest
 from .apptest import metric
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -32,7 +33,7 @@ def stored_texts(method: str = "exact") -> set:
 
 
 def test_slider_neighbour_is_presolved_and_then_served_from_the_store():
-    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = apptest.run_app(120)
     settle()
     started = solver.prefetcher().started
     # a time limit no other test uses: every setting from here on is new to the shared result store
@@ -119,7 +120,7 @@ def test_too_large_is_skipped_not_solved():
 
 def test_sidebar_toggles_survive_a_visit_to_another_page():
     """Streamlit drops a widget's key while its page is not shown; both toggles are kept across pages."""
-    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = apptest.run_app(120)
     at.toggle(key="presolve").set_value(False).run()
     at.toggle(key="auto_solve").set_value(False).run()
     at.switch_page("pages/1_Catalogue.py").run()

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def library(quantization: str = "coarse"):
-    sc = scenario_from_texts(T.load_bundled_texts("medium"), "medium")
+    sc = scenario_from_texts(T.load_bundled_texts(T.DEFAULT_SCENARIO), T.DEFAULT_SCENARIO)
     sc = replace(sc, settings=replace(sc.settings, quantization=quantization))
     planner = Planner(sc)
     return planner, planner.exact(with_frontier=True)
@@ -53,14 +53,14 @@ def test_loads_default_scenario_and_shows_usd_per_million(page: Page, app_url):
     open_app(page, app_url)
     _, lib = library()
     expect(metric_value(page, "$ per million")).to_have_text(usd_m(lib.plan.usd_per_million_tokens))
-    expect(metric_value(page, "Pipeline stages")).to_have_text(str(len(lib.plan.stages)))
+    expect(metric_value(page, "Time to first token")).to_have_text(f"{lib.plan.ttft_s * 1e3:,.0f} ms")
     assert page.get_by_test_id("stException").count() == 0
 
 
 def test_quantization_slider_resolves_and_updates_curve(page: Page, app_url):
     open_app(page, app_url)
     page.wait_for_function("() => { const p = document.querySelector('.js-plotly-plot'); return p && p.data; }",
-                           timeout=LOAD_TIMEOUT)
+                           timeout=LOAD_TIMEOUT)  # the curve, drawn once the frontier follows the headline
     before = curve_x(page)
     page.get_by_role("tab", name="Search settings").click()
     slider = page.get_by_test_id("stSlider").filter(has_text="Layer-split quantization").get_by_role("slider")
@@ -83,7 +83,7 @@ def test_plan_csv_download_holds_the_plan(page: Page, app_url, tmp_path):
     open_app(page, app_url)
     _, lib = library()
     with page.expect_download(timeout=LOAD_TIMEOUT) as info:
-        page.get_by_role("button", name="Download plan.csv").click()
+        page.get_by_role("button", name="Download plan (CSV)").click()
     path = tmp_path / "plan.csv"
     info.value.save_as(path)
     assert path.read_text() == report.to_csv(report.plan_rows(lib.plan), report.PLAN_COLUMNS)

@@ -45,8 +45,9 @@ def metric_value(page: Page, label: str):
 
 
 def open_app(page: Page, url: str) -> None:
+    """The app on the seed's medium scenario (small and fast; these tests are about sessions, not the default)."""
     page.set_viewport_size({"width": 1400, "height": 1000})
-    page.goto(url)
+    page.goto(url + "/?scenario=medium")
     expect(metric_value(page, "$ per million")).to_be_visible(timeout=LOAD_TIMEOUT)
 
 
@@ -151,9 +152,9 @@ def test_one_slot_queues_a_second_session_and_keeps_sessions_apart(browser: Brow
     contexts = [browser.new_context() for _ in range(3)]
     try:
         a, b, c = (ctx.new_page() for ctx in contexts)
-        for page in (a, b, c):  # three sessions open together: one solve of the default, shared
+        for page in (a, b, c):  # three sessions open together: one solve of medium, shared
             page.set_viewport_size({"width": 1400, "height": 1000})
-            page.goto(url)
+            page.goto(url + "/?scenario=medium")
         for page in (a, b, c):
             expect(metric_value(page, "$ per million")).to_have_text(library_usd_m("medium"), timeout=LOAD_TIMEOUT)
         c.close()

@@ -97,7 +97,8 @@ def render() -> None:
     ensure()
     st.title("Catalogues")
     st.caption("Edits apply to this browser session only: the main page re-parses the scenario with the edited "
-               "catalogue (a pool row without its own price or datasheet values takes them from here).")
+               "catalogue (a scenario file's pool row without its own price or datasheet values, and the pool "
+               "table's 'Fill empty cells from the catalogue', take them from here).")
     if st.button("Reset to the bundled catalogues", key="cat_reset"):
         for file, key, _, _ in TABLES:
             s[key] = s[f"{key}_base"].copy()
@@ -112,12 +113,12 @@ def render() -> None:
     if isinstance(cat, InputError):
         lines = md_lines(cat.problems)
         st.error(f"**The edited catalogue has problems** ({len(cat.problems)}); the bundled catalogue is used "
-                 f"until they are fixed:\n{lines}", icon="🚫")
+                 f"until they are fixed:\n{lines}", icon=":material/error:")
     tabs = st.tabs([t[2] for t in TABLES])
     for tab, (file, key, title, note) in zip(tabs, TABLES):
         with tab:
             c1, c2 = st.columns([3, 2])
-            c1.caption(f"{file}: {note}")
+            c1.caption(note)
             views = VIEWS[key]
             view = c2.segmented_control("Columns", list(views), default=list(views)[0], key=f"{key}_view",
                                         label_visibility="collapsed") or list(views)[0]

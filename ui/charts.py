@@ -94,16 +94,19 @@ def budget_curve(frontier: list[Plan], chosen: Plan | None, exact_best: Plan | N
             x=[p.budget_usd_per_hour for p in unsolved], y=[lo] * len(unsolved), mode="markers",
             name="grid points without a plan", marker=dict(symbol="x", size=11, color="#7f7f7f"),
             text=[p.status for p in unsolved], hovertemplate="grid budget $%{x:.2f}/h: %{text}<extra></extra>"))
-    if target is not None:
-        if target <= hi * 3:
+    if target:  # drawn only when set, and only inside the curve's own range (it never rescales the curve)
+        pad0 = (hi - lo) * 0.1 or hi * 0.1 or 1.0
+        if lo - pad0 <= target <= hi + pad0:
             fig.add_hline(y=target, line=dict(color="#9467bd", dash="dash"),
-                          annotation_text=f"competitor target ${target:g}/M tokens", annotation_position="top left")
+                          annotation_text=f"competitor target ${target:,.4g}/M tokens", annotation_position="top left")
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="competitor target",
                                      line=dict(color="#9467bd", dash="dash")))
-            hi = max(hi, target)
         else:
-            fig.add_annotation(xref="paper", yref="paper", x=0.99, y=0.98, xanchor="right", showarrow=False,
-                               text=f"competitor target ${target:g}/M tokens is far above this range",
+            where = "above" if target > hi else "below"
+            fig.add_annotation(xref="paper", yref="paper", x=0.99, y=0.98 if target > hi else 0.02,
+                               xanchor="right", yanchor="top" if target > hi else "bottom", showarrow=False,
+                               text=f"competitor target ${target:,.4g}/M tokens: {where} this range "
+                                    + ("(every plan beats it)" if target > hi else "(no plan reaches it)"),
                                font=dict(color="#9467bd"))
     pad = (hi - lo) * 0.1 or hi * 0.1 or 1.0
     basis = "output tokens" if token_basis == "output" else "tokens (input + output)"
@@ -112,6 +115,31 @@ def budget_curve(frontier: list[Plan], chosen: Plan | None, exact_best: Plan | N
         yaxis=dict(range=[max(0.0, lo - pad), hi + pad], tickprefix="$"), xaxis=dict(tickprefix="$"),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), margin=dict(l=60, r=20, t=60, b=50),
         hovermode="closest")
+    return fig
+
+
+def frontier_figure(points: list[dict], pick: int | None, weight: float, scaling: str) -> go.Figure:
+    """The cost/throughput Pareto frontier ($/h against tokens/s) with the cost weight's pick marked.
+    `points`: dicts with cost_usd_per_hour, tokens_per_s, usd_per_million_tokens (ttft_ms, tpot_ms if known)."""
+    fig = go.Figure()
+    xs = [q["cost_usd_per_hour"] for q in points]
+    ys = [q["tokens_per_s"] for q in points]
+    data = [[q["usd_per_million_tokens"], q.get("ttft_ms", float("nan")), q.get("tpot_ms", float("nan"))]
+            for q in points]
+    hover = ("$%{x:,.2f}/h<br>%{y:,.0f} tokens/s<br>$%{customdata[0]:.4f} per million tokens<br>"
+             "first token %{customdata[1]:,.0f} ms, %{customdata[2]:,.1f} ms per token<extra></extra>")
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name="Pareto frontier (exact)", customdata=data,
+                             line=dict(color="#1f77b4", width=2), marker=dict(size=7), hovertemplate=hover))
+    if pick is not None and 0 <= pick < len(points):
+        fig.add_trace(go.Scatter(
+            x=[xs[pick]], y=[ys[pick]], mode="markers+text", name=f"pick for cost weight {weight:g}",
+            marker=dict(symbol="star", size=20, color="#d62728", line=dict(width=1, color="black")),
+            text=[f"w = {weight:g}"], textposition="top center", customdata=[data[pick]], hovertemplate=hover))
+    fig.update_layout(
+        xaxis=dict(title="cost ($ per hour)", tickprefix="$", separatethousands=True),
+        yaxis=dict(title="throughput (tokens/s)", separatethousands=True), font=FONT, height=330,
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), margin=dict(l=60, r=20, t=40, b=50),
+        hovermode="closest", meta={"scaling": scaling, "pick": pick})
     return fig
 
 
@@ -124,7 +152,7 @@ def layout_figure(plan: Plan, num_layers: int) -> go.Figure:
     for s in plan.stages:
         is_b = s.index == bottleneck
         label = (f"{'⚠ ' if is_b else ''}S{s.index} {s.gpu_type} TP{s.tp}<br>"
-                 f"{s.memory_gb_per_gpu:.1f}/{s.capacity_gb:g} GB<br>{s.tokens_per_s:,.0f} tok/s")
+                 f"{s.memory_gb_per_gpu:.1f}/{s.capacity_gb:.1f} GB<br>{s.tokens_per_s:,.0f} tok/s")
         fig.add_trace(go.Bar(
             y=["pipeline"], x=[s.num_layers], base=[s.first_layer - 0.5], orientation="h",
             name=s.gpu_type, legendgroup=s.gpu_type, showlegend=False,
@@ -133,7 +161,7 @@ def layout_figure(plan: Plan, num_layers: int) -> go.Figure:
             text=[label], textposition="inside", insidetextanchor="middle", textfont=dict(color="white"),
             hovertemplate=(f"stage {s.index}{' (bottleneck)' if is_b else ''}<br>layers {s.first_layer}-"
                            f"{s.last_layer} ({s.num_layers})<br>{s.gpu_type} ({s.sku}) × {s.tp} (TP {s.tp})<br>"
-                           f"memory {s.memory_gb_per_gpu:.2f} of {s.capacity_gb:g} GB per GPU<br>"
+                           f"memory {s.memory_gb_per_gpu:.2f} of {s.capacity_gb:.1f} GB per GPU<br>"
                            f"{s.tokens_per_s:,.0f} tokens/s, {s.bound}-bound<br>${s.cost_usd_per_hour:.2f}/h"
                            "<extra></extra>")))
         shown.add(s.gpu_type)
@@ -185,7 +213,7 @@ def memory_figure(weights: float, kv: float, activations: float, reserve: float,
                              hovertemplate=f"{name}: %{{x:.2f}} GB<extra></extra>"))
     total = weights + kv + activations + reserve
     fig.add_vline(x=capacity, line=dict(color="#d62728", width=3, dash="dash"),
-                  annotation_text=f"capacity {capacity:g} GB", annotation_position="top")
+                  annotation_text=f"capacity {capacity:.1f} GB", annotation_position="top")
     fig.update_layout(barmode="stack", height=230, font=FONT, xaxis=dict(title="memory per GPU (GB)",
                       range=[0, max(total, capacity) * 1.08]), yaxis=dict(showticklabels=False),
                       legend=dict(orientation="h", yanchor="bottom", y=1.15, x=0), margin=dict(l=20, r=20, t=70, b=50))

@@ -51,11 +51,11 @@ def render() -> None:
     st.title("Stage explorer")
     sc = state.last_good_scenario()
     if sc is None:
-        st.error("The current scenario does not parse; fix it on the main page first.", icon="🚫")
+        st.error("The current scenario does not parse; fix it on the main page first.", icon=":material/error:")
         return
     _, err = state.current_scenario()
     if err is not None:
-        st.warning("The current edits do not parse; exploring the last valid scenario.", icon="⚠️")
+        st.warning("The current edits do not parse; exploring the last valid scenario.", icon=":material/warning:")
     texts_key = state.T.texts_key(s["texts"]) if err is None else None
     st.caption(f"Scenario **{md(s['scenario_name'])}** · model {md(sc.model.name)} ({sc.model.num_layers} layers) · "
                f"{sc.workload.input_tokens} input + {sc.workload.output_tokens} output tokens per request · "
@@ -93,7 +93,7 @@ def render() -> None:
     m[0].metric("Stage tokens/s", f"{n['tokens_per_s']:,.0f}",
                 help=f"{n['output_tokens_per_s']:,.0f} output tokens/s; one wave takes {n['wave_s']:.2f} s")
     m[1].metric("Bound by", n["bound"])
-    m[2].metric("Memory per GPU (GB)", f"{n['total_gb']:.1f} / {n['capacity_gb']:g}",
+    m[2].metric("Memory per GPU (GB)", f"{n['total_gb']:.1f} / {n['capacity_gb']:.1f}",
                 delta="fits" if n["fits"] else "does not fit", delta_color="normal" if n["fits"] else "inverse")
     m[3].metric("Max sequences that fit", f"{n['max_concurrency']:,}")
     m[4].metric("Stage cost", f"${n['cost_usd_per_hour']:.2f}/h")
@@ -103,10 +103,10 @@ def render() -> None:
     st.subheader("Time per phase: compute, memory and link")
     st.plotly_chart(charts.time_figure(n["phases"]), width="stretch", key="time_chart")
     df = pd.DataFrame(n["phases"])
-    st.dataframe(df, hide_index=True, width="stretch", column_config={
+    st.dataframe(df, hide_index=True, width="stretch", placeholder="–", column_config={
         c: st.column_config.NumberColumn(c.replace("_ms", " (ms)"), format="%.3f")
         for c in ("compute_ms", "memory_ms", "link_ms", "overhead_ms", "total_ms")})
-    st.caption("Total is the performance model's time for the phase (planner/perf.py: a roofline of compute and "
+    st.caption("Total is the performance model's time for the phase (a roofline of compute and "
                "memory traffic, the tensor-parallel all-reduce over the intra-node link, and the engine's per-step "
                "overhead). The stage is bound by whichever of compute, memory or link dominates over a whole wave "
                "(prefill of every request, then one decode step per output token).")

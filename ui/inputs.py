@@ -7,7 +7,9 @@ import streamlit as st
 from planner import InputError
 from planner.candidates import QUANTIZATION_LEVELS
 from planner.scenario_io import scenario_texts_to_json
+from planner.usecases import UseCase, interactive_warning, load_use_cases
 
+from . import cell_check
 from . import scenario_texts as T
 from . import state
 from .text import md, md_lines
@@ -38,30 +40,90 @@ def scenario_source() -> None:
     if s.get("loaded_pick") == state.UPLOADED:
         options = options + [state.UPLOADED]
     st.selectbox("Bundled scenario", options, key="scenario_pick",
-                 help="config/<name>/: loads config.csv, gpu_pool.csv and a network file if present")
-    st.file_uploader("Upload config CSVs or a scenario .json", type=["csv", "json"], accept_multiple_files=True,
-                     key="upload", help="config.csv + gpu_pool.csv (+ network_bandwidth.csv or network_by_type.csv) "
-                                        "in the seed's format or ours; or a scenario .json exported by this app. "
-                                        "Single CSVs replace that file of the current scenario.")
+                 help="The default first, then the other realistic scenarios, then the seed project's examples")
+    desc = T.config_dict(s["texts"].get(T.CONFIG, "")).get("description", "")
+    if desc:
+        st.caption(md(desc))
+    elif s["scenario_name"] in T.SEED_SCENARIOS:
+        st.caption("An example from the seed project (illustrative GPUs and prices, no stated use case).")
+    use_case_inputs()
+    with st.expander("Upload or export a scenario"):
+        st.file_uploader("Upload config CSVs or a scenario .json", type=["csv", "json"], accept_multiple_files=True,
+                         key="upload", help="config.csv + gpu_pool.csv (+ network_bandwidth.csv or "
+                         "network_by_type.csv) in the seed's format or ours; or a scenario .json exported by this "
+                         "app. Single CSVs replace that file of the current scenario.")
+        st.caption(f"Loaded: **{md(s['scenario_name'])}** ({len(s['texts'])} files)")
+        st.download_button("Export scenario (.json)", scenario_texts_to_json(s["texts"], s["scenario_name"]),
+                           file_name=f"{s['scenario_name']}.scenario.json", mime="application/json",
+                           key="download_scenario", on_click="ignore", width="stretch",
+                           help="All files of the current (edited) scenario in one file; upload it to restore "
+                                "this state")
     problems = s.get("upload_problems")
     if problems:
         show_problems(problems, "The upload was not loaded")
-    st.caption(f"Loaded: **{md(s['scenario_name'])}** ({md(', '.join(sorted(s['texts'])))})")
     st.divider()
     st.toggle("Solve automatically on every change", key="auto_solve", on_change=_keep, args=("auto_solve",))
     st.toggle("Pre-solve the quantization slider's neighbours", key="presolve", on_change=_keep, args=("presolve",),
               help="While you look at a result, the settings one step left and right on the quantization slider "
                    "are solved in the background (at low priority), so moving the slider answers from the cache")
     st.button("Solve now", key="solve_button", type="primary", width="stretch")
-    st.download_button("Export scenario (.json)", scenario_texts_to_json(s["texts"], s["scenario_name"]),
-                       file_name=f"{s['scenario_name']}.scenario.json", mime="application/json",
-                       key="download_scenario", on_click="ignore", width="stretch",
-                       help="All files of the current (edited) scenario in one file; upload it to restore this state")
+
+
+def use_cases() -> dict[str, UseCase]:
+    return {u.key: u for u in load_use_cases()}
+
+
+def _limits(uc: UseCase) -> tuple[float, float]:
+    return float(uc.max_ttft_ms or 0.0), float(uc.max_tpot_ms or 0.0)
+
+
+def _pick_use_case() -> None:
+    """A use case was chosen: its limits go into the two limit inputs (custom keeps what is there)."""
+    s = st.session_state
+    uc = use_cases()[s["use_case"]]
+    if uc.key != "custom":
+        s["max_ttft_ms"], s["max_tpot_ms"] = _limits(uc)
+
+
+def _edit_limit() -> None:
+    """A limit was typed: it is the chosen use case's only if it still equals its limits, else custom."""
+    s = st.session_state
+    ucs = use_cases()
+    if s.get("use_case") in ucs and _limits(ucs[s["use_case"]]) != (s["max_ttft_ms"], s["max_tpot_ms"]):
+        s["use_case"] = "custom"
+
+
+def use_case_inputs() -> None:
+    """Sidebar: what the deployment is for, and the latency limits that follow (visible and editable)."""
+    ucs = use_cases()
+    st.selectbox("Use case", list(ucs), key="use_case", format_func=lambda k: ucs[k].label, on_change=_pick_use_case,
+                 help="Interactive chat plans within its latency limits; batch / offline has none; custom: "
+                      "your own limits")
+    uc = ucs.get(st.session_state["use_case"])
+    t1, t2 = st.columns(2)
+    t1.number_input("Max time to first token (ms)", min_value=0.0, step=50.0, format="%.0f", key="max_ttft_ms",
+                    on_change=_edit_limit, help="0 = no limit. A microbatch's prefill through every stage "
+                                                "(queueing and stage-to-stage transfer not included)")
+    t2.number_input("Max time per output token (ms)", min_value=0.0, step=5.0, format="%.1f", key="max_tpot_ms",
+                    on_change=_edit_limit, help="0 = no limit. Stages × the slowest stage's decode step")
+    if uc is not None:
+        st.caption(md(uc.rationale), help=md(f"Source: {uc.source}"))
+
+
+def use_case_warning(plan) -> str | None:
+    """The plain sentence for a plan too slow for interactive use, None when it is fast enough. Said for
+    the batch use case too (as a note there): a batch plan is often unusable for a person waiting."""
+    uc = use_cases().get(st.session_state.get("use_case", ""))
+    ttft_ms, tpot_ms = plan.ttft_s * 1e3, plan.tpot_s * 1e3
+    if uc is not None and uc.key == "batch":
+        note = interactive_warning(ttft_ms, tpot_ms, None)
+        return None if note is None else f"Batch use case: {note[0].lower()}{note[1:]}"
+    return interactive_warning(ttft_ms, tpot_ms, uc)
 
 
 def show_problems(err: InputError, title: str = "The scenario has problems") -> None:
     lines = md_lines(err.problems) if err.problems else md_lines([err])
-    st.error(f"**{title}** ({len(err.problems)}):\n{lines}", icon="🚫")
+    st.error(f"**{title}** ({len(err.problems)}):\n{lines}", icon=":material/error:")
 
 
 def workload_and_model() -> None:
@@ -102,7 +164,7 @@ def pool_and_network() -> None:
     s = st.session_state
     st.markdown("**GPU pool** (add or delete rows; the datasheet columns override the catalogue)")
     stable_editor(
-        "pool", num_rows="dynamic", width="stretch", hide_index=True,
+        "pool", num_rows="dynamic", width="stretch", hide_index=True, placeholder="⚠ empty",
         column_config={
             "gpu_type": st.column_config.TextColumn("GPU type", help="catalogue SKU or alias, or a custom name "
                                                     "with every datasheet column filled in"),
@@ -115,6 +177,7 @@ def pool_and_network() -> None:
             "intra_link": st.column_config.SelectboxColumn("link", options=["nvlink", "pcie"]),
             "intra_link_gb_per_s": st.column_config.NumberColumn("link GB/s", format="%g"),
         })
+    pool_cell_errors()
     state.reconcile_net()
     st.markdown("**Stage-to-stage bandwidth by GPU-type pair** (GB/s)")
     stable_editor(
@@ -124,20 +187,52 @@ def pool_and_network() -> None:
                        "gpu_type_b": st.column_config.TextColumn("GPU type B"),
                        "gb_per_s": st.column_config.NumberColumn("bandwidth (GB/s)", format="%g")})
     st.caption(f"Pairs not listed use the default inter-node bandwidth of {s['net_default']:g} GB/s. A per-GPU "
-               "matrix (network_bandwidth.csv) is shown reduced to its slowest link per type pair; an edit here "
-               "writes network_by_type.csv.")
+               "bandwidth matrix is shown reduced to its slowest link per type pair; an edit here replaces it with "
+               "this by-type table.")
+
+
+def pool_cell_errors() -> None:
+    """Next to the pool table: every bad cell by table, row and column as shown, and a copy of the table
+    with those cells marked (the editor cannot colour a single cell)."""
+    s = st.session_state
+    state.sync_editor("pool")
+    state.current_scenario()  # sets _pool_marks from the current table
+    marks = s.get("_pool_marks") or []
+    filled = s.pop("_pool_filled", None)
+    if filled:
+        st.info("Filled from the catalogue:\n" + md_lines(filled), icon=":material/input:")
+    if not marks:
+        return
+    err = cell_check.as_input_error(marks, s["pool"])
+    st.error(f"**{len(marks)} cell(s) of the GPU pool table need a value** (nothing is taken from the "
+             f"catalogue silently):\n{md_lines(err.problems)}", icon=":material/error:")
+    if any(m.message.startswith("empty: enter a value") for m in marks):
+        st.button("Fill empty cells from the catalogue", key="fill_pool", on_click=state.fill_pool_from_catalogue,
+                  icon=":material/input:")
+    st.caption("The GPU pool table with the cells to fix marked:")
+    st.dataframe(cell_check.marked_frame(s["pool"], marks), width="stretch", key="pool_marked", placeholder="–")
 
 
 def search_settings():
-    """Returns the container the live problem-size preview is drawn into."""
+    """Returns the containers the live problem-size preview and the weighted pick's frontier chart are
+    drawn into."""
     s = st.session_state
     c1, c2 = st.columns([1, 1])
     with c1:
         st.radio("Method", ("exact", "enumeration", "weighted"), key="method", horizontal=True,
                  help="exact: proven minimum $/token; enumeration: the seed's budget grid; weighted: the seed's "
                       "weighted objective")
-        st.slider("Cost weight (weighted method: 0 = throughput only, 1 = cost only)", 0.0, 1.0, step=0.05,
-                  key="cost_weight", disabled=s["method"] == "exact")
+        weighted = s["method"] == "weighted"
+        st.slider("Cost weight (weighted method: 0 = fastest plan, 1 = cheapest plan)", 0.0, 1.0, step=0.05,
+                  key="cost_weight", disabled=not weighted,
+                  help="normalised: 0..1 spans the Pareto frontier, from the fastest to the cheapest plan; the "
+                       "pick is marked on the frontier chart under the result")
+        st.radio("Cost-weight scaling", ("normalised", "seed"), key="weight_scaling", horizontal=True,
+                 disabled=not weighted,
+                 format_func=lambda x: ("normalised over the frontier" if x == "normalised"
+                                        else "seed (tokens/s ÷ 10,000 against $/h)"),
+                 help="seed: the original project's scaling, kept for its users; with it most weights pick "
+                      "the same plan")
         st.select_slider("Layer-split quantization", options=list(QUANTIZATION_LEVELS), key="quantization",
                          help="coarse/fine: the seed's size sets; even: 1 and every even size; full: every size 1..L")
         st.checkbox("Custom segment sizes", key="custom_sizes",
@@ -146,20 +241,15 @@ def search_settings():
                       disabled=not s["custom_sizes"])
         st.text_input("Budget factors (enumeration: × ballpark $/h, ;-separated, increasing)",
                       key="budget_factors_text", disabled=s["method"] != "enumeration")
+        frontier_box = st.container()
     with c2:
         st.number_input("Competitor target ($ per million tokens, 0 = none)", min_value=0.0, step=0.05,
                         format="%.4f", key="target")
-        t1, t2 = st.columns(2)
-        t1.number_input("Max time to first token (ms, 0 = no SLO)", min_value=0.0, step=100.0, format="%.0f",
-                        key="max_ttft_ms", help="latency SLO: a microbatch's prefill through every stage "
-                                                "(queueing and stage-to-stage transfer not included)")
-        t2.number_input("Max time per output token (ms, 0 = no SLO)", min_value=0.0, step=5.0, format="%.1f",
-                        key="max_tpot_ms", help="latency SLO: stages × the slowest stage's decode step")
         a, b = st.columns(2)
         a.number_input("Max pipeline stages", min_value=1, max_value=256, key="max_stages")
         b.number_input("Min layers per stage", min_value=1, max_value=10_000, key="min_layers")
         st.number_input("Solver time limit (s)", min_value=1.0, max_value=3600.0, step=10.0, key="time_limit")
-        return st.container()
+        return st.container(), frontier_box
 
 
 def problem_size_preview(box, cs, sizes) -> None:
@@ -171,5 +261,7 @@ def problem_size_preview(box, cs, sizes) -> None:
         levels = ", ".join(str(c) for c in cs.levels)
         st.metric("Stage options usable (in the MILP)", f"{len(cs.options):,}",
                   help="option = size × role × GPU type × TP × pipeline level (microbatch, stage count), after the memory filter and dominance")
-        st.caption(f"{len(cs.excluded):,} options excluded (memory or latency SLO does not fit, or dominated) · segment sizes "
-                   f"{list(sizes)} · TP degrees {dict(cs.tp_degrees)} · pipeline levels: {levels}")
+        tp = "; ".join(f"{md(t)}: {', '.join(str(d) for d in ds)}" for t, ds in dict(cs.tp_degrees).items())
+        st.caption(f"{len(cs.excluded):,} options excluded (memory or latency limit does not fit, or dominated) · "
+                   f"segment sizes (layers): {', '.join(str(x) for x in sizes)} · TP degrees: {tp} · pipeline "
+                   f"levels: {levels}")

@@ -11,7 +11,51 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from .charts import FONT, PALETTE
+from .charts import FONT, PALETTE, log_ticks
+
+# Benchmark CSV column -> (header shown, number format); a column not listed is shown with its words spaced.
+COLUMNS = {
+    "case": ("scenario", None), "method": ("method", None), "series": ("series", None),
+    "quantization": ("segment sizes", None), "formulation": ("formulation", None),
+    "options": ("stage options", "localized"), "binaries": ("binaries", "localized"), "rows": ("rows", "localized"),
+    "size": ("segments", "localized"), "pairs": ("segment pairs", "localized"),
+    "build_s": ("build (s)", "%.3f"), "highs_s": ("HiGHS (s)", "%.3f"), "total_s": ("total (s)", "%.3f"),
+    "runs": ("runs", "%d"), "solves": ("MILP solves", "%d"), "repeats": ("repeats", "%d"),
+    "usd_per_million_tokens": ("$ per million tokens", "$%.4f"), "tokens_per_s": ("tokens/s", "localized"),
+    "usd_per_hour": ("$ per hour", "$%.2f"), "budget_usd_per_hour": ("budget ($/h)", "$%.2f"),
+    "budget_factor": ("budget factor", "%.2f"), "proven_optimal": ("proven optimal", None),
+    "status": ("status", None), "statuses": ("statuses", None), "speedup": ("ours faster by (×)", None),
+    "agree": ("same answer", None), "gpus": ("GPUs", "localized"), "gpu_types": ("GPU types", "%d"),
+    "catalogue": ("replica kinds", "%d"), "catalogue_s": ("replica catalogue (s)", "%.3f"),
+    "capacity_tokens_per_s": ("pool capacity (tokens/s)", "localized"), "capacity_s": ("capacity (s)", "%.3f"),
+    "milp_s_median": ("fleet MILP median (s)", "%.3f"), "milp_s_max": ("fleet MILP max (s)", "%.3f"),
+    "layers": ("layers", "%d"),
+}
+
+
+def _times(v: str) -> str:
+    """A speed-up cell: '12.3' for a number, the text itself otherwise (e.g. 'seed did not finish')."""
+    try:
+        return f"{float(v):,.1f}"
+    except ValueError:
+        return v.replace("_", " ")
+
+
+def table(df: pd.DataFrame, key: str) -> None:
+    """A benchmark CSV as a readable table: headers in words, units, thousands separators, blanks as "–"."""
+    shown = df.copy()
+    config = {}
+    for c in shown.columns:
+        label, fmt = COLUMNS.get(c, (c.replace("_", " "), None))
+        if fmt is not None and pd.api.types.is_numeric_dtype(shown[c]):
+            config[c] = st.column_config.NumberColumn(label, format=fmt, width="small" if len(label) < 10 else None)
+        else:
+            shown[c] = shown[c].map(lambda v: "–" if pd.isna(v) else ("yes" if v is True else "no" if v is False
+                                                                     else str(v)))
+            if c == "speedup":
+                shown[c] = shown[c].map(_times)
+            config[c] = st.column_config.TextColumn(label)
+    st.dataframe(shown, hide_index=True, width="stretch", placeholder="–", column_config=config, key=key)
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 INTERACTIVE_S = 1.5  # a slider change should give an updated chart within this
@@ -65,9 +109,16 @@ def scaling_figure(df: pd.DataFrame, series: str) -> go.Figure:
     fig.add_trace(go.Scatter(x=[lo, hi], y=[INTERACTIVE_S] * 2, mode="lines", hoverinfo="skip",
                              name=f"interactive limit {INTERACTIVE_S:g} s", line=dict(color="#d62728", dash="dash")))
     x_range = [math.log10(lo), math.log10(hi)] if series == "gpus" else [lo, hi]
+    # round tick values, few enough that their labels do not run into each other on a third of the page
+    y_ticks = log_ticks(y_low, y_high, most=5)
+    x_axis = dict(type="log" if series == "gpus" else "linear", range=x_range)
+    if series == "gpus":
+        x_ticks = log_ticks(lo, hi, most=4)
+        x_axis.update(tickvals=x_ticks, ticktext=[f"{v:,.0f}" for v in x_ticks])
     fig.update_layout(xaxis_title=SERIES_AXES[series], yaxis_title="total solve time (s, log)", font=FONT, height=380,
-                      xaxis=dict(type="log" if series == "gpus" else "linear", range=x_range),
-                      yaxis=dict(type="log", range=[math.log10(y_low), math.log10(y_high)]),
+                      xaxis=x_axis,
+                      yaxis=dict(type="log", range=[math.log10(y_low), math.log10(y_high)], tickvals=y_ticks,
+                                 ticktext=[f"{v:g}" for v in y_ticks]),
                       margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
 
@@ -78,11 +129,11 @@ def limit_note(df: pd.DataFrame, series: str) -> str:
     for quant, part in df.groupby("quantization", sort=False):
         slow = part[(part["total_s"].isna()) | (part["total_s"] > INTERACTIVE_S)][series].sort_values()
         if slow.empty:
-            notes.append(f"{quant}: interactive at every value measured (up to {part[series].max():g})")
+            notes.append(f"{quant}: interactive at every value measured (up to {part[series].max():,.10g})")
         elif len(slow) == len(part):
             notes.append(f"{quant}: over {INTERACTIVE_S:g} s at every value measured")
         else:
-            notes.append(f"{quant}: over {INTERACTIVE_S:g} s at {', '.join(f'{v:g}' for v in slow)}")
+            notes.append(f"{quant}: over {INTERACTIVE_S:g} s at {', '.join(f'{v:,.10g}' for v in slow)}")
     return "; ".join(notes)
 
 
@@ -117,15 +168,15 @@ def render() -> None:
 
     if results is not None:
         st.subheader("Bundled scenarios, per method")
-        st.dataframe(results, hide_index=True, width="stretch")
+        table(results, "perf_results")
     if seed is not None:
         st.subheader("Seed-style formulation beside ours")
         st.caption("Same input and question: the highest throughput within a budget (ties toward lower cost). "
                    "The seed-style model has a binary per segment on each GPU partition and per pair of "
-                   "consecutive segments, and a big-M bottleneck (benchmarks/seed_formulation.py).")
-        st.dataframe(seed, hide_index=True, width="stretch")
-    st.caption("Reproduce:")
-    st.code(REPRODUCE, language="bash")
+                   "consecutive segments, and a big-M bottleneck (the seed-style benchmark script).")
+        table(seed, "perf_seed")
+    with st.expander("Commands that produce these figures"):
+        st.code(REPRODUCE, language="bash")
 
 
 def fleet_figure(df: pd.DataFrame) -> go.Figure:
@@ -136,15 +187,20 @@ def fleet_figure(df: pd.DataFrame) -> go.Figure:
                                      ("milp_s_median", "fleet MILP (median)"), ("total_s", "total"))):
         fig.add_trace(go.Scatter(x=part["gpus"], y=part[col], mode="lines+markers", name=name,
                                  line=dict(color=PALETTE[k % len(PALETTE)], width=2.5)))
+    xt = log_ticks(float(part["gpus"].min()), float(part["gpus"].max()), most=6)
+    ys = part[["catalogue_s", "milp_s_median", "total_s"]].to_numpy().ravel()
+    ys = ys[ys > 0]
+    yt = log_ticks(float(ys.min()), float(ys.max()), most=6) if len(ys) else []
     fig.update_layout(xaxis_title="GPUs in the pool", yaxis_title="seconds (log)", font=FONT, height=360,
-                      xaxis=dict(type="log"), yaxis=dict(type="log"), margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis=dict(type="log", tickvals=xt, ticktext=[f"{v:,.0f}" for v in xt]),
+                      yaxis=dict(type="log", tickvals=yt, ticktext=[f"{v:g}" for v in yt]), margin=dict(l=10, r=10, t=30, b=10),
                       legend=dict(orientation="h", y=-0.25))
     return fig
 
 
 def fleet_section(df: pd.DataFrame) -> None:
     st.subheader("Fleet mode: solve time against pool size and GPU types")
-    st.caption("benchmarks/fleet_scaling.py: Llama-3-8B, 64 sequences in flight, at most 2 stages, coarse sizes; "
+    st.caption("Fleet benchmark: Llama-3-8B, 64 sequences in flight, at most 2 stages, coarse sizes; "
                "demands at 10/50/90% of the pool's capacity; medians.")
     st.plotly_chart(fleet_figure(df), width="stretch", key="fleet_scaling")
-    st.dataframe(df, hide_index=True, width="stretch")
+    table(df, "perf_fleet")

@@ -14,6 +14,10 @@ from .solver import Outcome
 from .text import md, md_lines
 
 
+GPU_HEADERS = {"gpu_id": "GPU", "gpu_type": "GPU type", "node": "node", "stage": "stage", "tp_rank": "TP rank",
+               "first_layer": "first layer", "last_layer": "last layer"}
+
+
 def plan_csv(result: Result) -> str:
     """Exactly what the CLI writes as plan.csv."""
     return report.to_csv(report.plan_rows(result.plan), report.PLAN_COLUMNS)
@@ -26,61 +30,87 @@ def fmt_usd_m(x: float) -> str:
 def show_error(err: PlannerError) -> None:
     if isinstance(err, InputError):
         lines = md_lines(err.problems)
-        st.error(f"**The scenario has problems** ({len(err.problems)}):\n{lines}", icon="🚫")
+        st.error(f"**The scenario has problems** ({len(err.problems)}):\n{lines}", icon=":material/error:")
     elif isinstance(err, InfeasibleError):
         msg = "**No plan satisfies the limits.**"
         if err.binding:
             msg += "\n\nBinding:\n" + md_lines(err.binding)
         if err.hints:
             msg += "\n\nTo make it feasible:\n" + md_lines(err.hints)
-        st.error(msg, icon="🚫")
+        st.error(msg, icon=":material/error:")
     elif isinstance(err, SolverError):
-        st.error(f"**The solver failed** ({md(err.status or 'no status')}): {md(err)}", icon="🚫")
+        st.error(f"**The solver failed** ({md(err.status or 'no status')}): {md(err)}", icon=":material/error:")
     else:
-        st.error(f"**{type(err).__name__}**: {md(err)}", icon="🚫")
+        st.error(f"**{type(err).__name__}**: {md(err)}", icon=":material/error:")
+
+
+def gpus_line(p) -> str:
+    """'4 × H100-SXM + 16 × A100-80GB-SXM': which GPUs and how many, per type."""
+    return " + ".join(f"{n} × {t}" for t, n in p.gpus_by_type().items())
+
+
+def layout_line(p) -> str:
+    """The layout in one line: '8 stages × TP2' when every stage is alike, else per stage."""
+    kinds = {(s.gpu_type, s.tp) for s in p.stages}
+    n = len(p.stages)
+    if len({s.tp for s in p.stages}) == 1 and len(kinds) == 1:
+        return f"{n} stage{'s' if n > 1 else ''} × TP{p.stages[0].tp}"
+    return " → ".join(f"{s.gpu_type} TP{s.tp} (layers {s.first_layer}-{s.last_layer})" for s in p.stages)
+
+
+def gap_text(gap: float) -> str:
+    """A gap as a person reads it: '0.00 %' for a solver's 1.8e-14, 'unknown' when there is none."""
+    if not math.isfinite(gap):
+        return "unknown"
+    return f"{max(gap, 0.0) * 100:.2f} %"
+
+
+def optimality_text(r: Result) -> tuple[str, str]:
+    """(short metric value, one-line explanation) of whether the plan is proven optimal."""
+    on = "gap on $/token" if r.extra.get("gap_on") == "usd_per_token" else "MIP gap"
+    if r.proven_optimal:
+        return "proven", f"Proven optimal: solver status {r.status}, {on} {gap_text(r.gap)}."
+    return "not proven", f"Not proven optimal: {r.method} method, solver status {r.status}, {on} {gap_text(r.gap)}."
 
 
 def headline(outcome: Outcome, exact: Outcome | None) -> None:
+    """The answer at a glance: cost, throughput, $/h, latency, optimality; then which GPUs and the layout."""
     r = outcome.result
     p = r.plan
     basis = "output tokens" if p.token_basis == "output" else "tokens"
-    c = st.columns(6)
+    ttft_ms, tpot_ms = p.ttft_s * 1e3, p.tpot_s * 1e3
+    c = st.columns([1.25, 1.1, 1, 1, 1, 1])
     c[0].metric(f"$ per million {basis}", fmt_usd_m(p.usd_per_million_tokens), help="cost per hour / billable "
                 "tokens per hour × 10⁶")
     c[1].metric("Tokens per second", f"{p.tokens_per_s:,.0f}",
                 help=f"input + output tokens per second; {p.output_tokens_per_s:,.0f} output tokens/s")
     c[2].metric("Cost per hour", f"${p.cost_usd_per_hour:,.2f}/h")
-    c[3].metric("GPUs used", f"{p.num_gpus}", help=", ".join(f"{md(k)}: {v}" for k, v in p.gpus_by_type().items()))
-    c[4].metric("Pipeline stages", f"{len(p.stages)}",
-                help=f"{p.concurrency} sequences in flight, microbatches of {p.microbatch}; time to first token "
-                     f"{p.ttft_s * 1e3:,.0f} ms, time per output token {p.tpot_s * 1e3:,.1f} ms (model estimates)")
-    c[5].metric("Proven optimal", "yes" if r.proven_optimal else "no",
-                help="exact method with every MILP solved to optimality" if r.proven_optimal else md(r.how))
+    c[3].metric("Time to first token", f"{ttft_ms:,.0f} ms", help="model estimate: a microbatch's prefill "
+                "through every stage (queueing and stage-to-stage transfer not included)")
+    c[4].metric("Time per token", f"{tpot_ms:,.1f} ms",
+                help="time per output token, model estimate: stages × the slowest stage's decode step")
+    short, line = optimality_text(r)
+    c[5].metric("Optimal", short, help=line if r.proven_optimal else f"{line} {md(r.how)}")
+    st.markdown(f"**{md(gpus_line(p))}** ({p.num_gpus} GPUs) · layout **{md(layout_line(p))}** · "
+                f"{p.concurrency:,} sequences in flight, microbatches of {p.microbatch:,}  \n{md(line)}")
     if r.method != "exact" and exact is not None:
-        e1, e2, e3 = st.columns([1.3, 1.5, 3])
         if exact.result is not None:
             best = exact.result.plan
             gap = (p.usd_per_million_tokens / best.usd_per_million_tokens - 1) * 100
-            e1.metric("Exact optimum", fmt_usd_m(best.usd_per_million_tokens),
-                      help=f"{best.tokens_per_s:,.0f} tokens/s at ${best.cost_usd_per_hour:.2f}/h")
-            e2.metric(f"{r.method.capitalize()} vs exact", f"{gap:+.2f} %",
-                      delta=f"{p.usd_per_million_tokens - best.usd_per_million_tokens:+.4f} $/M",
-                      delta_color="inverse")
-            e3.caption(f"The {r.method} method is a heuristic for $/token; the exact method's proven minimum is "
-                       f"{fmt_usd_m(best.usd_per_million_tokens)} per million tokens.")
+            st.markdown(f"The {r.method} method is a heuristic for $/token: its plan costs **{gap:+.2f} %** "
+                        f"against the exact method's proven minimum of {fmt_usd_m(best.usd_per_million_tokens)} "
+                        f"per million tokens ({best.tokens_per_s:,.0f} tokens/s at "
+                        f"${best.cost_usd_per_hour:,.2f}/h).".replace("$", "\\$"))
         elif exact.error is not None:
-            e3.caption(f"Exact optimum not available: {md(exact.error)}")
+            st.caption(f"Exact optimum not available: {md(exact.error)}")
 
 
 def solver_line(outcome: Outcome) -> str:
     r = outcome.result
-    gap = "n/a" if not math.isfinite(r.gap) else f"{r.gap * 100:.3g} %"
     on = "gap on $/token (proven bound)" if r.extra.get("gap_on") == "usd_per_token" else "MIP gap"
-    return (f"Solver status **{md(r.status)}**, {md(on)} {gap}, time {r.solve_seconds + r.build_seconds:.2f} s "
-            f"(HiGHS {r.solve_seconds:.2f} s, model build {r.build_seconds:.2f} s; wall {outcome.seconds:.2f} s). "
-            f"{md(r.how)}. Latency (model estimates): time to first token {r.plan.ttft_s * 1e3:,.0f} ms, time per "
-            f"output token {r.plan.tpot_s * 1e3:,.1f} ms; {r.plan.concurrency} sequences in flight in microbatches "
-            f"of {r.plan.microbatch}.")
+    return (f"Solver status **{md(r.status)}**, {md(on)} {gap_text(r.gap)}, time "
+            f"{r.solve_seconds + r.build_seconds:.2f} s (HiGHS {r.solve_seconds:.2f} s, model build "
+            f"{r.build_seconds:.2f} s; wall {outcome.seconds:.2f} s). {md(r.how[:1].upper() + r.how[1:])}.")
 
 
 def gpu_range(ids: tuple[str, ...]) -> str:
@@ -98,12 +128,12 @@ def stage_frame(result: Result) -> pd.DataFrame:
         "stage": s.index, "layers": f"{s.first_layer}-{s.last_layer} ({s.num_layers})",
         "GPU type": s.gpu_type if s.gpu_type == s.sku else f"{s.gpu_type} ({s.sku})", "TP": s.tp,
         "GPUs (node)": f"{gpu_range(s.gpu_ids)} ({s.node})", "tokens/s": round(s.tokens_per_s),
-        "memory (GB/GPU)": f"{s.memory_gb_per_gpu:.2f} of {s.capacity_gb:g}", "cost ($/h)": s.cost_usd_per_hour,
+        "memory (GB/GPU)": f"{s.memory_gb_per_gpu:.1f} of {s.capacity_gb:.1f}", "cost ($/h)": s.cost_usd_per_hour,
         "bound": s.bound, "bottleneck": s.index == p.bottleneck} for s in p.stages])
 
 
 def stage_table(result: Result) -> None:
-    st.dataframe(stage_frame(result), hide_index=True, width="stretch", column_config={
+    st.dataframe(stage_frame(result), hide_index=True, width="stretch", placeholder="–", column_config={
         "stage": st.column_config.NumberColumn(width=55),
         "TP": st.column_config.NumberColumn(width=45),
         "bound": st.column_config.TextColumn(width=75),
@@ -111,38 +141,97 @@ def stage_table(result: Result) -> None:
         "cost ($/h)": st.column_config.NumberColumn(format="$%.2f"),
         "bottleneck": st.column_config.CheckboxColumn(width=90),
     })
-    st.caption("Every plan.csv column (SKU, GPU ids, memory capacity, …) is in the download above.")
+    st.caption("Every column of the plan (SKU, GPU ids, memory capacity, …) is in the plan download above.")
     if result.plan.links:
         links = pd.DataFrame([{"after stage": l.after_stage, "from": l.from_type, "to": l.to_type,
                                "GB/s": l.gb_per_s, "tokens/s the link carries": round(l.tokens_per_s)}
                               for l in result.plan.links])
         st.caption("Stage-to-stage links")
-        st.dataframe(links, hide_index=True, width="stretch", column_config={
+        st.dataframe(links, hide_index=True, width="stretch", placeholder="–", column_config={
             "GB/s": st.column_config.NumberColumn(format="%g"),
             "tokens/s the link carries": st.column_config.NumberColumn(format="localized")})
 
 
-def render(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str, stale: str = "") -> None:
-    """Everything about one result. `stale` explains why an older result is shown."""
+def _points(plans) -> list[dict]:
+    return [{"cost_usd_per_hour": p.cost_usd_per_hour, "tokens_per_s": p.tokens_per_s,
+             "usd_per_million_tokens": p.usd_per_million_tokens, "ttft_ms": p.ttft_s * 1e3,
+             "tpot_ms": p.tpot_s * 1e3} for p in plans]
+
+
+def frontier_chart(outcome: Outcome, exact: Outcome | None) -> None:
+    """The weighted method's pick on the cost/throughput Pareto frontier (the normalised scaling's own
+    frontier points; the exact frontier for the seed's scaling)."""
     r = outcome.result
+    w = float(r.extra.get("weight", 0.0))
+    scaling = str(r.extra.get("weight_scaling", "seed"))
+    if "frontier_points" in r.extra:
+        points, pick = list(r.extra["frontier_points"]), r.extra.get("pick_index")
+    elif exact is not None and exact.result is not None and exact.frontier:
+        front = sorted(exact.frontier, key=lambda p: p.cost_usd_per_hour)
+        points = _points(front)
+        pick = next((i for i, p in enumerate(front) if math.isclose(p.cost_usd_per_hour, r.plan.cost_usd_per_hour)
+                     and math.isclose(p.tokens_per_s, r.plan.tokens_per_s)), None)
+    else:
+        st.caption("No frontier to mark the pick on.")
+        return
+    st.plotly_chart(charts.frontier_figure(points, pick, w, scaling), width="stretch", key="weight_frontier")
+    if pick is None:
+        st.caption(f"The pick (${r.plan.cost_usd_per_hour:,.2f}/h, {r.plan.tokens_per_s:,.0f} tokens/s) is not on "
+                   "the exact frontier: the seed's scaling can pick a dominated plan.".replace("$", "\\$"))
+    else:
+        st.caption(f"Cost weight {w:g} ({'normalised over the frontier' if scaling == 'normalised' else 'seed scaling'}) "
+                   f"picks frontier plan {pick + 1} of {len(points)}.")
+
+
+def render(outcome: Outcome, exact: Outcome | None, frontier: Outcome | None, sc: Scenario, name: str,
+           stale: str = "", details=None, use_case_note: str | None = None, frontier_box=None) -> None:
+    """Everything about one result: `render_head` here, `render_details` into `details`. `stale` explains
+    why an older result is shown."""
     if stale:
-        st.info(stale, icon="ℹ️")
+        st.info(stale, icon=":material/info:")
+    render_head(outcome, exact, use_case_note, sc)
+    render_details(outcome, exact, frontier, sc, name, details, frontier_box)
+
+
+def render_head(outcome: Outcome, exact: Outcome | None, use_case_note: str | None = None,
+                sc: Scenario | None = None) -> None:
+    """The headline with its prediction range (± band, issue 15), the plain warning for a plan beyond the
+    use case's latency (`use_case_note`), and the result's own warnings."""
     headline(outcome, exact)
-    uncertainty_view.render_prediction_range(r, sc)
+    uncertainty_view.render_prediction_range(outcome.result, sc)
+    if use_case_note and use_case_note.startswith("Batch use case"):
+        st.info(md(use_case_note), icon=":material/timer_off:")
+    elif use_case_note:
+        st.warning(md(use_case_note), icon=":material/timer_off:")
+    for w in outcome.result.warnings:
+        st.warning(md(w), icon=":material/warning:")
+
+
+def render_details(outcome: Outcome, exact: Outcome | None, frontier: Outcome | None, sc: Scenario, name: str,
+                   details=None, frontier_box=None) -> None:
+    """The curve, layout and tables into `details` (here if None); for the weighted method its pick on the
+    frontier into `frontier_box`. `frontier` is the exact method's outcome with its frontier."""
+    if outcome.result.method == "weighted":
+        with (frontier_box if frontier_box is not None else st.container()):
+            frontier_chart(outcome, frontier)
+    with (details if details is not None else st.container()):
+        _details(outcome, frontier, sc, name)
+
+
+def _details(outcome: Outcome, front: Outcome | None, sc: Scenario, name: str) -> None:
+    r = outcome.result
     st.caption(solver_line(outcome))
-    for w in r.warnings:
-        st.warning(md(w), icon="⚠️")
-    d1, d2, d3 = st.columns([1, 1, 3])
-    d1.download_button("Download plan.csv", plan_csv(r), file_name=f"{name}_plan.csv", mime="text/csv",
+    d1, d2, d3 = st.columns([1.2, 1.4, 2.4])
+    d1.download_button("Download plan (CSV)", plan_csv(r), file_name=f"{name}_plan.csv", mime="text/csv",
                        key="download_plan", on_click="ignore", width="stretch")
     gpus_csv = report.to_csv(report.gpu_rows(r.plan), ("gpu_id", "gpu_type", "node", "stage", "tp_rank",
                                                        "first_layer", "last_layer"))
-    d2.download_button("Download gpus.csv", gpus_csv, file_name=f"{name}_gpus.csv", mime="text/csv",
+    d2.download_button("Download GPU list (CSV)", gpus_csv, file_name=f"{name}_gpus.csv", mime="text/csv",
                        key="download_gpus", on_click="ignore", width="stretch")
 
     st.subheader("$/token against budget")
-    frontier = list(exact.frontier) if exact is not None and exact.result is not None else []
-    best = exact.result.plan if exact is not None and exact.result is not None else None
+    frontier = list(front.frontier) if front is not None and front.result is not None else []
+    best = front.result.plan if front is not None and front.result is not None else None
     if frontier:
         fig = charts.budget_curve(frontier, r.plan, best, sc.settings.target_usd_per_million_tokens, r.curve,
                                   r.plan.token_basis)
@@ -152,7 +241,8 @@ def render(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str, sta
                    "the best plan is the frontier plan with the highest throughput costing at most B. Hover for "
                    "throughput.")
     else:
-        st.caption("No frontier available for this scenario.")
+        why = f": {md(front.error)}" if front is not None and front.error is not None else ""
+        st.caption(f"No cost/throughput frontier available for this scenario{why}.")
 
     st.subheader("Layout")
     st.plotly_chart(charts.layout_figure(r.plan, sc.model.num_layers), width="stretch", key="layout_chart")
@@ -165,4 +255,6 @@ def render(outcome: Outcome, exact: Outcome | None, sc: Scenario, name: str, sta
         stage_table(r)
     with t2:
         st.plotly_chart(charts.gpu_figure(r.plan, sc.model.num_layers), width="stretch", key="gpu_chart")
-        st.dataframe(pd.DataFrame(report.gpu_rows(r.plan)), hide_index=True, width="stretch")
+        gpus = pd.DataFrame(report.gpu_rows(r.plan)).rename(columns=GPU_HEADERS)
+        st.dataframe(gpus[[h for h in GPU_HEADERS.values() if h in gpus.columns]], hide_index=True, placeholder="–",
+                     width="stretch")

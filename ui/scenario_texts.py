@@ -24,7 +24,7 @@ NET_TYPE = "network_by_type.csv"
 NET_GPU = "network_bandwidth.csv"
 SCENARIO_FILES = (CONFIG, POOL, NET_GPU, NET_TYPE)
 CATALOG_FILES = ("gpus.csv", "models.csv", "engines.csv")
-DEFAULT_SCENARIO = "medium"
+DEFAULT_SCENARIO = "llama70b-chat"  # the realistic question a capacity planner brings; seeds stay in the picker
 
 POOL_COLUMNS = ("gpu_type", "count", "memory_gb", "price_usd_per_hour", "gpus_per_node", "fp16_dense_tflops",
                 "hbm_gb_per_s", "intra_link", "intra_link_gb_per_s")
@@ -35,8 +35,13 @@ MODEL_DIM_KEYS = ("num_decoder_layers", "d_model", "d_hidden", "vocab_size", "nu
 
 
 # ------------------------------------------------------------------ bundled files
+SEED_SCENARIOS = ("tiny", "small", "medium", "large", "hal")  # the original project's examples, kept as they were
+
+
 def bundled_names() -> list[str]:
-    return sorted(p.name for p in CONFIG_DIR.iterdir() if (p / CONFIG).is_file() and (p / POOL).is_file())
+    """The bundled scenario folders: the default first, then the other realistic ones, then the seed's."""
+    names = sorted(p.name for p in CONFIG_DIR.iterdir() if (p / CONFIG).is_file() and (p / POOL).is_file())
+    return sorted(names, key=lambda n: (n != DEFAULT_SCENARIO, n in SEED_SCENARIOS, n))
 
 
 def load_bundled_texts(name: str) -> dict[str, str]:
@@ -238,7 +243,7 @@ def default_values(catalog: Catalog) -> dict:
     return {
         "method": "exact", "cost_weight": 0.5, "quantization": "coarse", "custom_sizes": False,
         "segment_sizes_text": "", "budget_factors_text": "0.4; 0.7; 0.9; 1; 1.2; 1.5", "target": 0.0,
-        "max_ttft_ms": 0.0, "max_tpot_ms": 0.0,
+        "use_case": "custom", "max_ttft_ms": 0.0, "max_tpot_ms": 0.0, "weight_scaling": "normalised",
         "max_stages": 8, "min_layers": 1, "time_limit": 60.0,
         "input_tokens": 2048, "output_tokens": 512, "concurrency_auto": True, "concurrency": 32,
         "token_basis": "total", "model_source": "catalogue",
@@ -261,7 +266,9 @@ def values_from_scenario(sc: Scenario, config_text: str, catalog: Catalog, sizes
         "custom_sizes": st_.sizes is not None, "segment_sizes_text": list_text(sizes),
         "budget_factors_text": list_text(st_.budget_factors),
         "target": float(st_.target_usd_per_million_tokens or 0.0),
+        "use_case": st_.use_case or "custom",  # not stated (seed folders): its own limits, warned when slow
         "max_ttft_ms": float(st_.max_ttft_ms or 0.0), "max_tpot_ms": float(st_.max_tpot_ms or 0.0),
+        "weight_scaling": st_.weight_scaling,
         "max_stages": int(st_.max_stages), "min_layers": int(st_.min_layers_per_stage),
         "time_limit": float(st_.time_limit_s),
         "input_tokens": int(sc.workload.input_tokens), "output_tokens": int(sc.workload.output_tokens),
@@ -279,10 +286,11 @@ def values_from_scenario(sc: Scenario, config_text: str, catalog: Catalog, sizes
 GROUPS = {
     "method": ("method",),
     "cost_weight": ("cost_weight",),
+    "weight_scaling": ("weight_scaling",),
     "sizes": ("quantization", "custom_sizes", "segment_sizes_text"),
     "budget": ("budget_factors_text",),
     "target": ("target",),
-    "slo": ("max_ttft_ms", "max_tpot_ms"),
+    "slo": ("use_case", "max_ttft_ms", "max_tpot_ms"),
     "max_stages": ("max_stages",),
     "min_layers": ("min_layers",),
     "time_limit": ("time_limit",),
@@ -321,7 +329,10 @@ def config_updates(base: dict, values: dict, base_config: str) -> dict[str, str 
     if _changed("target", base, v):
         u["max_cost_per_million_token"] = num(v["target"]) if v["target"] else None
         u["max_cost_per_token"] = None
-    if _changed("slo", base, v):
+    if _changed("weight_scaling", base, v):
+        u["weight_scaling"] = v["weight_scaling"]
+    if _changed("slo", base, v):  # the use case and its limits together: explicit limits win over the use case's
+        u["use_case"] = v["use_case"]
         u["max_ttft_ms"] = num(v["max_ttft_ms"]) if v["max_ttft_ms"] else None
         u["max_tpot_ms"] = num(v["max_tpot_ms"]) if v["max_tpot_ms"] else None
     if _changed("max_stages", base, v):

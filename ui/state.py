@@ -11,6 +11,7 @@ import streamlit as st
 
 from planner import Catalog, InputError, Problem, Scenario, load_catalog
 
+from . import cell_check
 from . import scenario_texts as T
 from . import solver
 
@@ -40,7 +41,10 @@ def ensure(widgets: bool = False) -> None:
     if "catalog_texts" not in s:
         s["catalog_texts"] = T.bundled_catalog_texts()
     if "base_texts" not in s:
-        load(T.load_bundled_texts(T.DEFAULT_SCENARIO), T.DEFAULT_SCENARIO, pick=T.DEFAULT_SCENARIO)
+        # ?scenario=<bundled folder> in the address opens on that scenario (a link to share; tests use it)
+        asked = st.query_params.get("scenario", "")
+        first = asked if asked in T.bundled_names() else T.DEFAULT_SCENARIO
+        load(T.load_bundled_texts(first), first, pick=first)
     if not widgets:
         return
     s["scenario_pick"] = s.get("scenario_pick", s["loaded_pick"])
@@ -212,10 +216,32 @@ def prepare() -> dict[str, str]:
     return rebuild_texts()
 
 
+def fill_pool_from_catalogue() -> None:
+    """Button callback: the pool's empty datasheet cells get the catalogue's values, shown in the table."""
+    s = st.session_state
+    sync_editor("pool")
+    s["pool"], s["_pool_filled"] = cell_check.fill_from_catalogue(s["pool"], catalog())
+    s["_pool_ver"] = s.get("_pool_ver", 0) + 1
+
+
+def pool_cell_problems():
+    """The pool table's empty or invalid cells (ui.cell_check): each one is an error, never a silent
+    fall-back to the catalogue."""
+    return cell_check.pool_cell_problems(st.session_state["pool"], catalog())
+
+
 def current_scenario() -> tuple[Scenario | None, InputError | None]:
     s = st.session_state
+    cells = pool_cell_problems()
+    s["_pool_marks"] = cells
+    if cells:
+        return None, cell_check.as_input_error(cells, s["pool"])
     sc = solver.scenario(T.texts_key(s["texts"]), s["scenario_name"], cat_key())
     if isinstance(sc, InputError):
+        cells, others = cell_check.from_library(sc, s["pool"])
+        if cells:  # said in the table's terms (row as shown, column header), and marked in the table
+            s["_pool_marks"] = cells
+            return None, cell_check.as_input_error(cells, s["pool"], others)
         return None, sc
     return sc, None
 

@@ -163,7 +163,7 @@ def manage(named: dict) -> None:
                          "workload": f"{parsed.workload.input_tokens} in + {parsed.workload.output_tokens} out tokens",
                          "pool": ", ".join(f"{e.count}× {e.name} ${e.spec.price_usd_per_hour:.3f}/h"
                                            for e in parsed.pool.entries)})
-        st.dataframe(rows, hide_index=True, width="stretch", key="cmp_named_table")
+        st.dataframe(rows, hide_index=True, width="stretch", placeholder="–", key="cmp_named_table")
         d1, d2 = st.columns([3, 1], vertical_alignment="bottom")
         gone = d1.multiselect("Remove", list(named), key="cmp_remove", placeholder="pick scenarios to remove")
         d2.button("Remove", key="cmp_remove_button", disabled=not gone, width="stretch", on_click=remove,

@@ -24,7 +24,10 @@ from . import whatif_jobs as jobs
 from .text import md
 from .whatif_charts import usd_m
 
-AUTO_MAX_OPTIONS = 1000  # above this many stage options an analysis waits for "Run analysis"
+# Above this many stage options an analysis waits for "Run analysis". The realistic scenarios (1,841 options
+# on `realistic`) are below it: their analyses take seconds (each CLI command <= 20 s there) and show
+# progress while they run; the 37,225-option stress test `xl` waits for the click.
+AUTO_MAX_OPTIONS = 5000
 TABS = ("Pareto frontier", "Single-type baselines", "Price sensitivity", "Quantization loss", "Spot & availability",
         "Latency SLOs")
 # widget values kept across page switches (Streamlit drops the state of widgets that are not drawn)
@@ -54,7 +57,7 @@ def plan_frame(plan: Plan) -> pd.DataFrame:
     return pd.DataFrame([{
         "stage": s.index, "layers": f"{s.first_layer}-{s.last_layer} ({s.num_layers})", "GPU type": s.gpu_type,
         "TP": s.tp, "tokens/s": round(s.tokens_per_s), "$/h": s.cost_usd_per_hour, "prefill (ms)": ms(s.prefill_s),
-        "decode step (ms)": ms(s.decode_step_s), "memory (GB/GPU)": f"{s.memory_gb_per_gpu:.1f} of {s.capacity_gb:g}",
+        "decode step (ms)": ms(s.decode_step_s), "memory (GB/GPU)": f"{s.memory_gb_per_gpu:.1f} of {s.capacity_gb:.1f}",
         "bound": s.bound} for s in plan.stages])
 
 
@@ -186,7 +189,7 @@ def table(df: pd.DataFrame, key: str | None = None, **formats) -> None:
         elif col.endswith("(ms)"):
             config[col] = NUM(format="%.1f")
     config.update({c: NUM(format=f) for c, f in formats.items()})
-    st.dataframe(df, hide_index=True, width="stretch", column_config=config, key=key)
+    st.dataframe(df, hide_index=True, width="stretch", placeholder="–", column_config=config, key=key)
 
 
 # ------------------------------------------------------------------ page
