@@ -287,17 +287,32 @@ class Fleet:
             raise InputError(Problem(f"demand must be a non-negative number of tokens/s, got {demand}", "--demand"))
         t0 = time.perf_counter()
         tl = time_limit or self.scenario.settings.time_limit_s
+        m = self.master
+        key = None if types is None else frozenset(types)
+        if key in self._capacity:
+            self._check_capacity(demand, types, tl)
+        m.allow(types)
+        demands = self.demands(demand)
+        m.ask_cost(demands, shortfall=True)
+        res = m.optimise(tl, self.cancel)
+        if m.shortfall() > 1e-9 * (demand + 1):
+            # some demand is left unserved: either the pool cannot serve it, or serving it costs more than the
+            # shortfall's price; the capacity decides, and its columns make the problem without shortfall
+            # feasible
+            cap = self._check_capacity(demand, types, tl)
+            m.allow(types)
+            m.ask_cost(self.demands(min(demand, cap)), shortfall=False)
+            res = m.optimise(max(tl - (time.perf_counter() - t0), 0.01), self.cancel)
+        return self._fleet(demand, res, time.perf_counter() - t0)
+
+    def _check_capacity(self, demand: float, types: set[int] | None, tl: float) -> float:
         cap, cap_status, _ = self.capacity(tl, types)
         if demand > cap * (1 + 1e-9) + 1e-9:
             if types is not None:
                 raise DemandInfeasibleError(demand, cap, " with these GPU types")
             detail = "" if cap_status == "optimal" else f" (an upper bound: the capacity solve stopped at {cap_status})"
             raise DemandInfeasibleError(demand, cap, detail)
-        m = self.master
-        m.allow(types)
-        m.ask_cost(self.demands(min(demand, cap)))  # the capacity's columns make this feasible
-        res = m.optimise(max(tl - (time.perf_counter() - t0), 0.01), self.cancel)
-        return self._fleet(demand, res, time.perf_counter() - t0)
+        return cap
 
     def _fleet(self, demand: float, res: MasterResult, seconds: float) -> FleetPlan:
         m = self.master

@@ -85,6 +85,10 @@ EXACT_GAP = 1e-9
 NODE_LIMIT = 2_000_000
 PRICING_STATES = 200
 PARTIAL = 0.5
+# a shortfall costs this many times the seed's $/h per token/s (about the cheapest replica's): enough that an
+# optimum leaves none when the pool can serve the demand, in practice; if one does, the caller checks the
+# pool's capacity and solves again without shortfall
+SHORTFALL = 16.0
 ENOUGH = 20
 MAX_ROUNDS = 1000
 
@@ -115,13 +119,19 @@ class Master:
         h = self.h = new_highs()
         h.setOptionValue("threads", threads)
         h.addVar(0.0, 0.0)  # column 0: lambda (capacity questions only)
+        self.off = 1 + self.Q  # columns 1..Q: each class's shortfall (cost questions, see ask_cost)
+        for _ in range(self.Q):
+            h.addVar(0.0, 0.0)
         for q in range(self.Q):
-            h.addRow(0.0, INF, 1, [0], [-fractions[q]])
+            h.addRow(0.0, INF, 2, [0, 1 + q], [-fractions[q], 1.0])
         for g in range(self.T):
             h.addRow(-INF, float(counts[g]), 0, [], [])
         self.budget_row = self.Q + self.T
         h.addRow(-INF, INF, 0, [], [])
         self.allowed: set[int] | None = None
+        self.with_shortfall = False
+        self._seed_key: tuple = ()
+        self._seed_pi = 0.0
         self._next_unit = 0
         self.demands: list[float] | None = None  # cost question's D_q (None: capacity question)
 
@@ -150,26 +160,33 @@ class Master:
         return True
 
     def replica(self, j: int) -> tuple[int, Replica]:
-        return self.cols[j - 1]
+        return self.cols[j - self.off]
 
     # ------------------------------------------------------------------ questions
     def set_prices(self, prices: list[float]) -> None:
         self.prices = list(prices)
-        for j, (q, r) in enumerate(self.cols, start=1):
+        for j, (q, r) in enumerate(self.cols, start=self.off):
             c = self.cost_of(r)
             self.h.changeCoeff(self.budget_row, j, c)
             if self.demands is not None:
                 self.h.changeColCost(j, c)
 
-    def ask_cost(self, demands: list[float]) -> None:
+    def ask_cost(self, demands: list[float], shortfall: bool) -> None:
+        """Minimum cost for the demands. `shortfall`: each class's demand may go unserved at SHORTFALL times
+        the seed's $/h per token/s (a shortfall column, set in `optimise`), so that the restricted problem is
+        feasible before the columns that serve the demand are found; the caller checks that the optimum
+        leaves none unserved. Without it the columns present must make the problem feasible."""
         self.demands = list(demands)
+        self.with_shortfall = shortfall
         h = self.h
         h.changeColBounds(0, 0.0, 0.0)
         h.changeColCost(0, 0.0)
+        for q in range(self.Q):
+            h.changeColBounds(1 + q, 0.0, INF if shortfall else 0.0)
         for q, d in enumerate(demands):
             h.changeRowBounds(q, d, INF)
         h.changeRowBounds(self.budget_row, -INF, INF)
-        for j, (q, r) in enumerate(self.cols, start=1):
+        for j, (q, r) in enumerate(self.cols, start=self.off):
             h.changeColCost(j, self.cost_of(r))
             h.changeCoeff(q, j, self.coeff(q, r))
 
@@ -179,19 +196,21 @@ class Master:
         h.changeColBounds(0, 0.0, INF)
         h.changeColCost(0, -1.0)
         for q in range(self.Q):
+            h.changeColBounds(1 + q, 0.0, 0.0)
+        for q in range(self.Q):
             h.changeRowBounds(q, 0.0, INF)
         h.changeRowBounds(self.budget_row, -INF, INF if budget is None else budget)
-        for j, (q, r) in enumerate(self.cols, start=1):
+        for j, (q, r) in enumerate(self.cols, start=self.off):
             h.changeColCost(j, 0.0)
             h.changeCoeff(q, j, self.coeff(q, r))
 
     def _usable(self, j: int) -> bool:
-        return self.allowed is None or all(n == 0 or g in self.allowed for g, n in enumerate(self.cols[j - 1][1].gpus))
+        return self.allowed is None or all(n == 0 or g in self.allowed for g, n in enumerate(self.cols[j - self.off][1].gpus))
 
     def allow(self, types: set[int] | None) -> None:
         """Columns using a type outside `types` are fixed at 0 (None: all allowed)."""
         self.allowed = types
-        for j, (_, r) in enumerate(self.cols, start=1):
+        for j, (_, r) in enumerate(self.cols, start=self.off):
             ok = types is None or all(n == 0 or g in types for g, n in enumerate(r.gpus))
             self.h.changeColBounds(j, 0.0, INF if ok else 0.0)
 
@@ -204,14 +223,16 @@ class Master:
 
     def _set_integer(self, on: bool) -> None:
         self._integer = on
-        n = self.h.getNumCol() - 1
+        n = self.h.getNumCol() - self.off
         if n:
-            self.h.changeColsIntegrality(n, list(range(1, n + 1)), [self._kind] * n)
+            self.h.changeColsIntegrality(n, list(range(self.off, n + self.off)), [self._kind] * n)
 
     def _run(self, time_limit: float) -> tuple[str, float]:
         h = self.h
         h.setOptionValue("time_limit", max(float(time_limit), 0.01))
         h.setOptionValue("mip_rel_gap", EXACT_GAP)
+        if self._integer:
+            h.clearSolver()  # measured: a MIP re-run after bound changes could report a stale column vector
         run_status = h.run()
         model_status = h.getModelStatus()
         status = _STATUS.get(model_status)
@@ -223,12 +244,20 @@ class Master:
     def _seed(self, deadline: float, cancel) -> None:
         """Columns for a capacity question asked before any exist. With no columns the LP's GPU duals are all
         0 and every replica looks free, which makes the first pricing rounds search long; instead price at
-        list prices against a demand dual pi that doubles until some replica pays (pi starts at the
-        least $/h per token/s of any stage, below every replica's). Any columns are valid; these are the
+        list prices against a demand dual pi that doubles until some replica pays (pi starts below every
+        replica's $/h per token/s). Any columns are valid; these are the
         cheapest per token, so the duals that follow are informative."""
         w = np.array(self.prices)
-        pi = min((float(np.min(w[r["type"]] * r["tp"] / r["theta"])) for pricers in self.pricers
-                  for lp in pricers for r in lp.roles.values() if r["theta"].size), default=0.0)
+
+        def least(lp, role):  # least $/h per token/s of a stage in this role
+            r = lp.roles[role]
+            return float(np.min(w[r["type"]] * r["tp"] / r["theta"])) if r["theta"].size else np.inf
+
+        # a replica's rate is at most each stage's, so its $/h per token/s is at least the sum of its stages'
+        pi = min((min(least(lp, "only"), least(lp, "first") + least(lp, "last")) for pricers in self.pricers
+                  for lp in pricers), default=np.inf)
+        pi = 0.0 if not np.isfinite(pi) else pi
+        self._seed_key, self._seed_pi = tuple(self.prices), max(pi, 1e-12)
         if pi <= 0:
             return
         saved = self.demands
@@ -239,6 +268,7 @@ class Master:
                 duals[:self.Q] = [pi / b for b in self.betas]
                 found, _ = self._price(duals, False, -1e-9, deadline, cancel, PRICING_STATES, cap=False)
                 if found:
+                    self._seed_pi = pi
                     break
                 pi *= 2.0
         finally:
@@ -285,8 +315,19 @@ class Master:
         t0 = time.perf_counter()
         deadline = t0 + time_limit
         self._set_integer(False)
-        if self.demands is None and not any(self._usable(j) for j in range(1, len(self.cols) + 1)):
+        if not any(self._usable(j) for j in range(self.off, len(self.cols) + self.off)) or (
+                self.demands is not None and self.with_shortfall and self._seed_key != tuple(self.prices)):
             self._seed(deadline, cancel)
+        if self.demands is not None and self.with_shortfall:
+            # and at least twice the dearest replica found for the whole demand, so that a small demand is
+            # not left unserved because one replica costs more than SHORTFALL x its share of the tokens
+            top = max((self.cost_of(r) for j, (_, r) in enumerate(self.cols, start=self.off) if self._usable(j)),
+                      default=0.0)
+            for q in range(self.Q):
+                m = SHORTFALL * self._seed_pi / self.betas[q]
+                if self.demands[q] > 0:
+                    m = max(m, 2 * top / self.demands[q])
+                self.h.changeColCost(1 + q, m)
         rounds = 0
         timed_out = incomplete = False
         while True:
@@ -359,11 +400,20 @@ class Master:
             raise SolverError("internal: the fleet's restricted integer program is infeasible", status)
         if self.h.getInfo().primal_solution_status != 2:
             raise SolverError(f"HiGHS stopped ({status}) before finding any fleet; raise the time limit", status)
+        vals = np.array(self.h.getSolution().col_value)
+        again = float(np.dot(np.array(self.h.getLp().col_cost_), vals))
+        if abs(again - obj) > 1e-7 * max(1.0, abs(obj)):
+            raise SolverError(f"internal: HiGHS's fleet solution costs {again:.9g}, its objective says {obj:.9g}", status)
         return status, obj
 
     def _y(self) -> dict[int, int]:
         vals = self.h.getSolution().col_value
-        return {j: int(round(v)) for j, v in enumerate(vals) if j > 0 and round(v) > 0}
+        return {j: int(round(v)) for j, v in enumerate(vals) if j >= self.off and round(v) > 0}
+
+    def shortfall(self) -> float:
+        """The shortfall columns' total in the last solution (tokens/s)."""
+        vals = self.h.getSolution().col_value
+        return float(sum(vals[1:self.off]))
 
     def lam(self) -> float:
         return float(self.h.getSolution().col_value[0])

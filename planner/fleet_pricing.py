@@ -163,8 +163,7 @@ class LevelPricer:
         for d in range(p - 2):
             if cancel is not None and cancel.is_set():
                 raise CancelledError()
-            st = self._extend(st, m, mid_ok, tol)
-            st = self._prune(st, p - 3 - d)
+            st = self._extend(st, m, mid_ok, tol, p - 3 - d)
             self.nodes += st["r"].size
             if st["r"].size > node_limit:
                 if collect:
@@ -189,25 +188,34 @@ class LevelPricer:
                 for h, bb in zip(st["hist"][a], b)] if collect else (st["hist"][a], b)
         return self._select(rc, th, hist, n), complete
 
-    def _extend(self, st: dict, m: dict, mid_ok: np.ndarray, tol: float) -> dict:
+    def _extend(self, st: dict, m: dict, mid_ok: np.ndarray, tol: float, j: int) -> dict:
+        """Every partial replica with one more middle stage whose bound (j middles and a last to come after
+        it) passes; the children's bounds come first, and only the survivors are built."""
         S, out = st["r"].size, []
         if S == 0 or mid_ok.size == 0:
-            return st
+            return {key: v[:0] for key, v in st.items()}
+        mt, mtp, ms = m["type"][mid_ok], m["tp"][mid_ok], m["size"][mid_ok]
         chunk = max(1, 2_000_000 // mid_ok.size)
         for lo in range(0, S, chunk):
             sl = slice(lo, min(S, lo + chunk))
             r, start, pre, n = st["r"][sl], st["start"][sl], st["pre"][sl], st["n"][sl]
-            ok = (mid_ok[None, :] >= start[:, None]) & (m["size"][mid_ok][None, :] < r[:, None])
+            ok = (mid_ok[None, :] >= start[:, None]) & (ms[None, :] < r[:, None])
             ok &= pre[:, None] + m["pre"][mid_ok][None, :] <= tol
-            ok &= n[:, m["type"][mid_ok]] + m["tp"][mid_ok][None, :] <= self.counts[m["type"][mid_ok]][None, :]
+            ok &= n[:, mt] + mtp[None, :] <= self.counts[mt][None, :]
             a, b = np.nonzero(ok)
             a = a + lo
             b = mid_ok[b]
+            th = np.minimum(st["th"][a], m["theta"][b])
+            W = st["W"][a] + m["w"][b]
+            r2 = st["r"][a] - m["size"][b]
+            bound = W + self._bound(j, r2, th)
+            keep = bound <= self._thr if self._collect else bound < self._thr
+            a, b = a[keep], b[keep]
             nn = st["n"][a].copy()
             nn[np.arange(a.size), m["type"][b]] += m["tp"][b]
-            out.append({"r": st["r"][a] - m["size"][b], "th": np.minimum(st["th"][a], m["theta"][b]),
-                        "W": st["W"][a] + m["w"][b], "pre": st["pre"][a] + m["pre"][b], "n": nn, "start": b,
-                        "hist": np.concatenate([st["hist"][a], b[:, None]], axis=1)})
+            out.append({"r": r2[keep], "th": th[keep], "W": W[keep], "pre": st["pre"][a] + m["pre"][b], "n": nn,
+                        "start": b, "hist": np.concatenate([st["hist"][a], b[:, None]], axis=1),
+                        "bound": bound[keep]})
         return {key: np.concatenate([o[key] for o in out]) for key in out[0]}
 
     def _prune(self, st: dict, j: int) -> dict:
