@@ -229,8 +229,12 @@ class Master:
 
     def _run(self, time_limit: float) -> tuple[str, float]:
         h = self.h
-        h.setOptionValue("time_limit", max(float(time_limit), 0.01))
+        limit = max(float(time_limit), 0.01)
+        # measured: the simplex compares its limit with the instance's clock summed over runs (a fleet whose
+        # questions had run 60 s in total stopped every later LP at once), the MIP with its own run's time
+        h.setOptionValue("time_limit", limit if self._integer else h.getRunTime() + limit)
         h.setOptionValue("mip_rel_gap", EXACT_GAP)
+        h.setOptionValue("mip_abs_gap", 0.0)
         if self._integer:
             h.clearSolver()  # measured: a MIP re-run after bound changes could report a stale column vector
         run_status = h.run()
@@ -351,39 +355,46 @@ class Master:
             if not added or rounds >= MAX_ROUNDS:
                 break
         lp_bound = lp
-        self._set_integer(True)
-        status, ip = self._ip(deadline)
-        y = self._y()
         enumerated = 0
-        proven = status == "optimal" and not timed_out and not incomplete and rounds < MAX_ROUNDS
-        # every rc >= -tol, so a fleet of <= sum(N) replicas costing <= ip uses only rc <= ip - lp + margin.
-        # Enumerating at a fraction of that first often finds a better fleet, which shrinks the final gap
-        # (and so the enumeration): after enumerating every column with rc <= e, a fleet found costing
-        # <= lp + e is proven optimal.
-        margin = 1e-9 * max(1.0, abs(ip)) + tol * sum(self.counts)
-        step = (ip - lp_bound) / 8
-        while proven and ip - lp_bound > margin:
-            e = min(step, ip - lp_bound) + margin
-            try:
-                new, _ = self._price(duals, True, e, deadline, cancel, NODE_LIMIT)
-                enumerated += sum(self.add(q, f) for q, f in new)
-            except (SearchLimit, TimeoutError) as exc:
+        proven = not timed_out and not incomplete and rounds < MAX_ROUNDS
+        # Every rc >= -tol, so a fleet of <= sum(N) replicas costing <= lp + e uses only columns with rc <=
+        # e + margin. So: with every column of rc <= e enumerated, the integer program over just those columns
+        # (the others fixed at 0: reduced-cost fixing, which keeps it small) is exact if its optimum costs
+        # <= lp + e. e starts at 2% of the LP bound and grows 4x until that holds.
+        margin = 1e-9 * max(1.0, abs(lp)) + tol * sum(self.counts)
+        e = 0.02 * abs(lp) + margin
+        self._set_integer(True)
+        status, ip, y, mip_gap = "infeasible", math.inf, {}, 0.0
+        for _ in range(40):
+            if proven:
+                try:
+                    new, _ = self._price(duals, True, e + margin, deadline, cancel, NODE_LIMIT)
+                    enumerated += sum(self.add(q, f) for q, f in new)
+                except (SearchLimit, TimeoutError) as exc:
+                    proven = False
+                    status = "enumeration_limit" if isinstance(exc, SearchLimit) else "time_limit"
+            self._fix(duals, e + margin if proven else math.inf)
+            st, val = self._ip(deadline)
+            if st != "infeasible":
+                status, ip, y = st, val, self._y()
+                mip_gap = float(self.h.getInfo().mip_gap)
+            elif not proven:
+                raise SolverError("internal: the fleet's restricted integer program is infeasible", st)
+            if not proven or status != "optimal":
                 proven = False
-                status = "enumeration_limit" if isinstance(exc, SearchLimit) else "time_limit"
                 break
-            status, ip = self._ip(deadline)
-            y = self._y()
-            proven = status == "optimal"
             if ip - lp_bound <= e:
                 break
-            step *= 4
+            e = min(4 * e, ip - lp_bound) if math.isfinite(ip) else 4 * e
+        else:
+            raise SolverError("internal: the fleet's reduced-cost enumeration did not close the gap", status)
+        self._fix(duals, math.inf)
         if timed_out:
             status = "time_limit"
         elif incomplete:
             status = "enumeration_limit"
         if proven:
-            g = float(self.h.getInfo().mip_gap)
-            gap = g if math.isfinite(g) and g < 1 else 0.0
+            gap = mip_gap if math.isfinite(mip_gap) and mip_gap < 1 else 0.0
         elif timed_out or incomplete:
             gap = math.inf  # the restricted LP is no bound before the pricing has finished
         else:
@@ -394,10 +405,44 @@ class Master:
         bound = lp_bound if self.demands is not None else -lp_bound
         return MasterResult(status, proven, obj, max(0.0, gap), y, bound, len(self.cols), rounds, enumerated)
 
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every replica column's class, GPUs per type and rate (processed tokens/s), as arrays."""
+        if self._arr is None or self._arr[0].size != len(self.cols):
+            self._arr = (np.array([q for q, _ in self.cols], dtype=np.int64),
+                         np.array([r.gpus for _, r in self.cols], dtype=float).reshape(len(self.cols), self.T),
+                         np.array([r.tokens_per_s for _, r in self.cols]))
+        return self._arr
+
+    _arr = None
+
+    def _rc(self, duals: np.ndarray) -> np.ndarray:
+        """Every replica column's reduced cost under the duals."""
+        q, n, theta = self._arrays()
+        cost = n @ np.array(self.prices)
+        beta = np.array(self.betas)[q]
+        if self.demands is not None:
+            coeff = np.minimum(beta * theta, np.array(self.demands)[q])
+            rc = cost - duals[q] * coeff
+        else:
+            rc = -duals[q] * beta * theta
+        return rc - duals[self.budget_row] * cost - n @ duals[self.Q:self.Q + self.T]
+
+    def _fix(self, duals: np.ndarray, limit: float) -> None:
+        """Columns of reduced cost above `limit` (and of types not allowed) fixed at 0, the others free."""
+        if not self.cols:
+            return
+        _, n, _ = self._arrays()
+        ok = self._rc(duals) <= limit if math.isfinite(limit) else np.ones(len(self.cols), dtype=bool)
+        if self.allowed is not None:
+            banned = [g for g in range(self.T) if g not in self.allowed]
+            ok &= ~np.any(n[:, banned] > 0, axis=1) if banned else True
+        idx = np.arange(self.off, self.off + len(self.cols), dtype=np.int32)
+        self.h.changeColsBounds(idx.size, idx, np.zeros(idx.size), np.where(ok, INF, 0.0))
+
     def _ip(self, deadline: float) -> tuple[str, float]:
         status, obj = self._run(max(deadline - time.perf_counter(), 0.01))
         if status == "infeasible":
-            raise SolverError("internal: the fleet's restricted integer program is infeasible", status)
+            return status, math.inf
         if self.h.getInfo().primal_solution_status != 2:
             raise SolverError(f"HiGHS stopped ({status}) before finding any fleet; raise the time limit", status)
         vals = np.array(self.h.getSolution().col_value)

@@ -95,15 +95,18 @@ class LevelPricer:
         if key != self._w_key:  # G depends on the weights only (the seed rounds change only pi)
             self._w_key = key
             self._tables(w)
-        shifted = [g - pi * np.minimum(self.grid_next, cap)[:, None] for g in self.G]  # G_{t_i} - pi t_{i+1}
-        self.PM = []
-        for a in shifted:
-            pm = np.empty_like(a)
-            pm[0] = np.inf
-            np.minimum.accumulate(a[:-1], axis=0, out=pm[1:])
-            self.PM.append(pm)
+            self._pm_key = None
+        if self._pm_key == (key, pi, cap):  # the enumeration asks again at the same duals
+            return
+        self._pm_key = (key, pi, cap)
+        shifted = self.G - pi * np.minimum(self.grid_next, cap)[None, :, None]  # G_{t_i} - pi t_{i+1}
+        pm = np.empty_like(shifted)
+        pm[:, 0] = np.inf
+        np.minimum.accumulate(shifted[:, :-1], axis=1, out=pm[:, 1:])
+        self.PM = pm
 
     _w_key = b""
+    _pm_key = None
 
     def _tables(self, w: np.ndarray) -> None:
         for r in self.roles.values():
@@ -123,7 +126,7 @@ class LevelPricer:
             for s in mid_sizes:
                 np.minimum(nxt[:, s:], best["middle"][:, s:s + 1] + prev[:, :L + 1 - s], out=nxt[:, s:])
             G.append(nxt)
-        self.G = G
+        self.G = np.stack(G)  # [middles to come, threshold, layers]
 
     def _bound(self, j: int, r: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """Least rc of any completion with j middles and a last over r layers, the slowest stage so far theta."""
@@ -151,7 +154,7 @@ class LevelPricer:
             ok = (r["size"] == self.L) & (r["lo"] <= 1) & (r["hi"] >= 1) & (r["pre"] <= tol)
             k = np.flatnonzero(ok)
             rc = r["w"][k] - self.pi * np.minimum(r["theta"][k], self.cap)
-            return self._select(rc, r["theta"][k], [[("only", int(i))] for i in k],
+            return self._select(rc, r["theta"][k], (None, k),
                                 np.eye(len(self.types), dtype=np.int64)[r["type"][k]] * r["tp"][k][:, None]), True
         f, m, last = self.roles["first"], self.roles["middle"], self.roles["last"]
         k = np.flatnonzero((f["lo"] <= p) & (f["hi"] >= p) & (f["pre"] <= tol))
@@ -184,9 +187,7 @@ class LevelPricer:
         a, b, n = a[ok], b[ok], n[ok]
         th = np.minimum(st["th"][a], last["theta"][b])
         rc = st["W"][a] + last["w"][b] - self.pi * np.minimum(th, self.cap)
-        hist = [[("first", int(h[0]))] + [("middle", int(x)) for x in h[1:]] + [("last", int(bb))]
-                for h, bb in zip(st["hist"][a], b)] if collect else (st["hist"][a], b)
-        return self._select(rc, th, hist, n), complete
+        return self._select(rc, th, (st["hist"][a], b), n), complete
 
     def _extend(self, st: dict, m: dict, mid_ok: np.ndarray, tol: float, j: int) -> dict:
         """Every partial replica with one more middle stage whose bound (j middles and a last to come after
@@ -236,11 +237,11 @@ class LevelPricer:
             idx = idx[np.argsort(rc[idx], kind="stable")[:self._keep]]
         out = []
         for i in idx:
-            if isinstance(hist, tuple):  # pricing: (partial histories, last indices)
+            if hist[0] is None:  # one stage: (None, only-option indices)
+                steps = [("only", int(hist[1][i]))]
+            else:  # (first and middle indices, last indices)
                 h, bb = hist[0][i], hist[1][i]
                 steps = [("first", int(h[0]))] + [("middle", int(x)) for x in h[1:]] + [("last", int(bb))]
-            else:
-                steps = hist[i]
             opts = tuple(self.roles[role]["opts"][x] for role, x in steps)
             out.append(Found(float(rc[i]), float(th[i]), opts, tuple(int(x) for x in n[i])))
         return out
