@@ -21,6 +21,9 @@ def add_subcommands(sub) -> None:
     f.add_argument("--max-tpot-ms", type=float, help="latency SLO: time per output token (ms), every replica")
     f.add_argument("--time-limit", type=float, help="solver time limit in seconds (per MILP)")
     f.add_argument("--curve", action="store_true", help="exact demand curve from 0 to the pool's capacity (curve.csv)")
+    f.add_argument("--curve-time-limit", type=float, default=None, metavar="S",
+                   help="stop the demand curve after S seconds (default 120); the steps found are exact and the "
+                        "output says where each series stopped")
     f.add_argument("--price", action="append", default=[], metavar="GPU=USD",
                    help="what-if: solve again with this $/GPU-hour for a type (spot or a new price; repeatable) "
                         "and print both fleets")
@@ -43,7 +46,7 @@ def _mix(args, sc):
 def cmd_fleet(args) -> int:
     from .cli import _scenario
     from .fleet import Fleet
-    from .fleet_curve import demand_curve, curve_rows
+    from .fleet_curve import CURVE_SECONDS, curve_rows, demand_curve
     from .fleet_report import CURVE_COLUMNS, fleet_summary, write_fleet
     from .fleet_whatif import price_sensitivity, spot
     from .report import to_csv
@@ -64,12 +67,13 @@ def cmd_fleet(args) -> int:
     out = Path(args.out)
     result: dict = {}
     if args.curve:
-        curve = demand_curve(fleet, args.time_limit)
+        curve = demand_curve(fleet, args.time_limit, max_seconds=args.curve_time_limit or CURVE_SECONDS)
         out.mkdir(parents=True, exist_ok=True)
         rows = curve_rows(curve)
         (out / "curve.csv").write_text(to_csv(rows, CURVE_COLUMNS))
         result["curve"] = {"capacity_tokens_per_s": curve.capacity_tokens_per_s, "how": curve.how,
-                           "seconds": curve.seconds, "solves": curve.solves, "steps": rows}
+                           "seconds": curve.seconds, "solves": curve.solves, "complete": not curve.stopped,
+                           "stopped": list(curve.stopped), "steps": rows}
     if args.demand is not None:
         plan = fleet.solve(args.demand, args.time_limit)
         result.update(write_fleet(plan, out, sc.name))
