@@ -360,11 +360,17 @@ class Master:
         # Every rc >= -tol, so a fleet of <= sum(N) replicas costing <= lp + e uses only columns with rc <=
         # e + margin. So: with every column of rc <= e enumerated, the integer program over just those columns
         # (the others fixed at 0: reduced-cost fixing, which keeps it small) is exact if its optimum costs
-        # <= lp + e. e starts at 2% of the LP bound and grows 4x until that holds.
+        # <= lp + e. e starts at 1/8 of the gap of a first fleet (or 2% of the LP bound) and grows 4x until
+        # that holds.
         margin = 1e-9 * max(1.0, abs(lp)) + tol * sum(self.counts)
-        e = 0.02 * abs(lp) + margin
         self._set_integer(True)
         status, ip, y, mip_gap = "infeasible", math.inf, {}, 0.0
+        if proven:  # a first fleet from the columns at hand of rc ~ 0 sets the scale of the enumeration
+            self._fix(duals, margin)
+            st, val = self._ip(deadline)
+            if st == "optimal":
+                status, ip, y, mip_gap = st, val, self._y(), float(self.h.getInfo().mip_gap)
+        e = max(margin, (ip - lp_bound) / 8) if math.isfinite(ip) else 0.02 * abs(lp) + margin
         for _ in range(40):
             if proven:
                 try:
@@ -375,9 +381,11 @@ class Master:
                     status = "enumeration_limit" if isinstance(exc, SearchLimit) else "time_limit"
             self._fix(duals, e + margin if proven else math.inf)
             st, val = self._ip(deadline)
-            if st != "infeasible":
+            if st != "infeasible" and val <= ip:
                 status, ip, y = st, val, self._y()
                 mip_gap = float(self.h.getInfo().mip_gap)
+            elif st != "infeasible":
+                status = st
             elif not proven:
                 raise SolverError("internal: the fleet's restricted integer program is infeasible", st)
             if not proven or status != "optimal":
