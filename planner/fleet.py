@@ -1,23 +1,24 @@
 """Fleet mode: meet a demand (tokens/s) with replicas at the proven minimum $/hour.
 
 A fleet is a multiset of replicas, each a pipeline as `solve` builds it, together within the pool's GPU
-counts. The replica catalogue (`fleet_replicas`) holds every Pareto-minimal replica (rate theta_r, GPUs per
-type n_r, cost c_r); it is exact because a dominated replica can be swapped for its dominator in any fleet.
-The fleet MILP over the catalogue, for request classes q (one class unless a mix is given):
+counts. For request classes q (one class unless a mix is given), with y_{q,r} copies of replica r:
 
-    y_{q,r} in Z>=0                                     replicas of catalogue entry r serving class q
     sum_r beta_q theta_{q,r} y_{q,r} >= D_q             demand, per class (beta_q: billable share)
     sum_{q,r} n_{q,r,g} y_{q,r} <= N_g                  GPUs, per type, shared by every class
     minimise sum_{q,r} c_{q,r} y_{q,r}                  $/hour
 
-Every solution is a fleet (each y a number of identical replicas) and every fleet maps to a solution of
-equal or lower cost (dominated replicas swapped), so the MILP's optimum is the minimum-cost fleet. This is
-MODEL-NOTES section 7's flow form with the flow already decomposed into paths: a level theta_k's flow of
-m_k units is m_k replicas, each a column here, and dominated levels are pruned by the Pareto filter.
+The replicas are far too many to list at deep stage limits (the exact Pareto catalogue of fleet_replicas,
+kept as a cross-check in the tests, grows 6-7x per stage), so the MILP is solved by column generation
+(`fleet_master`): replicas enter as the LP duals ask for them, each class, level and stage count priced
+exactly by a branch and bound over stage options (`fleet_pricing`), and optimality is proven by the LP
+bound and reduced costs (every replica an optimal fleet could use is enumerated into the final MILP).
+This is MODEL-NOTES section 7's column route; its pricing is the single-pipeline search with prices p_g plus
+the GPU rows' duals.
 
 The figures: theta is the replica's slowest stage (input + output tokens/s); demand is on the scenario's
-token basis (beta = 1 for `total`, output/(input+output) for `output`). Status, gap (on $/hour) and
-"proven optimal" come from HiGHS; a time limit is reported as such.
+token basis (beta = 1 for `total`, output/(input+output) for `output`). Status and gap come from the
+master (HiGHS's last integer solve, or the limit that stopped the proof); "proven optimal" only when the
+proof closed.
 """
 from __future__ import annotations
 

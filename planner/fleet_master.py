@@ -91,6 +91,8 @@ PARTIAL = 0.5
 SHORTFALL = 16.0
 ENOUGH = 20
 MAX_ROUNDS = 1000
+# the first fleet (which only sets the enumeration's scale): gap and seconds
+FIRST_GAP, FIRST_SECONDS = 1e-3, 2.0
 
 
 @dataclass(frozen=True)
@@ -227,13 +229,13 @@ class Master:
         if n:
             self.h.changeColsIntegrality(n, list(range(self.off, n + self.off)), [self._kind] * n)
 
-    def _run(self, time_limit: float) -> tuple[str, float]:
+    def _run(self, time_limit: float, gap: float = EXACT_GAP) -> tuple[str, float]:
         h = self.h
         limit = max(float(time_limit), 0.01)
         # measured: the simplex compares its limit with the instance's clock summed over runs (a fleet whose
         # questions had run 60 s in total stopped every later LP at once), the MIP with its own run's time
         h.setOptionValue("time_limit", limit if self._integer else h.getRunTime() + limit)
-        h.setOptionValue("mip_rel_gap", EXACT_GAP)
+        h.setOptionValue("mip_rel_gap", gap)
         h.setOptionValue("mip_abs_gap", 0.0)
         if self._integer:
             h.clearSolver()  # measured: a MIP re-run after bound changes could report a stale column vector
@@ -367,9 +369,16 @@ class Master:
         status, ip, y, mip_gap = "infeasible", math.inf, {}, 0.0
         if proven:  # a first fleet from the columns at hand of rc ~ 0 sets the scale of the enumeration
             self._fix(duals, margin)
-            st, val = self._ip(deadline)
-            if st == "optimal":
-                status, ip, y, mip_gap = st, val, self._y(), float(self.h.getInfo().mip_gap)
+            for q in range(self.Q):  # a real fleet: no shortfall (whose price would inflate the scale)
+                self.h.changeColBounds(1 + q, 0.0, 0.0)
+            try:  # any fleet will do here (it only sets e): a loose gap and a short run
+                st, val = self._ip(deadline, FIRST_GAP, FIRST_SECONDS)
+            except SolverError:  # no fleet found in that time
+                st, val = "infeasible", math.inf
+            if st != "infeasible":
+                ip, y = val, self._y()
+            for q in range(self.Q):
+                self.h.changeColBounds(1 + q, 0.0, INF if self.demands is not None and self.with_shortfall else 0.0)
         e = max(margin, (ip - lp_bound) / 8) if math.isfinite(ip) else 0.02 * abs(lp) + margin
         for _ in range(40):
             if proven:
@@ -447,8 +456,8 @@ class Master:
         idx = np.arange(self.off, self.off + len(self.cols), dtype=np.int32)
         self.h.changeColsBounds(idx.size, idx, np.zeros(idx.size), np.where(ok, INF, 0.0))
 
-    def _ip(self, deadline: float) -> tuple[str, float]:
-        status, obj = self._run(max(deadline - time.perf_counter(), 0.01))
+    def _ip(self, deadline: float, gap: float = EXACT_GAP, cap_s: float = math.inf) -> tuple[str, float]:
+        status, obj = self._run(min(max(deadline - time.perf_counter(), 0.01), cap_s), gap)
         if status == "infeasible":
             return status, math.inf
         if self.h.getInfo().primal_solution_status != 2:
