@@ -390,13 +390,16 @@ class Master:
                     status = "enumeration_limit" if isinstance(exc, SearchLimit) else "time_limit"
             self._fix(duals, e + margin if proven else math.inf)
             st, val = self._ip(deadline)
-            if st != "infeasible" and val <= ip:
+            if st == "infeasible":
+                if not proven:
+                    raise SolverError("internal: the fleet's restricted integer program is infeasible", st)
+                e *= 4  # the columns of rc <= e serve no fleet yet (no shortfall column): widen
+                continue
+            if val <= ip:
                 status, ip, y = st, val, self._y()
                 mip_gap = float(self.h.getInfo().mip_gap)
-            elif st != "infeasible":
+            else:
                 status = st
-            elif not proven:
-                raise SolverError("internal: the fleet's restricted integer program is infeasible", st)
             if not proven or status != "optimal":
                 proven = False
                 break
