@@ -1,23 +1,24 @@
 """Fleet mode: meet a demand (tokens/s) with replicas at the proven minimum $/hour.
 
 A fleet is a multiset of replicas, each a pipeline as `solve` builds it, together within the pool's GPU
-counts. The replica catalogue (`fleet_replicas`) holds every Pareto-minimal replica (rate theta_r, GPUs per
-type n_r, cost c_r); it is exact because a dominated replica can be swapped for its dominator in any fleet.
-The fleet MILP over the catalogue, for request classes q (one class unless a mix is given):
+counts. For request classes q (one class unless a mix is given), with y_{q,r} copies of replica r:
 
-    y_{q,r} in Z>=0                                     replicas of catalogue entry r serving class q
     sum_r beta_q theta_{q,r} y_{q,r} >= D_q             demand, per class (beta_q: billable share)
     sum_{q,r} n_{q,r,g} y_{q,r} <= N_g                  GPUs, per type, shared by every class
     minimise sum_{q,r} c_{q,r} y_{q,r}                  $/hour
 
-Every solution is a fleet (each y a number of identical replicas) and every fleet maps to a solution of
-equal or lower cost (dominated replicas swapped), so the MILP's optimum is the minimum-cost fleet. This is
-MODEL-NOTES section 7's flow form with the flow already decomposed into paths: a level theta_k's flow of
-m_k units is m_k replicas, each a column here, and dominated levels are pruned by the Pareto filter.
+The replicas are far too many to list at deep stage limits (the exact Pareto catalogue of fleet_replicas,
+kept as a cross-check in the tests, grows 6-7x per stage), so the MILP is solved by column generation
+(`fleet_master`): replicas enter as the LP duals ask for them, each class, level and stage count priced
+exactly by a branch and bound over stage options (`fleet_pricing`), and optimality is proven by the LP
+bound and reduced costs (every replica an optimal fleet could use is enumerated into the final MILP).
+This is MODEL-NOTES section 7's column route; its pricing is the single-pipeline search with prices p_g plus
+the GPU rows' duals.
 
 The figures: theta is the replica's slowest stage (input + output tokens/s); demand is on the scenario's
-token basis (beta = 1 for `total`, output/(input+output) for `output`). Status, gap (on $/hour) and
-"proven optimal" come from HiGHS; a time limit is reported as such.
+token basis (beta = 1 for `total`, output/(input+output) for `output`). Status and gap come from the
+master (HiGHS's last integer solve, or the limit that stopped the proof); "proven optimal" only when the
+proof closed.
 """
 from __future__ import annotations
 
@@ -26,17 +27,14 @@ import math
 import time
 from dataclasses import dataclass, replace
 
-import highspy
-
+from .candidates import build_candidates
 from .domain import Scenario, Workload
-from .errors import InfeasibleError, InputError, Problem, SolverError
-from .fleet_replicas import CLI_ADVICE, Catalogue, Replica, build_catalogue
-from .highs_direct import _STATUS, new_highs
+from .errors import InfeasibleError, InputError, Problem
+from .fleet_master import Master, MasterResult
+from .fleet_pricing import LevelPricer, level_pricers
 from .plan import Plan, Stage, _assign_gpus, make_plan
 
 log = logging.getLogger(__name__)
-EXACT_GAP = 1e-9
-INF = highspy.kHighsInf
 
 
 # ------------------------------------------------------------------ request classes
@@ -212,211 +210,76 @@ class DemandInfeasibleError(InfeasibleError):
                          ["lower the demand, add GPUs, or relax the latency limits"])
 
 
-# ------------------------------------------------------------------ the MILP (one function per family)
-class FleetModel:
-    """The fleet MILP over one catalogue per class, loaded into HiGHS once; the demands are row bounds."""
-
-    def __init__(self, scenario: Scenario, catalogues: list[Catalogue], betas: list[float], threads: int = 1):
-        self.scenario = scenario
-        self.types = scenario.pool.types
-        self.catalogues = catalogues
-        self.betas = betas
-        self.cols: list[tuple[int, Replica]] = [(q, r) for q, cat in enumerate(catalogues) for r in cat.replicas]
-        self.prices = [scenario.pool.entry(g).spec.price_usd_per_hour for g in self.types]
-        self.h = new_highs()
-        self.h.setOptionValue("threads", threads)
-        add_replica_counts(self)
-        add_demand_rows(self)
-        add_gpu_rows(self)
-        add_budget_row(self)
-        add_cost_objective(self)
-
-    def costs(self) -> list[float]:
-        """$/hour of each column at the current prices."""
-        return [sum(n * p for n, p in zip(r.gpus, self.prices)) for _, r in self.cols]
-
-    def rate(self, j: int) -> float:
-        q, r = self.cols[j]
-        return self.betas[q] * r.tokens_per_s
-
-    def set_demands(self, demands: list[float]) -> None:
-        for q, d in enumerate(demands):
-            self.h.changeRowBounds(self.demand_row[q], d, INF)
-
-    def set_sense(self, minimise_cost: bool) -> None:
-        self.h.changeObjectiveSense(highspy.ObjSense.kMinimize if minimise_cost else highspy.ObjSense.kMaximize)
-
-    def run(self, time_limit: float, gap: float) -> tuple[str, float, float, float, list[int] | None]:
-        """One HiGHS run: (status, objective, bound, gap, counts or None if infeasible)."""
-        h = self.h
-        h.setOptionValue("time_limit", max(float(time_limit), 0.01))
-        h.setOptionValue("mip_rel_gap", float(gap))
-        if not self.cols:
-            return "infeasible", math.nan, math.nan, math.nan, None
-        run_status = h.run()
-        model_status = h.getModelStatus()
-        status = _STATUS.get(model_status)
-        if run_status == highspy.HighsStatus.kError or status is None:
-            raise SolverError(f"HiGHS returned status '{h.modelStatusToString(model_status)}'",
-                              h.modelStatusToString(model_status))
-        if status == "infeasible":
-            return status, math.nan, math.nan, math.nan, None
-        info = h.getInfo()
-        if info.primal_solution_status != 2:
-            raise SolverError(f"HiGHS stopped ({status}) before finding any fleet; raise the time limit", status)
-        values = [int(round(v)) for v in h.getSolution().col_value]
-        achieved = float(info.mip_gap)
-        if not math.isfinite(achieved) or achieved > 1e30:
-            achieved = 0.0 if status == "optimal" else math.inf
-        bound = info.mip_dual_bound if math.isfinite(info.mip_dual_bound) else math.nan
-        return status, info.objective_function_value, bound, achieved, values
-
-
-def add_replica_counts(fm: FleetModel) -> None:
-    """Integer y_j >= 0: copies of catalogue column j (a replica r serving class q), with
-    y_j <= min_g floor(N_g / n_{j,g}) (no more copies than the pool holds)."""
-    counts = [fm.scenario.pool.entry(g).count for g in fm.types]
-    ub = [min(c // n for c, n in zip(counts, r.gpus) if n > 0) for _, r in fm.cols]
-    if fm.cols:
-        fm.h.addVars(len(fm.cols), [0.0] * len(fm.cols), [float(u) for u in ub])
-        fm.h.changeColsIntegrality(len(fm.cols), list(range(len(fm.cols))),
-                                   [highspy.HighsVarType.kInteger] * len(fm.cols))
-    fm.ub = ub
-
-
-def add_demand_rows(fm: FleetModel) -> None:
-    """Per class q: sum_{j of q} beta_q theta_j y_j >= D_q (the bound D_q is set per solve)."""
-    fm.demand_row = []
-    for q in range(len(fm.catalogues)):
-        idx = [j for j, (qq, _) in enumerate(fm.cols) if qq == q]
-        fm.demand_row.append(fm.h.getNumRow())
-        fm.h.addRow(0.0, INF, len(idx), idx, [fm.rate(j) for j in idx])
-
-
-def add_gpu_rows(fm: FleetModel) -> None:
-    """Per GPU type g: sum_j n_{j,g} y_j <= N_g, shared by every class's replicas."""
-    for gi, g in enumerate(fm.types):
-        idx = [j for j, (_, r) in enumerate(fm.cols) if r.gpus[gi] > 0]
-        if idx:
-            fm.h.addRow(-INF, float(fm.scenario.pool.entry(g).count), len(idx), idx,
-                        [float(fm.cols[j][1].gpus[gi]) for j in idx])
-
-
-def add_budget_row(fm: FleetModel) -> None:
-    """sum_j c_j y_j <= B: inactive (B = inf) except when the demand curve asks for the most tokens/s a
-    given $/hour buys."""
-    fm.budget_row = fm.h.getNumRow()
-    n = len(fm.cols)
-    fm.h.addRow(-INF, INF, n, list(range(n)), [r.cost_usd_per_hour for _, r in fm.cols])
-
-
-def add_cost_objective(fm: FleetModel) -> None:
-    """minimise sum_j c_j y_j ($/hour); `max_capacity` swaps in the rates for the pool's capacity."""
-    if fm.cols:
-        fm.h.changeColsCost(len(fm.cols), list(range(len(fm.cols))), [r.cost_usd_per_hour for _, r in fm.cols])
-
-
 # ------------------------------------------------------------------ solving
 class Fleet:
-    """One scenario (and request mix) with its catalogues and MILP, reused across demands."""
+    """One scenario (and request mix): its replica pricers and the column-generation master, reused across
+    demands, budgets and prices (the columns found stay valid; only the proof is redone per question)."""
 
     def __init__(self, scenario: Scenario, mix: tuple[RequestClass, ...] | None = None, cancel=None,
-                 catalogues: list[Catalogue] | None = None, allow_large: bool = False,
-                 advice: tuple[str, str] = CLI_ADVICE):
-        """`catalogues`: built before for this scenario and mix (they do not depend on prices).
-        `allow_large`, `advice`: the catalogue's size guard (fleet_replicas.build_catalogue), per class."""
+                 catalogues: list[list[LevelPricer]] | None = None):
+        """`catalogues`: the per-class level pricers built before for this scenario and mix (they do not
+        depend on prices or demands), e.g. by an earlier Fleet's `catalogues`."""
         t0 = time.perf_counter()
         self.scenario = scenario
         self.mix = mix
-        if mix:
-            self.scenarios = [class_scenario(scenario, c) for c in mix]
-        else:
-            self.scenarios = [scenario]
-        self.catalogues = catalogues or [build_catalogue(sc, cancel, allow_large, advice)
-                                          for sc in self.scenarios]
+        self.cancel = cancel
+        self.scenarios = [class_scenario(scenario, c) for c in mix] if mix else [scenario]
+        pool = scenario.pool
+        self.types = pool.types
+        counts = tuple(pool.entry(g).count for g in self.types)
+        if catalogues is None:
+            catalogues = []
+            for sc in self.scenarios:
+                ttft = sc.settings.max_ttft_ms
+                catalogues.append(level_pricers(list(build_candidates(sc).options), self.types, counts,
+                                                sc.model.num_layers, None if ttft is None else ttft / 1e3))
+        self.catalogues = catalogues
         self.betas = [sc.workload.basis_fraction for sc in self.scenarios]
-        self.model = FleetModel(scenario, self.catalogues, self.betas, scenario.settings.threads)
+        self.base_prices = {g: pool.entry(g).spec.price_usd_per_hour for g in self.types}
+        self.prices = dict(self.base_prices)
+        self.master = Master(catalogues, self.betas, self.demands(1.0), self.types, counts,
+                             [self.prices[g] for g in self.types], scenario.settings.threads)
         self.build_seconds = time.perf_counter() - t0
-        self._capacity: tuple[float, str, float] | None = None
+        self._capacity: dict[frozenset | None, tuple[float, str, float]] = {}
 
     def set_prices(self, prices: dict[str, float]) -> None:
-        """Re-price GPU types ($/GPU-hour; the others keep theirs). The catalogue does not depend on prices
-        (dominance compares rates and GPUs), so the MILP stays exact with only its cost coefficients changed."""
-        fm = self.model
-        base = {g: self.scenario.pool.entry(g).spec.price_usd_per_hour for g in fm.types}
-        base.update(prices)
-        per_type = [base[g] for g in fm.types]
-        costs = [sum(n * p for n, p in zip(r.gpus, per_type)) for _, r in fm.cols]
-        fm.prices = per_type
-        if costs:
-            fm.h.changeColsCost(len(costs), list(range(len(costs))), costs)
-            for j, c in enumerate(costs):
-                fm.h.changeCoeff(fm.budget_row, j, c)
-        self._capacity = None
+        """Re-price GPU types ($/GPU-hour; the others keep theirs). Replicas do not depend on prices, so the
+        columns found so far stay; every solve proves its optimum at the prices it is asked at."""
+        self.prices.update(prices)
+        self.master.set_prices([self.prices[g] for g in self.types])
+        # capacity does not depend on prices; a budgeted max_demand is not cached
 
     @property
     def catalogue_size(self) -> int:
-        return len(self.model.cols)
+        """Replica columns generated so far (across every question asked)."""
+        return len(self.master.cols)
 
     def demands(self, demand: float) -> list[float]:
         if not self.mix:
             return [demand]
         return class_demands(self.scenario, self.mix, demand)
 
-    def capacity(self, time_limit: float | None = None) -> tuple[float, str, float]:
-        """The largest demand D the pool can serve (with the mix's proportions): (D, status, gap)."""
-        if self._capacity is None:
-            self._capacity = self.max_demand(None, time_limit)
-        return self._capacity
+    def capacity(self, time_limit: float | None = None, types: set[int] | None = None) -> tuple[float, str, float]:
+        """The largest demand D the pool (or only `types`) can serve with the mix's proportions: (D, status, gap)."""
+        key = None if types is None else frozenset(types)
+        if key not in self._capacity:
+            self._capacity[key] = self.max_demand(None, time_limit, types)
+        return self._capacity[key]
 
     def max_demand(self, budget: float | None, time_limit: float | None = None,
                    types: set[int] | None = None) -> tuple[float, str, float]:
-        """The largest demand D servable at cost <= budget (None: any cost): (D, status, gap); a time-limited
-        run reports HiGHS's proven upper bound.
+        """The largest demand D servable at cost <= budget (None: any cost): (D, status, gap); an unproven
+        run reports its LP bound (an upper bound on D) as the value, as the old MILP reported HiGHS's bound.
 
-        One class: maximise sum_j beta theta_j y_j under the GPU rows (and the budget row). A mix: maximise
-        D subject to every class's row >= D w_q (w_q its fraction of the demand), one continuous column D."""
+        One column lambda: maximise lambda subject to every class's row >= lambda f_q (f_q its fraction of
+        the demand), the GPU rows and the budget row (fleet_master)."""
         tl = time_limit or self.scenario.settings.time_limit_s
-        fm = self.model
-        h = fm.h
-        n = len(fm.cols)
-        if n == 0:
-            return 0.0, "optimal", 0.0
-        fractions = self.demands(1.0)
-        h.addVar(0.0, INF)
-        lam = h.getNumCol() - 1
-        banned = self._ban(types)
-        for q, row in enumerate(fm.demand_row):
-            h.changeCoeff(row, lam, -fractions[q])
-            h.changeRowBounds(row, 0.0, INF)
-        h.changeRowBounds(fm.budget_row, -INF, INF if budget is None else budget)
-        h.changeColsCost(n + 1, list(range(n)) + [lam], [0.0] * n + [1.0])
-        fm.set_sense(False)
-        try:
-            status, obj, bound, gap, _ = fm.run(tl, EXACT_GAP)
-        finally:
-            h.deleteCols(1, [lam])
-            h.changeColsCost(n, list(range(n)), fm.costs())
-            h.changeRowBounds(fm.budget_row, -INF, INF)
-            fm.set_sense(True)
-            self._unban(banned)
-        if status == "infeasible":
-            raise SolverError("internal: the capacity problem cannot be infeasible", status)
-        value = obj if status == "optimal" else bound
-        return max(0.0, value), status, gap
-
-    def _ban(self, types: set[int] | None) -> list[int]:
-        if types is None:
-            return []
-        fm = self.model
-        banned = [j for j, (_, r) in enumerate(fm.cols) if any(n and i not in types for i, n in enumerate(r.gpus))]
-        for j in banned:
-            fm.h.changeColBounds(j, 0.0, 0.0)
-        return banned
-
-    def _unban(self, banned: list[int]) -> None:
-        for j in banned:
-            self.model.h.changeColBounds(j, 0.0, float(self.model.ub[j]))
+        m = self.master
+        m.allow(types)
+        m.ask_capacity(budget)
+        res = m.optimise(tl, self.cancel)
+        value = res.objective if res.proven else res.lp_bound
+        return max(0.0, value), res.status, res.gap
 
     def solve(self, demand: float, time_limit: float | None = None, types: set[int] | None = None) -> FleetPlan:
         """The minimum-cost fleet serving `demand` billable tokens/s; DemandInfeasibleError if the pool
@@ -425,44 +288,56 @@ class Fleet:
             raise InputError(Problem(f"demand must be a non-negative number of tokens/s, got {demand}", "--demand"))
         t0 = time.perf_counter()
         tl = time_limit or self.scenario.settings.time_limit_s
-        fm = self.model
-        banned = self._ban(types)
-        try:
-            fm.set_demands(self.demands(demand))
-            status, obj, bound, gap, y = fm.run(tl, EXACT_GAP)
-        finally:
-            self._unban(banned)
-        if y is None:
+        m = self.master
+        key = None if types is None else frozenset(types)
+        if key in self._capacity:
+            self._check_capacity(demand, types, tl)
+        m.allow(types)
+        demands = self.demands(demand)
+        m.ask_cost(demands, shortfall=True)
+        res = m.optimise(tl, self.cancel)
+        if m.shortfall() > 1e-9 * (demand + 1):
+            # some demand is left unserved: either the pool cannot serve it, or serving it costs more than the
+            # shortfall's price; the capacity decides, and its columns make the problem without shortfall
+            # feasible
+            cap = self._check_capacity(demand, types, tl)
+            m.allow(types)
+            m.ask_cost(self.demands(min(demand, cap)), shortfall=False)
+            res = m.optimise(max(tl - (time.perf_counter() - t0), 0.01), self.cancel)
+        return self._fleet(demand, res, time.perf_counter() - t0)
+
+    def _check_capacity(self, demand: float, types: set[int] | None, tl: float) -> float:
+        cap, cap_status, _ = self.capacity(tl, types)
+        if demand > cap * (1 + 1e-9) + 1e-9:
             if types is not None:
-                raise DemandInfeasibleError(demand, 0.0, " with these GPU types")
-            cap, cap_status, _ = self.capacity(tl)
+                raise DemandInfeasibleError(demand, cap, " with these GPU types")
             detail = "" if cap_status == "optimal" else f" (an upper bound: the capacity solve stopped at {cap_status})"
             raise DemandInfeasibleError(demand, cap, detail)
-        return self._fleet(demand, status, gap, y, time.perf_counter() - t0)
+        return cap
 
-    def _fleet(self, demand: float, status: str, gap: float, y: list[int], seconds: float) -> FleetPlan:
-        fm = self.model
+    def _fleet(self, demand: float, res: MasterResult, seconds: float) -> FleetPlan:
+        m = self.master
         groups = []
-        for j, k in enumerate(y):
-            if k <= 0:
-                continue
-            q, r = fm.cols[j]
+        for j, k in res.y.items():
+            q, r = m.replica(j)
             sc = self.scenarios[q]
             plan = make_plan(sc, list(r.options))
-            cost = sum(n * p for n, p in zip(r.gpus, fm.prices))
+            cost = sum(n * self.prices[g] for n, g in zip(r.gpus, self.types))
             groups.append(ReplicaGroup(k, plan.billable_tokens_per_s, cost, plan.concurrency,
                                        plan.ttft_s * 1e3, plan.tpot_s * 1e3, plan.stages, plan,
                                        self.mix[q].name if self.mix else ""))
         groups.sort(key=lambda g: (g.request_class, -g.count * g.tokens_per_s))
-        proven = status == "optimal" and not any(g.plan.link_bound for g in groups)
-        how = (f"fleet MILP over {len(fm.cols)} Pareto-minimal replicas ({', '.join(str(len(c.replicas)) for c in self.catalogues)}"
-               f" per class) from an exact enumeration; " +
-               ("proven minimum $/hour" if proven else f"HiGHS status {status}, gap {gap:.3g}; not proven optimal"))
-        if any(g.plan.link_bound for g in groups):
+        link = any(g.plan.link_bound for g in groups)
+        proven = res.proven and not link
+        how = (f"column generation: {res.rounds} LP rounds priced exactly over every level and stage count, "
+               f"{res.columns} replica columns, LP bound ${res.lp_bound:,.4f}/h" +
+               (f", {res.enumerated} more replicas of small reduced cost enumerated for the proof" if res.enumerated else "")
+               + "; " + ("proven minimum $/hour" if proven else f"status {res.status}, gap {res.gap:.3g}; not proven optimal"))
+        if link:
             how += " (a stage-to-stage link binds in some replica: links are checked after the solve)"
         classes = tuple(zip([c.name for c in self.mix], self.demands(demand))) if self.mix else ()
-        return FleetPlan(status, proven, gap, demand, tuple(groups), how, seconds, len(fm.cols), classes,
-                         gpu_rows(self.scenario, groups))
+        return FleetPlan(res.status if res.status != "optimal" or not link else "optimal", proven, res.gap, demand,
+                         tuple(groups), how, seconds, res.columns, classes, gpu_rows(self.scenario, groups))
 
 
 def gpu_rows(scenario: Scenario, groups: list[ReplicaGroup]) -> tuple[tuple[str, ...], ...]:

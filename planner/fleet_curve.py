@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 # the next step's demand is just above the last step's right end: by 1e-6 of the capacity, well above HiGHS's
 # feasibility tolerance (a smaller step would let y = 0 pass a row >= D)
 STEP = 1e-6
+# the curve's guard (seconds over all its series): each step is two exact solves, and a large pool has many
+CURVE_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class DemandCurve:
     seconds: float
     solves: int
     how: str
+    stopped: tuple[str, ...] = ()  # series cut by the time limit: "<series> at <demand> of <capacity> tokens/s"
 
     def series(self, name: str) -> list[CurveStep]:
         return [s for s in self.steps if s.series == name]
@@ -58,12 +61,16 @@ class DemandCurve:
 
 
 def _steps(fleet: Fleet, name: str, types: set[int] | None, time_limit: float, max_steps: int,
-           counter: list[int]) -> list[CurveStep]:
-    cap, _, _ = fleet.max_demand(None, time_limit, types)
+           counter: list[int], deadline: float, stopped: list[str]) -> list[CurveStep]:
+    cap, _, _ = fleet.capacity(time_limit, types)
     counter[0] += 1
     steps: list[CurveStep] = []
     last = 0.0
     while last < cap * (1 - 1e-12) and len(steps) < max_steps:
+        if time.perf_counter() > deadline:
+            stopped.append(f"{name} at {last:,.1f} of {cap:,.1f} tokens/s")
+            log.warning("%s: demand curve stopped at its time limit at %.1f of %.1f tokens/s", name, last, cap)
+            break
         demand = min(cap, last + STEP * cap)
         try:
             plan = fleet.solve(demand, time_limit, types)
@@ -84,24 +91,30 @@ def _steps(fleet: Fleet, name: str, types: set[int] | None, time_limit: float, m
 
 
 def demand_curve(fleet: Fleet, time_limit: float | None = None, single_types: bool = True,
-                 copies: bool = True, max_steps: int = 2000) -> DemandCurve:
+                 copies: bool = True, max_steps: int = 2000, max_seconds: float | None = CURVE_SECONDS) -> DemandCurve:
     """The exact step curve (module docstring) of the mixed pool, of each type alone, and of copies of the
-    best single pipeline (single-class fleets only)."""
+    best single pipeline (single-class fleets only). `max_seconds`: the guard; a series still running then
+    stops where it is (its steps so far are exact; the rest is missing, and `how` says where each stopped)."""
     t0 = time.perf_counter()
     tl = time_limit or fleet.scenario.settings.time_limit_s
+    deadline = t0 + (max_seconds if max_seconds is not None else math.inf)
     counter = [0]
-    steps = _steps(fleet, "mixed", None, tl, max_steps, counter)
-    cap = steps[-1].demand_to if steps else 0.0
+    stopped: list[str] = []
+    steps = _steps(fleet, "mixed", None, tl, max_steps, counter, deadline, stopped)
+    cap = fleet.capacity(tl)[0]
     if single_types:
         for i, g in enumerate(fleet.scenario.pool.types):
-            steps += _steps(fleet, f"only {g}", {i}, tl, max_steps, counter)
+            steps += _steps(fleet, f"only {g}", {i}, tl, max_steps, counter, deadline, stopped)
     if copies and not fleet.mix:
         steps += copies_of_best(fleet)
     how = (f"exact step curve by parametric solves ({counter[0]} MILPs): min $/hour just above each breakpoint, "
            f"then the most tokens/s at that cost")
     if any(s.status != "optimal" for s in steps):
         how += "; some solves stopped at the time limit (marked), so those steps are not proven"
-    return DemandCurve(tuple(steps), cap, time.perf_counter() - t0, counter[0], how)
+    if stopped:
+        how += (f"; the curve's time limit ({max_seconds:g} s) stopped it: " + "; ".join(stopped) +
+                " (the steps shown are exact, the rest is not computed)")
+    return DemandCurve(tuple(steps), cap, time.perf_counter() - t0, counter[0], how, tuple(stopped))
 
 
 def copies_of_best(fleet: Fleet) -> list[CurveStep]:

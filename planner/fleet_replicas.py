@@ -1,5 +1,9 @@
 """The replica catalogue of a fleet: every replica worth deploying, found by an exact Pareto dynamic program.
 
+No longer on the solve path (fleet_master's column generation replaced it: this list grows 6-7x per stage);
+kept because it is an independent exact method, which tests/test_fleet.py compares the fleet against where
+it is small enough to build.
+
 A replica is one pipeline as `solve` builds it (stages of one GPU type each, at one level and stage count P,
 every stage meeting the latency limits). For a fleet only three things about a replica matter:
 its rate theta (its slowest stage's tokens/s), its GPUs per type n (a vector) and, through n, its cost.
@@ -78,7 +82,7 @@ class Replica:
     tokens_per_s: float  # slowest stage (processed tokens: input + output)
     gpus: tuple[int, ...]  # per pool type, in pool order
     cost_usd_per_hour: float
-    prefill_s: float
+    prefill_s: float  # the TTFT: the options' ttft_s summed (perf.serving_latency)
     stages: int
     concurrency: int
 

@@ -5,8 +5,8 @@ minimum over fleets, C*(p), is therefore concave and piecewise linear, and its b
 break-even prices where the optimal fleet changes. They are found exactly by the classical parametric
 (Eisner-Severance) search: solve at both ends of the range, intersect the two fleets' cost lines; if the
 optimum at the intersection costs what the lines say there, it is a breakpoint, otherwise the new
-fleet's line splits the interval and both halves are searched. The catalogue does not depend on prices,
-so every solve only re-prices the MILP's columns.
+fleet's line splits the interval and both halves are searched. Replicas do not depend on prices, so the
+columns generated so far are kept and every solve only re-prices them (and proves its own optimum).
 """
 from __future__ import annotations
 

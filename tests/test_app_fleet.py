@@ -26,13 +26,8 @@ def tiny_app(name: str = "tiny") -> AppTest:
 
 
 def page_scenario(name: str = "tiny"):
-    """The bundled scenario as the Fleet page solves it: at the page's own stage limit."""
-    from dataclasses import replace
-
-    from ui.fleet_view import DEFAULT_MAX_STAGES
-
-    sc = scenario_from_texts(T.load_bundled_texts(name), name)
-    return replace(sc, settings=replace(sc.settings, max_stages=min(DEFAULT_MAX_STAGES, sc.settings.max_stages)))
+    """The bundled scenario as the Fleet page solves it (its stage limit defaults to the scenario's)."""
+    return scenario_from_texts(T.load_bundled_texts(name), name)
 
 
 def metric(at, label):
@@ -81,13 +76,15 @@ def test_fleet_page_mix_matches_library():
     assert metric(at, "Cost") == f"${plan.cost_usd_per_hour:,.2f}/h"
 
 
-def test_fleet_page_refuses_too_many_stages_and_keeps_inputs():
-    """The page's own stage limit defaults to 3; raised to 8 on realistic, the size guard's message is shown
-    (st.error, no traceback), and the inputs stay; back to 3 the fleet is solved."""
+def test_fleet_page_solves_realistic_at_its_full_stage_limit():
+    """No size guard any more: realistic at its 8 stages is solved on the page and matches the library."""
     at = ok(tiny_app("realistic").switch_page(FLEET).run(timeout=240))
-    assert at.number_input(key="fleet_max_stages").value == 3
-    at.number_input(key="fleet_max_stages").set_value(8).run(timeout=240)
-    assert not at.exception
-    msgs = [e.value for e in at.error]
-    assert any("too large: at max stages 8" in m and "3 or fewer" in m for m in msgs), msgs
     assert at.number_input(key="fleet_max_stages").value == 8
+    assert not at.exception and not at.error
+    sc = page_scenario("realistic")
+    fleet = Fleet(sc)
+    demand = at.slider(key="fleet_demand").value
+    assert demand == pytest.approx(round(fleet.capacity()[0] / 2, 1))
+    plan = fleet.solve(demand)
+    assert metric(at, "Cost") == f"${plan.cost_usd_per_hour:,.2f}/h"
+    assert metric(at, "Status") == "proven optimal"

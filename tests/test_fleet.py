@@ -101,7 +101,7 @@ def test_fleet_mix_matches_brute_force(sc, fraction, ttft_factor):
         plans = list(brute.all_plans(class_scenario(sc, mix[1])))
         if plans:
             c, t, opts = min(plans, key=lambda p: p[0] / p[1])
-            ttft = sum(o.prefill_s for o in opts) * 1e3
+            ttft = sum(o.ttft_s for o in opts) * 1e3
             mix = (mix[0], replace(mix[1], max_ttft_ms=ttft * ttft_factor))
     scs = [class_scenario(sc, c) for c in mix]
     tables = [replica_table(s) for s in scs]
@@ -222,31 +222,107 @@ def test_cli_fleet_json_files_and_exit_codes(tmp_path):
     assert max(st["demand_to_tokens_per_s"] for st in steps if st["series"] == "mixed") == pytest.approx(cap)
     assert run("--demand", "-5").returncode == 2
     assert run("--demand", "10", "--mix", "chat:0.5").returncode == 2
+    assert "complete" in json.loads(curve.stdout)["curve"]
 
 
-def test_cli_fleet_refuses_a_large_replica_list_with_the_limit(tmp_path, capsys):
-    """realistic at its default 8 stages: exit 2 with one line naming the stage limit, the size reached, the
-    limit and what to do (the guard stops the build early, so this is quick); --allow-large is a flag."""
-    from planner.cli import build_parser, main
-    from planner.fleet_replicas import WORK_LIMIT
-
-    code = main(["fleet", "--config-dir", "config/realistic", "--demand", "20000", "--out", str(tmp_path)])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1, err
-    line = err[0]
-    assert "max stages 8" in line and f"limit of {WORK_LIMIT:,} units" in line
-    assert "pass --max-stages 3 or fewer" in line and "--allow-large" in line
-    assert not (tmp_path / "fleet.csv").exists()
-    args = build_parser().parse_args(["fleet", "--config-dir", "config/realistic", "--demand", "1", "--allow-large"])
-    assert args.allow_large is True
-
-
-def test_guard_does_not_change_the_catalogue():
-    """A small scenario built with and without the guard gives the same replicas in the same order."""
-    from planner import load_config_dir
-    from planner.fleet_replicas import build_catalogue
+def test_cli_fleet_price_what_ifs(tmp_path):
+    """--price re-solves at a spot price (equal to a fresh scenario at that price); --price-sensitivity writes
+    prices.csv whose costs equal fresh solves; bad values exit 2 naming the flag."""
+    import csv
+    import json
+    import subprocess
+    import sys
     from pathlib import Path
 
-    sc = load_config_dir(Path(__file__).resolve().parent.parent / "config" / "small")
-    a, b = build_catalogue(sc), build_catalogue(sc, allow_large=True)
-    assert a.replicas == b.replicas
+    from planner import load_config_dir
+
+    root = Path(__file__).resolve().parent.parent
+    sc = load_config_dir(root / "config" / "tiny")
+    g = sc.pool.types[0]
+    p0 = sc.pool.entry(g).spec.price_usd_per_hour
+    cap = Fleet(sc).capacity()[0]
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "planner", "fleet", "--config-dir", "config/tiny", *args],
+                              cwd=root, capture_output=True, text=True, timeout=300)
+
+    def fresh(price):
+        return Fleet(replace(sc, pool=replace(sc.pool, entries=tuple(
+            replace(e, spec=replace(e.spec, price_usd_per_hour=price)) if e.name == g else e
+            for e in sc.pool.entries)))).solve(0.7 * cap)
+
+    out = run("--demand", f"{0.7 * cap}", "--price", f"{g}={0.3 * p0}", "--price-sensitivity", f"{g}:0.2:3",
+              "--out", str(tmp_path), "--json")
+    assert out.returncode == 0, out.stderr
+    s = json.loads(out.stdout)
+    assert s["what_if_prices"]["cost_usd_per_hour"] == pytest.approx(fresh(0.3 * p0).cost_usd_per_hour)
+    assert s["what_if_prices"]["proven_optimal"] is True
+    assert s["cost_usd_per_hour"] == pytest.approx(fresh(p0).cost_usd_per_hour)  # list prices restored
+    rows = list(csv.DictReader((tmp_path / "prices.csv").open()))
+    assert len(rows) >= 2 and float(rows[0]["price_usd_per_gpu_hour"]) == pytest.approx(0.2 * p0)
+    for row in rows:
+        assert float(row["fleet_cost_usd_per_hour"]) == pytest.approx(
+            fresh(float(row["price_usd_per_gpu_hour"])).cost_usd_per_hour)
+    for bad in (["--price", f"{g}=-1"], ["--price", "nosuch=1"], ["--price-sensitivity", f"{g}:3:1"]):
+        res = run("--demand", "10", *bad, "--out", str(tmp_path))
+        assert res.returncode == 2 and bad[0] in res.stderr, res.stderr
+
+
+def catalogue_fleet_cost(sc, demand):
+    """The previous method, kept as a cross-check: the MILP over every Pareto-minimal replica of the exact
+    catalogue (fleet_replicas), min sum c y s.t. sum theta y >= D and the GPU rows, y integer."""
+    import highspy
+
+    from planner.fleet_replicas import build_catalogue
+
+    cat = build_catalogue(sc, allow_large=True).replicas
+    types = sc.pool.types
+    prices = [sc.pool.entry(g).spec.price_usd_per_hour for g in types]
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("mip_rel_gap", 1e-9)
+    h.setOptionValue("mip_abs_gap", 0.0)
+    inf = highspy.kHighsInf
+    n = len(cat)
+    h.addVars(n, [0.0] * n, [inf] * n)
+    h.changeColsIntegrality(n, list(range(n)), [highspy.HighsVarType.kInteger] * n)
+    h.changeColsCost(n, list(range(n)), [sum(k * p for k, p in zip(r.gpus, prices)) for r in cat])
+    beta = sc.workload.basis_fraction
+    h.addRow(demand, inf, n, list(range(n)), [beta * r.tokens_per_s for r in cat])
+    for g, t in enumerate(types):
+        h.addRow(-inf, sc.pool.entry(t).count, n, list(range(n)), [float(r.gpus[g]) for r in cat])
+    h.run()
+    assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    return h.getInfo().objective_function_value
+
+
+@pytest.mark.parametrize("name,stages", [("medium", 3), ("realistic", 3), ("small", 4)])
+def test_column_generation_matches_the_replica_catalogue(name, stages):
+    """On bundled scenarios where the exact catalogue is small enough to build: the same minimum $/hour at
+    demands from 5% to 95% of the capacity (the catalogue's MILP is the previous, independent method)."""
+    from pathlib import Path
+
+    from planner import load_config_dir
+
+    sc = load_config_dir(Path(__file__).resolve().parent.parent / "config" / name)
+    sc = replace(sc, settings=replace(sc.settings, max_stages=stages))
+    fleet = Fleet(sc)
+    cap = fleet.capacity()[0]
+    for f in (0.05, 0.35, 0.7, 0.95):
+        got = fleet.solve(f * cap)
+        assert got.proven_optimal
+        assert got.cost_usd_per_hour == pytest.approx(catalogue_fleet_cost(sc, f * cap), rel=1e-9)
+
+
+def test_realistic_at_its_full_stage_limit_is_proven():
+    """The size guard is gone: realistic at its default 8 stages is solved and proven optimal (a fleet
+    no dearer than the best 3-stage one, which the catalogue method also finds)."""
+    from pathlib import Path
+
+    from planner import load_config_dir
+
+    sc = load_config_dir(Path(__file__).resolve().parent.parent / "config" / "realistic")
+    plan = Fleet(sc).solve(20000)
+    assert plan.proven_optimal and plan.status == "optimal" and plan.tokens_per_s >= 20000
+    three = replace(sc, settings=replace(sc.settings, max_stages=3))
+    assert plan.cost_usd_per_hour <= catalogue_fleet_cost(three, 20000) + 1e-9

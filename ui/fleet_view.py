@@ -1,6 +1,7 @@
 """Fleet page: the cheapest set of replicas for a demand, its composition, the demand curve, price and spot
-what-ifs. Heavy work (the replica catalogue and the MILPs) runs in the what-if worker (ui/whatif_jobs);
-the catalogue is enumerated once per scenario and mix and handed to the later tasks (prices do not change it).
+what-ifs. Heavy work (the candidates, the column generation and its MILPs) runs in the what-if worker
+(ui/whatif_jobs); the per-level replica pricers are built once per scenario and mix and handed to the later
+tasks (prices and demands do not change them).
 """
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from planner import InputError
-from planner.errors import TooLargeError
 from planner.scenario_io import override_settings
 from planner.fleet import Fleet, RequestClass, check_mix
 from planner.fleet_curve import curve_rows, demand_curve
@@ -21,9 +21,6 @@ from . import scenario_texts as T
 from . import whatif_jobs as jobs
 from .charts import FONT, PALETTE
 
-# the page's default stage limit: the replica list grows 6-7x per stage (fleet_replicas' size guard)
-DEFAULT_MAX_STAGES = 3
-APP_ADVICE = ("set **Max stages per replica** to {n} or fewer", "tick **Build large replica lists anyway**")
 MIX_COLUMNS = ["name", "share", "input_tokens", "output_tokens", "max_ttft_ms", "max_tpot_ms"]
 
 
@@ -81,7 +78,9 @@ def render() -> None:
     s = st.session_state
     st.title("Fleet")
     st.caption("The cheapest set of replicas (each a pipeline as the Planner builds them) whose tokens/s add up to "
-               "a demand, within the pool's GPU counts; proven optimal by a MILP over every non-dominated replica.")
+               "a demand, within the pool's GPU counts; proven optimal by column generation (replicas priced exactly "
+               "from the stage options) and a reduced-cost argument that every replica an optimal fleet could use "
+               "was in the final MILP.")
     sc, err = state.current_scenario()
     if err is not None:
         results.show_error(err)
@@ -90,7 +89,7 @@ def render() -> None:
     key, ckey = T.texts_key(s["texts"]), state.cat_key()
     st.caption(f"Scenario **{s['scenario_name']}** · {sc.model.name} · pool: "
                + ", ".join(f"{e.count}× {e.name}" for e in sc.pool.entries))
-    max_stages, allow_large = stage_inputs(sc)
+    max_stages = stage_inputs(sc)
     try:
         sc = override_settings(sc, {"max_stages": max_stages}, {"max_stages": "Max stages per replica"})
     except InputError as exc:
@@ -112,9 +111,9 @@ def render() -> None:
         except InputError as exc:
             results.show_error(exc)
             return
-    base = _tasks_key(key, ckey, mix) + (max_stages, allow_large)
-    cat_task = jobs.Task(base + ("catalogue",), "replica catalogue and pool capacity",
-                         lambda cancel, sc=sc, mix=mix, a=allow_large: _catalogue(sc, mix, cancel, a))
+    base = _tasks_key(key, ckey, mix) + (max_stages,)
+    cat_task = jobs.Task(base + ("catalogue",), "replica pricers and pool capacity",
+                         lambda cancel, sc=sc, mix=mix: _catalogue(sc, mix, cancel))
     fresh = jobs.store().get(cat_task.key) is None
     got = dict(_run([cat_task], "fleet_cat"))
     done = got.get(cat_task.key)
@@ -122,17 +121,14 @@ def render() -> None:
         return
     if fresh:  # one worker (and one Cancel button) per script run: start the fleet solves on a fresh run
         st.rerun()
-    if isinstance(done.error, TooLargeError):
-        st.error(" ".join(str(p.message) for p in done.error.problems), icon="🚫")
-        return
     if done.error is not None:
         results.show_error(done.error)
         return
-    catalogues, capacity = done.value
+    catalogues, capacity, columns = done.value
     if capacity <= 0:
         st.error("No replica fits in this pool (with these limits): the pool can serve 0 tokens/s.")
         return
-    st.caption(f"{sum(len(c.replicas) for c in catalogues):,} non-dominated replicas; the pool can serve at most "
+    st.caption(f"{columns:,} replicas generated for the capacity question; the pool can serve at most "
                f"**{capacity:,.1f} tokens/s**.")
     demand = st.slider("Demand (tokens/s)", 0.0, float(capacity), float(round(capacity / 2, 1)), key="fleet_demand")
     solve_task = jobs.Task(base + ("solve", demand), f"fleet for {demand:,.0f} tokens/s",
@@ -170,22 +166,19 @@ def _run(tasks, ident):
     return ((t.key, d) for t, d in jobs.run(tasks, st.container(), auto=True, ident=ident))
 
 
-def stage_inputs(sc) -> tuple[int, bool]:
-    """The fleet's own stage limit (default DEFAULT_MAX_STAGES) and the size guard's override."""
-    c = st.columns([1, 1, 2])
-    max_stages = int(c[0].number_input("Max stages per replica", 1, 64, min(DEFAULT_MAX_STAGES, sc.settings.max_stages),
+def stage_inputs(sc) -> int:
+    """The fleet's own stage limit per replica (default: the scenario's)."""
+    c = st.columns([1, 3])
+    max_stages = int(c[0].number_input("Max stages per replica", 1, 64, sc.settings.max_stages,
                                        key="fleet_max_stages"))
-    allow_large = c[1].checkbox("Build large replica lists anyway", key="fleet_allow_large",
-                                help="Skip the size guard: at 4+ stages the list can take minutes or more")
-    c[2].caption("Fleets are limited to few stages per replica for now: the list of every non-dominated replica "
-                 "grows 6-7x per extra stage (realistic: ~1 s at 3 stages, ~10 s at 4, ~40 s at 5), so a list "
-                 "whose work passes the size guard is refused rather than left running.")
-    return max_stages, allow_large
+    c[1].caption("Replicas are generated as the solve needs them (column generation), so the stage limit no longer "
+                 "multiplies the work by a list of every replica.")
+    return max_stages
 
 
-def _catalogue(sc, mix, cancel, allow_large=False):
-    fleet = Fleet(sc, mix, cancel, allow_large=allow_large, advice=APP_ADVICE)
-    return fleet.catalogues, fleet.capacity()[0]
+def _catalogue(sc, mix, cancel):
+    fleet = Fleet(sc, mix, cancel)
+    return fleet.catalogues, fleet.capacity()[0], fleet.catalogue_size
 
 
 def show_fleet(plan) -> None:

@@ -180,15 +180,15 @@ def render() -> None:
 
 
 def fleet_figure(df: pd.DataFrame) -> go.Figure:
-    """Fleet solve time against pool size: catalogue enumeration and the median fleet MILP."""
+    """Fleet solve time against pool size: the build (once per scenario) and the median fleet solve."""
     part = df[df["series"] == "gpus"].sort_values("gpus")
     fig = go.Figure()
-    for k, (col, name) in enumerate((("catalogue_s", "replica catalogue (once per scenario)"),
-                                     ("milp_s_median", "fleet MILP (median)"), ("total_s", "total"))):
+    for k, (col, name) in enumerate((("build_s", "candidates and pricers (once per scenario)"),
+                                     ("solve_s_median", "fleet solve with its proof (median)"), ("total_s", "total"))):
         fig.add_trace(go.Scatter(x=part["gpus"], y=part[col], mode="lines+markers", name=name,
                                  line=dict(color=PALETTE[k % len(PALETTE)], width=2.5)))
     xt = log_ticks(float(part["gpus"].min()), float(part["gpus"].max()), most=6)
-    ys = part[["catalogue_s", "milp_s_median", "total_s"]].to_numpy().ravel()
+    ys = part[["build_s", "solve_s_median", "total_s"]].to_numpy().ravel()
     ys = ys[ys > 0]
     yt = log_ticks(float(ys.min()), float(ys.max()), most=6) if len(ys) else []
     fig.update_layout(xaxis_title="GPUs in the pool", yaxis_title="seconds (log)", font=FONT, height=360,
@@ -200,7 +200,7 @@ def fleet_figure(df: pd.DataFrame) -> go.Figure:
 
 def fleet_section(df: pd.DataFrame) -> None:
     st.subheader("Fleet mode: solve time against pool size and GPU types")
-    st.caption("Fleet benchmark: Llama-3-8B, 64 sequences in flight, at most 2 stages, coarse sizes; "
+    st.caption("Fleet benchmark: Llama-3-8B, 64 sequences in flight, at most 4 stages, coarse sizes; "
                "demands at 10/50/90% of the pool's capacity; medians.")
     st.plotly_chart(fleet_figure(df), width="stretch", key="fleet_scaling")
     table(df, "perf_fleet")

@@ -1,0 +1,255 @@
+"""Replicas of least reduced cost: the pricing problem of the fleet's column generation, solved exactly.
+
+The fleet master (`fleet_master`) has one column per replica r of class q with GPUs n_r (per type) and
+rate theta_r (its slowest stage). Given the master LP's duals it needs, per class, the replicas of least
+reduced cost
+
+    rc(r) = sum_g w_g n_{r,g} - pi theta_r        (w_g >= 0: price and GPU-row duals; pi >= 0: demand dual)
+
+either the best one (pricing: is any rc < 0?) or all with rc <= Delta (the integer proof, see fleet_master).
+A replica is one pipeline as `solve` builds it: at one level and stage count P, a first stage, P - 2 middle
+stages (a multiset: order changes neither rate nor GPUs nor the summed TTFT shares) and a last stage (or one
+`only` stage), sizes summing to L, every option usable at P, summed TTFT shares within the TTFT limit, GPUs
+within the pool.
+
+Exact branch and bound over these multisets. A partial replica (weight W so far, slowest stage theta, r
+layers left, j middles left) is pruned when a lower bound on every completion's rc exceeds the threshold:
+
+    rc >= W + min over thresholds t <= theta of ( G_t[j][r] - pi t )
+
+where G_t[j][r] is the least weight of j middles and a last stage covering exactly r layers with every
+option's rate >= t (a completion ending at rate t uses only such options). G is a small dynamic program
+over segment sizes, computed on a grid of thresholds t_0 < ... < t_K per level; for t in [t_i, t_{i+1})
+it uses G_{t_i} <= G_t and -pi t >= -pi t_{i+1}, so the grid only loosens the bound, never the result.
+It ignores the TTFT limit and the pool's counts (looser, still valid); the search enforces both.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from .candidates import Level, Option
+from .errors import CancelledError
+
+log = logging.getLogger(__name__)
+GRID = 256  # thresholds per level for the bound (accuracy of pruning only)
+REL = 1e-12
+
+
+@dataclass
+class Found:
+    rc: float
+    theta: float
+    options: tuple[Option, ...]
+    gpus: tuple[int, ...]
+
+
+class SearchLimit(Exception):
+    """The enumeration visited more partial replicas than it may (`LevelPricer.search`'s node limit)."""
+
+
+class LevelPricer:
+    """One level of one request class: its options by role as arrays, the bound tables, the search."""
+
+    def __init__(self, level: Level, opts: list[Option], types: tuple[str, ...], counts: tuple[int, ...],
+                 num_layers: int, ttft_limit_s: float | None):
+        self.level, self.L = level, num_layers
+        self.types, self.counts = types, np.array(counts, dtype=np.int64)
+        index = {g: i for i, g in enumerate(types)}
+        self.ttft = ttft_limit_s if ttft_limit_s is not None else np.inf
+        opts = [o for o in opts if o.tp <= counts[index[o.gpu_type]]]
+        self.roles: dict[str, dict] = {}
+        for role in ("only", "first", "middle", "last"):
+            os_ = [o for o in opts if o.role == role]
+            self.roles[role] = {
+                "opts": os_,
+                "size": np.array([o.size for o in os_], dtype=np.int64),
+                "theta": np.array([o.tokens_per_s for o in os_], dtype=float),
+                "type": np.array([index[o.gpu_type] for o in os_], dtype=np.int64),
+                "tp": np.array([o.tp for o in os_], dtype=np.int64),
+                "pre": np.array([o.ttft_s for o in os_], dtype=float),
+                "lo": np.array([o.min_stages for o in os_], dtype=np.int64),
+                "hi": np.array([o.max_stages for o in os_], dtype=np.int64),
+            }
+        thetas = np.unique(np.concatenate([r["theta"] for r in self.roles.values()] + [np.zeros(0)]))
+        self.empty = thetas.size == 0
+        if self.empty:
+            return
+        pick = np.unique(np.linspace(0, thetas.size - 1, min(GRID, thetas.size)).round().astype(int))
+        self.grid = thetas[pick]  # ascending, grid[0] = slowest option
+        self.grid_next = np.append(self.grid[1:], thetas[-1])  # upper end of each interval
+        self.max_mid = max(0, max((p for p in level.stage_counts), default=2) - 2)
+        for r in self.roles.values():
+            r["slot"] = np.searchsorted(self.grid, r["theta"], side="right") - 1
+
+    # ------------------------------------------------------------------ bound tables
+    def prepare(self, w: np.ndarray, pi: float, cap: float = np.inf) -> None:
+        """Option weights for GPU weights w (per type) and the tables G and PM of the module docstring; a
+        replica's rate counts up to `cap` (the master's coefficient tightening). Tables are [threshold, r]."""
+        self.pi, self.cap = pi, cap
+        if self.empty:
+            return
+        key = w.tobytes()
+        if key != self._w_key:  # G depends on the weights only (the seed rounds change only pi)
+            self._w_key = key
+            self._tables(w)
+            self._pm_key = None
+        if self._pm_key == (key, pi, cap):  # the enumeration asks again at the same duals
+            return
+        self._pm_key = (key, pi, cap)
+        shifted = self.G - pi * np.minimum(self.grid_next, cap)[None, :, None]  # G_{t_i} - pi t_{i+1}
+        pm = np.empty_like(shifted)
+        pm[:, 0] = np.inf
+        np.minimum.accumulate(shifted[:, :-1], axis=1, out=pm[:, 1:])
+        self.PM = pm
+
+    _w_key = b""
+    _pm_key = None
+
+    def _tables(self, w: np.ndarray) -> None:
+        for r in self.roles.values():
+            r["w"] = w[r["type"]] * r["tp"]
+        L, K = self.L, self.grid.size
+        best = {}
+        for role in ("middle", "last"):
+            r = self.roles[role]
+            arr = np.full((K, L + 1), np.inf)
+            if r["w"].size:
+                np.minimum.at(arr, (r["slot"], r["size"]), r["w"])
+            best[role] = np.minimum.accumulate(arr[::-1], axis=0)[::-1]  # rate >= t_i: slots >= i
+        mid_sizes = [int(s) for s in np.unique(self.roles["middle"]["size"])]
+        G = [best["last"]]
+        for _ in range(self.max_mid):
+            prev, nxt = G[-1], np.full((K, L + 1), np.inf)
+            for s in mid_sizes:
+                np.minimum(nxt[:, s:], best["middle"][:, s:s + 1] + prev[:, :L + 1 - s], out=nxt[:, s:])
+            G.append(nxt)
+        self.G = np.stack(G)  # [middles to come, threshold, layers]
+
+    def _bound(self, j: int, r: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Least rc of any completion with j middles and a last over r layers, the slowest stage so far theta."""
+        # callers pass 0 < r <= L and theta >= the slowest option's rate (grid[0])
+        i = np.searchsorted(self.grid, theta, side="right") - 1
+        return np.minimum(self.PM[j][i, r], self.G[j][i, r] - self.pi * np.minimum(theta, self.cap))
+
+    # ------------------------------------------------------------------ the search
+    def search(self, p: int, threshold: float, collect: bool, node_limit: int, keep: int = 2,
+               cancel=None) -> tuple[list[Found], bool]:
+        """Replicas of P = p stages with rc <= threshold (collect) or < threshold (pricing), breadth first:
+        every partial replica of d stages whose bound passes is extended by every middle option (of index
+        >= its last middle's: multisets), then closed by a last stage. Returns (found, complete): collect,
+        all of them; pricing, the `keep` best. When pricing, a depth holding more than `node_limit` partial
+        replicas keeps the best-bounded ones and `complete` is False (the search is then a heuristic, fine
+        for finding columns but no proof that none is left); collecting raises SearchLimit instead."""
+        self.nodes = 0
+        if self.empty or p not in self.level.stage_counts:
+            return [], True
+        self._thr, self._collect, self._keep = threshold, collect, keep
+        tol = self.ttft * (1 + REL)
+        complete = True
+        if p == 1:
+            r = self.roles["only"]
+            ok = (r["size"] == self.L) & (r["lo"] <= 1) & (r["hi"] >= 1) & (r["pre"] <= tol)
+            k = np.flatnonzero(ok)
+            rc = r["w"][k] - self.pi * np.minimum(r["theta"][k], self.cap)
+            return self._select(rc, r["theta"][k], (None, k),
+                                np.eye(len(self.types), dtype=np.int64)[r["type"][k]] * r["tp"][k][:, None]), True
+        f, m, last = self.roles["first"], self.roles["middle"], self.roles["last"]
+        k = np.flatnonzero((f["lo"] <= p) & (f["hi"] >= p) & (f["pre"] <= tol))
+        st = {"r": self.L - f["size"][k], "th": f["theta"][k], "W": f["w"][k], "pre": f["pre"][k],
+              "n": np.eye(len(self.types), dtype=np.int64)[f["type"][k]] * f["tp"][k][:, None],
+              "start": np.zeros(k.size, dtype=np.int64), "hist": k[:, None]}
+        st = self._prune(st, p - 2)
+        mid_ok = np.flatnonzero((m["lo"] <= p) & (m["hi"] >= p))
+        for d in range(p - 2):
+            if cancel is not None and cancel.is_set():
+                raise CancelledError()
+            st = self._extend(st, m, mid_ok, tol, p - 3 - d)
+            self.nodes += st["r"].size
+            if st["r"].size > node_limit:
+                if collect:
+                    raise SearchLimit()
+                order = np.argsort(st["bound"], kind="stable")[:node_limit]
+                st = {key: v[order] for key, v in st.items()}
+                complete = False
+        # close with a last stage of exactly r layers
+        li = np.flatnonzero((last["lo"] <= p) & (last["hi"] >= p))
+        if st["r"].size == 0 or li.size == 0:
+            return [], complete
+        a, b = np.nonzero(st["r"][:, None] == last["size"][li][None, :])
+        b = li[b]
+        ok = st["pre"][a] + last["pre"][b] <= tol
+        n = st["n"][a].copy()
+        n[np.arange(a.size), last["type"][b]] += last["tp"][b]
+        ok &= np.all(n <= self.counts, axis=1)
+        a, b, n = a[ok], b[ok], n[ok]
+        th = np.minimum(st["th"][a], last["theta"][b])
+        rc = st["W"][a] + last["w"][b] - self.pi * np.minimum(th, self.cap)
+        return self._select(rc, th, (st["hist"][a], b), n), complete
+
+    def _extend(self, st: dict, m: dict, mid_ok: np.ndarray, tol: float, j: int) -> dict:
+        """Every partial replica with one more middle stage whose bound (j middles and a last to come after
+        it) passes; the children's bounds come first, and only the survivors are built."""
+        S, out = st["r"].size, []
+        if S == 0 or mid_ok.size == 0:
+            return {key: v[:0] for key, v in st.items()}
+        mt, mtp, ms = m["type"][mid_ok], m["tp"][mid_ok], m["size"][mid_ok]
+        chunk = max(1, 2_000_000 // mid_ok.size)
+        for lo in range(0, S, chunk):
+            sl = slice(lo, min(S, lo + chunk))
+            r, start, pre, n = st["r"][sl], st["start"][sl], st["pre"][sl], st["n"][sl]
+            ok = (mid_ok[None, :] >= start[:, None]) & (ms[None, :] < r[:, None])
+            ok &= pre[:, None] + m["pre"][mid_ok][None, :] <= tol
+            ok &= n[:, mt] + mtp[None, :] <= self.counts[mt][None, :]
+            a, b = np.nonzero(ok)
+            a = a + lo
+            b = mid_ok[b]
+            th = np.minimum(st["th"][a], m["theta"][b])
+            W = st["W"][a] + m["w"][b]
+            r2 = st["r"][a] - m["size"][b]
+            bound = W + self._bound(j, r2, th)
+            keep = bound <= self._thr if self._collect else bound < self._thr
+            a, b = a[keep], b[keep]
+            nn = st["n"][a].copy()
+            nn[np.arange(a.size), m["type"][b]] += m["tp"][b]
+            out.append({"r": r2[keep], "th": th[keep], "W": W[keep], "pre": st["pre"][a] + m["pre"][b], "n": nn,
+                        "start": b, "hist": np.concatenate([st["hist"][a], b[:, None]], axis=1),
+                        "bound": bound[keep]})
+        return {key: np.concatenate([o[key] for o in out]) for key in out[0]}
+
+    def _prune(self, st: dict, j: int) -> dict:
+        """Keep the partial replicas whose bound (j middles and a last to come) passes the threshold."""
+        if st["r"].size == 0:
+            st["bound"] = np.zeros(0)
+            return st
+        bound = st["W"] + self._bound(j, st["r"], st["th"])
+        keep = bound <= self._thr if self._collect else bound < self._thr
+        st = {key: v[keep] for key, v in st.items() if key != "bound"}
+        st["bound"] = bound[keep]
+        return st
+
+    def _select(self, rc: np.ndarray, th: np.ndarray, hist, n: np.ndarray) -> list[Found]:
+        keep = rc <= self._thr if self._collect else rc < self._thr
+        idx = np.flatnonzero(keep)
+        if not self._collect:
+            idx = idx[np.argsort(rc[idx], kind="stable")[:self._keep]]
+        out = []
+        for i in idx:
+            if hist[0] is None:  # one stage: (None, only-option indices)
+                steps = [("only", int(hist[1][i]))]
+            else:  # (first and middle indices, last indices)
+                h, bb = hist[0][i], hist[1][i]
+                steps = [("first", int(h[0]))] + [("middle", int(x)) for x in h[1:]] + [("last", int(bb))]
+            opts = tuple(self.roles[role]["opts"][x] for role, x in steps)
+            out.append(Found(float(rc[i]), float(th[i]), opts, tuple(int(x) for x in n[i])))
+        return out
+
+
+def level_pricers(options: list[Option], types: tuple[str, ...], counts: tuple[int, ...], num_layers: int,
+                  ttft_limit_s: float | None) -> list[LevelPricer]:
+    by_level: dict[Level, list[Option]] = {}
+    for o in options:
+        by_level.setdefault(o.level, []).append(o)
+    return [LevelPricer(level, opts, types, counts, num_layers, ttft_limit_s) for level, opts in by_level.items()]
