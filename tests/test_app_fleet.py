@@ -46,16 +46,16 @@ def test_fleet_page_matches_library():
     assert demand == pytest.approx(round(cap / 2, 1))
     plan = fleet.solve(demand)
     assert metric(at, "Cost") == f"${plan.cost_usd_per_hour:,.2f}/h"
-    assert metric(at, "Serves") == f"{plan.tokens_per_s:,.1f} tokens/s"
+    assert metric(at, "Serves (tokens/s)") == f"{plan.tokens_per_s:,.0f}"
     assert metric(at, "$/M tokens") == f"${plan.usd_per_million_tokens:.4f}"
     assert metric(at, "Replicas") == str(plan.num_replicas)
-    assert metric(at, "Status") == "proven optimal"
-    table = next(d.value for d in at.dataframe if "layout" in d.value.columns)
-    assert list(table["count"]) == [g.count for g in plan.groups]
+    assert metric(at, "Optimal") == "proven"
+    table = next(d.value for d in at.dataframe if "layout (layers)" in d.value.columns)
+    assert list(table["replicas"]) == [g.count for g in plan.groups]
     curve = demand_curve(Fleet(sc))
-    steps = next(d.value for d in at.dataframe if "series" in d.value.columns)
-    mixed = steps[steps["series"] == "mixed"]
-    assert list(mixed["cost_usd_per_hour"]) == pytest.approx([s.cost_usd_per_hour for s in curve.series("mixed")])
+    steps = next(d.value for d in at.dataframe if "fleet" in d.value.columns)
+    mixed = steps[steps["fleet"] == "mixed"]
+    assert list(mixed["minimum $/h"]) == pytest.approx([s.cost_usd_per_hour for s in curve.series("mixed")])
     # a new demand re-solves
     at.slider(key="fleet_demand").set_value(float(round(cap * 0.9, 1))).run(timeout=240)
     ok(at)
@@ -87,4 +87,4 @@ def test_fleet_page_solves_realistic_at_its_full_stage_limit():
     assert demand == pytest.approx(round(fleet.capacity()[0] / 2, 1))
     plan = fleet.solve(demand)
     assert metric(at, "Cost") == f"${plan.cost_usd_per_hour:,.2f}/h"
-    assert metric(at, "Status") == "proven optimal"
+    assert metric(at, "Optimal") == "proven"

@@ -91,14 +91,23 @@ def test_an_emptied_price_cell_is_an_error_on_that_cell(page: Page, app_url):
     grid = page.get_by_test_id("stDataFrame").first
     expect(grid).to_be_visible(timeout=LOAD_TIMEOUT)
     settled(page)
-    box = grid.bounding_box()
-    # first data row, "GPU type" cell (the canvas grid: ~35 px header and rows), then three cells right
-    page.mouse.click(box["x"] + 80, box["y"] + 35 + 17)
-    for _ in range(3):
-        page.keyboard.press("ArrowRight")
-    page.keyboard.press("Delete")
     alert = page.get_by_test_id("stAlert").filter(has_text="cell(s) of the GPU pool table need a value")
-    expect(alert).to_be_visible(timeout=LOAD_TIMEOUT)
+    # On a loaded machine the grid may still be redrawing when the click lands and the key presses go
+    # nowhere; emptying the cell again is harmless, so the edit is retried a few times before failing.
+    for attempt in range(4):
+        box = grid.bounding_box()
+        # first data row, "GPU type" cell (the canvas grid: ~35 px header and rows), then three cells right
+        page.mouse.click(box["x"] + 80, box["y"] + 35 + 17)
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")
+        page.keyboard.press("Delete")
+        try:
+            expect(alert).to_be_visible(timeout=LOAD_TIMEOUT // 4)
+            break
+        except AssertionError:
+            if attempt == 3:
+                raise
+            settled(page)
     name = scenario_from_texts(T.load_bundled_texts(T.DEFAULT_SCENARIO), "x").pool.entries[0].name
     expect(alert).to_contain_text(f"GPU pool table, row 1 ({name}), column '$/GPU-hour': empty")
     expect(alert).to_contain_text("catalogue's value")

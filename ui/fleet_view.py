@@ -46,11 +46,40 @@ def composition(plan) -> pd.DataFrame:
     """One row per replica group: count, layout, one replica's figures."""
     rows = []
     for g in plan.groups:
-        rows.append({"class": g.request_class, "count": g.count,
-                     "layout": " → ".join(f"{s.gpu_type} TP{s.tp} [{s.first_layer}-{s.last_layer}]" for s in g.stages),
-                     "tokens/s (one)": g.tokens_per_s, "$/h (one)": g.cost_usd_per_hour,
-                     "in flight": g.concurrency, "TTFT ms": g.ttft_ms, "TPOT ms": g.tpot_ms})
+        rows.append({"request class": g.request_class or "all", "replicas": g.count,
+                     "layout (layers)": " → ".join(f"{s.gpu_type} TP{s.tp} [{s.first_layer}-{s.last_layer}]"
+                                                   for s in g.stages),
+                     "tokens/s per replica": g.tokens_per_s, "$/h per replica": g.cost_usd_per_hour,
+                     "sequences in flight": g.concurrency, "TTFT (ms)": g.ttft_ms, "TPOT (ms)": g.tpot_ms})
     return pd.DataFrame(rows)
+
+
+CURVE_HEADERS = {"series": "fleet", "demand_from_tokens_per_s": "demand from (tokens/s)",
+                 "demand_to_tokens_per_s": "demand to (tokens/s)", "cost_usd_per_hour": "minimum $/h",
+                 "usd_per_million_tokens": "$/M tokens at the step's end", "status": "status"}
+
+
+def curve_frame(curve) -> pd.DataFrame:
+    """The demand curve's steps with headers in words."""
+    return pd.DataFrame(curve_rows(curve)).rename(columns=CURVE_HEADERS)
+
+
+def formatted(df: pd.DataFrame, key: str) -> None:
+    """A table with units and thousands separators: $/h to cents, $/M to 4 places, rates and times to one."""
+    fmt = {}
+    for col in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
+            continue
+        if "$/M" in col:
+            fmt[col] = st.column_config.NumberColumn(col, format="$%.4f")
+        elif "$/h" in col or col == "price ($/GPU-hour)":
+            fmt[col] = st.column_config.NumberColumn(col, format="dollar")
+        elif "tokens/s" in col:
+            df = df.assign(**{col: df[col].round(0)})  # whole tokens/s, shown with thousands separators
+            fmt[col] = st.column_config.NumberColumn(col, format="localized")
+        elif col.endswith("(ms)"):
+            fmt[col] = st.column_config.NumberColumn(col, format="%.1f")
+    st.dataframe(df, hide_index=True, width="stretch", placeholder="–", column_config=fmt, key=key)
 
 
 def curve_figure(curve, demand: float | None = None) -> go.Figure:
@@ -154,7 +183,7 @@ def render() -> None:
         st.subheader("Demand curve")
         st.caption(cdone.value.how)
         st.plotly_chart(curve_figure(cdone.value, demand), width="stretch", key="fleet_curve")
-        st.dataframe(pd.DataFrame(curve_rows(cdone.value)), hide_index=True, width="stretch")
+        formatted(curve_frame(cdone.value), "fleet_curve_table")
     st.subheader("Price sensitivity and spot")
     if price_task is None:
         st.info("Pick a price range with two different ends.")
@@ -185,13 +214,14 @@ def show_fleet(plan) -> None:
     st.subheader("Fleet")
     c = st.columns(5)
     c[0].metric("Cost", f"${plan.cost_usd_per_hour:,.2f}/h")
-    c[1].metric("Serves", f"{plan.tokens_per_s:,.1f} tokens/s")
+    c[1].metric("Serves (tokens/s)", f"{plan.tokens_per_s:,.0f}")
     c[2].metric("$/M tokens", f"${plan.usd_per_million_tokens:.4f}")
     c[3].metric("Replicas", f"{plan.num_replicas}")
-    c[4].metric("Status", "proven optimal" if plan.proven_optimal else plan.status)
-    st.caption(f"{plan.how} · gap {plan.gap:.3g} · GPUs used: "
+    c[4].metric("Optimal", "proven" if plan.proven_optimal else "not proven",
+                help=f"solver status {plan.status}, gap on $/hour {plan.gap:.2%}")
+    st.caption(f"{plan.how} · gap on $/hour {plan.gap:.2%} · GPUs used: "
                + ", ".join(f"{n}× {g}" for g, n in plan.gpus_by_type().items()))
-    st.dataframe(composition(plan), hide_index=True, width="stretch")
+    formatted(composition(plan), "fleet_composition")
     st.download_button("Download fleet.csv", fleet_csv(plan), "fleet.csv", "text/csv", key="fleet_download")
 
 
@@ -221,5 +251,5 @@ def show_prices(sc, g, done) -> None:
     st.caption(f"Fleet $/hour against the price of {g} at this demand: linear between break-even prices (where the "
                f"optimal fleet changes): {be}. {res.solves} exact solves; "
                + ("proven." if res.proven else "not all proven."))
-    st.dataframe(pd.DataFrame([{"price": p.price, "fleet $/h": p.cost_usd_per_hour, f"{g} GPUs": p.type_gpus}
-                               for p in res.points]), hide_index=True, width="stretch")
+    formatted(pd.DataFrame([{"price ($/GPU-hour)": p.price, "fleet $/h": p.cost_usd_per_hour, f"{g} GPUs": p.type_gpus}
+                            for p in res.points]), "fleet_price_table")
