@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from planner.calibrate import calibrate, read_runs, source_text
+from planner.calibrate import calibrate, read_runs
 from planner.calibrate_fit import Run, candidate_params, fit, predict, with_values
 from planner.catalog import load_catalog, read_engine_file
 from planner.cli import main

@@ -5,7 +5,6 @@ file) is refused with one line naming the file and nothing hangs; `--out` is che
 Ctrl-C ends with "interrupted", status 130 and no partial files."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
