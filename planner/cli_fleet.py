@@ -63,7 +63,8 @@ def cmd_fleet(args) -> int:
     sens = _sensitivity(args.price_sensitivity, sc)
     if (prices or sens) and args.demand is None:
         raise InputError(Problem("the price what-ifs need --demand", "command line", column="--demand"))
-    fleet = Fleet(sc, _mix(args, sc))
+    mix = _mix(args, sc)
+    fleet = Fleet(sc, mix)
     out = Path(args.out)
     result: dict = {}
     if args.curve:
@@ -76,7 +77,10 @@ def cmd_fleet(args) -> int:
                            "stopped": list(curve.stopped), "steps": rows}
     if args.demand is not None:
         plan = fleet.solve(args.demand, args.time_limit)
-        result.update(write_fleet(plan, out, sc.name))
+        from .fleet import class_scenario
+
+        scenarios = {c.name: class_scenario(sc, c) for c in mix} if mix else {"": sc}
+        result.update(write_fleet(plan, out, sc.name, scenarios))
         if prices:
             _, cheap = spot(fleet, args.demand, prices, args.time_limit)
             result["what_if_prices"] = {"prices_usd_per_gpu_hour": prices, **fleet_summary(cheap, sc.name)}
@@ -110,6 +114,12 @@ def cmd_fleet(args) -> int:
             cls = f" ({r['request_class']})" if r["request_class"] else ""
             print(f"  {r['count']} x{cls} {layout} | {r['tokens_per_s']:.1f} tok/s, ${r['cost_usd_per_hour']:.2f}/h, "
                   f"{r['concurrency']} in flight, TTFT {r['ttft_ms']:.0f} ms, TPOT {r['tpot_ms']:.1f} ms")
+        if s.get("tokens_per_s_low") is not None:
+            short = "" if s["meets_demand_at_low_end"] else " (at the low end the fleet falls short of the demand)"
+            print(f"  likely range (the profile's errors on the closest measured data): {s['tokens_per_s_low']:,.0f}-"
+                  f"{s['tokens_per_s_high']:,.0f} tokens/s{short}")
+        for x in s.get("extrapolations", []):
+            print(f"  extrapolation: {x}")
         print(f"  wrote {out / 'fleet.csv'}, {out / 'gpus.csv'}")
     if "what_if_prices" in result:
         w = result["what_if_prices"]

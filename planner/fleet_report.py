@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .domain import Scenario
 from .fleet import FleetPlan
 from .report import to_csv
 
@@ -33,6 +34,30 @@ def fleet_summary(f: FleetPlan, scenario_name: str = "") -> dict:
     }
 
 
+def fleet_ranges(f: FleetPlan, scenarios: dict[str, Scenario]) -> dict:
+    """How sure the fleet's figures are (`planner.uncertainty`): each replica group's likely range of
+    tokens/s, TTFT and TPOT from the profile's validation errors on the data closest to its layout, and
+    the fleet's tokens/s at the low and high ends (every replica at its own end). `scenarios`: the scenario
+    each request class is served under (key "" without a mix)."""
+    from .uncertainty import plan_range
+
+    groups, low, high, extra = [], 0.0, 0.0, []
+    for g in f.groups:
+        r = plan_range(g.plan, scenarios[g.request_class])
+        nominal = g.plan.tokens_per_s
+        lo = r["tokens_per_s_low"] / nominal * g.tokens_per_s if r["tokens_per_s_low"] is not None else None
+        hi = r["tokens_per_s_high"] / nominal * g.tokens_per_s if r["tokens_per_s_high"] is not None else None
+        groups.append({"tokens_per_s_low": lo, "tokens_per_s_high": hi,
+                       **{k: r[k] for k in ("ttft_ms_low", "ttft_ms_high", "tpot_ms_low", "tpot_ms_high")},
+                       "extrapolations": r["extrapolations"]})
+        low = None if lo is None or low is None else low + g.count * lo
+        high = None if hi is None or high is None else high + g.count * hi
+        extra += [x for x in r["extrapolations"] if x not in extra]
+    return {"tokens_per_s_low": low, "tokens_per_s_high": high,
+            "meets_demand_at_low_end": None if low is None else low >= f.demand_tokens_per_s,
+            "extrapolations": extra, "replica_ranges": groups}
+
+
 def fleet_rows(f: FleetPlan) -> list[dict]:
     rows = []
     for i, g in enumerate(f.groups, start=1):
@@ -54,10 +79,17 @@ def gpus_csv(f: FleetPlan) -> str:
     return to_csv([dict(zip(GPU_COLUMNS, r)) for r in f.gpu_rows], GPU_COLUMNS)
 
 
-def write_fleet(f: FleetPlan, out: Path, scenario_name: str = "") -> dict:
+def write_fleet(f: FleetPlan, out: Path, scenario_name: str = "", scenarios: dict | None = None) -> dict:
+    """Write fleet.csv, gpus.csv and fleet_summary.json (with the likely ranges when the class scenarios
+    are given); returns the summary."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "fleet.csv").write_text(fleet_csv(f))
     (out / "gpus.csv").write_text(gpus_csv(f))
     summary = fleet_summary(f, scenario_name)
+    if scenarios is not None and f.groups:
+        ranges = fleet_ranges(f, scenarios)
+        for rep, rng in zip(summary["replicas"], ranges.pop("replica_ranges")):
+            rep.update(rng)
+        summary.update(ranges)
     (out / "fleet_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
