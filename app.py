@@ -10,12 +10,13 @@ waits for it); finished solves are cached on the texts for every session.
 
 import streamlit as st
 
+# above BIG_PROBLEM_OPTIONS stage options, solve only on request (the command line's --allow-large limit)
+from planner.candidates import LARGE_PROBLEM_OPTIONS as BIG_PROBLEM_OPTIONS
 from planner.candidates import QUANTIZATION_LEVELS
 from ui import inputs, results, solver, state, uncertainty_view
 from ui import scenario_texts as T
 from ui.text import md, md_lines, ordinal
 
-BIG_PROBLEM_OPTIONS = 10_000  # above this many stage options, solve only on request
 POLL_S = 0.25  # how often a running solve is checked; each check is also where a Cancel click lands
 
 

@@ -13,14 +13,13 @@ import streamlit as st
 
 from planner import EngineProfile, InputError, Plan, Planner, PlannerError, Scenario, load_catalog
 from planner.calibration import DGX_FILE, FILE_ENGINES, VLLM_FILE, comparison_rows, summarize
+from planner.candidates import LARGE_PROBLEM_OPTIONS as BIG_PROBLEM_OPTIONS  # the main page's and CLI's limit
 from planner.validation import UNITS, validation_report
 
 from . import charts, results, solver, state
 from . import scenario_texts as T
 from .text import md
 
-# Same threshold as the main page: above it a solve can run up to the time limit, so it waits for a click.
-BIG_PROBLEM_OPTIONS = 10_000
 BAND = 0.15
 # (widget key, factor, label, help)
 SCALES = (
