@@ -116,3 +116,33 @@ def test_md_escapes_what_markdown_would_interpret(text):
 
 def test_md_lines_is_one_line_per_problem():
     assert md_lines(["a\nb", "*c*"]) == "- a b\n- \\*c\\*"
+
+
+def test_an_uploaded_engines_csv_joins_the_scenario_and_its_profile_plans():
+    """A scenario's own engine profile (as `calibrate` writes it) can be uploaded beside config.csv: the
+    plan on the page is the library's plan for the scenario with that profile."""
+    header, vllm = (open(T.CONFIG_DIR / "engines.csv").read().splitlines()[i] for i in (0, 1))
+    cols = header.split(",")
+    cells = next(__import__("csv").reader([vllm]))
+    row = dict(zip(cols, cells))
+    # a slower stack than vllm: twice the scheduler time per step (a number one can check moves the plan)
+    row.update(name="mine", scheduler_ms=str(2 * float(row["scheduler_ms"])), source="my runs, 2026-11-30")
+    engines = header + "\n" + ",".join(f'"{row[c]}"' if "," in row[c] else row[c] for c in cols) + "\n"
+    at = ok(run_app(TIMEOUT))
+    at.file_uploader(key="upload").set_value(("engines.csv", engines.encode(), "text/csv")).run()
+    ok(at)
+    assert not sidebar_errors(at) and at.session_state["texts"]["engines.csv"] == engines
+    config = MEDIUM["config.csv"].rstrip("\n") + "\nengine,mine\n"
+    at.file_uploader(key="upload").set_value(("config.csv", config.encode(), "text/csv")).run()
+    ok(at)
+    texts = at.session_state["texts"]
+    assert texts["engines.csv"] == engines and texts["config.csv"] == config
+    sc = scenario_from_texts(texts, "medium")
+    assert sc.engine.name == "mine"
+    want = Planner(sc).exact().plan.usd_per_million_tokens
+    assert want != Planner(scenario_from_texts(MEDIUM, "medium")).exact().plan.usd_per_million_tokens
+    for _ in range(60):  # the solve runs in a worker; the page shows it when done
+        if metric(at, "$ per million") == usd_m(want):
+            break
+        at.run()
+    assert metric(at, "$ per million") == usd_m(want)

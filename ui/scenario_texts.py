@@ -15,7 +15,7 @@ import pandas as pd
 
 from planner import Catalog, InputError, Problem, Scenario
 from planner.csvio import decode, read_text
-from planner.scenario_io import scenario_texts_from_json
+from planner.scenario_io import ENGINE_FILES, scenario_texts_from_json
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 CONFIG = "config.csv"
@@ -24,6 +24,8 @@ NET_TYPE = "network_by_type.csv"
 NET_GPU = "network_bandwidth.csv"
 SCENARIO_FILES = (CONFIG, POOL, NET_GPU, NET_TYPE)
 CATALOG_FILES = ("gpus.csv", "models.csv", "engines.csv")
+# a scenario folder may carry its own engine profiles (e.g. written by `python -m planner calibrate`)
+UPLOAD_FILES = SCENARIO_FILES + ENGINE_FILES
 DEFAULT_SCENARIO = "llama70b-chat"  # the realistic question a capacity planner brings; seeds stay in the picker
 
 POOL_COLUMNS = ("gpu_type", "count", "memory_gb", "price_usd_per_hour", "gpus_per_node", "fp16_dense_tflops",
@@ -46,7 +48,7 @@ def bundled_names() -> list[str]:
 
 def load_bundled_texts(name: str) -> dict[str, str]:
     base = CONFIG_DIR / name
-    return {f: read_text(base / f) for f in SCENARIO_FILES if (base / f).exists()}
+    return {f: read_text(base / f) for f in UPLOAD_FILES if (base / f).exists()}
 
 
 def bundled_catalog_texts() -> dict[str, str]:
@@ -103,8 +105,8 @@ def texts_from_uploads(files: list[tuple[str, bytes]], current: dict[str, str],
         return name, texts
     new: dict[str, str] = {}
     for n, b in csvs:
-        if n not in SCENARIO_FILES:
-            problems.append(Problem(f"unexpected file name (expected one of {', '.join(SCENARIO_FILES)})", n))
+        if n not in UPLOAD_FILES:
+            problems.append(Problem(f"unexpected file name (expected one of {', '.join(UPLOAD_FILES)})", n))
             continue
         try:
             new[n] = decode(b, n)
