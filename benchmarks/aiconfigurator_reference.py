@@ -16,7 +16,8 @@ static batches 1..128; ISL/OSL 128/128, 2048/512, 8192/256. Per configuration:
 - ttft_ms = prefill_ms; tpot_ms = generation time / (osl - 1), as run_static reports them;
 - tokens_per_s = batch * (isl + osl) / total time (input + output tokens, the planner's default basis);
 - fits / memory_gib: AIConfigurator's memory model at a memory share of 0.9 (of total memory for vLLM and
-  SGLang, of free memory for TensorRT-LLM), max_num_batched_tokens 8192, max_num_seqs 256: fits when the KV budget holds every sequence
+  SGLang, of free memory for TensorRT-LLM), max_num_batched_tokens 8192,
+  max_num_seqs 256: fits when the KV budget holds every sequence
   at its full length (batch * (isl + osl) tokens); memory_gib is the per-GPU non-KV memory
   (weights, activations, runtime) it estimates.
 """

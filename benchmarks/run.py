@@ -150,7 +150,8 @@ def markdown(results: list[dict], seed_rows: list[dict]) -> str:
             total = fmt(r.get("total_s"), ".2f") if r.get("total_s") else r.get("status")
             speed = r.get("speedup", "")
             speed = f"{speed:.0f}x" if isinstance(speed, float) else (f"{speed}x" if speed else "")
-            out.append(f"| {r['case']} | {r['budget_factor']:g} x | {r['formulation']} | {fmt(r.get('binaries'), ',')} | {fmt(r.get('rows'), ',')} | "
+            out.append(f"| {r['case']} | {r['budget_factor']:g} x | {r['formulation']} | "
+                       f"{fmt(r.get('binaries'), ',')} | {fmt(r.get('rows'), ',')} | "
                        f"{total} | {fmt(r.get('usd_per_million_tokens'), '.4f')} | {speed} |")
     return "\n".join(out)
 

@@ -71,13 +71,15 @@ def section(report: dict) -> str:
                      f"{s['n']} | {_f(s['mape_pct'])} | {_f(s['worst_ratio'], 2)} | {s['no_prediction']} |")
     lines.append("")
     for backend, d in (src.get("decisions") or {}).items():
-        lines += [f"Decisions against AIConfigurator's {backend} backend: the GPU type with the most tokens per dollar (catalogue prices) "
+        lines += [f"Decisions against AIConfigurator's {backend} backend: the GPU type with the most tokens per dollar "
+                  "(catalogue prices) "
                   f"agrees in **{d['best_gpu_agree']} of {d['best_gpu_groups']}** (model, lengths, batch) groups "
                   f"({_f(d['best_gpu_agree_pct'])} %; target >= 90 %); memory feasibility agrees in "
                   f"**{d['memory_agree']} of {d['memory_configs']}** configurations ({_f(d['memory_agree_pct'])} %; "
                   f"target >= 95 %; wrongly infeasible {d['wrongly_infeasible']}, wrongly feasible "
                   f"{d['wrongly_feasible']}).", ""]
-    lines.append("Held-out rows (`planner.validation.HELD_OUT`, the splits of `benchmarks/fit_engines.py`; their figures are out of sample only when the "
+    lines.append("Held-out rows (`planner.validation.HELD_OUT`, the splits of `benchmarks/fit_engines.py`; "
+                 "their figures are out of sample only when the "
                  "profile was fitted without them, see each profile's source below; `benchmarks/holdout.py` refits "
                  "on the other rows itself):")
     lines += [f"* {k}: {v}" for k, v in src["held_out"].items()]

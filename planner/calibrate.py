@@ -104,7 +104,8 @@ def _csv_runs(text: str, file: str, cat: Catalog, engine: str) -> list[Run]:
             if value is not None:
                 measured.append((q, value))
         if not measured and all(not row.get(q) for q in QUANTITIES) and any(q in table.header for q in QUANTITIES):
-            problems.append(Problem(f"no measured figure in this row (fill one of {', '.join(q for q in QUANTITIES if q in table.header)})",
+            present = ', '.join(q for q in QUANTITIES if q in table.header)
+            problems.append(Problem(f"no measured figure in this row (fill one of {present})",
                                     file, lineno))
         if len(problems) == before:
             runs.append(Run(f"{file}, row {lineno}", cat.model(model).name, cat.gpu(gpu).sku, tp, pp, nodes, gbps,

@@ -167,7 +167,7 @@ class Master:
     # ------------------------------------------------------------------ questions
     def set_prices(self, prices: list[float]) -> None:
         self.prices = list(prices)
-        for j, (q, r) in enumerate(self.cols, start=self.off):
+        for j, (_q, r) in enumerate(self.cols, start=self.off):
             c = self.cost_of(r)
             self.h.changeCoeff(self.budget_row, j, c)
             if self.demands is not None:

@@ -445,7 +445,8 @@ def stage_perf(
     w: Workload, concurrency: int, microbatches: int = 1, handoff: Handoff | None = None,
 ) -> StagePerf:
     """Continuous batching as a wave: `concurrency` requests are prefilled (which yields each one's
-    first token) and then decoded for `output_tokens` - 1 steps at mean context input + output/2. Every stage of a pipeline processes every
+    first token) and then decoded for `output_tokens` - 1 steps at mean context input + output/2.
+    Every stage of a pipeline processes every
     token, so the pipeline's rate is the slowest stage's.
 
     `microbatches`: a sequence's next token needs its previous one to have left the last stage, so a

@@ -3,7 +3,8 @@
 Each stage option's tokens/s is multiplied by its low factor before the MILP: the lower end of the
 ratio measured/predicted of throughput over the validation points closest to the option
 (planner.uncertainty.closest with the option's GPU SKU and TP in a one-stage, one-node layout: an option
-does not know the pipeline it will be part of, so one factor per GPU type and TP), capped at 1 so that a profile that under-predicts
+does not know the pipeline it will be part of, so one factor per GPU type and TP),
+capped at 1 so that a profile that under-predicts
 on some data is never planned above its own prediction. Options with no point behind them keep their
 prediction (factor 1; the plan's extrapolations say so). The plan then says it was pessimistic, with the
 factors used, so that a user can compare its GPU choice with the nominal plan's.

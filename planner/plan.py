@@ -75,7 +75,7 @@ class Plan:
     @property
     def tokens_per_s(self) -> float:
         """Input + output tokens per second: the slowest stage or link."""
-        return min([self.stage_tokens_per_s] + [l.tokens_per_s for l in self.links])
+        return min([self.stage_tokens_per_s] + [k.tokens_per_s for k in self.links])
 
     @property
     def output_tokens_per_s(self) -> float:
@@ -104,7 +104,7 @@ class Plan:
 
     @property
     def link_bound(self) -> bool:
-        return any(l.tokens_per_s < self.stage_tokens_per_s for l in self.links)
+        return any(k.tokens_per_s < self.stage_tokens_per_s for k in self.links)
 
     def gpus_by_type(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -18,7 +18,8 @@ PLAN_COLUMNS = ("stage", "first_layer", "last_layer", "num_layers", "gpu_type", 
                 "bottleneck")
 CURVE_COLUMNS = ("budget_usd_per_hour", "tokens_per_s", "cost_usd_per_hour", "usd_per_million_tokens", "status")
 CANDIDATE_COLUMNS = ("first_layer", "last_layer", "num_layers", "role", "gpu_type", "tp", "level", "microbatch",
-                     "concurrency", "max_stages", "tokens_per_s", "memory_gb_per_gpu", "memory_capacity_gb", "cost_usd_per_hour", "bound",
+                     "concurrency", "max_stages", "tokens_per_s", "memory_gb_per_gpu", "memory_capacity_gb",
+                     "cost_usd_per_hour", "bound",
                      "feasible", "used_in_milp", "reason")
 
 
@@ -64,8 +65,8 @@ def plan_summary(plan: Plan) -> dict:
             "memory_gb_per_gpu": s.memory_gb_per_gpu, "memory_capacity_gb": s.capacity_gb,
             "cost_usd_per_hour": s.cost_usd_per_hour, "bound": s.bound, "gpu_ids": list(s.gpu_ids),
         } for s in plan.stages],
-        "links": [{"after_stage": l.after_stage, "from_type": l.from_type, "to_type": l.to_type,
-                   "gb_per_s": l.gb_per_s, "tokens_per_s": l.tokens_per_s} for l in plan.links],
+        "links": [{"after_stage": k.after_stage, "from_type": k.from_type, "to_type": k.to_type,
+                   "gb_per_s": k.gb_per_s, "tokens_per_s": k.tokens_per_s} for k in plan.links],
     }
 
 

@@ -731,7 +731,7 @@ def _unit_name(unit: Unit) -> str:
 
 def _link_words(plan: Plan) -> str:
     """Which stage-to-stage link bounds the plan, in words."""
-    link = min(plan.links, key=lambda l: l.tokens_per_s)
+    link = min(plan.links, key=lambda k: k.tokens_per_s)
     return (f"the link after stage {link.after_stage} ({link.from_type} -> {link.to_type}, {link.gb_per_s:g} GB/s) "
             f"carries only {link.tokens_per_s:.4g} tokens/s, below the stages' {plan.stage_tokens_per_s:.4g}; the MILP "
             f"does not model links")

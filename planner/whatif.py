@@ -132,7 +132,7 @@ def restrict_pool(sc: Scenario, types) -> Scenario:
     types = tuple(types)
     _check_types(sc, types, "pool restriction")
     entries = tuple(e for e in sc.pool.entries if e.name in types)
-    links = tuple(l for l in sc.pool.link_gb_per_s if l[0] in types and l[1] in types)
+    links = tuple(k for k in sc.pool.link_gb_per_s if k[0] in types and k[1] in types)
     return replace(sc, pool=replace(sc.pool, entries=entries, link_gb_per_s=links))
 
 
@@ -429,7 +429,7 @@ def quantization_loss(sc: Scenario, levels: tuple[str, ...] = QUANTIZATION_LEVEL
     `max_options` is skipped (its MILP would be slow to build), and the row says so. The loss of each
     level is measured against the finest solved level; `full` (every size 1..L) contains every other
     set, so when it is solved no level can beat it."""
-    bad = [l for l in levels if l not in QUANTIZATION_LEVELS]
+    bad = [lv for lv in levels if lv not in QUANTIZATION_LEVELS]
     if bad:
         raise InputError(Problem(f"unknown quantization level(s) {bad} (use {', '.join(QUANTIZATION_LEVELS)})",
                                  "quantization what-if"))

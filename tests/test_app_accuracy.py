@@ -295,7 +295,7 @@ def test_catalogue_column_views_keep_edits():
     at.session_state[key2] = {"edited_rows": {row: {"price_date": "2026-11"}}, "added_rows": [], "deleted_rows": []}
     at.run()
     text = at.session_state["catalog_texts"]["gpus.csv"]
-    line = next(l for l in text.splitlines() if l.startswith("H100-SXM,"))
+    line = next(ln for ln in text.splitlines() if ln.startswith("H100-SXM,"))
     assert ",1.5," in line and ",2026-11," in line  # both edits, made in two views, are in the catalogue
 
 

@@ -35,7 +35,8 @@ def edited_app() -> tuple[AppTest, dict]:
     texts = dict(at.session_state["texts"])
     lib = Planner(scenario_from_texts(texts, "medium")).exact()
     assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
-    return at, {"texts": texts, "usd": metric(at, "$ per million"), "price": at.session_state["pool"].loc[0, "price_usd_per_hour"]}
+    return at, {"texts": texts, "usd": metric(at, "$ per million"),
+                "price": at.session_state["pool"].loc[0, "price_usd_per_hour"]}
 
 
 def assert_kept(at: AppTest, kept: dict) -> None:

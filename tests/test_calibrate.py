@@ -172,7 +172,7 @@ def test_vllm_result_json(tmp_path, capsys):
     max_concurrency; figures total_token_throughput, output_throughput, mean_ttft_ms, mean_tpot_ms."""
     cat = load_catalog()
     results = []
-    for conc, tp in ((8, 2), (32, 2), (64, 4), (16, 4)):
+    for conc, _tp in ((8, 2), (32, 2), (64, 4), (16, 4)):
         results.append({"backend": "vllm", "completed": 100, "num_prompts": 100, "max_concurrency": conc,
                         "total_input_tokens": 100 * 1000, "total_output_tokens": 100 * 200,
                         "total_token_throughput": 300.0 * conc ** 0.7, "output_throughput": 50.0 * conc ** 0.7,

@@ -70,7 +70,6 @@ def fleet_scenarios():
 @given(fleet_scenarios(), st.sampled_from([0.05, 0.3, 0.6, 0.9, 1.0, 1.2]))
 def test_fleet_matches_brute_force(sc, fraction):
     table = replica_table(sc)
-    counts = tuple(sc.pool.entry(g).count for g in sc.pool.types)
     cap = brute_capacity(sc, table)
     fleet = Fleet(sc)
     got_cap, status, _ = fleet.capacity()
@@ -105,7 +104,6 @@ def test_fleet_mix_matches_brute_force(sc, fraction, ttft_factor):
             mix = (mix[0], replace(mix[1], max_ttft_ms=ttft * ttft_factor))
     scs = [class_scenario(sc, c) for c in mix]
     tables = [replica_table(s) for s in scs]
-    counts = tuple(sc.pool.entry(g).count for g in sc.pool.types)
     fleet = Fleet(sc, mix)
     cap, status, _ = fleet.capacity()
     assert status == "optimal"

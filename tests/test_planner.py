@@ -159,7 +159,7 @@ def test_seed_and_bundled_folders_load_and_solve(name):
     plan = r.plan
     assert r.proven_optimal and r.status == "optimal"
     # every layer exactly once, in order
-    layers = [l for s in plan.stages for l in range(s.first_layer, s.last_layer + 1)]
+    layers = [layer for s in plan.stages for layer in range(s.first_layer, s.last_layer + 1)]
     assert layers == list(range(1, sc.model.num_layers + 1))
     # GPU counts respected, memory fits, distinct physical GPUs
     for g, n in plan.gpus_by_type().items():

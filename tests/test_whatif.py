@@ -64,7 +64,7 @@ def envelope_kinks(plans, gpu_type, base_prices, lo, hi):
         k = 1e6 / (3600 * t)
         other = sum(c * base_prices[g] for g, c in n.items() if g != gpu_type)
         lines.add((other * k, n.get(gpu_type, 0) * k))
-    cur = min(lines, key=lambda l: (l[0] + l[1] * lo, l[1]))
+    cur = min(lines, key=lambda ln: (ln[0] + ln[1] * lo, ln[1]))
     x, kinks = lo, []
     while True:
         steeper = [((a - cur[0]) / (cur[1] - b), b, (a, b)) for a, b in lines if b < cur[1] - 1e-15]

@@ -100,12 +100,12 @@ def render() -> None:
                "catalogue (a scenario file's pool row without its own price or datasheet values, and the pool "
                "table's 'Fill empty cells from the catalogue', take them from here).")
     if st.button("Reset to the bundled catalogues", key="cat_reset"):
-        for file, key, _, _ in TABLES:
+        for _file, key, _, _ in TABLES:
             s[key] = s[f"{key}_base"].copy()
             s[f"_{key}_ver"] = s.get(f"_{key}_ver", 0) + 1
-    for file, key, title, note in TABLES:
+    for _file, key, _title, _note in TABLES:
         inputs.sync_editor(key)
-    for file, key, title, note in TABLES:
+    for file, key, _title, _note in TABLES:
         df = s[key]
         s["catalog_texts"][file] = (T.bundled_catalog_texts()[file] if df.equals(s[f"{key}_base"])
                                     else T.frame_text(df, list(df.columns)))
@@ -115,7 +115,7 @@ def render() -> None:
         st.error(f"**The edited catalogue has problems** ({len(cat.problems)}); the bundled catalogue is used "
                  f"until they are fixed:\n{lines}", icon=":material/error:")
     tabs = st.tabs([t[2] for t in TABLES])
-    for tab, (file, key, title, note) in zip(tabs, TABLES):
+    for tab, (_file, key, _title, note) in zip(tabs, TABLES):
         with tab:
             c1, c2 = st.columns([3, 2])
             c1.caption(note)

@@ -260,7 +260,8 @@ def problem_size_preview(box, cs, sizes) -> None:
             return
         levels = ", ".join(str(c) for c in cs.levels)
         st.metric("Stage options usable (in the MILP)", f"{len(cs.options):,}",
-                  help="option = size × role × GPU type × TP × pipeline level (microbatch, stage count), after the memory filter and dominance")
+                  help="option = size × role × GPU type × TP × pipeline level (microbatch, stage count), after the "
+                       "memory filter and dominance")
         tp = "; ".join(f"{md(t)}: {', '.join(str(d) for d in ds)}" for t, ds in dict(cs.tp_degrees).items())
         st.caption(f"{len(cs.excluded):,} options excluded (memory or latency limit does not fit, or dominated) · "
                    f"segment sizes (layers): {', '.join(str(x) for x in sizes)} · TP degrees: {tp} · pipeline "

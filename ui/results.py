@@ -143,9 +143,9 @@ def stage_table(result: Result) -> None:
     })
     st.caption("Every column of the plan (SKU, GPU ids, memory capacity, …) is in the plan download above.")
     if result.plan.links:
-        links = pd.DataFrame([{"after stage": l.after_stage, "from": l.from_type, "to": l.to_type,
-                               "GB/s": l.gb_per_s, "tokens/s the link carries": round(l.tokens_per_s)}
-                              for l in result.plan.links])
+        links = pd.DataFrame([{"after stage": k.after_stage, "from": k.from_type, "to": k.to_type,
+                               "GB/s": k.gb_per_s, "tokens/s the link carries": round(k.tokens_per_s)}
+                              for k in result.plan.links])
         st.caption("Stage-to-stage links")
         st.dataframe(links, hide_index=True, width="stretch", placeholder="–", column_config={
             "GB/s": st.column_config.NumberColumn(format="%g"),

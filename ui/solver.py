@@ -296,7 +296,8 @@ class Shared:
     def serves(self, key: tuple, methods: tuple[str, ...], max_options: int | None) -> bool:
         """Whether this solve answers a request: same scenario, every method asked for, and no size cap
         that the request does not have (a "Solve now" must not wait on a solve that may skip)."""
-        return (self.make is None and self.state in ("queued", "running") and self.scenario_key == key and set(methods) <= set(self.methods)
+        return (self.make is None and self.state in ("queued", "running") and self.scenario_key == key
+                and set(methods) <= set(self.methods)
                 and (self.max_options is None or max_options is not None))
 
 

@@ -3,7 +3,8 @@ inside Streamlit Markdown (st.markdown, st.caption, st.error, labels, help toolt
 
 `md` backslash-escapes what Markdown, GitHub's extensions and Streamlit's additions would interpret:
 emphasis, code, links and images, raw HTML and entities, bare URLs and e-mail addresses (GFM autolinks),
-tables, strikethrough, LaTeX ($) and coloured-text directives; an & only where it starts an entity; newlines become spaces, so the text cannot
+tables, strikethrough, LaTeX ($) and coloured-text directives; an & only where it starts an entity;
+newlines become spaces, so the text cannot
 start a heading, list or quote. Characters that only matter at the start of a line are escaped there.
 Underscores between letters or digits (gpu_pool.csv) are left alone: CommonMark never reads them as
 emphasis, and file names stay readable in the page source and in tests.

@@ -119,7 +119,9 @@ def tornado_figure(t: Tornado) -> go.Figure:
     """Optimal $/million tokens when one type's price moves by -p% (green) and +p% (red), widest on top."""
     base = t.base.usd_per_million_tokens
     rows = list(t.rows)[::-1]  # plotly draws the first category at the bottom
-    names = [r.gpu_type + (" (no change)" if r.low and r.high and same(r.low.usd_per_million_tokens, r.high.usd_per_million_tokens) else "") for r in rows]
+    names = [r.gpu_type + (" (no change)" if r.low and r.high
+                           and same(r.low.usd_per_million_tokens, r.high.usd_per_million_tokens) else "")
+             for r in rows]
     fig = go.Figure()
     for side, color, sign in (("low", GREEN, "−"), ("high", RED, "+")):
         heads = [getattr(r, side) for r in rows]

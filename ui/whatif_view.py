@@ -90,7 +90,8 @@ def tornado_frame(t: P.Tornado) -> pd.DataFrame:
         "GPU type": r.gpu_type, "$/GPU-hour now": r.price_usd_per_hour,
         f"$/GPU-hour at −{p}": r.low_price_usd_per_hour, f"$/M tokens at −{p}": r.low.usd_per_million_tokens if r.low else None,
         f"plan changes at −{p}": r.low_plan_changed,
-        f"$/GPU-hour at +{p}": r.high_price_usd_per_hour, f"$/M tokens at +{p}": r.high.usd_per_million_tokens if r.high else None,
+        f"$/GPU-hour at +{p}": r.high_price_usd_per_hour,
+        f"$/M tokens at +{p}": r.high.usd_per_million_tokens if r.high else None,
         f"plan changes at +{p}": r.high_plan_changed, "swing ($/M tokens)": r.swing_usd_per_million_tokens,
         "note": r.note} for r in t.rows])
 
@@ -594,7 +595,8 @@ def show_spot(ctx: Ctx, done: jobs.Done, spot: dict, over: dict) -> None:
     if sp.savings_pct is None:
         st.warning("One of the two has no feasible plan (see below).")
     elif sp.savings_pct > 0:
-        st.success(f"The spot / capped what-if **saves {sp.savings_pct:.1f}%** per token against on demand.", icon=":material/savings:")
+        st.success(f"The spot / capped what-if **saves {sp.savings_pct:.1f}%** per token against on demand.",
+                   icon=":material/savings:")
     elif sp.savings_pct < 0:
         st.warning(f"The what-if **costs {-sp.savings_pct:.1f}% more** per token than on demand.", icon=":material/warning:")
     else:
