@@ -119,7 +119,10 @@ def test_cancel_stops_the_worker_and_keeps_inputs_and_result(page: Page, app_ser
         assert time.time() < deadline, "no solve worker started"
         time.sleep(0.2)
     workers = worker_pids(app_server.pid) - idle
-    cancel.click()
+    # the page redraws its progress several times a second, so the button is often replaced between
+    # Playwright's scroll and stability checks (seen in CI: 30 s of "detached, retrying" until the solve
+    # ended); a click event dispatched on the button that is there is what a user's click does
+    cancel.dispatch_event("click", timeout=10_000)
     expect(page.get_by_text("Solve cancelled after")).to_be_visible(timeout=30_000)
     deadline = time.time() + 10
     while worker_pids(app_server.pid) & workers:
