@@ -25,7 +25,7 @@ from .catalog import ENGINE_COLUMNS, ENGINE_GPU_COLUMNS, Catalog
 from .csvio import Cells, decode, parse_table, read_file
 from .domain import EngineProfile
 from .errors import InputError, Problem
-from .evaluate_csv import DEFAULT_INTER_NODE, KNOWN_PRECISIONS, MAX_LEN, catalogue_names
+from .evaluate_csv import DEFAULT_INTER_NODE, KNOWN_PRECISIONS, catalogue_names, layout_cells
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +88,7 @@ def _csv_runs(text: str, file: str, cat: Catalog, engine: str) -> list[Run]:
         precision = c.text("precision", "").lower()
         if precision and precision not in KNOWN_PRECISIONS:
             c._bad("precision", f"unknown precision '{precision}' (known: {', '.join(KNOWN_PRECISIONS)})")
-        tp = c.integer("tp", maximum=1024)
-        pp = c.integer("pp", 1, maximum=10_000)
-        nodes = c.integer("nodes", 1, maximum=10_000)
-        gbps = c.number("inter_node_gbps", DEFAULT_INTER_NODE, maximum=1e6, unit="Gbps")
-        input_len = c.integer("input_len", maximum=MAX_LEN, unit="tokens")
-        output_len = c.integer("output_len", maximum=MAX_LEN, unit="tokens")
-        batch = c.integer("batch", allow_missing=True, maximum=1e6)
-        conc = c.integer("concurrency", allow_missing=True, maximum=1e6)
-        if batch is not None and conc is not None:
-            c._bad("concurrency", "give either batch (static) or concurrency (continuous batching), not both")
+        tp, pp, nodes, gbps, input_len, output_len, batch, conc = layout_cells(c)
         measured = []
         for q in QUANTITIES:
             value = c.number(q, allow_missing=True, maximum=1e12)

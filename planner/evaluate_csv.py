@@ -97,6 +97,22 @@ def catalogue_names(c: Cells, cat: Catalog) -> tuple[str | None, str | None]:
     return model, gpu
 
 
+def layout_cells(c: Cells) -> tuple:
+    """A row's layout and workload cells: (tp, pp, nodes, inter_node_gbps, input_len, output_len, batch,
+    concurrency), each checked on its cell; batch and concurrency are exclusive."""
+    tp = c.integer("tp", maximum=1024)
+    pp = c.integer("pp", 1, maximum=10_000)
+    nodes = c.integer("nodes", 1, maximum=10_000)
+    gbps = c.number("inter_node_gbps", DEFAULT_INTER_NODE, maximum=1e6, unit="Gbps")
+    input_len = c.integer("input_len", maximum=MAX_LEN, unit="tokens")
+    output_len = c.integer("output_len", maximum=MAX_LEN, unit="tokens")
+    batch = c.integer("batch", allow_missing=True, maximum=1e6)
+    conc = c.integer("concurrency", allow_missing=True, maximum=1e6)
+    if batch is not None and conc is not None:
+        c._bad("concurrency", "give either batch (static) or concurrency (continuous batching), not both")
+    return tp, pp, nodes, gbps, input_len, output_len, batch, conc
+
+
 def read_layouts(path: Path | str, cat: Catalog) -> list[tuple[int, LayoutArgs]]:
     """(line number, arguments) per data row of the file; every unreadable cell is one Problem, all of
     them raised together."""
@@ -119,16 +135,7 @@ def read_layouts(path: Path | str, cat: Catalog) -> list[tuple[int, LayoutArgs]]
         if kv_precision and kv_precision not in KNOWN_KV_PRECISIONS:
             c._bad("kv_precision", f"unknown KV precision '{kv_precision}' (known: {', '.join(KNOWN_KV_PRECISIONS)}; "
                                    "blank = the default for the precision)")
-        tp = c.integer("tp", maximum=1024)
-        pp = c.integer("pp", 1, maximum=10_000)
-        nodes = c.integer("nodes", 1, maximum=10_000)
-        gbps = c.number("inter_node_gbps", DEFAULT_INTER_NODE, maximum=1e6, unit="Gbps")
-        input_len = c.integer("input_len", maximum=MAX_LEN, unit="tokens")
-        output_len = c.integer("output_len", maximum=MAX_LEN, unit="tokens")
-        batch = c.integer("batch", allow_missing=True, maximum=1e6)
-        conc = c.integer("concurrency", allow_missing=True, maximum=1e6)
-        if batch is not None and conc is not None:
-            c._bad("concurrency", "give either batch (static) or concurrency (continuous batching), not both")
+        tp, pp, nodes, gbps, input_len, output_len, batch, conc = layout_cells(c)
         if len(problems) == before:
             out.append((lineno, LayoutArgs(model, gpu, tp, input_len, output_len, pp, nodes, gbps, batch, conc,
                                            engine, precision, kv_precision)))

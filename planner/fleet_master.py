@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import sys
-import threading
 import time
 from dataclasses import dataclass
 
@@ -37,6 +34,7 @@ import highspy
 import numpy as np
 
 from .errors import SolverError
+from .highs_silent import new_highs
 from .fleet_pricing import Found, LevelPricer, SearchLimit
 from .fleet_replicas import Replica
 
@@ -53,32 +51,6 @@ _STATUS = {
 }
 
 
-_banner_lock = threading.Lock()
-_banner_shown = False
-
-
-def new_highs() -> highspy.Highs:
-    """A silent HiGHS as highs_direct.new_highs makes it (the banner HiGHS prints at its first construction
-    would corrupt --json's stdout), without importing highs_direct: it imports Pyomo, 2-3 s of a fleet
-    command's start, and the fleet never uses Pyomo."""
-    global _banner_shown
-    with _banner_lock:
-        if _banner_shown:
-            h = highspy.Highs()
-        else:
-            sys.stdout.flush()
-            saved = os.dup(1)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(devnull, 1)
-                h = highspy.Highs()
-            finally:
-                os.dup2(saved, 1)
-                os.close(saved)
-                os.close(devnull)
-            _banner_shown = True
-    h.setOptionValue("output_flag", False)
-    return h
 EXACT_GAP = 1e-9
 # partial replicas (of one depth of one level's search) the exact searches may hold before they give up,
 # unproven; and the pricing rounds' working limit (beyond it they keep the best-bounded ones)

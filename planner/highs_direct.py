@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import sys
-import threading
 import time
 from dataclasses import dataclass
 
@@ -26,35 +23,10 @@ from pyomo.core.expr.visitor import identify_mutable_parameters
 from pyomo.repn import generate_standard_repn
 
 from .errors import SolverError
+from .highs_silent import new_highs
 
 log = logging.getLogger(__name__)
 INF = highspy.kHighsInf
-_banner_lock = threading.Lock()
-_banner_shown = False
-
-
-def new_highs() -> highspy.Highs:
-    """A silent highspy.Highs. HiGHS prints a copyright banner to the C-level stdout when the process's
-    first instance is made, which would corrupt the CLI's --json output; that one construction runs with
-    file descriptor 1 pointed at /dev/null."""
-    global _banner_shown
-    with _banner_lock:
-        if _banner_shown:
-            h = highspy.Highs()
-        else:
-            sys.stdout.flush()
-            saved = os.dup(1)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(devnull, 1)
-                h = highspy.Highs()
-            finally:
-                os.dup2(saved, 1)
-                os.close(saved)
-                os.close(devnull)
-            _banner_shown = True
-    h.setOptionValue("output_flag", False)
-    return h
 
 
 @dataclass(frozen=True)
