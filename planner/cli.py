@@ -448,10 +448,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _not_an_interrupt(record: logging.LogRecord) -> bool:
+    """Pyomo logs an ERROR for any exception raised while it builds a component, Ctrl-C included; the
+    interrupt is the user's own act and main() reports it as "interrupted", so only that record is dropped."""
+    return not (isinstance(record.args, tuple) and "KeyboardInterrupt" in record.args)
+
+
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pyomo.core").addFilter(_not_an_interrupt)
     try:
         from .cli_calibrate import CALIBRATE_COMMANDS
         from .cli_compare import COMPARE_COMMANDS
