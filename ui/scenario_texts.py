@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from planner import Catalog, InputError, Problem, Scenario
-from planner.csvio import decode, read_text
+from planner.csvio import decode, read_text, split_rows
 from planner.scenario_io import ENGINE_FILES, scenario_texts_from_json
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -495,14 +495,15 @@ def build_texts(base_texts: dict[str, str], base_values: dict, values: dict, bas
     updates = config_updates(base_values, values, base_texts.get(CONFIG, ""))
     if updates:
         texts[CONFIG] = set_params(base_texts.get(CONFIG, "parameter,value\n"), updates)
-    new_pool = pool_text(pool)
-    pool_changed = new_pool != pool_text(base_pool)
-    if pool_changed:
-        texts[POOL] = new_pool
+    if not _same_frame(pool, base_pool):
+        texts[POOL] = edited_pool_text(base_texts.get(POOL, ""), base_pool, pool)
     net_values = {(r.gpu_type_a, r.gpu_type_b): r.gb_per_s for r in net.itertuples()}
     net_changed = any(not _same(v, base_links.get(k, base_links.get((k[1], k[0])))) for k, v in net_values.items())
+    types_changed = pool_types(pool) != pool_types(base_pool)
+    # network_bandwidth.csv is a matrix with one row per GPU, so it no longer fits once a count changes
+    counts_changed = pool["count"].tolist() != base_pool["count"].tolist()
     has_net_file = NET_GPU in base_texts or NET_TYPE in base_texts
-    if net_changed or (pool_changed and has_net_file):
+    if net_changed or (has_net_file and types_changed) or (NET_GPU in base_texts and counts_changed):
         texts.pop(NET_GPU, None)
         texts[NET_TYPE] = net_text(net)
     return texts
@@ -515,3 +516,85 @@ def _same(a, b) -> bool:
         return math.isclose(float(a), float(b), rel_tol=1e-12)
     except (TypeError, ValueError):
         return False
+
+
+# the pool columns a file may spell the seed's way
+_POOL_ALIASES = {"price_usd_per_hour": ("price_usd_per_hour", "dollar_per_hour")}
+
+
+def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    return pool_text(a) == pool_text(b)
+
+
+def edited_pool_text(base_text: str, base_pool: pd.DataFrame, pool: pd.DataFrame) -> str:
+    """gpu_pool.csv with only the cells the user changed written back.
+
+    `base_pool` is the table as first shown (blank cells filled from the catalogue) and `pool` the table as
+    edited. A row keeps its own text (blank cells, price source and date, the seed's column names); a cell
+    is written only where the edited value differs from the shown one, so the other rows keep taking the
+    catalogue's price, with its source and date, and later catalogue edits still reach them. A changed
+    price drops the row's price_source/price_date (the user is now the source). Rows are matched by GPU
+    type; a row that matches nothing (added or renamed) is written with the cells it shows."""
+    delimiter, parsed = split_rows(base_text) if base_text.strip() else (",", [])
+    header = parsed[0][1] if parsed else []
+    keys = [h.strip().lower() for h in header]
+    raw_rows = [dict(zip(keys, fields + [""] * (len(keys) - len(fields)))) for _, fields in parsed[1:]]
+    if len(raw_rows) != len(base_pool):  # the shown table is not this text row for row: write it whole
+        return pool_text(pool)
+    base = base_pool.reset_index(drop=True)
+    edited = pool.reset_index(drop=True)
+    origin = _match_rows(pool_names(base), pool_names(edited))
+    out_keys = list(keys)
+    out_rows: list[dict[str, str]] = []
+    for i in range(len(edited)):
+        j = origin.get(i)
+        row = dict(raw_rows[j]) if j is not None else {}
+        for col in POOL_COLUMNS:
+            new = edited.at[i, col]
+            if j is not None and _same_cell(new, base.at[j, col]):
+                continue
+            if j is None and _blank(new):
+                continue
+            target = next((a for a in _POOL_ALIASES.get(col, (col,)) if a in row), col)
+            row[target] = "" if _blank(new) else (new.strip() if isinstance(new, str) else num(new))
+            if target not in out_keys:
+                out_keys.append(target)
+            if col == "price_usd_per_hour":
+                for k in ("price_source", "price_date"):
+                    if k in row:
+                        row[k] = ""
+        out_rows.append(row)
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
+    w.writerow([header[keys.index(k)] if k in keys else k for k in out_keys])
+    w.writerows([[r.get(k, "") for k in out_keys] for r in out_rows])
+    return buf.getvalue()
+
+
+def pool_names(df: pd.DataFrame) -> list[str]:
+    return [t.strip().casefold() if isinstance(t, str) else "" for t in df["gpu_type"].tolist()]
+
+
+def _match_rows(base: list[str], edited: list[str]) -> dict[int, int]:
+    """edited row -> base row of the same GPU type (in order). A renamed or added row matches nothing: it is
+    written with every cell it shows, as the user sees it (a deleted row's text must not leak into it)."""
+    free = list(range(len(base)))
+    match: dict[int, int] = {}
+    for i, name in enumerate(edited):
+        j = next((j for j in free if name and base[j] == name), None)
+        if j is not None:
+            match[i] = j
+            free.remove(j)
+    return match
+
+
+def _blank(x) -> bool:
+    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)) or (isinstance(x, str) and not x.strip())
+
+
+def _same_cell(a, b) -> bool:
+    if _blank(a) or _blank(b):
+        return _blank(a) and _blank(b)
+    if isinstance(a, str) or isinstance(b, str):
+        return str(a).strip() == str(b).strip()
+    return _same(a, b)
