@@ -12,7 +12,7 @@ from planner.usecases import UseCase, interactive_warning, load_use_cases
 from . import cell_check
 from . import scenario_texts as T
 from . import state
-from .text import md, md_lines
+from .text import TPOT_HELP, TTFT_HELP, md, md_lines
 from .state import stable_editor, sync_editor  # noqa: F401 (the catalogue page uses them through here)
 
 
@@ -102,10 +102,9 @@ def use_case_inputs() -> None:
     uc = ucs.get(st.session_state["use_case"])
     t1, t2 = st.columns(2)
     t1.number_input("Max time to first token (ms)", min_value=0.0, step=50.0, format="%.0f", key="max_ttft_ms",
-                    on_change=_edit_limit, help="0 = no limit. A microbatch's prefill through every stage "
-                                                "(queueing and stage-to-stage transfer not included)")
+                    on_change=_edit_limit, help=f"0 = no limit. The {TTFT_HELP}.")
     t2.number_input("Max time per output token (ms)", min_value=0.0, step=5.0, format="%.1f", key="max_tpot_ms",
-                    on_change=_edit_limit, help="0 = no limit. Stages × the slowest stage's decode step")
+                    on_change=_edit_limit, help=f"0 = no limit. The {TPOT_HELP}.")
     if uc is not None:
         st.caption(md(uc.rationale), help=md(f"Source: {uc.source}"))
 

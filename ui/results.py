@@ -11,7 +11,7 @@ from planner import report
 
 from . import charts, uncertainty_view
 from .solver import Outcome
-from .text import md, md_lines
+from .text import TPOT_HELP, TTFT_HELP, md, md_lines
 
 
 GPU_HEADERS = {"gpu_id": "GPU", "gpu_type": "GPU type", "node": "node", "stage": "stage", "tp_rank": "TP rank",
@@ -85,10 +85,8 @@ def headline(outcome: Outcome, exact: Outcome | None) -> None:
     c[1].metric("Tokens per second", f"{p.tokens_per_s:,.0f}",
                 help=f"input + output tokens per second; {p.output_tokens_per_s:,.0f} output tokens/s")
     c[2].metric("Cost per hour", f"${p.cost_usd_per_hour:,.2f}/h")
-    c[3].metric("Time to first token", f"{ttft_ms:,.0f} ms", help="model estimate: a microbatch's prefill "
-                "through every stage (queueing and stage-to-stage transfer not included)")
-    c[4].metric("Time per token", f"{tpot_ms:,.1f} ms",
-                help="time per output token, model estimate: stages × the slowest stage's decode step")
+    c[3].metric("Time to first token", f"{ttft_ms:,.0f} ms", help=TTFT_HELP)
+    c[4].metric("Time per token", f"{tpot_ms:,.1f} ms", help=TPOT_HELP)
     short, line = optimality_text(r)
     c[5].metric("Optimal", short, help=line if r.proven_optimal else f"{line} {md(r.how)}")
     st.markdown(f"**{md(gpus_line(p))}** ({p.num_gpus} GPUs) · layout **{md(layout_line(p))}** · "

@@ -58,3 +58,11 @@ def md_lines(items, bullet: str = "- ") -> str:
 def ordinal(n: int) -> str:
     """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st."""
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+# What the latency figures mean (perf.serving_latency), said the same way wherever they are shown.
+TTFT_HELP = ("time to first token, model estimate for a server under continuous batching: the request's own "
+             "prefill through every stage, plus the steps it waits for and shares with the other sequences in "
+             "flight (chunked prefill); no queueing for a free slot, no stage-to-stage transfer")
+TPOT_HELP = ("time per output token, model estimate: stages × the slowest stage's step as a decoding sequence "
+             "sees it (its decode plus its share of the other requests' prompts mixed into the step)")

@@ -18,7 +18,9 @@ from . import results, solver, state
 from . import scenario_texts as T
 from . import whatif_jobs as jobs
 from .text import md, md_lines
-from .whatif_view import AUTO_MAX_OPTIONS, differences_frame, figures_frame, not_proven, plan_frame, show_layouts, table
+from .whatif_spot import show_layouts
+from .whatif_tables import differences_frame, figures_frame, not_proven, plan_frame, table
+from .whatif_view import AUTO_MAX_OPTIONS
 
 SET_FORMAT = "gpu-pipeline-planner-scenario-set/1"
 NAMED = "named_scenarios"  # session: name -> scenario texts, in the order saved

@@ -7,12 +7,11 @@ scenarios at once, on larger ones when "Run analysis" is pressed."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-import pandas as pd
 import streamlit as st
 
-from planner import InputError, Planner, Problem, Scenario
+from planner import InputError, Planner
 from planner import whatif as W
 from planner import whatif_prices as P
 from planner.plan import Plan
@@ -21,8 +20,13 @@ from . import charts, results, solver, state
 from . import scenario_texts as T
 from . import whatif_charts as WC
 from . import whatif_jobs as jobs
-from .text import md
+from .text import TPOT_HELP, TTFT_HELP, md
 from .whatif_charts import usd_m
+from .whatif_ctx import Ctx
+from .whatif_spot import show_layouts, spot_tab
+from .whatif_tables import (baseline_frame, break_even_frame, change_frame, figures_frame,
+                            frontier_frame, ms, not_proven, plan_frame, quantization_frame, sections, sweep_frame, table,
+                            tornado_frame)
 
 # Above this many stage options an analysis waits for "Run analysis". The realistic scenarios (1,841 options
 # on `realistic`) are below it: their analyses take seconds (each CLI command <= 20 s there) and show
@@ -33,164 +37,6 @@ TABS = ("Pareto frontier", "Single-type baselines", "Price sensitivity", "Quanti
 # widget values kept across page switches (Streamlit drops the state of widgets that are not drawn)
 KEYS = {"wf_tab": TABS[0], "wf_percent": 20, "wf_sweep_type": None, "wf_sweep_range": (50, 150),
         "wf_sweep_points": 11, "wf_ttft": None, "wf_tpot": None, "wf_spot_fill": 60}
-
-
-@dataclass(frozen=True)
-class Ctx:
-    sc: Scenario
-    texts_key: tuple
-    cat_key: tuple
-    base: jobs.BaseResult
-    auto: bool
-    why_not_auto: str
-
-    def key(self, *parts) -> tuple:
-        return (self.texts_key, self.cat_key, *parts)
-
-
-# ------------------------------------------------------------------ tables (pure: library rows in, frames out)
-def ms(seconds: float) -> float:
-    return seconds * 1e3
-
-
-def plan_frame(plan: Plan) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "stage": s.index, "layers": f"{s.first_layer}-{s.last_layer} ({s.num_layers})", "GPU type": s.gpu_type,
-        "TP": s.tp, "tokens/s": round(s.tokens_per_s), "$/h": s.cost_usd_per_hour, "prefill (ms)": ms(s.prefill_s),
-        "decode step (ms)": ms(s.decode_step_s), "memory (GB/GPU)": f"{s.memory_gb_per_gpu:.1f} of {s.capacity_gb:.1f}",
-        "bound": s.bound} for s in plan.stages])
-
-
-def frontier_frame(fr: W.Frontier) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "plan": i + 1, "min $/token": p.min_usd_per_token, "$/h": p.cost_usd_per_hour, "tokens/s": round(p.tokens_per_s),
-        "$/M tokens": p.usd_per_million_tokens, "stages": p.stages, "GPUs": p.gpus,
-        "GPUs by type": ", ".join(f"{g} ×{n}" for g, n in p.gpus_by_type), "TTFT (s)": p.plan.ttft_s,
-        "TPOT (ms)": ms(p.plan.tpot_s), "grid budgets ($/h)": ", ".join(f"{b:,.2f}" for b in p.grid_budgets_usd_per_hour),
-        "layout": p.layout} for i, p in enumerate(fr.points)])
-
-
-def baseline_frame(b: W.Baselines) -> pd.DataFrame:
-    rows = []
-    for x in (b.mixed, *b.singles):
-        h = x.headline
-        rows.append({
-            "GPUs allowed": "mixed pool" if x.gpu_type == "mixed" else f"{x.gpu_type} only", "count": x.count,
-            "$/GPU-hour": x.price_usd_per_hour, "$/M tokens": h.usd_per_million_tokens if h else None,
-            "vs mixed (%)": x.vs_mixed_pct, "tokens/s": round(h.tokens_per_s) if h else None,
-            "$/h": h.cost_usd_per_hour if h else None, "GPUs used": h.gpus if h else None,
-            "TTFT (s)": h.plan.ttft_s if h else None, "TPOT (ms)": ms(h.plan.tpot_s) if h else None,
-            "layout": h.layout if h else "cannot host the model alone"})
-    return pd.DataFrame(rows)
-
-
-def tornado_frame(t: P.Tornado) -> pd.DataFrame:
-    p = f"{t.percent:g}%"
-    return pd.DataFrame([{
-        "GPU type": r.gpu_type, "$/GPU-hour now": r.price_usd_per_hour,
-        f"$/GPU-hour at −{p}": r.low_price_usd_per_hour, f"$/M tokens at −{p}": r.low.usd_per_million_tokens if r.low else None,
-        f"plan changes at −{p}": r.low_plan_changed,
-        f"$/GPU-hour at +{p}": r.high_price_usd_per_hour,
-        f"$/M tokens at +{p}": r.high.usd_per_million_tokens if r.high else None,
-        f"plan changes at +{p}": r.high_plan_changed, "swing ($/M tokens)": r.swing_usd_per_million_tokens,
-        "note": r.note} for r in t.rows])
-
-
-def break_even_frame(rows) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "GPU type": b.gpu_type, "$/GPU-hour now": b.price_usd_per_hour, "in the optimal plan now": b.in_plan_now,
-        "break-even ($/GPU-hour)": b.break_even_usd_per_hour,
-        "vs now (%)": (b.break_even_usd_per_hour / b.price_usd_per_hour - 1) * 100
-        if b.break_even_usd_per_hour is not None else None,
-        "best $/M tokens without it": b.without_usd_per_million_tokens, "exact": b.exact, "re-solves": b.solves,
-        "meaning": b.meaning} for b in rows])
-
-
-def sweep_frame(s: P.PriceSweep) -> pd.DataFrame:
-    return pd.DataFrame([{
-        f"{s.gpu_type} $/GPU-hour": p.price_usd_per_hour,
-        "$/M tokens": p.headline.usd_per_million_tokens if p.headline else None,
-        "tokens/s": round(p.headline.tokens_per_s) if p.headline else None,
-        f"{s.gpu_type} GPUs": p.gpus_of_type, "plan changed": p.plan_changed,
-        "layout": p.headline.layout if p.headline else p.reason} for p in s.points])
-
-
-def change_frame(s: P.PriceSweep) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "change": k + 1, "at ($/GPU-hour)": f"{c.price_usd_per_hour:.4f}" if c.price_usd_per_hour is not None else
-        "tie" if c.how.startswith("tie") else "between the points", "between ($/GPU-hour)":
-        f"{c.low_usd_per_hour:.3f} – {c.high_usd_per_hour:.3f}", "from": c.from_layout, "to": c.to_layout,
-        "how": c.how} for k, c in enumerate(s.changes)])
-
-
-def quantization_frame(q: W.QuantizationStudy) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "level": r.level + (" (reference)" if r.level == q.reference else ""), "loss vs reference (%)": r.loss_pct,
-        "$/M tokens": r.headline.usd_per_million_tokens if r.headline else None,
-        "tokens/s": round(r.headline.tokens_per_s) if r.headline else None, "stage options": r.options,
-        "MILP integers": r.milp_integers, "solve time (s)": r.seconds, "status": r.status,
-        "segment sizes": len(r.sizes), "sizes (layers)": ", ".join(map(str, r.sizes)) if len(r.sizes) <= 12 else
-        f"{', '.join(map(str, r.sizes[:10]))}, … {r.sizes[-1]}", "note": r.note} for r in q.rows])
-
-
-FIGURES = {  # figure -> (label, how a value is shown)
-    "usd_per_million_tokens": ("$ per million tokens", usd_m),
-    "tokens_per_s": ("tokens per second", lambda v: f"{v:,.0f}"),
-    "cost_usd_per_hour": ("cost per hour", lambda v: f"${v:,.2f}/h"),
-    "stages": ("pipeline stages", str), "gpus": ("GPUs used", str), "concurrency": ("sequences in flight", str),
-    "ttft_s": ("TTFT (time to first token)", lambda v: f"{v:,.2f} s"),
-    "tpot_ms": ("TPOT (time per output token)", lambda v: f"{v:,.1f} ms"),
-}
-
-
-def figures_frame(c: W.Comparison, a_label: str, b_label: str) -> pd.DataFrame:
-    """Headline figures side by side (the library's figure_rows) plus the plans' TTFT and TPOT; the layout
-    (or why there is no plan) last."""
-    rows = [r for r in c.figure_rows() if r["figure"] != "layout"]
-    for fig, get in (("ttft_s", lambda h: h.plan.ttft_s), ("tpot_ms", lambda h: ms(h.plan.tpot_s))):
-        va, vb = (get(h) if h else None for h in (c.a, c.b))
-        rows.append({"figure": fig, "a": va, "b": vb,
-                     "change_pct": W.pct_change(vb, va) if va and vb is not None else None})
-    out = []
-    for r in rows:
-        label, show = FIGURES[r["figure"]]
-        out.append({"figure": label, a_label: "no plan" if r["a"] is None else show(r["a"]),
-                    b_label: "no plan" if r["b"] is None else show(r["b"]), "change (%)": r["change_pct"]})
-    out.append({"figure": "layout", a_label: c.a.layout if c.a else c.reason_a,
-                b_label: c.b.layout if c.b else c.reason_b, "change (%)": None})
-    return pd.DataFrame(out)
-
-
-def differences_frame(c: W.Comparison, a_label: str, b_label: str) -> pd.DataFrame:
-    return pd.DataFrame([{"section": d.section, "input": d.item, a_label: d.a, b_label: d.b}
-                         for d in c.differences], columns=["section", "input", a_label, b_label])
-
-
-NUM = st.column_config.NumberColumn
-
-
-def table(df: pd.DataFrame, key: str | None = None, **formats) -> None:
-    """A dataframe whose columns named in `formats` get that printf format (e.g. usd='%.4f')."""
-    config = {}
-    for col in df.columns:
-        if not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
-            continue
-        if "$/M" in col:
-            config[col] = NUM(format="$%.4f")
-        elif col == "$/h":
-            config[col] = NUM(format="$%.2f")
-        elif "$/" in col:
-            config[col] = NUM(format="$%.3f")
-        elif col == "tokens/s" or col in ("stage options", "MILP integers", "re-solves"):
-            config[col] = NUM(format="localized")
-        elif col.endswith("(%)"):
-            config[col] = NUM(format="%+.2f")
-        elif col.endswith("(s)"):
-            config[col] = NUM(format="%.2f")
-        elif col.endswith("(ms)"):
-            config[col] = NUM(format="%.1f")
-    config.update({c: NUM(format=f) for c, f in formats.items()})
-    st.dataframe(df, hide_index=True, width="stretch", placeholder="–", column_config=config, key=key)
 
 
 # ------------------------------------------------------------------ page
@@ -255,23 +101,8 @@ def headline(plan: Plan) -> None:
     c[1].metric("Tokens per second", f"{plan.tokens_per_s:,.0f}")
     c[2].metric("Cost per hour", f"${plan.cost_usd_per_hour:,.2f}/h")
     c[3].metric("GPUs used", f"{plan.num_gpus}")
-    c[4].metric("TTFT", f"{plan.ttft_s:,.2f} s", help="time to first token: one microbatch's prefill through every "
-                "stage (no queueing, no stage-to-stage transfer)")
-    c[5].metric("TPOT", f"{ms(plan.tpot_s):,.1f} ms", help="time per output token: stages × the slowest decode step")
-
-
-def not_proven(proof: dict) -> None:
-    """A warning naming the solves a limit stopped (`whatif.proof`): their figures are not proven optimal."""
-    if proof["proven_optimal"]:
-        return
-    lines = [f"- {b['what']}: " + (f"at most {b['gap']:.1%} above the minimum $/token; " if b.get("gap") is not None
-                                   else "") + "; ".join(b["limits"]) for b in proof["not_proven"]]
-    st.warning("**Not proven optimal**: a solve stopped at its time limit (raise it in the settings).\n"
-               + "\n".join(lines), icon=":material/warning:")
-
-
-def sections(n: int):
-    return st.container(), [st.container() for _ in range(n)]
+    c[4].metric("TTFT", f"{plan.ttft_s:,.2f} s", help=TTFT_HELP)
+    c[5].metric("TPOT", f"{ms(plan.tpot_s):,.1f} ms", help=TPOT_HELP)
 
 
 # ------------------------------------------------------------------ 1. frontier
@@ -498,137 +329,13 @@ def quantization_tab(ctx: Ctx) -> None:
                        "analysis worker. Levels above 10,000 stage options are skipped (their MILP is slow to build).")
 
 
-# ------------------------------------------------------------------ 5. spot and availability
-SPOT_COLUMNS = ("gpu_type", "count", "on_demand_usd_per_hour", "spot_usd_per_hour", "overhead_pct", "cap")
-
-
-def spot_frame(sc: Scenario, old: pd.DataFrame | None) -> pd.DataFrame:
-    """One row per pool type; what the user typed for a type is kept while the type stays in the pool."""
-    kept = {} if old is None else {r["gpu_type"]: r for r in old.to_dict("records")}
-    rows = []
-    for e in sc.pool.entries:
-        k = kept.get(e.name, {})
-        rows.append({"gpu_type": e.name, "count": e.count, "on_demand_usd_per_hour": e.spec.price_usd_per_hour,
-                     "spot_usd_per_hour": k.get("spot_usd_per_hour", math.nan),
-                     "overhead_pct": k.get("overhead_pct", 10.0), "cap": k.get("cap", math.nan)})
-    return pd.DataFrame(rows, columns=list(SPOT_COLUMNS)).astype({c: float for c in SPOT_COLUMNS[2:]})
-
-
-def spot_inputs(df: pd.DataFrame) -> tuple[dict, dict, dict]:
-    """(spot $/h, overhead fraction, caps) by type from the table; InputError naming row and column."""
-    spot, over, caps, problems = {}, {}, {}, []
-    where = "spot & availability table"
-    for i, r in enumerate(df.to_dict("records"), start=1):
-        g = r["gpu_type"]
-        price, o, cap = r["spot_usd_per_hour"], r["overhead_pct"], r["cap"]
-        if price is not None and not (isinstance(price, float) and math.isnan(price)):
-            if not price > 0:
-                problems.append(Problem(f"{g}: spot price must be positive, got {price:g}", where, i, "spot $/GPU-hour"))
-            elif o is None or math.isnan(o) or not 0 <= o < 100:
-                problems.append(Problem(f"{g}: preemption overhead must be in [0, 100) %, got {o}", where, i,
-                                        "preemption overhead (%)"))
-            else:
-                spot[g], over[g] = float(price), float(o) / 100
-        if cap is not None and not (isinstance(cap, float) and math.isnan(cap)):
-            if cap < 0 or cap != int(cap):
-                problems.append(Problem(f"{g}: a cap must be a whole number of GPUs >= 0, got {cap:g}", where, i,
-                                        "cap (GPUs)"))
-            else:
-                caps[g] = int(cap)
-    if problems:
-        raise InputError(problems)
-    return spot, over, caps
-
-
-def spot_tab(ctx: Ctx) -> None:
-    s = st.session_state
-    sc, base = ctx.sc, ctx.base
-    st.caption("Buy some GPU types on the spot market and cap how many of each you can get. A spot GPU loses a "
-               "share of its paid time to preemptions (draining, restarting, reloading weights), so its tokens cost "
-               "spot / (1 − overhead) per productive hour. Empty spot price: stays on demand; empty cap: no cap.")
-    old = s.get("whatif_spot")
-    if old is None or list(old["gpu_type"]) != list(sc.pool.types) or \
-            list(old["on_demand_usd_per_hour"]) != [e.spec.price_usd_per_hour for e in sc.pool.entries]:
-        s["whatif_spot"] = spot_frame(sc, old)
-        s["_whatif_spot_ver"] = s.get("_whatif_spot_ver", 0) + 1
-    f1, f2, _ = st.columns([1.2, 1, 3])
-    f1.number_input("Spot price as % of on demand", min_value=1, max_value=100, key="wf_spot_fill")
-    if f2.button("Fill every spot price", key="wf_spot_fill_button"):
-        df = s["whatif_spot"].copy()
-        df["spot_usd_per_hour"] = df["on_demand_usd_per_hour"] * s["wf_spot_fill"] / 100
-        s["whatif_spot"] = df
-        s["_whatif_spot_ver"] = s.get("_whatif_spot_ver", 0) + 1
-    edited = state.folded_editor(
-        "whatif_spot", hide_index=True, width="stretch", disabled=["gpu_type", "count", "on_demand_usd_per_hour"],
-        column_config={
-            "gpu_type": st.column_config.TextColumn("GPU type"), "count": NUM("GPUs in pool", format="%d"),
-            "on_demand_usd_per_hour": NUM("on demand ($/GPU-hour)", format="$%.3f"),
-            "spot_usd_per_hour": NUM("spot $/GPU-hour", format="$%.3f", min_value=0.0),
-            "overhead_pct": NUM("preemption overhead (%)", format="%.1f", min_value=0.0, max_value=99.9),
-            "cap": NUM("cap (GPUs)", format="%d", min_value=0, step=1)})
-    try:
-        spot, over, caps = spot_inputs(edited)
-        if spot or caps:  # the transforms check the rest (a cap leaving no GPU, ...) before any worker starts
-            W.with_caps(W.with_spot(sc, spot, over), caps) if caps else W.with_spot(sc, spot, over)
-    except InputError as exc:
-        results.show_error(exc)
-        return
-    if not spot and not caps:
-        st.info("Enter a spot price or a cap (or fill every spot price) to compare with the on-demand plan.")
-        return
-    controls, (box,) = sections(1)
-    params = (tuple(sorted(spot.items())), tuple(sorted(over.items())), tuple(sorted(caps.items())))
-    task = jobs.Task(ctx.key("spot", *params), "On demand against spot / capped",
-                     lambda c: W.spot_comparison(sc, spot, over, caps, on_demand=base.get(c), cancel=c))
-    for _, done in jobs.run([task], controls, auto=ctx.auto, ident="spot", why_not_auto=ctx.why_not_auto):
-        with box:
-            show_spot(ctx, done, spot, over)
-
-
-def show_spot(ctx: Ctx, done: jobs.Done, spot: dict, over: dict) -> None:
-    if done.error is not None:
-        results.show_error(done.error)
-        return
-    sp: W.SpotComparison = done.value
-    c = sp.comparison
-    not_proven(c.proof())
-    if sp.savings_pct is None:
-        st.warning("One of the two has no feasible plan (see below).")
-    elif sp.savings_pct > 0:
-        st.success(f"The spot / capped what-if **saves {sp.savings_pct:.1f}%** per token against on demand.",
-                   icon=":material/savings:")
-    elif sp.savings_pct < 0:
-        st.warning(f"The what-if **costs {-sp.savings_pct:.1f}% more** per token than on demand.", icon=":material/warning:")
-    else:
-        st.info("The what-if does not change the cost per token.")
-    if sp.prices:
-        table(pd.DataFrame([{"GPU type": g, "$/GPU-hour on demand": a, "$/GPU-hour spot": spot[g],
-                             "preemption overhead (%)": over[g] * 100, "$/productive GPU-hour": b}
-                            for g, a, b in sp.prices]), key="wf_spot_prices", **{"preemption overhead (%)": "%.1f"})
-    table(figures_frame(c, "on demand", "what-if"), key="wf_spot_figures")
-    show_layouts(ctx, c, ("on demand", "what-if"), "spot")
-
-
-def show_layouts(ctx: Ctx, c: W.Comparison, labels: tuple[str, str], key: str, num_layers=(None, None)) -> None:
-    cols = st.columns(2)
-    for col, label, h, reason, L in zip(cols, labels, (c.a, c.b), (c.reason_a, c.reason_b), num_layers):
-        with col:
-            st.markdown(f"**{md(label)}**")
-            if h is None:
-                st.error(f"No feasible plan: {md(reason)}", icon=":material/error:")
-                continue
-            st.caption(f"{md(h.layout)} · TTFT {h.plan.ttft_s:,.2f} s, TPOT {ms(h.plan.tpot_s):,.1f} ms")
-            st.plotly_chart(charts.layout_figure(h.plan, L or ctx.sc.model.num_layers), width="stretch",
-                            key=f"wf_{key}_layout_{label}")
-
-
 # ------------------------------------------------------------------ 6. latency SLOs
 def slo_tab(ctx: Ctx) -> None:
     s = st.session_state
     sc, base = ctx.sc, ctx.base
-    st.caption("Limit the time to first token (TTFT: one microbatch's prefill through every stage) and the time "
-               "per output token (TPOT: stages × the slowest decode step), enforced inside the MILP. Queueing and "
-               "stage-to-stage transfer are not included. Leave a box empty for no limit.")
+    st.caption("Limit the time to first token (TTFT) and the time per output token (TPOT), enforced inside the "
+               "MILP, as a server under continuous batching sees them (hover the headline's figures for how each "
+               "is estimated). Leave a box empty for no limit.")
     own = [f"{k} {v:g} ms" for k, v in (("TTFT", sc.settings.max_ttft_ms), ("TPOT", sc.settings.max_tpot_ms)) if v]
     if own:
         st.caption(f"The scenario itself already limits {', '.join(own)}; the values here replace them.")
