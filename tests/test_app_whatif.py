@@ -428,8 +428,8 @@ def test_bad_import_lists_every_problem_and_loads_nothing():
 
 def test_set_file_round_trip_and_single_scenario_files():
     named = {"small": T.load_bundled_texts("small"), "medium": T.load_bundled_texts("medium")}
-    assert C.set_from_json(C.set_to_json(named), "f.json") == list(named.items())
-    assert C.set_from_json(scenario_texts_to_json(named["small"], "small"), "one.json") == [("small", named["small"])]
+    assert C.read_set(C.set_to_json(named), "f.json") == (list(named.items()), [])
+    assert C.read_set(scenario_texts_to_json(named["small"], "small"), "one.json") == ([("small", named["small"])], [])
     assert C.unique_name("medium", named) == "medium (2)"
 
 

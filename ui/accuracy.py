@@ -37,7 +37,6 @@ IDENTITY = (1.0, 1.0, 1.0, 1.0)
 PHASES = ((DGX_FILE, "prefill", "DGX-A100 prefill", "prefill time of the batch", "ms"),
           (DGX_FILE, "decode", "DGX-A100 decode step", "decode-step time of the batch", "ms"),
           (VLLM_FILE, "throughput", "vLLM on L40S throughput", "throughput", "tokens/s"))
-FILE_LABELS = {DGX_FILE: "DGX-A100 timings (splitwise_a100.csv)", VLLM_FILE: "vLLM on L40S (vllm_l40s.csv)"}
 
 ASSUMPTIONS = """
 **What the performance model computes** (`planner/perf.py`, one pipeline stage of *k* layers on a

@@ -34,11 +34,6 @@ def step_points(frontier: list[Plan], x_end: float | None = None) -> tuple[list[
     return xs, plans
 
 
-def best_at_budget(frontier: list[Plan], budget: float) -> Plan | None:
-    fits = [p for p in frontier if p.cost_usd_per_hour <= budget * (1 + 1e-12)]
-    return max(fits, key=lambda p: (p.tokens_per_s, -p.cost_usd_per_hour)) if fits else None
-
-
 def budget_curve(frontier: list[Plan], chosen: Plan | None, exact_best: Plan | None,
                  target: float | None = None, grid: tuple[CurvePoint, ...] = (), token_basis: str = "total") -> go.Figure:
     """$/million tokens of the best plan at each budget ($/h): a step curve, with markers."""

@@ -73,19 +73,6 @@ def num(v) -> str:
     return repr(f)
 
 
-def parse_number_list(text: str, integer: bool = False) -> list[float] | None:
-    """'5; 10, 20' -> [5, 10, 20]; None if a piece is not a number."""
-    parts = [p for p in text.replace(";", " ").replace(",", " ").replace("|", " ").split() if p]
-    out = []
-    for p in parts:
-        try:
-            x = float(p)
-        except ValueError:
-            return None
-        out.append(int(x) if integer and x.is_integer() else x)
-    return out
-
-
 def list_text(values) -> str:
     return "; ".join(num(v) for v in values)
 

@@ -33,15 +33,6 @@ def set_to_json(named: dict[str, dict[str, str]]) -> str:
                                                             for name, texts in named.items()]}, indent=1)
 
 
-def set_from_json(data: str | bytes, file: str) -> list[tuple[str, dict[str, str]]]:
-    """(name, texts) of every scenario in a set file, or of the one scenario in a single scenario file.
-    Every problem of every scenario is collected before raising."""
-    out, problems = read_set(data, file)
-    if problems:
-        raise InputError(problems)
-    return out
-
-
 def read_set(data: str | bytes, file: str) -> tuple[list[tuple[str, dict[str, str]]], list[Problem]]:
     """The scenarios that could be read and the problems of the others."""
     deep = T.json_depth_problem(data if isinstance(data, bytes) else data.encode(), file)

@@ -168,13 +168,6 @@ class QueuedAnalysis:
         self.ticket.cancel()
 
 
-def stop_running() -> None:
-    """End the session's analysis job (e.g. the scenario it works on is gone)."""
-    held = st.session_state.pop(JOB, None)
-    if held is not None:
-        held.cancel()
-
-
 def run(tasks: list[Task], controls, *, auto: bool, ident: str, why_not_auto: str = "") -> Iterator[tuple[Task, Done]]:
     """Yield (task, result) for every task: stored ones at once, the others as the worker finishes them.
 
