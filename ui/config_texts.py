@@ -6,7 +6,7 @@ import csv
 import io
 import math
 
-from planner import Catalog, Scenario
+from planner import Catalog, Scenario, SearchSettings
 
 MODEL_DIM_KEYS = ("num_decoder_layers", "d_model", "d_hidden", "vocab_size", "num_attention_heads", "num_kv_heads",
                   "head_dim", "gated_mlp", "bytes_per_element", "tied_embeddings", "layer_weight_memory_gb",
@@ -79,18 +79,20 @@ def list_text(values) -> str:
 
 # ------------------------------------------------------------------ widget values <-> config.csv
 def default_values(catalog: Catalog) -> dict:
-    """Widget values when the loaded texts do not parse (the texts are left untouched until edited)."""
-    models = list(catalog.models)
+    """Widget values when the loaded texts do not parse (the texts are left untouched until edited): the
+    library's own defaults (SearchSettings), not a second copy of them."""
+    d = SearchSettings()
+    name = "llama-3-70b" if "llama-3-70b" in catalog.models else next(iter(catalog.models))
+    m = catalog.models[name]  # the model boxes show a real model's dimensions
     return {
-        "method": "exact", "cost_weight": 0.5, "quantization": "coarse", "custom_sizes": False,
-        "segment_sizes_text": "", "budget_factors_text": "0.4; 0.7; 0.9; 1; 1.2; 1.5", "target": 0.0,
-        "use_case": "custom", "max_ttft_ms": 0.0, "max_tpot_ms": 0.0, "weight_scaling": "normalised",
-        "max_stages": 8, "min_layers": 1, "time_limit": 60.0,
+        "method": d.method, "cost_weight": d.cost_weight, "quantization": d.quantization, "custom_sizes": False,
+        "segment_sizes_text": "", "budget_factors_text": list_text(d.budget_factors),
+        "target": 0.0, "use_case": "custom", "max_ttft_ms": 0.0, "max_tpot_ms": 0.0, "weight_scaling": d.weight_scaling,
+        "max_stages": d.max_stages, "min_layers": d.min_layers_per_stage, "time_limit": d.time_limit_s,
         "input_tokens": 2048, "output_tokens": 512, "concurrency_auto": True, "concurrency": 32,
-        "token_basis": "total", "model_source": "catalogue",
-        "model_name": "llama-3-70b" if "llama-3-70b" in models else models[0],
-        "num_layers": 80, "hidden_size": 8192, "ffn_size": 28672, "num_heads": 64, "num_kv_heads": 8,
-        "vocab_size": 32000, "layer_weight_gb": 0.0,
+        "token_basis": "total", "model_source": "catalogue", "model_name": name,
+        "num_layers": m.num_layers, "hidden_size": m.hidden_size, "ffn_size": m.ffn_size, "num_heads": m.num_heads,
+        "num_kv_heads": m.num_kv_heads, "vocab_size": m.vocab_size, "layer_weight_gb": 0.0,
     }
 
 
