@@ -18,6 +18,8 @@ from .cli_common import (add_allow_large, add_precision_args, add_sizing_args, c
                          guarded_candidates, scenario_from_args)
 from .cli_out import check_out, write_out
 from .domain import MIN_GB_PER_S, USE_CASE_KEYS, WEIGHT_SCALINGS
+from .kinds import METHODS
+from .units import DEFAULT_INTER_NODE_GBPS
 from .uncertainty_text import range_lines
 from .errors import InfeasibleError, InputError, PlannerError, Problem, SolverError
 
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("solve", help="find a plan; writes plan.csv, summary.json (and curve.csv / frontier.csv)")
     add_sizing_args(s)
-    s.add_argument("--method", choices=("exact", "enumeration", "weighted"),
+    s.add_argument("--method", choices=METHODS,
                    help="exact: proven min $/token; enumeration: the seed's budget grid; weighted: cost-weight objective")
     s.add_argument("--cost-weight", type=float, help="weighted method: 0 = pure throughput, 1 = pure cost")
     s.add_argument("--budget-factors", type=floats_arg, help="enumeration: factors of the ballpark budget")
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tp", type=int)
     e.add_argument("--pp", type=int, default=1)
     e.add_argument("--nodes", type=int, default=1)
-    e.add_argument("--inter-node-gbps", type=float, default=200.0,
+    e.add_argument("--inter-node-gbps", type=float, default=DEFAULT_INTER_NODE_GBPS,
                    help="network between nodes in gigabits per second, as clouds quote it (default 200 = 25 GB/s)")
     e.add_argument("--input-len", type=int)
     e.add_argument("--output-len", type=int)
