@@ -17,6 +17,8 @@ from functools import lru_cache
 from . import perf
 from .domain import Scenario
 from .errors import InputError, Problem
+from .kinds import ROLES, Role, holds_embedding, holds_lm_head
+from .tiling import MAX_COUNT_STEPS, can_tile, exact_counts, stage_counts  # noqa: F401  (imported from here)
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,6 @@ QUANTIZATION_SETS: dict[str, tuple[int, ...]] = {
     "fine": (1, 3, 5, 8, 10, 15, 20, 25, 30, 35, 40),
 }
 QUANTIZATION_LEVELS = ("coarse", "fine", "even", "full")
-ROLES = ("first", "middle", "last", "only")
 CONCURRENCY_LEVELS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
@@ -55,7 +56,7 @@ class Level:
         return f"microbatch {self.microbatch} x {self.stage_counts[0]}-{self.stage_counts[-1]} stages"
 
 
-MIN_STAGES = {"only": 1, "first": 2, "last": 2, "middle": 3}
+MIN_STAGES = {Role.ONLY: 1, Role.FIRST: 2, Role.LAST: 2, Role.MIDDLE: 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +81,11 @@ class Option:
 
     @property
     def first(self) -> bool:
-        return self.role in ("first", "only")
+        return holds_embedding(self.role)
 
     @property
     def last(self) -> bool:
-        return self.role in ("last", "only")
+        return holds_lm_head(self.role)
 
     @property
     def microbatch(self) -> int:
@@ -131,74 +132,6 @@ def base_sizes(quantization: str, num_layers: int) -> tuple[int, ...]:
 # degree): a sanity limit that keeps the candidate build to seconds; above it the input is refused before
 # any option is evaluated, naming the count (coarser segment sizes or fewer stages bring it down).
 MAX_OPTION_EVALUATIONS = 200_000
-# The stage-count search does at most this many big-integer shift steps (see `exact_counts`).
-MAX_COUNT_STEPS = 2_000_000
-
-
-def _runs(sizes: list[int]) -> list[tuple[int, int]]:
-    """Sorted distinct sizes as runs of consecutive integers: (first, length)."""
-    runs: list[list[int]] = []
-    for s in sizes:
-        if runs and runs[-1][0] + runs[-1][1] == s:
-            runs[-1][1] += 1
-        else:
-            runs.append([s, 1])
-    return [(a, n) for a, n in runs]
-
-
-def _smear(bits: int, n: int) -> int:
-    """OR of bits << k for k in 0..n-1, in O(log n) shifts (binary decomposition of n)."""
-    out, cur, span, shift = 0, bits, 1, 0
-    while n:
-        if n & 1:
-            out |= cur << shift
-            shift += span
-        cur |= cur << span
-        span *= 2
-        n >>= 1
-    return out
-
-
-def exact_counts(sizes, total: int, max_stages: int) -> tuple[int, ...]:
-    """The stage counts P <= max_stages for which exactly P sizes (repeats allowed) sum to `total`.
-
-    Contiguous sizes a..b reach exactly the totals in [P a, P b]. Otherwise bit i of an int marks "i is a
-    sum of P sizes", and each P is a few shifts per run of consecutive sizes; P stops at total / min size.
-    Linear-time in practice for 10,000 layers (the coin-change DP it replaces took minutes); a size set
-    and stage limit that would still need more than MAX_COUNT_STEPS shifts are refused."""
-    sizes = sorted({s for s in sizes if 0 < s <= total})
-    if not sizes:
-        return ()
-    lo, hi = sizes[0], sizes[-1]
-    top = min(max_stages, total // lo)
-    if hi - lo + 1 == len(sizes):
-        return tuple(range(max(1, -(-total // hi)), top + 1))
-    runs = _runs(sizes)
-    steps = top * sum(max(1, n.bit_length()) for _, n in runs)
-    if steps > MAX_COUNT_STEPS:
-        raise InputError(Problem(f"{len(sizes):,} segment sizes in {len(runs):,} separate runs with up to {top:,} "
-                                 f"pipeline stages need {steps:,} steps to find the stage counts, above the limit of "
-                                 f"{MAX_COUNT_STEPS:,}: use fewer stages (max_pipeline_stages) or contiguous sizes "
-                                 f"(quantization full)", "settings", column="segment sizes"))
-    mask = (1 << (total + 1)) - 1
-    bits, out = 1, []
-    for p in range(1, top + 1):
-        nxt = 0
-        for a, n in runs:
-            nxt |= _smear(bits, n) << a
-        bits = nxt & mask
-        if not bits:
-            break
-        if bits >> total & 1:
-            out.append(p)
-    return tuple(out)
-
-
-def can_tile(sizes: tuple[int, ...], num_layers: int, max_stages: int) -> bool:
-    """Whether some multiset of at most `max_stages` sizes sums to `num_layers`."""
-    return bool(exact_counts(sizes, num_layers, max_stages))
-
-
 def segment_sizes(scenario: Scenario) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """The size set after adapting it to the model.
 
@@ -247,11 +180,6 @@ def tp_degrees(scenario: Scenario) -> tuple[dict[str, tuple[int, ...]], tuple[st
     return out, tuple(notes)
 
 
-def stage_counts(sizes: tuple[int, ...], num_layers: int, max_stages: int) -> tuple[int, ...]:
-    """Stage counts P <= max_stages for which exactly P sizes of the set sum to the layer count."""
-    return exact_counts(sizes, num_layers, max_stages)
-
-
 def pipeline_levels(scenario: Scenario, sizes: tuple[int, ...] | None = None) -> tuple[Level, ...]:
     """The levels of `Level`'s docstring: one per stage count for a fixed concurrency, one per
     power-of-two microbatch up to the engine's limit for `auto`."""
@@ -281,7 +209,7 @@ def evaluate_option(scenario: Scenario, size: int, role: str, gpu_type: str, tp:
 def _compute(scenario: Scenario, size: int, role: str, gpu_type: str, tp: int, level: Level) -> Option:
     m, w, eng = scenario.model, scenario.workload, scenario.engine
     g = scenario.pool.entry(gpu_type).spec
-    first, last = role in ("first", "only"), role in ("last", "only")
+    first, last = holds_embedding(role), holds_lm_head(role)
     cost = tp * g.price_usd_per_hour
     need = MIN_STAGES[role]
     allowed = [(p, c) for p, c in zip(level.stage_counts, level.concurrencies) if p >= need]
@@ -371,7 +299,7 @@ def roles_for(size: int, num_layers: int, level: Level, sizes: tuple[int, ...]) 
     """Roles a stage of `size` layers can take in some pipeline of the level: the other P-1 stages
     must be able to cover the remaining layers, (P-1) * min size <= L - size <= (P-1) * max size."""
     if size == num_layers:
-        return ("only",) if 1 in level.stage_counts else ()
+        return (Role.ONLY,) if 1 in level.stage_counts else ()
     rest, lo, hi = num_layers - size, min(sizes), max(sizes)
 
     def fits(p: int) -> bool:
@@ -379,9 +307,9 @@ def roles_for(size: int, num_layers: int, level: Level, sizes: tuple[int, ...]) 
 
     roles = []
     if any(p >= 2 and fits(p) for p in level.stage_counts):
-        roles += ["first", "last"]
+        roles += [Role.FIRST, Role.LAST]
     if any(p >= 3 and fits(p) for p in level.stage_counts):
-        roles.insert(1, "middle")
+        roles.insert(1, Role.MIDDLE)
     return tuple(roles)
 
 
@@ -477,8 +405,8 @@ def _with_reason(o: Option, reason: str) -> Option:
 
 def expand_positions(o: Option, num_layers: int) -> list[int]:
     """First layers (1-based) at which an option can sit."""
-    if o.role in ("first", "only"):
+    if holds_embedding(o.role):
         return [1]
-    if o.role == "last":
+    if o.role == Role.LAST:
         return [num_layers - o.size + 1]
     return list(range(2, num_layers - o.size + 1))

@@ -10,71 +10,20 @@ import json
 import logging
 import sys
 import traceback
-from dataclasses import replace
 from pathlib import Path
 
-from .candidates import QUANTIZATION_LEVELS, build_candidates
-from .csvio import check_number
-from .domain import MIN_GB_PER_S, MIN_PRICE_USD_PER_GPU_HOUR, USE_CASE_KEYS, WEIGHT_SCALINGS
+from .candidates import build_candidates
 from .cli_calibrate import add_engines_flag, calibration_points, catalog_for
+from .cli_common import (add_allow_large, add_precision_args, add_sizing_args, check_flag_number, floats_arg,
+                         guarded_candidates, scenario_from_args)
+from .cli_out import check_out, write_out
+from .domain import MIN_GB_PER_S, USE_CASE_KEYS, WEIGHT_SCALINGS
+from .kinds import METHODS
+from .units import DEFAULT_INTER_NODE_GBPS
 from .uncertainty_text import range_lines
 from .errors import InfeasibleError, InputError, PlannerError, Problem, SolverError
 
 log = logging.getLogger("planner")
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.replace(";", ",").split(",") if x.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from exc
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    values = _floats(text)
-    if any(int(v) != v for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got '{text}'")
-    return tuple(int(v) for v in values)
-
-
-def _sizing(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config-dir", required=True, help="scenario folder (config.csv, gpu_pool.csv, ...)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--sizes", type=_ints, help="explicit segment sizes, e.g. 1,5,10,20,30,40")
-    g.add_argument("--quantization", choices=QUANTIZATION_LEVELS,
-                   help="named segment-size set: coarse (the seed's 1,5,10,20,30,40), fine, even, full (1..L)")
-    p.add_argument("--max-stages", type=int, help="max pipeline stages (default: config.csv or 8)")
-    p.add_argument("--min-layers", type=int, help="min layers per stage")
-    p.add_argument("--concurrency", help="sequences in flight, or 'auto' (as many as memory allows)")
-    p.add_argument("--token-basis", choices=("total", "output"), help="what a token is in $/token")
-    p.add_argument("--engine", help="engine profile from config/engines.csv (default vllm)")
-    add_engines_flag(p)
-    _precision_args(p)
-
-
-def _precision_args(p: argparse.ArgumentParser) -> None:
-    from .domain import KV_PRECISIONS, PRECISIONS
-
-    p.add_argument("--precision", choices=tuple(PRECISIONS),
-                   help="weight precision: bf16/fp16 (default), fp8 (FP8 tensor cores on Ada/Hopper/Blackwell; "
-                        "weight-only on Ampere and older), int4 (weight-only, 16-bit compute)")
-    p.add_argument("--kv-precision", choices=tuple(KV_PRECISIONS),
-                   help="KV-cache precision (default: fp8 with --precision fp8, else 16-bit)")
-
-
-def add_allow_large(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--allow-large", action="store_true",
-                   help="solve even above 10,000 stage options (refused by default, exit 2: such a solve can take "
-                        "up to the time limit)")
-
-
-def _guarded_candidates(sc, args):
-    """The scenario's candidates, refused above the problem-size limit unless --allow-large."""
-    from .candidates import check_problem_size
-
-    cs = build_candidates(sc)
-    check_problem_size(cs, getattr(args, "allow_large", False))
-    return cs
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,11 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("solve", help="find a plan; writes plan.csv, summary.json (and curve.csv / frontier.csv)")
-    _sizing(s)
-    s.add_argument("--method", choices=("exact", "enumeration", "weighted"),
+    add_sizing_args(s)
+    s.add_argument("--method", choices=METHODS,
                    help="exact: proven min $/token; enumeration: the seed's budget grid; weighted: cost-weight objective")
     s.add_argument("--cost-weight", type=float, help="weighted method: 0 = pure throughput, 1 = pure cost")
-    s.add_argument("--budget-factors", type=_floats, help="enumeration: factors of the ballpark budget")
+    s.add_argument("--budget-factors", type=floats_arg, help="enumeration: factors of the ballpark budget")
     s.add_argument("--budget", type=float, help="hard cap on $/hour")
     s.add_argument("--max-ttft-ms", type=float, help="latency SLO: time to first token (ms)")
     s.add_argument("--max-tpot-ms", type=float, help="latency SLO: time per output token (ms)")
@@ -118,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_allow_large(s)
 
     c = sub.add_parser("candidates", help="list every stage option with its numbers and why it is excluded")
-    _sizing(c)
+    add_sizing_args(c)
     c.add_argument("--out", default="out", help="output folder (default ./out)")
 
     e = sub.add_parser("evaluate", help="predict one uniform layout (TP x PP) of a catalogue model on a catalogue GPU, "
@@ -132,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tp", type=int)
     e.add_argument("--pp", type=int, default=1)
     e.add_argument("--nodes", type=int, default=1)
-    e.add_argument("--inter-node-gbps", type=float, default=200.0,
+    e.add_argument("--inter-node-gbps", type=float, default=DEFAULT_INTER_NODE_GBPS,
                    help="network between nodes in gigabits per second, as clouds quote it (default 200 = 25 GB/s)")
     e.add_argument("--input-len", type=int)
     e.add_argument("--output-len", type=int)
@@ -141,14 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--concurrency", type=int, help="continuous batching with C requests in flight")
     e.add_argument("--engine", default="vllm", help="engine profile (default vllm)")
     add_engines_flag(e)
-    _precision_args(e)
+    add_precision_args(e)
     e.add_argument("--json", action="store_true")
 
     v = sub.add_parser("validate", help="predicted vs measured on the calibration data, the AIConfigurator reference "
                                         "and published measurements: MAPE and worst ratio per source and profile")
     v.add_argument("--json", action="store_true")
     add_engines_flag(v)
-    from .cli_whatif import add_subcommands  # cli_whatif imports this module's helpers
+    from .cli_whatif import add_subcommands
     add_subcommands(sub)
     from .cli_fleet import add_subcommands as add_fleet
 
@@ -162,110 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _scenario(args):
-    from .scenario_io import load_config_dir, override_settings
-
-    cat = catalog_for(args)
-    sc = load_config_dir(args.config_dir, catalog=cat)
-    changes = {}
-    flags = {}  # settings field -> the flag that set it, so that a problem names the flag
-    if getattr(args, "sizes", None):
-        changes["sizes"] = args.sizes
-        flags["sizes"] = "--sizes"
-    if getattr(args, "quantization", None):
-        changes.update(quantization=args.quantization, sizes=None)
-    for arg, field_name in (("max_stages", "max_stages"), ("min_layers", "min_layers_per_stage"),
-                            ("method", "method"), ("cost_weight", "cost_weight"),
-                            ("budget_factors", "budget_factors"), ("budget", "max_usd_per_hour"),
-                            ("target", "target_usd_per_million_tokens"), ("time_limit", "time_limit_s"),
-                            ("min_throughput", "min_tokens_per_s"),
-                            ("max_ttft_ms", "max_ttft_ms"), ("max_tpot_ms", "max_tpot_ms"),
-                            ("mip_gap", "mip_gap"), ("weight_scaling", "weight_scaling")):
-        value = getattr(args, arg, None)
-        if value is not None:
-            flag = "--" + arg.replace("_", "-")
-            if isinstance(value, float):
-                budget = arg == "budget"
-                _check_flag_number(value, flag, MIN_PRICE_USD_PER_GPU_HOUR if budget else None, "$/hour" if budget else "")
-            changes[field_name] = value
-            flags[field_name] = flag
-    if getattr(args, "use_case", None):  # the use case's limits, unless a latency flag is given too
-        from .usecases import apply_use_case
-
-        uc = apply_use_case(sc.settings, args.use_case)
-        changes.setdefault("max_ttft_ms", uc.max_ttft_ms)
-        changes.setdefault("max_tpot_ms", uc.max_tpot_ms)
-        changes["use_case"] = args.use_case
-        flags["use_case"] = "--use-case"
-    if changes:
-        sc = override_settings(sc, changes, flags)
-    w = sc.workload
-    if getattr(args, "concurrency", None):
-        conc = None if args.concurrency == "auto" else _positive_int(args.concurrency, "--concurrency")
-        w = replace(w, concurrency=conc)
-    if getattr(args, "token_basis", None):
-        w = replace(w, token_basis=args.token_basis)
-    if w is not sc.workload:
-        sc = replace(sc, workload=w)
-    if getattr(args, "engine", None):
-        engines = cat.engines
-        if args.engine not in engines:
-            raise InputError(Problem(f"unknown engine profile '{args.engine}' (known: {', '.join(engines)})",
-                                     "command line", column="--engine"))
-        sc = replace(sc, engine=engines[args.engine])
-    if getattr(args, "precision", None) or getattr(args, "kv_precision", None):
-        from . import perf
-
-        sc = replace(sc, model=perf.apply_precision(sc.model, args.precision, args.kv_precision))
-    return sc
-
-
-def _check_flag_number(value: float, flag: str, minimum: float | None = None, unit: str = "") -> None:
-    """Refuse a denormal or absurdly small number given on the command line (as in the files)."""
-    _, message = check_number(str(value), positive=False, minimum=minimum, unit=unit)
-    if message and "negative" not in message:  # the sign is checked with the rest of the settings
-        raise InputError(Problem(message, "command line", column=flag))
-
-
-def _positive_int(text: str, flag: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise InputError(Problem(f"'{text}' is not a whole number or 'auto'", "command line", column=flag)) from exc
-    if value <= 0:
-        raise InputError(Problem(f"must be positive, got {value}", "command line", column=flag))
-    return value
-
-
-def _check_out(args) -> Path:
-    """The --out folder, refused (exit 2) before any work when nothing could be written there."""
-    from .report import check_out_dir
-
-    problem = check_out_dir(args.out)
-    if problem:
-        raise InputError(Problem(problem, "command line", column="--out"))
-    return Path(args.out)
-
-
-def _write(out: Path, write) -> None:
-    """Run `write`; an OS error (disk full, the folder removed meanwhile) is one line naming --out."""
-    try:
-        write()
-    except OSError as exc:
-        where = f" '{exc.filename}'" if exc.filename else ""
-        raise InputError(Problem(f"cannot write{where} in '{out}': {exc.strerror or exc}", "command line",
-                                 column="--out")) from exc
-
-
 def cmd_solve(args) -> int:
     from .report import write_result
     from .search import Planner
 
-    out = _check_out(args)
-    sc = _scenario(args)
+    out = check_out(args)
+    sc = scenario_from_args(args)
     for w in sc.warnings:
         print(f"note: {w}", file=sys.stderr)
-    cs = _guarded_candidates(sc, args)
+    cs = guarded_candidates(sc, args)
     points = calibration_points(args, sc.engine)
     factors = None
     if args.pessimistic:
@@ -286,7 +140,7 @@ def cmd_solve(args) -> int:
     if factors is not None:
         result.extra["pessimistic"] = {"factors": factors, "note": "each option's tokens/s at the low end of its "
                                        "range (planner/pessimistic.py); tokens_per_s is that low end"}
-    _write(out, lambda: summary.update(write_result(result, out, sc.name, sc, points)))
+    write_out(out, lambda: summary.update(write_result(result, out, sc.name, sc, points)))
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     slow = interactive_warning(summary["ttft_ms"], summary["tpot_ms"], sc.settings.use_case)
@@ -329,8 +183,8 @@ def _ms(ms: float) -> str:
 def cmd_candidates(args) -> int:
     from .report import CANDIDATE_COLUMNS, candidate_rows, to_csv, write_outputs
 
-    out = _check_out(args)
-    sc = _scenario(args)
+    out = check_out(args)
+    sc = scenario_from_args(args)
     cs = build_candidates(sc)
     files = {"candidates.csv": to_csv(candidate_rows(cs), CANDIDATE_COLUMNS)}
     from . import perf
@@ -348,7 +202,7 @@ def cmd_candidates(args) -> int:
               "plan_rule": "a plan's tokens_per_s is the minimum over its stages' rows (all of one level, "
                            "with a stage count within every row's max_stages) and its links' tokens_per_s in links.csv"}
     files["limits.json"] = json.dumps(limits, indent=2)
-    _write(out, lambda: write_outputs(out, files))
+    write_out(out, lambda: write_outputs(out, files))
     print(f"{len(cs.options)} usable options, {len(cs.excluded)} excluded; wrote {out / 'candidates.csv'}, "
           f"{out / 'limits.json'}, {out / 'links.csv'}")
     return 0
@@ -380,7 +234,7 @@ def cmd_evaluate(args) -> int:
         if value is not None and value <= 0:
             raise InputError(Problem(f"must be positive, got {value}", "command line",
                                      column=f"--{flag.replace('_', '-')}"))
-    _check_flag_number(args.inter_node_gbps, "--inter-node-gbps", MIN_GB_PER_S, "Gbit/s")
+    check_flag_number(args.inter_node_gbps, "--inter-node-gbps", MIN_GB_PER_S, "Gbit/s")
     problem = cat.model(args.model).context_problem(args.input_len, args.output_len)
     if problem:
         raise InputError(Problem(problem.replace("input_tokens + output_tokens", "--input-len + --output-len"),
@@ -463,7 +317,7 @@ def _main(argv: list[str] | None) -> int:
         from .cli_calibrate import CALIBRATE_COMMANDS
         from .cli_compare import COMPARE_COMMANDS
         from .cli_fleet import FLEET_COMMANDS
-        from .cli_whatif import WHATIF_COMMANDS  # imported late: cli_whatif uses this module's helpers
+        from .cli_whatif import WHATIF_COMMANDS
 
         commands = {**COMMANDS, **WHATIF_COMMANDS, **FLEET_COMMANDS, **COMPARE_COMMANDS, **CALIBRATE_COMMANDS}
         return commands[args.command](args)

@@ -54,7 +54,7 @@ def add_subcommands(sub) -> None:
 
 def cmd_calibrate(args) -> int:
     from .calibrate import Layout, calibrate, format_report, read_runs, source_text, write_calibration
-    from .cli import _check_out, _write
+    from .cli_out import check_out as _check_out, write_out as _write
 
     out = _check_out(args)
     cat = catalog_for(args)

@@ -21,7 +21,7 @@ log = logging.getLogger("planner")
 
 
 def add_subcommands(sub) -> None:
-    from .cli import add_allow_large
+    from .cli_common import add_allow_large
     from .cli_calibrate import add_engines_flag
 
     c = sub.add_parser("compare", help="two scenarios (config folders or exported .json files) side by side, "
@@ -50,18 +50,18 @@ def load_scenario(path_text: str, label: str, catalog=None):
 
 
 def _prepared(args, path_text: str, label: str):
-    from .cli import _check_flag_number, _guarded_candidates
+    from .cli_common import check_flag_number, guarded_candidates
     from .cli_calibrate import catalog_for
     from .scenario_io import override_settings
 
     sc = load_scenario(path_text, label, catalog_for(args))
     if args.time_limit is not None:
-        _check_flag_number(args.time_limit, "--time-limit")
+        check_flag_number(args.time_limit, "--time-limit")
         sc = override_settings(sc, {"time_limit_s": args.time_limit}, {"time_limit_s": "--time-limit"})
     for w in sc.warnings:
         print(f"note: {label}: {w}", file=sys.stderr)
     if not args.allow_large:
-        _guarded_candidates(sc, args)  # the problem-size guard, before any MILP
+        guarded_candidates(sc, args)  # the problem-size guard, before any MILP
     return sc
 
 
@@ -79,7 +79,7 @@ def comparison_doc(comp) -> dict:
 
 
 def cmd_compare(args) -> int:
-    from .cli_whatif import _emit, _table
+    from .cli_common import emit, print_table
     from .whatif import compare_scenarios
 
     a = _prepared(args, args.scenario_a, "scenario A")
@@ -95,14 +95,14 @@ def cmd_compare(args) -> int:
         print(f"\nInputs that differ ({len(d['differences'])}):" if d["differences"] else
               "\nNo input differs.")
         if d["differences"]:
-            _table(d["differences"], [("section", "section"), ("item", "item"), ("a", "A"), ("b", "B")])
+            print_table(d["differences"], [("section", "section"), ("item", "item"), ("a", "A"), ("b", "B")])
         print("\nHeadline figures (each the exact optimum; change = B against A):")
-        _table(d["figures"], [("figure", ""), ("a", "A"), ("b", "B"), ("change_pct", "change %")])
+        print_table(d["figures"], [("figure", ""), ("a", "A"), ("b", "B"), ("change_pct", "change %")])
         for side in ("a", "b"):
             plan = d["plans"][side]
             if "infeasible" in plan:
                 print(f"{side.upper()} has no feasible plan: {plan['infeasible']}")
-    return _emit(args, doc, show)
+    return emit(args, doc, show)
 
 
 COMPARE_COMMANDS = {"compare": cmd_compare}

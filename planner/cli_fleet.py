@@ -10,7 +10,7 @@ from .errors import InputError, Problem
 
 
 def add_subcommands(sub) -> None:
-    from .cli import _sizing
+    from .cli_common import add_sizing_args as _sizing
 
     f = sub.add_parser("fleet", help="cheapest set of replicas serving a demand (tokens/s); --curve for the demand curve")
     _sizing(f)
@@ -44,7 +44,7 @@ def _mix(args, sc):
 
 
 def cmd_fleet(args) -> int:
-    from .cli import _scenario
+    from .cli_common import scenario_from_args as _scenario
     from .fleet import Fleet
     from .fleet_curve import CURVE_SECONDS, curve_rows, demand_curve
     from .fleet_report import CURVE_COLUMNS, fleet_summary, write_fleet

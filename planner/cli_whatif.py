@@ -7,13 +7,12 @@ failure). `--json` prints one JSON document; without it, a readable table.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
 from .candidates import QUANTIZATION_LEVELS
 from .cli_calibrate import add_engines_flag
-from .cli import _check_flag_number, _scenario, _sizing, add_allow_large
+from .cli_common import add_allow_large, add_sizing_args, check_flag_number, emit, print_table, scenario_from_args
 from .domain import MIN_PRICE_USD_PER_GPU_HOUR, USE_CASE_KEYS
 from .errors import InputError
 
@@ -59,16 +58,16 @@ def _levels(text: str) -> tuple[str, ...]:
 def add_subcommands(sub) -> None:
     """Add the what-if subcommands to `planner.cli`'s subparsers."""
     p = sub.add_parser("pareto", help="exact cost/throughput Pareto frontier, min-$/token point and the budget grid")
-    _sizing(p)
+    add_sizing_args(p)
     p.add_argument("--no-grid", action="store_true", help="skip the enumeration's budget grid")
     _common(p)
 
     b = sub.add_parser("baselines", help="best plan on each GPU type alone beside the mixed optimum")
-    _sizing(b)
+    add_sizing_args(b)
     _common(b)
 
     s = sub.add_parser("sensitivity", help="tornado of $/token under price moves, break-even prices, price sweep")
-    _sizing(s)
+    add_sizing_args(s)
     s.add_argument("--percent", type=float, default=20.0, help="price move for the tornado, in percent (default 20)")
     s.add_argument("--no-break-even", action="store_true", help="skip the break-even prices")
     s.add_argument("--sweep", metavar="TYPE", help="sweep this GPU type's price")
@@ -90,7 +89,7 @@ def add_subcommands(sub) -> None:
     _common(q)
 
     o = sub.add_parser("spot", help="on-demand plan against spot prices (with preemption overhead) and caps")
-    _sizing(o)
+    add_sizing_args(o)
     o.add_argument("--spot", type=_pairs(float), required=True, metavar="TYPE=$/h,...", help="spot prices per type")
     o.add_argument("--overhead", type=float, default=0.0,
                    help="fraction of paid spot time lost to preemptions, 0..1 (effective price = spot / (1 - overhead))")
@@ -107,55 +106,15 @@ def _common(p) -> None:
         add_allow_large(p)
 
 
-# ------------------------------------------------------------------ output helpers
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
-    cells = [[title for _, title in columns]] + [[_fmt(r.get(key)) for key, _ in columns] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-
-
-def _emit(args, doc: dict, show) -> int:
-    if args.json:
-        print(json.dumps(doc, indent=2, default=str))
-    else:
-        show(doc)
-        _show_proof(doc)
-    return 0
-
-
-def _show_proof(doc: dict) -> None:
-    """Say, after the table, which solves a limit stopped: their figures are the best found, not proven."""
-    if doc.get("proven_optimal", True):
-        return
-    bad = doc.get("not_proven", [])
-    print(f"NOT proven optimal: {len(bad)} of the solves behind these figures stopped at a limit "
-          f"(raise --time-limit):")
-    for b in bad:
-        gap = b.get("gap")
-        print(f"  {b['what']}: at most {gap:.2%} above the minimum $/token" if gap is not None else f"  {b['what']}",
-              "-- " + "; ".join(b.get("limits", [])) if b.get("limits") else "")
-
-
 def _load(args):
     for flag in ("time_limit", "percent", "overhead"):  # denormal or absurdly small numbers are out of range
         if isinstance(getattr(args, flag, None), float):
-            _check_flag_number(getattr(args, flag), "--" + flag.replace("_", "-"))
+            check_flag_number(getattr(args, flag), "--" + flag.replace("_", "-"))
     for name, price in (getattr(args, "spot", None) or {}).items():
-        _check_flag_number(price, f"--spot {name}", MIN_PRICE_USD_PER_GPU_HOUR, "$ per GPU-hour")
+        check_flag_number(price, f"--spot {name}", MIN_PRICE_USD_PER_GPU_HOUR, "$ per GPU-hour")
     for price in (getattr(args, "range", None) or ())[:2]:
-        _check_flag_number(price, "--range", MIN_PRICE_USD_PER_GPU_HOUR, "$ per GPU-hour")
-    sc = _scenario(args)
+        check_flag_number(price, "--range", MIN_PRICE_USD_PER_GPU_HOUR, "$ per GPU-hour")
+    sc = scenario_from_args(args)
     for w in sc.warnings:
         print(f"note: {w}", file=sys.stderr)
     if args.command != "quantization" and not args.allow_large:
@@ -185,14 +144,14 @@ def cmd_pareto(args) -> int:
               f"grid = enumeration budgets landing on the point")
         rows = [{**r, "mark": "*" if r["min_usd_per_token"] else "",
                  "grid": ", ".join(f"{b:.4g}" for b in r["grid_budgets_usd_per_hour"])} for r in d["points"]]
-        _table(rows, [("mark", ""), ("cost_usd_per_hour", "$/h"), ("tokens_per_s", "tokens/s"),
+        print_table(rows, [("mark", ""), ("cost_usd_per_hour", "$/h"), ("tokens_per_s", "tokens/s"),
                       ("usd_per_million_tokens", f"$/M {d['token_basis']} tokens"), ("stages", "stages"),
                       ("gpus", "GPUs"), ("layout", "layout"), ("grid", "grid $/h")])
         off = [g for g in d["grid"] if g["frontier_index"] is None and g["cost_usd_per_hour"] is not None]
         if off:
             print(f"  {len(off)} grid point(s) off the frontier (solved to the configured MIP gap): "
                   + ", ".join(f"${g['budget_usd_per_hour']:.4g}/h" for g in off))
-    return _emit(args, doc, show)
+    return emit(args, doc, show)
 
 
 def cmd_baselines(args) -> int:
@@ -208,14 +167,14 @@ def cmd_baselines(args) -> int:
 
     def show(d):
         print(f"{d['scenario']}: {d['verdict']}")
-        _table([d["mixed"], *d["baselines"].values()],
+        print_table([d["mixed"], *d["baselines"].values()],
                [("gpu_type", "pool"), ("count", "count"), ("usd_per_million_tokens", "$/M tokens"),
                 ("tokens_per_s", "tokens/s"), ("cost_usd_per_hour", "$/h"), ("vs_mixed_pct", "vs mixed %"),
                 ("layout", "layout")])
         for r in d["baselines"].values():
             if not r["feasible"]:
                 print(f"  {r['gpu_type']} alone: {r['reason']}")
-    return _emit(args, doc, show)
+    return emit(args, doc, show)
 
 
 def cmd_sensitivity(args) -> int:
@@ -260,7 +219,7 @@ def cmd_sensitivity(args) -> int:
               f"each type's price moved by -/+{d['percent']:g}% (widest swing first)")
         rows = [{**r, "changed": ("low " if r["low_plan_changed"] else "") + ("high" if r["high_plan_changed"] else "")}
                 for r in d["rows"]]
-        _table(rows, [("gpu_type", "type"), ("price_usd_per_hour", "$/h"), ("low_usd_per_million_tokens", "$/M low"),
+        print_table(rows, [("gpu_type", "type"), ("price_usd_per_hour", "$/h"), ("low_usd_per_million_tokens", "$/M low"),
                       ("high_usd_per_million_tokens", "$/M high"), ("swing_usd_per_million_tokens", "swing"),
                       ("changed", "plan changes")])
         if "break_even" in d:
@@ -272,11 +231,11 @@ def cmd_sensitivity(args) -> int:
             print(f"sweep of {sw['gpu_type']}'s price ({'exact' if sw['exact_changes'] else 'bracketed'} change "
                   f"points, {sw['solves']} solves); * = plan changed")
             rows = [{**r, "mark": "*" if r["plan_changed"] else ""} for r in sw["points"]]
-            _table(rows, [("mark", ""), ("price_usd_per_hour", "$/h"), ("usd_per_million_tokens", "$/M tokens"),
+            print_table(rows, [("mark", ""), ("price_usd_per_hour", "$/h"), ("usd_per_million_tokens", "$/M tokens"),
                           ("gpus_of_type", f"{sw['gpu_type']} GPUs"), ("layout", "layout")])
             for c in sw["changes"]:
                 print(f"  {c['from_layout']}  ->  {c['to_layout']}: {c['how']}")
-    return _emit(args, doc, show)
+    return emit(args, doc, show)
 
 
 def cmd_quantization(args) -> int:
@@ -294,11 +253,11 @@ def cmd_quantization(args) -> int:
     def show(d):
         print(f"{d['scenario']}: {d['summary']}")
         rows = [{**r, "sizes": len(r["sizes"])} for r in d["rows"]]
-        _table(rows, [("level", "level"), ("sizes", "sizes"), ("options", "options"), ("status", "status"),
+        print_table(rows, [("level", "level"), ("sizes", "sizes"), ("options", "options"), ("status", "status"),
                       ("usd_per_million_tokens", "$/M tokens"), ("tokens_per_s", "tokens/s"),
                       ("milp_integers", "integers"), ("seconds", "seconds"), ("loss_pct", "loss %"),
                       ("note", "note")])
-    return _emit(args, doc, show)
+    return emit(args, doc, show)
 
 
 def cmd_spot(args) -> int:
@@ -324,9 +283,9 @@ def cmd_spot(args) -> int:
         for r in d["prices"]:
             print(f"  {r['gpu_type']}: on demand ${r['on_demand_usd_per_hour']:.4g}/h, spot effective "
                   f"${r['effective_spot_usd_per_hour']:.4g}/h")
-        _table(d["figures"], [("figure", ""), ("on_demand", "on demand"), ("spot", "spot"),
+        print_table(d["figures"], [("figure", ""), ("on_demand", "on demand"), ("spot", "spot"),
                               ("change_pct", "change %")])
-    return _emit(args, doc, show)
+    return emit(args, doc, show)
 
 
 WHATIF_COMMANDS = {"pareto": cmd_pareto, "baselines": cmd_baselines, "sensitivity": cmd_sensitivity,

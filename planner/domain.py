@@ -5,9 +5,10 @@ import math
 from dataclasses import dataclass, field
 
 from .errors import InputError, Problem
+from .kinds import METHODS
+from .units import DEFAULT_LINK_GB_PER_S, GIB
 
 TOKEN_BASES = ("total", "output")
-METHODS = ("exact", "enumeration", "weighted")
 WEIGHT_SCALINGS = ("normalised", "seed")
 USE_CASE_KEYS = ("chat", "batch", "custom")  # the rows of config/use_cases.csv (planner.usecases)
 
@@ -89,7 +90,7 @@ class GpuSpec:
     @property
     def memory_bytes(self) -> float:
         """Capacity in bytes: the vendor's GB are GiB (80 GB = 85.9e9 bytes)."""
-        return self.memory_gb * 2 ** 30
+        return self.memory_gb * GIB
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class Pool:
 
     entries: tuple[PoolEntry, ...]
     link_gb_per_s: tuple[tuple[str, str, float], ...] = ()  # (type a, type b, GB/s), unordered pairs
-    default_link_gb_per_s: float = 25.0
+    default_link_gb_per_s: float = DEFAULT_LINK_GB_PER_S
 
     def __post_init__(self) -> None:
         if not self.entries:

@@ -25,6 +25,7 @@ import math
 from . import perf
 from .domain import EngineProfile, GpuSpec, ModelSpec, Workload
 from .errors import InputError
+from .units import DEFAULT_LINK_GB_PER_S, usd_per_million_tokens
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def _infeasible(reason: str, **extra) -> dict:
 
 def evaluate_layout(
     model: ModelSpec, gpu: GpuSpec, engine: EngineProfile, tp: int, pp: int, input_len: int, output_len: int,
-    batch: int | None = None, concurrency: int | None = None, nodes: int = 1, inter_node_gb_per_s: float = 25.0,
+    batch: int | None = None, concurrency: int | None = None, nodes: int = 1, inter_node_gb_per_s: float = DEFAULT_LINK_GB_PER_S,
     precision: str | None = None, kv_precision: str | None = None, check_memory: bool = True,
 ) -> dict:
     """Prediction for one uniform layout (see the module docstring). Never raises for a layout that does
@@ -191,7 +192,7 @@ def evaluate_layout(
         "tokens_per_s": tokens_per_s, "output_tokens_per_s": tokens_per_s * output_len / (input_len + output_len),
         "memory_gb_per_gpu": mem_gb, "bound": bound,
         "usd_per_hour": tp * pp * gpu.price_usd_per_hour,
-        "usd_per_million_tokens": tp * pp * gpu.price_usd_per_hour / (3600 * tokens_per_s) * 1e6,
+        "usd_per_million_tokens": usd_per_million_tokens(tp * pp * gpu.price_usd_per_hour, tokens_per_s),
         "layers_per_stage": sizes, "stages": stages, "links": links,
     }
     log.debug("evaluate %s on %s TP%d x PP%d: %.0f tokens/s", model.name, gpu.sku, tp, pp, tokens_per_s)

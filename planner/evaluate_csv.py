@@ -24,12 +24,13 @@ from .catalog import Catalog
 from .csvio import Cells, parse_table, read_text
 from .errors import InputError, Problem
 from .evaluate import evaluate_layout
+from .units import DEFAULT_INTER_NODE_GBPS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ENGINE = "vllm"
 # `inter_node_gbps` is gigabits per second, as its name (and clouds) say: 200 Gbps = 25 GB/s, the default
-DEFAULT_INTER_NODE = 200.0
+DEFAULT_INTER_NODE = DEFAULT_INTER_NODE_GBPS
 # Precisions a row may name; the performance model's own list once it has one.
 KNOWN_PRECISIONS = tuple(getattr(domain, "PRECISIONS", ("bf16", "fp16", "fp8", "int4")))
 KNOWN_KV_PRECISIONS = tuple(getattr(domain, "KV_PRECISIONS", ("bf16", "fp16", "fp8")))

@@ -56,6 +56,8 @@ from .candidates import Level, Option
 from .domain import Scenario
 from .errors import SolverError
 from .highs_direct import PersistentHighs
+from .kinds import Role
+from .units import NO_BUDGET, at_least, down, exceeds, up
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,6 @@ def _lin(coefs, vars_, constant=0.0):
     return LinearExpression(constant=constant, linear_coefs=list(coefs), linear_vars=list(vars_))
 
 
-NO_BUDGET = 1e30  # the budget row's bound when no cap is set (costs are scaled to about 1, see cost_scale)
 
 
 def cost_scale(costs) -> float:
@@ -99,7 +100,7 @@ def add_stage_counts(m: pyo.ConcreteModel, opts: list[Option], scenario: Scenari
     L = scenario.model.num_layers
     ub = []
     for o in opts:
-        if o.role == "middle":
+        if o.role == Role.MIDDLE:
             ub.append(max(0, min(scenario.pool.entry(o.gpu_type).count // o.tp, L // o.size, o.max_stages - 2)))
         else:
             ub.append(1)
@@ -278,7 +279,7 @@ class LevelModel(_Solvable):
         Only changed bounds are touched, so the persistent solver sees a few bound changes."""
         m = self.m
         for i, o in enumerate(self.opts):
-            ok = floor is None or (o.tokens_per_s > floor if strict else o.tokens_per_s >= floor * (1 - 1e-12))
+            ok = floor is None or (o.tokens_per_s > floor if strict else at_least(o.tokens_per_s, floor))
             ub = self.ub[i] if ok else 0
             if self._ub[i] != ub:
                 m.n[i].setub(ub)
@@ -288,7 +289,7 @@ class LevelModel(_Solvable):
     def floor_feasible(self, floor: float, strict: bool = False) -> bool:
         """Some first and some last option meet the floor (else no plan can)."""
         def meets(o: Option) -> bool:
-            return o.tokens_per_s > floor * (1 + 1e-12) if strict else o.tokens_per_s >= floor * (1 - 1e-12)
+            return exceeds(o.tokens_per_s, floor) if strict else at_least(o.tokens_per_s, floor)
         return any(o.first and meets(o) for o in self.opts) and any(o.last and meets(o) for o in self.opts)
 
     def solve(self, time_limit: float, gap: float) -> SolveOutcome | None:
@@ -347,7 +348,7 @@ def warm_up() -> float:
     m.cap = pyo.Param(m.K, mutable=True, initialize=1)
     m.cover = pyo.Constraint(expr=sum(m.cap[k] * m.x[k] for k in m.K) >= 1)
     m.C = pyo.Expression(expr=_lin([1.0, 2.0], [m.x[0], m.x[1]]))
-    m.budget = pyo.Param(mutable=True, initialize=1e12)
+    m.budget = pyo.Param(mutable=True, initialize=NO_BUDGET)
     m.budget_row = pyo.Constraint(expr=m.C <= m.budget)
     m.obj = pyo.Objective(expr=m.C, sense=pyo.minimize)
     tiny.m = m
@@ -378,8 +379,8 @@ class _Shape:
         to the cap is then valid too)."""
         k = len(self.options)
         if floor is not None:
-            k = (bisect.bisect_left(self.neg_rate, -floor * (1 + 1e-12)) if strict
-                 else bisect.bisect_right(self.neg_rate, -floor * (1 - 1e-12)))
+            k = (bisect.bisect_left(self.neg_rate, -up(floor)) if strict
+                 else bisect.bisect_right(self.neg_rate, -down(floor)))
         lo, hi = 0, k  # leading sizes whose KV cache fits at `stages` (max_stages non-increasing)
         while lo < hi:
             mid = (lo + hi) // 2
@@ -459,10 +460,10 @@ def add_shape_roles(m: pyo.ConcreteModel, hp: list[tuple["_Shape", int]], level:
     z = dict(zip(level.stage_counts, m.z))
 
     def rule(_m, p, role):
-        if p == 1 and role != "only" or p > 1 and role == "only" or (role == "middle" and p < 3):
+        if p == 1 and role != Role.ONLY or p > 1 and role == Role.ONLY or (role == Role.MIDDLE and p < 3):
             return pyo.Constraint.Skip
         ks = [k for k, (h, q) in enumerate(hp) if q == p and h.role == role]
-        want = p - 2 if role == "middle" else 1
+        want = p - 2 if role == Role.MIDDLE else 1
         return _lin([1] * len(ks), [m.x[k] for k in ks]) == want * z[p]
     m.Role_Count_Constraint = pyo.Constraint(m.PIPELINE_LENGTHS, ["first", "last", "middle", "only"], rule=rule)
 
@@ -554,11 +555,11 @@ class ShapeModel(_Solvable):
 
     def floor_feasible(self, floor: float, strict: bool = False) -> bool:
         """Some first and some last shape (or an only shape) can hold a stage at the floor."""
-        ok = {r: False for r in ("first", "last", "only")}
+        ok = {r: False for r in (Role.FIRST, Role.LAST, Role.ONLY)}
         for h, p in self.hp:
             if h.role in ok and h.cap(floor, strict, p, self.a) >= self.a:
                 ok[h.role] = True
-        return ok["only"] or (ok["first"] and ok["last"])
+        return ok[Role.ONLY] or (ok[Role.FIRST] and ok[Role.LAST])
 
     def solve(self, time_limit: float, gap: float) -> SolveOutcome | None:
         run = run_highs(self, time_limit, gap, self.scale)
@@ -575,7 +576,7 @@ class ShapeModel(_Solvable):
         a, L = self.a, self.L
         floor, strict = self.floor
         rates = sorted({-x for h, _ in chosen for x in h.neg_rate if floor is None or
-                        (-x > floor if strict else -x >= floor * (1 - 1e-12))}, reverse=True)
+                        (-x > floor if strict else at_least(-x, floor))}, reverse=True)
         best = None
         lo, hi = 0, len(rates) - 1
         while lo <= hi:  # rates descending: find the first (highest) rate whose caps reach L

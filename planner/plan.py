@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from . import perf
 from .candidates import Option
 from .domain import Scenario
+from .kinds import Role, holds_embedding
+from .units import usd_per_million_tokens
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class Plan:
 
     @property
     def usd_per_million_tokens(self) -> float:
-        return self.cost_usd_per_hour / (3600 * self.billable_tokens_per_s) * 1e6
+        return usd_per_million_tokens(self.cost_usd_per_hour, self.billable_tokens_per_s)
 
     @property
     def num_gpus(self) -> int:
@@ -115,9 +117,9 @@ class Plan:
 
 def _order(options: list[Option]) -> list[Option]:
     """First stage, then middles grouped by type (fewest cross-type links), then the last stage."""
-    first = [o for o in options if o.role in ("first", "only")]
-    last = [o for o in options if o.role == "last"]
-    middle = sorted((o for o in options if o.role == "middle"), key=lambda o: (o.gpu_type, -o.tp, -o.size))
+    first = [o for o in options if holds_embedding(o.role)]
+    last = [o for o in options if o.role == Role.LAST]
+    middle = sorted((o for o in options if o.role == Role.MIDDLE), key=lambda o: (o.gpu_type, -o.tp, -o.size))
     if first and last:
         # put middles of the first stage's type next to it and of the last stage's type next to it
         head = [o for o in middle if o.gpu_type == first[0].gpu_type]

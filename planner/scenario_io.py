@@ -25,6 +25,9 @@ from .domain import (MAX_CONCURRENCY, MAX_CONTEXT_TOKENS, MAX_GB_PER_S, MAX_GPU_
                      USE_CASE_KEYS, WEIGHT_SCALINGS, GpuSpec, ModelSpec, Pool, PoolEntry, Scenario, SearchSettings,
                      Workload)
 from .errors import InputError, Problem
+from .kinds import METHODS
+from .tiling import can_tile, tiles_at_all
+from .units import GB, DEFAULT_LINK_GB_PER_S, tokens_per_s_over, usd_per_million_from_per_token
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +169,7 @@ def scenario_from_texts(texts: dict[str, str], name: str = "scenario", catalog: 
         problems.sort(key=lambda p: (order.get(Path(p.file).name, len(order)), p.row or 0))
         raise InputError(problems)
     try:
-        pool = Pool(tuple(entries), links, default_link_gb_per_s=inter_node or 25.0)
+        pool = Pool(tuple(entries), links, default_link_gb_per_s=inter_node or DEFAULT_LINK_GB_PER_S)
     except InputError as exc:  # only the pool-wide limits are left to fail here
         raise InputError([Problem(p.message, prefix + "gpu_pool.csv") for p in exc.problems]) from exc
     description = cfg.text("description")
@@ -203,7 +206,8 @@ def check_settings_against_model(model: ModelSpec, settings: SearchSettings,
             bad("sizes", f"segment_sizes {given}: none lies between min_layers_per_stage ({lo}) and the model's "
                          f"{L} layers, so no stage can be formed")
         else:
-            within, reachable = _tiling(usable, L, settings.max_stages)
+            reachable = tiles_at_all(usable, L)
+            within = reachable and can_tile(tuple(usable), L, settings.max_stages)
             if not reachable:
                 bad("sizes", f"segment_sizes {given} cannot tile the model: no sum of the usable sizes {usable} "
                              f"equals its {L} layers (add {L}, or sizes that add up to {L})")
@@ -212,36 +216,6 @@ def check_settings_against_model(model: ModelSpec, settings: SearchSettings,
                              f"max_pipeline_stages ({settings.max_stages}): every sum of the sizes that equals {L} "
                              "needs more stages")
     return problems
-
-
-def _tiling(sizes: list[int], total: int, max_stages: int) -> tuple[bool, bool]:
-    """(some <= max_stages of the sizes, repeats allowed, sum to `total`; any number of them do).
-
-    Bit i of an int is "sum i is reachable", so each step is a few shifts, not a loop over sums."""
-    mask = (1 << (total + 1)) - 1
-    reach = 1
-    for s in sizes:  # unbounded: multiples s, 2s, 4s, ... combine to any count of s
-        step = s
-        while step <= total:
-            reach = (reach | reach << step) & mask
-            step *= 2
-    if not reach >> total & 1:
-        return False, False
-    if total in sizes or max_stages >= total:  # every stage holds at least one layer
-        return True, True
-    level = 1
-    for _ in range(max_stages):
-        level = 0 if not level else _or_shifts(level, sizes) & mask
-        if level >> total & 1:
-            return True, True
-    return False, True
-
-
-def _or_shifts(bits: int, sizes: list[int]) -> int:
-    out = 0
-    for s in sizes:
-        out |= bits << s
-    return out
 
 
 def override_settings(scenario: Scenario, changes: dict, sources: dict[str, str]) -> Scenario:
@@ -472,7 +446,7 @@ def _model(cfg: _Config, catalog: Catalog, warnings: list[str]) -> ModelSpec | N
     if override is not None:
         from .perf import layer_params
 
-        computed = layer_params(base) * base.bytes_per_param / 1e9
+        computed = layer_params(base) * base.bytes_per_param / GB
         warnings.append(f"layer_weight_memory_gb={override:g} is used as each layer's weights: its memory, the "
                         f"bytes read per step and the FLOPs ({override / base.bytes_per_param:g} G parameters per "
                         f"layer; the architecture implies {computed:.2f} GB)")
@@ -551,7 +525,7 @@ def _workload(cfg: _Config, warnings: list[str]) -> Workload | None:
 def _settings(cfg: _Config, warnings: list[str]) -> SearchSettings | None:
     before = len(cfg.problems)
     kwargs: dict = {}
-    method = cfg.choice("method", ("exact", "enumeration", "weighted"), "exact")
+    method = cfg.choice("method", METHODS, "exact")
     if method:
         kwargs["method"] = method
     w = cfg.number("cost_throughput_weight", positive=False)
@@ -618,18 +592,18 @@ def _settings(cfg: _Config, warnings: list[str]) -> SearchSettings | None:
     if target is not None:
         kwargs["target_usd_per_million_tokens"] = target
     elif per_token is not None:
-        kwargs["target_usd_per_million_tokens"] = per_token * 1e6
+        kwargs["target_usd_per_million_tokens"] = usd_per_million_from_per_token(per_token)
         warnings.append(f"max_cost_per_token={per_token:g} $/token is read as a target of "
-                        f"${per_token * 1e6:g} per million tokens")
+                        f"${usd_per_million_from_per_token(per_token):g} per million tokens")
     tokens = cfg.number("total_tokens_to_process", maximum=1e18, unit="tokens")
     hours = cfg.number("max_total_runtime_hours", maximum=1e12, unit="hours")
     total_cost = cfg.number("max_total_cost", maximum=1e15, unit="$")
     if (cfg.has("max_total_runtime_hours") or cfg.has("max_total_cost")) and not cfg.has("total_tokens_to_process"):
         warnings.append("max_total_runtime_hours / max_total_cost need total_tokens_to_process; ignored")
     if tokens is not None and hours is not None:
-        kwargs["min_tokens_per_s"] = tokens / (hours * 3600)
+        kwargs["min_tokens_per_s"] = tokens_per_s_over(tokens, hours)
     if tokens is not None and total_cost is not None:
-        kwargs["max_usd_per_million_tokens"] = total_cost / tokens * 1e6
+        kwargs["max_usd_per_million_tokens"] = usd_per_million_from_per_token(total_cost / tokens)
     if len(cfg.problems) > before:
         return None
     try:

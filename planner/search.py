@@ -16,6 +16,7 @@ from .domain import Scenario
 from .errors import CancelledError, InfeasibleError, InputError, SolverError
 from .milp import LevelModel, ShapeModel, SolveOutcome, StoppedWithoutPlan, shape_table
 from .plan import CurvePoint, Plan, Result, make_plan
+from .units import GB, GIB, REL_EPS, SAME_FIGURE_REL, at_least, at_most, exceeds, falls_short, up, usd_per_hour_at
 
 log = logging.getLogger(__name__)
 EXACT_GAP = 1e-9
@@ -158,7 +159,7 @@ class Planner:
         q_top = max(plan.stage_tokens_per_s / plan.cost_usd_per_hour, self._q_open)
         if not math.isfinite(q_top):
             return 1.0
-        if q_top <= q_plan * (1 + 1e-12):  # the same figure up to rounding
+        if at_most(q_top, q_plan):  # the same figure up to rounding
             return 0.0
         return 1.0 - q_plan / q_top
 
@@ -212,14 +213,14 @@ class Planner:
         best: Plan | None = None
         for c in sorted(self.levels, key=lambda c: -max(o.tokens_per_s for o in self._by_level[c])):
             lm = self.model(c)
-            if best and lm.thetas[-1] < best.tokens_per_s * (1 - 1e-12):
+            if best and falls_short(lm.thetas[-1], best.tokens_per_s):
                 continue
             if not self._apply_limits(lm):
                 continue
             lm.set_budget(cap)
             thetas = [t for t in lm.thetas if st.min_tokens_per_s is None or t >= st.min_tokens_per_s]
             if best:
-                thetas = [t for t in thetas if t >= best.tokens_per_s * (1 - 1e-12)]
+                thetas = [t for t in thetas if at_least(t, best.tokens_per_s)]
             lo, hi, found = 0, len(thetas) - 1, None
             while lo <= hi:
                 mid = (lo + hi) // 2
@@ -242,7 +243,7 @@ class Planner:
         """Largest index whose theta is <= value (the plan already achieves every floor up to it)."""
         import bisect
 
-        return bisect.bisect_right(thetas, value * (1 + 1e-12)) - 1
+        return bisect.bisect_right(thetas, up(value)) - 1
 
     def min_cost(self, floor: float | None, gap: float, strict: bool = False) -> Plan | None:
         """Cheapest plan whose throughput is >= floor (> floor if strict), over all levels."""
@@ -318,14 +319,14 @@ class Planner:
         units = sorted(self.levels, key=lambda c: -bounds[c])
         for i, c in enumerate(units, start=1):
             best_q = best.stage_tokens_per_s / best.cost_usd_per_hour if best else 0.0
-            if best is not None and bounds[c] > best_q * (1 + 1e-12) and self._time_is_up():
-                self._skip_units([u for u in units[i - 1:] if bounds[u] > best_q * (1 + 1e-12)])
+            if best is not None and exceeds(bounds[c], best_q) and self._time_is_up():
+                self._skip_units([u for u in units[i - 1:] if exceeds(bounds[u], best_q)])
                 break
-            if bounds[c] > best_q * (1 + 1e-12):
+            if exceeds(bounds[c], best_q):
                 for plan in self._level_sweep(c, best_q):
                     q = plan.stage_tokens_per_s / plan.cost_usd_per_hour
-                    if best is None or q > best_q * (1 + 1e-12) or (
-                            math.isclose(q, best_q, rel_tol=1e-12) and plan.cost_usd_per_hour < best.cost_usd_per_hour):
+                    if best is None or exceeds(q, best_q) or (
+                            math.isclose(q, best_q, rel_tol=REL_EPS) and plan.cost_usd_per_hour < best.cost_usd_per_hour):
                         best, best_q = plan, q
             self._report(i / len(units), f"exact: {i}/{len(units)} pipeline levels")
         return best
@@ -349,7 +350,7 @@ class Planner:
             opts = self._by_level[level]
             p_min = level[1] or min(level[0].stage_counts)
             floor = known(p_min * min(o.cost_usd_per_hour for o in opts)) or None
-            if floor is not None and t_max <= floor * (1 + 1e-12):
+            if floor is not None and at_most(t_max, floor):
                 return
         while True:
             if floor is not None:
@@ -375,7 +376,7 @@ class Planner:
             yield plan
             if prune_q is not None:
                 prune_q = max(prune_q, plan.stage_tokens_per_s / plan.cost_usd_per_hour)
-                if t_max / plan.cost_usd_per_hour <= prune_q * (1 + 1e-12):
+                if at_most(t_max / plan.cost_usd_per_hour, prune_q):
                     self._leave_open(level, t_max, lower)  # within prune_q unless the solve was stopped
                     return
             if stop is not None and stop(plan, t_max):
@@ -384,7 +385,7 @@ class Planner:
             floor = plan.stage_tokens_per_s
             if known is not None:
                 floor = max(floor, known(plan.cost_usd_per_hour))
-                if t_max <= floor * (1 + 1e-12):
+                if at_most(t_max, floor):
                     self._leave_open(level, t_max, lower)
                     return
             if prune_q is not None:
@@ -467,7 +468,7 @@ class Planner:
                    "cost_norm": (p.cost_usd_per_hour - low.cost_usd_per_hour) / c_span} for p in front]
         values = [(1 - w) * q["throughput_norm"] - w * q["cost_norm"] for q in points]
         top = max(values)
-        pick = next(i for i, v in enumerate(values) if v >= top - 1e-12)  # ties: the cheaper plan
+        pick = next(i for i, v in enumerate(values) if v >= top - REL_EPS)  # ties: the cheaper plan (values ~1)
         plan = front[pick]
         status, complete = self._frontier_status[0], self._frontier_status[1]
         objective_proven = status == "optimal" and complete
@@ -526,7 +527,7 @@ class Planner:
             for plan in sweep:
                 found.append(plan)
                 v = value(plan)
-                if best[0] is None or v > best[1] + 1e-12 * abs(best[1]):
+                if best[0] is None or v > best[1] + REL_EPS * abs(best[1]):
                     best[0], best[1] = plan, v
         if best[0] is None:
             raise self.explain_infeasible()
@@ -550,7 +551,7 @@ class Planner:
         cheapest, fastest = front[0], front[-1]
         high = None
         if st.target_usd_per_million_tokens is not None:
-            high = st.target_usd_per_million_tokens / 1e6 * 3600 * fastest.billable_tokens_per_s
+            high = usd_per_hour_at(st.target_usd_per_million_tokens, fastest.billable_tokens_per_s)
         return cheapest.cost_usd_per_hour, high, cheapest, fastest
 
     def enumeration(self, factors: tuple[float, ...] | None = None) -> Result:
@@ -572,13 +573,13 @@ class Planner:
         warnings: list[str] = []
         for f in factors:
             budget = f * ballpark
-            if budget < low * (1 - 1e-9):
+            if falls_short(budget, low, SAME_FIGURE_REL):
                 curve.append(CurvePoint(budget, None, None, None, "infeasible (below the cheapest plan)"))
                 continue
             if high is not None and budget > high and budget > low:
                 curve.append(CurvePoint(budget, None, None, None, "skipped (cannot beat the target)"))
                 continue
-            plan = max((p for p in front if p.cost_usd_per_hour <= budget * (1 + 1e-12)),
+            plan = max((p for p in front if at_most(p.cost_usd_per_hour, budget)),
                        key=lambda p: (p.tokens_per_s, -p.cost_usd_per_hour))
             curve.append(CurvePoint(budget, plan.tokens_per_s, plan.cost_usd_per_hour,
                                     plan.usd_per_million_tokens, "solved", plan))
@@ -632,12 +633,12 @@ class Planner:
         m, w, e = sc.model, sc.workload, sc.engine
         binding: list[str] = []
         hints: list[str] = []
-        weights_gb = (m.num_layers * perf.layer_weight_bytes(m) + 2 * perf.embedding_bytes(m)) / 1e9
+        weights_gb = (m.num_layers * perf.layer_weight_bytes(m) + 2 * perf.embedding_bytes(m)) / GB
         seqs = w.concurrency or 1
         kv_tokens = perf.workload_kv_tokens(w)
-        kv_gb = seqs * perf.stage_kv_bytes_per_sequence_per_gpu(m, m.num_layers, 1, kv_tokens) / 1e9
+        kv_gb = seqs * perf.stage_kv_bytes_per_sequence_per_gpu(m, m.num_layers, 1, kv_tokens) / GB
         usable = sum(e_.count * max(0.0, e_.spec.memory_bytes * e.memory_utilization
-                                    - e.runtime_reserve_gib * perf.GIB) / 1e9 for e_ in sc.pool.entries)
+                                    - e.runtime_reserve_gib * GIB) / GB for e_ in sc.pool.entries)
         need = weights_gb + kv_gb
         slo = st.max_ttft_ms is not None or st.max_tpot_ms is not None
         blocked_by_slo = slo and any(o.bound == "latency" for o in self.candidates.excluded)
@@ -740,7 +741,7 @@ def _link_words(plan: Plan) -> str:
 def fastest_within(plans: list[Plan], cost: float) -> float:
     """The best stage throughput among `plans` costing at most `cost` $/h (0 if none): what a later,
     costlier plan must beat to be worth finding."""
-    return max((p.stage_tokens_per_s for p in plans if p.cost_usd_per_hour <= cost * (1 + 1e-12)), default=0.0)
+    return max((p.stage_tokens_per_s for p in plans if at_most(p.cost_usd_per_hour, cost)), default=0.0)
 
 
 def pareto_filter(plans: list[Plan]) -> list[Plan]:
@@ -748,9 +749,9 @@ def pareto_filter(plans: list[Plan]) -> list[Plan]:
     Costs equal to 1e-9 count as equal (sums of the same prices in another order differ in the last bit)."""
     out: list[Plan] = []
     for p in sorted(plans, key=lambda p: (p.cost_usd_per_hour, -p.tokens_per_s)):
-        if out and p.tokens_per_s <= out[-1].tokens_per_s * (1 + 1e-12):
+        if out and at_most(p.tokens_per_s, out[-1].tokens_per_s):
             continue
-        if out and p.cost_usd_per_hour <= out[-1].cost_usd_per_hour * (1 + 1e-9):
+        if out and at_most(p.cost_usd_per_hour, out[-1].cost_usd_per_hour, SAME_FIGURE_REL):
             out[-1] = p  # as cheap and faster
             continue
         out.append(p)

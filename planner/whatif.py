@@ -22,9 +22,10 @@ from .domain import Scenario
 from .errors import InfeasibleError, InputError, Problem
 from .plan import Plan, Result
 from .search import Planner
+from .units import SAME_FIGURE_REL
 
 log = logging.getLogger(__name__)
-REL_TOL = 1e-9  # two figures closer than this (relative) are the same figure
+REL_TOL = SAME_FIGURE_REL  # two figures closer than this (relative) are the same figure
 
 
 # ------------------------------------------------------------------ shared helpers

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from .domain import Scenario
 from .errors import InfeasibleError, InputError, Problem, SolverError
 from .plan import Plan, Result
+from .units import SAME_FIGURE_REL, at_most, usd_per_million_tokens_per_usd_per_hour
 from .whatif import (REL_TOL, Headline, _check_types, headline_row, layout, planner_for, restrict_pool, same, signature,
                      with_prices)
 
@@ -56,7 +57,7 @@ def solve_at(sc: Scenario, gpu_type: str, price: float, cancel=None) -> Result:
 
 def line(plan: Plan, gpu_type: str) -> tuple[float, float]:
     """(intercept, slope) of the plan's $/million tokens as a function of the type's $/GPU-hour."""
-    k = 1e6 / (3600 * plan.billable_tokens_per_s)
+    k = usd_per_million_tokens_per_usd_per_hour(plan.billable_tokens_per_s)
     other = sum(s.cost_usd_per_hour for s in plan.stages if s.gpu_type != gpu_type)
     return other * k, plan.gpus_by_type().get(gpu_type, 0) * k
 
@@ -217,7 +218,7 @@ def break_even(sc: Scenario, gpu_type: str, base: Result | None = None, cancel=N
         x_cap = math.inf if cap is None else (cap - _cost_at(plan, gpu_type, 0.0)) / n  # where it reaches the cap
         # the plan is in up to min(x, x_cap); probe there, or just past x_cap where the plan itself is gone.
         # Where both coincide (to rounding) the lines cross at the cap: a crossing, not a jump.
-        crossing = x <= x_cap * (1 + 1e-9)
+        crossing = at_most(x, x_cap, SAME_FIGURE_REL)
         probe = x if crossing else x_cap + max(CAP_STEP * x_cap, CAP_ROW_STEP * _cost_unit(sc, gpu_type, x_cap) / n)
         try:
             r = solve_at(sc, gpu_type, probe, cancel)
