@@ -34,8 +34,8 @@ from .domain import Scenario
 from .errors import InfeasibleError, InputError, Problem, SolverError
 from .plan import Plan, Result
 from .units import SAME_FIGURE_REL, at_most, usd_per_million_tokens_per_usd_per_hour
-from .whatif import (REL_TOL, Headline, _check_types, headline_row, layout, planner_for, restrict_pool, same, signature,
-                     with_prices)
+from .whatif_base import (REL_TOL, Headline, _check_types, headline_row, layout, planner_for, restrict_pool, same,
+                          signature, with_prices)
 
 log = logging.getLogger(__name__)
 ENTER_PROBE = 1e-3  # a type absent from the optimum is tried at this fraction of its price ("almost free")

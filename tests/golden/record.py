@@ -73,11 +73,15 @@ def run(argv: list[str]) -> dict:
     """Run the CLI in-process from the repository root; returns {'exit': code, 'json': parsed stdout}."""
     from planner.cli import main
 
+    import tempfile
+
     buf = io.StringIO()
     logging.disable(logging.WARNING)
     try:
-        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(io.StringIO()), _chdir(ROOT):
-            code = main(list(argv))
+        with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(buf), \
+                contextlib.redirect_stderr(io.StringIO()), _chdir(ROOT):
+            # `solve` writes its files too: into a scratch folder, not the repository's ./out
+            code = main(list(argv) + (["--out", out] if argv[0] == "solve" else []))
     finally:
         logging.disable(logging.NOTSET)
     text = buf.getvalue()
