@@ -2,7 +2,10 @@
 another part that differs in layout, model or length (benchmarks/fit_engines.py holds out every other
 batch / configuration; these splits are harder).
 
-    python benchmarks/holdout.py [--out benchmarks/holdout.csv]
+    python benchmarks/holdout.py [--out benchmarks/holdout.csv] [--files-only]
+
+`--files-only` refits only the measurement-file splits and keeps the reference splits' rows of the existing
+CSV (for a change that leaves the `vllm` profile as it is; the reference splits take most of the time).
 
 Splits (each fitted with benchmarks/fit_engines.py's parameters, bounds and prior):
 * AIConfigurator reference (vllm): fit on TP 1 and 2, predict TP 4 and 8; fit on Llama-3.1-8B, predict
@@ -53,11 +56,16 @@ def _record(name: str, engine: str, phase: str, pairs: list[tuple[float, float]]
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "holdout.csv"))
+    ap.add_argument("--files-only", action="store_true",
+                    help="refit only the DGX and L40S splits; keep the reference rows of the existing --out CSV")
     args = ap.parse_args(argv)
     cat = load_catalog()
     out = []
-    ref = reference_measurements()
-    for name, train, test in REF_SPLITS:
+    if args.files_only:
+        with open(args.out, newline="") as f:
+            out = [r for r in csv.DictReader(f) if r["engine"] == "vllm"]
+    ref = [] if args.files_only else reference_measurements()
+    for name, train, test in ([] if args.files_only else REF_SPLITS):
         space = Space("vllm", cat.engine("vllm"))
         res = fit(space, reference_residuals([r for r in ref if r["fits"] and train(r)], cat), starts=(1.0,))
         rows = [r for r in reference_rows(space.profile(res.x), cat, rows=ref) if r["fits"] and test(r)]

@@ -4,10 +4,10 @@
   repeated rows of each (model, tp, prompt_size, batch_size, token_size); compared are the prefill time
   of the batch (`prompt_time`) and one decode step of the batch (`token_time`, at the mean context
   prompt + output/2).
-* `vllm_l40s.csv` (vLLM 0.10 eager on L40S, engine profile `vllm-eager`): end-to-end tokens/s,
-  predicted as continuous batching at the memory-limited concurrency (capped by the engine's
-  max_num_seqs), each sequence holding its prompt and half its output on average (vLLM allocates KV
-  blocks as tokens arrive); pp = 2 rows are two stages in one node.
+* `vllm_l40s.csv` (vLLM 0.10 eager on L40S, engine profile `vllm-eager`): end-to-end tokens/s of
+  throughput runs (every request submitted at once), predicted as continuous batching at the concurrency
+  whose KV cache fits at the full context (`burst_concurrency`, capped by the engine's max_num_seqs);
+  pp = 2 rows are two stages in one node.
 * `aiconfigurator_vllm.csv` (NVIDIA AIConfigurator's vLLM backend, a profiled-kernel model; engine
   profile `vllm`): static batches; prefill, decode step at mid-output, tokens/s and memory fit per
   (model, GPU, TP, batch, lengths) - `reference_rows`, `reference_summary`.
@@ -30,7 +30,8 @@ from .catalog import Catalog, load_catalog
 from .csvio import read_text
 from .domain import EngineProfile
 from .errors import InputError, Problem
-from .evaluate import evaluate_layout
+from . import perf
+from .evaluate import evaluate_layout, split_layers
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +130,22 @@ def predict_dgx(row: dict, engine: EngineProfile, cat: Catalog) -> dict:
                            row["tp"], row["pp"], row["input_len"], row["output_len"], batch=row["batch"])
 
 
+def burst_concurrency(row: dict, engine: EngineProfile, cat: Catalog) -> int:
+    """Sequences in flight in a throughput run that submits every request at once: they start and grow
+    together, so the engine keeps those whose KV cache fits at the full context (prompt + output) on every
+    stage; the ones it admitted beyond that are preempted and recomputed as the others grow. (A server with
+    staggered arrivals holds the prompt and half the output on average: perf.kv_tokens_per_sequence.)"""
+    m, g = cat.model(MODEL_NAMES[row["model"]]), cat.gpu(GPU_NAMES[row["hardware"]])
+    sizes = split_layers(m.num_layers, row["pp"])
+    full = row["input_len"] + row["output_len"]
+    return max(1, min(perf.max_concurrency(m, g, engine, n, row["tp"], i == 0, i == len(sizes) - 1, full)
+                      for i, n in enumerate(sizes)))
+
+
 def predict_vllm(row: dict, engine: EngineProfile, cat: Catalog) -> dict:
     return evaluate_layout(cat.model(MODEL_NAMES[row["model"]]), cat.gpu(GPU_NAMES[row["hardware"]]), engine,
-                           row["tp"], row["pp"], row["input_len"], row["output_len"], nodes=row["nodes"])
+                           row["tp"], row["pp"], row["input_len"], row["output_len"], nodes=row["nodes"],
+                           concurrency=burst_concurrency(row, engine, cat))
 
 
 def _err(pred: float, meas: float) -> float:
@@ -210,8 +224,8 @@ def validate_report(engine_names: dict[str, str] | None = None, cat: Catalog | N
         "excluded": sorted({r["excluded"] for r in rows if r["excluded"]}),
         "assumptions": [
             "DGX: static batch; decode step at mean context prompt + output/2; medians over repeated runs",
-            "vLLM: continuous batching at the memory-limited concurrency (full input+output KV reserved "
-            "per sequence, capped by max_num_seqs); lengths are the configured maxima; pp=2 in one node",
+            "vLLM: throughput run (all requests at once): continuous batching at the concurrency whose full "
+            "input+output KV fits, capped by max_num_seqs; lengths are the configured maxima; pp=2 in one node",
         ],
     }
 

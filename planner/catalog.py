@@ -31,7 +31,8 @@ ENGINE_COLUMNS = ("name", "compute_efficiency", "hbm_efficiency", "nvlink_effici
                   "pcie_efficiency", "pcie_latency_us", "network_efficiency", "network_latency_us",
                   "launch_us_per_layer", "scheduler_ms", "scheduler_us_per_seq", "memory_utilization",
                   "runtime_reserve_gib", "max_num_seqs", "prefill_chunk_tokens", "pcie_root_gpus", "source",
-                  "memory_fraction_of", "nvswitch_exponent")
+                  "memory_fraction_of", "nvswitch_exponent",
+                  "allreduce_large_mb", "allreduce_large_ratio")
 # config/engine_gpus.csv: an engine's kernel efficiencies per GPU SKU or per architecture (arch:<name>)
 ENGINE_GPU_COLUMNS = ("engine", "gpu", "compute_efficiency", "hbm_efficiency", "source")
 
@@ -216,6 +217,8 @@ def parse_engines(text: str, file: str, gpu_text: str | None = None,
             prefill_chunk_tokens=c.integer("prefill_chunk_tokens", maximum=10_000_000),
             pcie_root_gpus=c.number("pcie_root_gpus", default=8.0, maximum=1024),
             nvswitch_exponent=c.number("nvswitch_exponent", default=0.0, positive=False, maximum=1.0),
+            allreduce_large_mb=c.number("allreduce_large_mb", default=0.0, positive=False, maximum=1e9),
+            allreduce_large_ratio=c.number("allreduce_large_ratio", default=1.0, maximum=1.0),
         )
         if name is None or None in values.values():
             continue

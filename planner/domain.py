@@ -315,8 +315,15 @@ class EngineProfile:
     # by (tp / 2) ** nvswitch_exponent (0: a plain ring). NVSwitch nodes reduce in the switch (NVLS on
     # Hopper), so NCCL's bus bandwidth rises with the GPU count; fitted on NCCL timings.
     nvswitch_exponent: float = 0.0
+    # All-reduces larger than `allreduce_large_mb` (MB) move the bytes past it at `allreduce_large_ratio` of
+    # the link's rate (perf.large_allreduce_seconds); 0 / 1: one rate for every size.
+    allreduce_large_mb: float = 0.0
+    allreduce_large_ratio: float = 1.0
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.allreduce_large_ratio, (int, float)) and 0 < self.allreduce_large_ratio <= 1):
+            raise InputError(f"engine {self.name}: allreduce_large_ratio must be in (0, 1], "
+                             f"got {self.allreduce_large_ratio!r}")
         if not (isinstance(self.nvswitch_exponent, (int, float)) and 0 <= self.nvswitch_exponent <= 1):
             raise InputError(f"engine {self.name}: nvswitch_exponent must be between 0 and 1, "
                              f"got {self.nvswitch_exponent!r}")
@@ -336,7 +343,7 @@ class EngineProfile:
             prefill_chunk_tokens=self.prefill_chunk_tokens,
         )
         for name in ("nvlink_latency_us", "pcie_latency_us", "network_latency_us", "launch_us_per_layer",
-                     "scheduler_ms", "scheduler_us_per_seq", "runtime_reserve_gib"):
+                     "scheduler_ms", "scheduler_us_per_seq", "runtime_reserve_gib", "allreduce_large_mb"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise InputError(f"engine {self.name}: {name} must be a non-negative number, got {value!r}")

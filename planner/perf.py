@@ -331,7 +331,19 @@ def allreduce_seconds(message_bytes: float, tp: int, g: GpuSpec, e: EngineProfil
         # all-reduces faster than a ring scaled from TP 2 (AIConfigurator's NCCL tables: ~1.4x on H100)
         factor /= (tp / 2) ** e.nvswitch_exponent
     wire = factor * message_bytes / (g.intra_link_gb_per_s * GB * eff)
-    return wire + latency_us * 1e-6
+    return large_allreduce_seconds(wire, message_bytes, e)[0] + latency_us * 1e-6
+
+
+def large_allreduce_seconds(wire_s: float, message_bytes: float, e: EngineProfile) -> tuple[float, str]:
+    """(seconds, bound) of an all-reduce whose bytes take `wire_s` at the link's rate for small messages:
+    the bytes past `allreduce_large_mb` move at `allreduce_large_ratio` of that rate. The DGX-A100 prefills
+    (splitwise) slow down per token where a layer's all-reduce message passes ~59-67 MB, at 2048-4096
+    tokens for Llama-2-70B and 2048 for BLOOM (hidden 14336), not at one token count (docs/calibration.md)."""
+    limit = e.allreduce_large_mb * 1e6
+    if e.allreduce_large_ratio >= 1.0 or message_bytes <= limit:
+        return wire_s, "link"
+    small = wire_s * limit / message_bytes
+    return small + (wire_s - small) / e.allreduce_large_ratio, "link"
 
 
 def handoff_seconds(m: ModelSpec, e: EngineProfile, tokens: float, gb_per_s: float, kind: str) -> float:
@@ -344,11 +356,6 @@ def handoff_seconds(m: ModelSpec, e: EngineProfile, tokens: float, gb_per_s: flo
 def launch_seconds(e: EngineProfile, layers: int) -> float:
     """Host time to issue one forward step of a stage's kernels (its own worker issues them)."""
     return e.launch_us_per_layer * 1e-6 * layers
-
-
-def host_overhead_seconds(m: ModelSpec, e: EngineProfile, layers: int) -> float:
-    """Kept for callers of the old model: the launch time of a stage of `layers` layers."""
-    return launch_seconds(e, layers)
 
 
 def scheduler_seconds(e: EngineProfile, batch: int) -> float:

@@ -8,7 +8,7 @@ from planner.domain import Workload
 from planner.evaluate import evaluate_layout, split_layers
 
 CAT = load_catalog()
-VLLM_EAGER_GUARD = 16.5  # achieved 15.7%; the 15% target is just missed (docs/calibration.md)
+VLLM_EAGER_GUARD = 14.0  # achieved 13.0% (target 15%); held-out rows 16.3% (docs/calibration.md)
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +71,14 @@ def test_split_layers():
 
 
 # ---------------------------------------------------------------- (b) calibration targets as regression guards
-# Figures of benchmarks/fit_engines.py (2026-11-29); each guard sits a little above the achieved figure.
+# Figures of benchmarks/fit_engines.py (2026-11-30); each guard sits a little above the achieved figure.
 def test_dgx_decode_mape(report):
-    assert report["summary"]["by_phase"]["decode"]["mape_pct"] <= 10.0  # achieved 5.4%
+    assert report["summary"]["by_phase"]["decode"]["mape_pct"] <= 3.5  # target 10%, achieved 3.3% (5.4% before)
 
 
 def test_dgx_prefill_mape(report):
-    # target 10%, achieved 10.8% (batched prompts run slower than one prompt of the same tokens in
-    # that stack, which a token-count model cannot reproduce): guarded where it is
-    assert report["summary"]["by_phase"]["prefill"]["mape_pct"] <= 11.5
+    # target 10%, achieved 7.5% with the large all-reduce term (10.6% before; docs/calibration.md)
+    assert report["summary"]["by_phase"]["prefill"]["mape_pct"] <= 8.0
 
 
 def test_vllm_eager_throughput_mape(report):

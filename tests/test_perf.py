@@ -9,6 +9,7 @@ import pytest
 
 from planner import perf
 from planner.domain import EngineProfile, GpuEfficiency, GpuSpec, Workload
+from planner.errors import InputError
 from tests.helpers import CAT
 
 ROUND = EngineProfile(
@@ -141,6 +142,24 @@ def test_allreduce_by_link_type_by_hand():
     assert perf.allreduce_seconds(message, 8, h100, switch) == pytest.approx(0.875e6 / 225e9 + 10e-6)
     assert perf.allreduce_seconds(message, 2, h100, switch) == perf.allreduce_seconds(message, 2, h100, ROUND)
     assert perf.allreduce_seconds(message, 8, l40s, switch) == perf.allreduce_seconds(message, 8, l40s, ROUND)
+
+
+def test_large_allreduce_slower_past_the_size_by_hand():
+    """Past allreduce_large_mb the bytes move at allreduce_large_ratio of the rate: a 100 MB message, limit
+    40 MB at ratio 0.5, NVLink ring over 2 H100s at 450 GB/s x 0.5 = 225 GB/s: 40 MB / 225 GB/s = 177.8 us
+    + 60 MB at half that = 533.3 us, + 10 us latency; below the limit (and with ratio 1) unchanged."""
+    h100 = CAT.gpu("H100-SXM")
+    slow = replace(ROUND, allreduce_large_mb=40.0, allreduce_large_ratio=0.5)
+    assert perf.allreduce_seconds(100e6, 2, h100, slow) == pytest.approx(40e6 / 225e9 + 60e6 / 112.5e9 + 10e-6)
+    assert perf.allreduce_seconds(30e6, 2, h100, slow) == perf.allreduce_seconds(30e6, 2, h100, ROUND)
+    assert perf.large_allreduce_seconds(1e-3, 100e6, ROUND) == (1e-3, "link")
+    # a prefill that sends such messages says "link" when they dominate: 32768 tokens of an 8192-wide model
+    # = 537 MB per all-reduce over PCIe
+    m, l40s = CAT.model("llama-2-70b"), CAT.gpu("L40S")
+    slower = replace(slow, allreduce_large_ratio=0.1)
+    assert perf.prefill_time(m, l40s, slower, 80, 8, True, True, 64, 512).bound == "link"
+    with pytest.raises(InputError, match="allreduce_large_ratio"):
+        replace(ROUND, allreduce_large_ratio=0.0)
 
 
 def test_nvswitch_exponent_from_the_nccl_tables_by_hand():
