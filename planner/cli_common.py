@@ -38,8 +38,7 @@ def add_sizing_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quantization", choices=QUANTIZATION_LEVELS,
                    help="named segment-size set: coarse (the seed's 1,5,10,20,30,40), fine, even, full (1..L)")
     add_parameter_flags(p, ("max_stages", "min_layers_per_stage"))
-    p.add_argument("--concurrency", help="sequences in flight, or 'auto' (as many as memory allows)")
-    p.add_argument("--token-basis", choices=("total", "output"), help="what a token is in $/token")
+    add_parameter_flags(p, ("concurrency", "token_basis"))
     p.add_argument("--engine", help="engine profile from config/engines.csv (default vllm)")
     add_engines_flag(p)
     add_precision_args(p)
@@ -47,7 +46,7 @@ def add_sizing_args(p: argparse.ArgumentParser) -> None:
 
 def add_parameter_flags(p: argparse.ArgumentParser, fields: tuple[str, ...]) -> None:
     """The flags of these settings fields, in this order, as `parameters.SETTINGS_PARAMETERS` declares them."""
-    kinds = {"int": {"type": int}, "float": {"type": float}, "floats": {"type": floats_arg}}
+    kinds = {"int": {"type": int}, "float": {"type": float}, "floats": {"type": floats_arg}, "text": {}}
     for field_name in fields:
         q = BY_FIELD[field_name]
         kind = {"choices": q.choices} if q.flag_type == "choice" else kinds[q.flag_type]

@@ -1,6 +1,6 @@
-"""The search settings' parameters, each declared once: its SearchSettings field, its config.csv key, unit,
-limits, command-line flag and help. The config reader (`scenario_sections`), the CLI (`cli`, `cli_common`)
-and, later, the app's widgets read this table instead of restating the mapping.
+"""A scenario's parameters, each declared once: its section (model, workload, settings) and field there, its
+config.csv key, unit, limits, command-line flag and help. The config reader (`scenario_sections`), the CLI
+(`cli`, `cli_common`) and, later, the app's widgets read this table instead of restating the mapping.
 
 `read` says who reads the config key: "number" is the generic reader (one number, checked against
 `minimum`/`maximum`, whole when `integer`); "own" parameters have their own rules in
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .domain import MAX_LAYERS, MIN_PRICE_USD_PER_GPU_HOUR, USE_CASE_KEYS, WEIGHT_SCALINGS
+from .domain import (MAX_CONCURRENCY, MAX_CONTEXT_TOKENS, MAX_LAYERS, MIN_PRICE_USD_PER_GPU_HOUR, USE_CASE_KEYS,
+                     WEIGHT_SCALINGS)
 from .kinds import METHODS
 
 MAX_BUDGET_FACTOR = 1000
@@ -22,7 +23,7 @@ QUANTIZATION_KEYS = ("coarse", "fine", "even", "full")
 
 @dataclass(frozen=True)
 class Parameter:
-    field: str  # SearchSettings field
+    field: str  # the field of its section's domain type (SearchSettings, Workload, ModelSpec)
     config_key: str  # config.csv parameter it is read from
     unit: str = ""
     minimum: float | None = None  # smallest value allowed (None: only the sign, checked by the domain)
@@ -30,12 +31,13 @@ class Parameter:
     integer: bool = False
     read: str = "own"  # "number": the generic config reader; "own": read_settings's own code
     flag: str | None = None  # command-line flag of `solve` (and the analysis commands), None: none
-    flag_type: str = "float"  # how the flag is parsed: int | float | floats | choice
+    flag_type: str = "float"  # how the flag is parsed: int | float | floats | choice | text
     choices: tuple[str, ...] = ()
     help: str = ""
     # the flag's value is checked against `minimum` in `unit` as the config key's is (the budget: no plan
     # costs less than one GPU-hour's floor price); other flags only refuse denormal numbers
     flag_floor: bool = False
+    section: str = "settings"  # settings | workload | model
 
     @property
     def dest(self) -> str | None:
@@ -86,9 +88,37 @@ SETTINGS_PARAMETERS: tuple[Parameter, ...] = (
     Parameter("cost_normalization", "cost_normalization", maximum=1e12, read="number"),
 )
 
-BY_FIELD = {p.field: p for p in SETTINGS_PARAMETERS}
+# The architecture of a model given by its numbers instead of a catalogue name: whole numbers, each under its
+# limit (read by `scenario_sections.read_model`; the domain checks the rest).
+MODEL_PARAMETERS: tuple[Parameter, ...] = tuple(
+    Parameter(field, key, unit, maximum=limit, integer=True, read="number", section="model")
+    for key, field, limit, unit in (
+        ("num_decoder_layers", "num_layers", MAX_LAYERS, "layers"),
+        ("d_model", "hidden_size", 1_000_000, ""),
+        ("d_hidden", "ffn_size", 10_000_000, ""),
+        ("vocab_size", "vocab_size", 100_000_000, "tokens"),
+        ("num_attention_heads", "num_heads", 100_000, "heads"),
+        ("num_kv_heads", "num_kv_heads", 100_000, "heads"),
+        ("head_dim", "head_dim", 100_000, ""),
+        ("max_position_embeddings", "max_position_embeddings", MAX_CONTEXT_TOKENS, "tokens")))
+
+# What is served (read by `scenario_sections.read_workload`, which also takes the seed's sequence_length and
+# batch sizes); the flags' own parsing is in `cli_common.scenario_from_args`.
+WORKLOAD_PARAMETERS: tuple[Parameter, ...] = (
+    Parameter("input_tokens", "input_tokens", "tokens", maximum=MAX_CONTEXT_TOKENS, integer=True, section="workload"),
+    Parameter("output_tokens", "output_tokens", "tokens", maximum=MAX_CONTEXT_TOKENS, integer=True,
+              section="workload"),
+    Parameter("concurrency", "concurrency", "sequences in flight", maximum=MAX_CONCURRENCY, integer=True,
+              flag="--concurrency", flag_type="text", section="workload",
+              help="sequences in flight, or 'auto' (as many as memory allows)"),
+    Parameter("token_basis", "token_basis", choices=("total", "output"), flag="--token-basis",
+              flag_type="choice", section="workload", help="what a token is in $/token"),
+)
+
+PARAMETERS = MODEL_PARAMETERS + WORKLOAD_PARAMETERS + SETTINGS_PARAMETERS
+BY_FIELD = {p.field: p for p in PARAMETERS}
 
 
 def table_rows() -> list[dict]:
     """The table as plain rows (one dict per parameter, `dest` included), for documentation and the app."""
-    return [{**asdict(p), "dest": p.dest} for p in SETTINGS_PARAMETERS]
+    return [{**asdict(p), "dest": p.dest} for p in PARAMETERS]

@@ -11,23 +11,15 @@ from .domain import (MAX_CONCURRENCY, MAX_CONTEXT_TOKENS, MAX_GPU_MEMORY_GB, MAX
                      USE_CASE_KEYS, WEIGHT_SCALINGS, ModelSpec, SearchSettings, Workload)
 from .errors import InputError
 from .kinds import METHODS
-from .parameters import MAX_BUDGET_FACTOR, MAX_TIME_LIMIT_S, QUANTIZATION_KEYS, SETTINGS_PARAMETERS  # noqa: F401
+from .parameters import (MAX_BUDGET_FACTOR, MAX_TIME_LIMIT_S, MODEL_PARAMETERS, QUANTIZATION_KEYS,  # noqa: F401
+                         SETTINGS_PARAMETERS)
 from .scenario_config import ConfigReader
 from .units import GB, tokens_per_s_over, usd_per_million_from_per_token
 
 DEFAULT_OUTPUT_TOKENS = 256
 
 # config.csv key -> (ModelSpec field, limit, unit); all whole numbers.
-MODEL_KEYS = {
-    "num_decoder_layers": ("num_layers", MAX_LAYERS, "layers"),
-    "d_model": ("hidden_size", 1_000_000, ""),
-    "d_hidden": ("ffn_size", 10_000_000, ""),
-    "vocab_size": ("vocab_size", 100_000_000, "tokens"),
-    "num_attention_heads": ("num_heads", 100_000, "heads"),
-    "num_kv_heads": ("num_kv_heads", 100_000, "heads"),
-    "head_dim": ("head_dim", 100_000, ""),
-    "max_position_embeddings": ("max_position_embeddings", MAX_CONTEXT_TOKENS, "tokens"),
-}
+MODEL_KEYS = {p.config_key: (p.field, p.maximum, p.unit) for p in MODEL_PARAMETERS}
 # SearchSettings field -> the config.csv key it comes from (to locate the domain's own checks).
 SETTINGS_KEYS = {p.field: p.config_key for p in SETTINGS_PARAMETERS}
 

@@ -9,11 +9,12 @@ import pytest
 
 from planner.cli import build_parser
 from planner.cli_common import scenario_from_args
-from planner.domain import SearchSettings
+from planner.domain import ModelSpec, SearchSettings, Workload
 from planner.errors import InputError
-from planner.parameters import BY_FIELD, SETTINGS_PARAMETERS, table_rows
+from planner.parameters import (BY_FIELD, MODEL_PARAMETERS, PARAMETERS, SETTINGS_PARAMETERS, WORKLOAD_PARAMETERS,
+                                table_rows)
 from planner.scenario_config import HONOURED
-from planner.scenario_io import scenario_from_texts
+from planner.scenario_io import MODEL_KEYS, scenario_from_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {f: (ROOT / "config" / "tiny" / f).read_text() for f in ("config.csv", "gpu_pool.csv", "network_bandwidth.csv")}
@@ -32,7 +33,22 @@ def test_every_setting_is_declared_once():
     assert sorted(declared) == sorted(fields) and len(set(declared)) == len(declared)
     assert all(p.config_key in HONOURED for p in SETTINGS_PARAMETERS)
     assert len({p.flag for p in FLAGGED}) == len(FLAGGED)
-    assert [r["dest"] for r in table_rows() if r["flag"]] == [p.dest for p in FLAGGED]
+    assert [r["dest"] for r in table_rows() if r["flag"] and r["section"] == "settings"] == [p.dest for p in FLAGGED]
+
+
+def test_model_and_workload_parameters_name_their_types_fields():
+    assert {p.field for p in MODEL_PARAMETERS} <= {f.name for f in dataclasses.fields(ModelSpec)}
+    assert {p.field for p in WORKLOAD_PARAMETERS} == {f.name for f in dataclasses.fields(Workload)}
+    assert all(p.config_key in HONOURED for p in PARAMETERS) and len(BY_FIELD) == len(PARAMETERS)
+    assert MODEL_KEYS == {p.config_key: (p.field, p.maximum, p.unit) for p in MODEL_PARAMETERS}
+    assert {p.section for p in PARAMETERS} == {"model", "workload", "settings"} and len(table_rows()) == len(PARAMETERS)
+
+
+@pytest.mark.parametrize("p", MODEL_PARAMETERS, ids=lambda p: p.config_key)
+def test_a_model_number_above_its_limit_is_refused_at_its_row(p):
+    with pytest.raises(InputError) as info:
+        scenario_from_texts(with_row(p.config_key, str(int(p.maximum) + 1)), name="t")
+    assert any(x.row is not None and p.config_key in x.message + str(x.column) for x in info.value.problems)
 
 
 def test_the_solve_command_has_every_flag_with_the_tables_help():
