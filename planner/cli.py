@@ -14,11 +14,10 @@ from pathlib import Path
 
 from .candidates import build_candidates
 from .cli_calibrate import add_engines_flag, calibration_points, catalog_for
-from .cli_common import (add_allow_large, add_precision_args, add_sizing_args, check_flag_number, floats_arg,
+from .cli_common import (add_allow_large, add_parameter_flags, add_precision_args, add_sizing_args, check_flag_number,
                          guarded_candidates, scenario_from_args)
 from .cli_out import check_out, write_out
-from .domain import MIN_GB_PER_S, USE_CASE_KEYS, WEIGHT_SCALINGS
-from .kinds import METHODS
+from .domain import MIN_GB_PER_S
 from .units import DEFAULT_INTER_NODE_GBPS
 from .uncertainty_text import range_lines
 from .errors import InfeasibleError, InputError, PlannerError, Problem, SolverError
@@ -41,23 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("solve", help="find a plan; writes plan.csv, summary.json (and curve.csv / frontier.csv)")
     add_sizing_args(s)
-    s.add_argument("--method", choices=METHODS,
-                   help="exact: proven min $/token; enumeration: the seed's budget grid; weighted: cost-weight objective")
-    s.add_argument("--cost-weight", type=float, help="weighted method: 0 = pure throughput, 1 = pure cost")
-    s.add_argument("--budget-factors", type=floats_arg, help="enumeration: factors of the ballpark budget")
-    s.add_argument("--budget", type=float, help="hard cap on $/hour")
-    s.add_argument("--max-ttft-ms", type=float, help="latency SLO: time to first token (ms)")
-    s.add_argument("--max-tpot-ms", type=float, help="latency SLO: time per output token (ms)")
-    s.add_argument("--use-case", choices=USE_CASE_KEYS,
-                   help="chat sets the interactive latency limits of config/use_cases.csv, batch removes them, "
-                        "custom keeps the file's; --max-ttft-ms / --max-tpot-ms override")
-    s.add_argument("--weight-scaling", choices=WEIGHT_SCALINGS,
-                   help="weighted method: normalised (w spans the Pareto frontier, default) or seed (the seed's "
-                        "T/T_norm and C/C_norm)")
-    s.add_argument("--target", type=float, help="competitor's $/million tokens to beat")
-    s.add_argument("--min-throughput", type=float, help="throughput floor in tokens/s (min cost under a floor)")
-    s.add_argument("--time-limit", type=float, help="solver time limit in seconds (whole method)")
-    s.add_argument("--mip-gap", type=float, help="relative MIP gap for enumeration/weighted")
+    add_parameter_flags(s, ("method", "cost_weight", "budget_factors", "max_usd_per_hour", "max_ttft_ms",
+                            "max_tpot_ms", "use_case", "weight_scaling", "target_usd_per_million_tokens",
+                            "min_tokens_per_s", "time_limit_s", "mip_gap"))
     s.add_argument("--frontier", action="store_true", help="exact: also write the full Pareto frontier")
     s.add_argument("--out", default="out", help="output folder (default ./out)")
     s.add_argument("--json", action="store_true", help="print summary.json to stdout")

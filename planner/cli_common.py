@@ -13,8 +13,8 @@ from dataclasses import replace
 from .candidates import QUANTIZATION_LEVELS, build_candidates
 from .cli_calibrate import add_engines_flag, catalog_for
 from .csvio import check_number
-from .domain import MIN_PRICE_USD_PER_GPU_HOUR
 from .errors import InputError, Problem
+from .parameters import BY_FIELD, SETTINGS_PARAMETERS
 
 
 def floats_arg(text: str) -> tuple[float, ...]:
@@ -37,13 +37,20 @@ def add_sizing_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sizes", type=ints_arg, help="explicit segment sizes, e.g. 1,5,10,20,30,40")
     g.add_argument("--quantization", choices=QUANTIZATION_LEVELS,
                    help="named segment-size set: coarse (the seed's 1,5,10,20,30,40), fine, even, full (1..L)")
-    p.add_argument("--max-stages", type=int, help="max pipeline stages (default: config.csv or 8)")
-    p.add_argument("--min-layers", type=int, help="min layers per stage")
-    p.add_argument("--concurrency", help="sequences in flight, or 'auto' (as many as memory allows)")
-    p.add_argument("--token-basis", choices=("total", "output"), help="what a token is in $/token")
+    add_parameter_flags(p, ("max_stages", "min_layers_per_stage"))
+    add_parameter_flags(p, ("concurrency", "token_basis"))
     p.add_argument("--engine", help="engine profile from config/engines.csv (default vllm)")
     add_engines_flag(p)
     add_precision_args(p)
+
+
+def add_parameter_flags(p: argparse.ArgumentParser, fields: tuple[str, ...]) -> None:
+    """The flags of these settings fields, in this order, as `parameters.SETTINGS_PARAMETERS` declares them."""
+    kinds = {"int": {"type": int}, "float": {"type": float}, "floats": {"type": floats_arg}, "text": {}}
+    for field_name in fields:
+        q = BY_FIELD[field_name]
+        kind = {"choices": q.choices} if q.flag_type == "choice" else kinds[q.flag_type]
+        p.add_argument(q.flag, **kind, help=q.help)
 
 
 def add_precision_args(p: argparse.ArgumentParser) -> None:
@@ -83,21 +90,13 @@ def scenario_from_args(args):
         flags["sizes"] = "--sizes"
     if getattr(args, "quantization", None):
         changes.update(quantization=args.quantization, sizes=None)
-    for arg, field_name in (("max_stages", "max_stages"), ("min_layers", "min_layers_per_stage"),
-                            ("method", "method"), ("cost_weight", "cost_weight"),
-                            ("budget_factors", "budget_factors"), ("budget", "max_usd_per_hour"),
-                            ("target", "target_usd_per_million_tokens"), ("time_limit", "time_limit_s"),
-                            ("min_throughput", "min_tokens_per_s"),
-                            ("max_ttft_ms", "max_ttft_ms"), ("max_tpot_ms", "max_tpot_ms"),
-                            ("mip_gap", "mip_gap"), ("weight_scaling", "weight_scaling")):
-        value = getattr(args, arg, None)
+    for q in SETTINGS_PARAMETERS:
+        value = getattr(args, q.dest, None) if q.flag and q.field != "use_case" else None
         if value is not None:
-            flag = "--" + arg.replace("_", "-")
             if isinstance(value, float):
-                budget = arg == "budget"
-                check_flag_number(value, flag, MIN_PRICE_USD_PER_GPU_HOUR if budget else None, "$/hour" if budget else "")
-            changes[field_name] = value
-            flags[field_name] = flag
+                check_flag_number(value, q.flag, q.minimum if q.flag_floor else None, q.unit if q.flag_floor else "")
+            changes[q.field] = value
+            flags[q.field] = q.flag
     if getattr(args, "use_case", None):  # the use case's limits, unless a latency flag is given too
         from .usecases import apply_use_case
 

@@ -8,39 +8,20 @@ from dataclasses import replace
 
 from .catalog import Catalog
 from .domain import (MAX_CONCURRENCY, MAX_CONTEXT_TOKENS, MAX_GPU_MEMORY_GB, MAX_LAYERS, MIN_BYTES_PER_PARAM,
-                     MIN_PRICE_USD_PER_GPU_HOUR, USE_CASE_KEYS, WEIGHT_SCALINGS, ModelSpec, SearchSettings, Workload)
+                     USE_CASE_KEYS, WEIGHT_SCALINGS, ModelSpec, SearchSettings, Workload)
 from .errors import InputError
 from .kinds import METHODS
+from .parameters import (MAX_BUDGET_FACTOR, MAX_TIME_LIMIT_S, MODEL_PARAMETERS, QUANTIZATION_KEYS,  # noqa: F401
+                         SETTINGS_PARAMETERS)
 from .scenario_config import ConfigReader
 from .units import GB, tokens_per_s_over, usd_per_million_from_per_token
 
 DEFAULT_OUTPUT_TOKENS = 256
-QUANTIZATION_KEYS = ("coarse", "fine", "even", "full")
-MAX_BUDGET_FACTOR = 1000
-MAX_TIME_LIMIT_S = 10_000_000
 
 # config.csv key -> (ModelSpec field, limit, unit); all whole numbers.
-MODEL_KEYS = {
-    "num_decoder_layers": ("num_layers", MAX_LAYERS, "layers"),
-    "d_model": ("hidden_size", 1_000_000, ""),
-    "d_hidden": ("ffn_size", 10_000_000, ""),
-    "vocab_size": ("vocab_size", 100_000_000, "tokens"),
-    "num_attention_heads": ("num_heads", 100_000, "heads"),
-    "num_kv_heads": ("num_kv_heads", 100_000, "heads"),
-    "head_dim": ("head_dim", 100_000, ""),
-    "max_position_embeddings": ("max_position_embeddings", MAX_CONTEXT_TOKENS, "tokens"),
-}
+MODEL_KEYS = {p.config_key: (p.field, p.maximum, p.unit) for p in MODEL_PARAMETERS}
 # SearchSettings field -> the config.csv key it comes from (to locate the domain's own checks).
-SETTINGS_KEYS = {
-    "method": "method", "cost_weight": "cost_throughput_weight", "quantization": "quantization",
-    "sizes": "segment_sizes", "budget_factors": "budget_factors", "max_stages": "max_pipeline_stages",
-    "min_layers_per_stage": "min_layers_per_stage", "time_limit_s": "time_limit_seconds",
-    "mip_gap": "optimality_gap", "max_usd_per_hour": "max_hourly_cost",
-    "target_usd_per_million_tokens": "max_cost_per_million_token", "min_tokens_per_s": "max_total_runtime_hours",
-    "max_usd_per_million_tokens": "max_total_cost", "throughput_normalization": "throughput_normalization",
-    "cost_normalization": "cost_normalization", "max_ttft_ms": "max_ttft_ms", "max_tpot_ms": "max_tpot_ms",
-    "weight_scaling": "weight_scaling", "use_case": "use_case",
-}
+SETTINGS_KEYS = {p.field: p.config_key for p in SETTINGS_PARAMETERS}
 
 
 def read_model(cfg: ConfigReader, catalog: Catalog, warnings: list[str]) -> ModelSpec | None:
@@ -237,19 +218,11 @@ def read_settings(cfg: ConfigReader, warnings: list[str]) -> SearchSettings | No
             cfg.bad("budget_factors", f"must be in increasing order: {b:g} comes after {a:g}")
         else:
             kwargs["budget_factors"] = tuple(factors)
-    for key, field_name, integer, limit, unit in (
-            ("max_pipeline_stages", "max_stages", True, MAX_LAYERS, "stages"),
-            ("min_layers_per_stage", "min_layers_per_stage", True, MAX_LAYERS, "layers"),
-            ("time_limit_seconds", "time_limit_s", False, MAX_TIME_LIMIT_S, "seconds"),
-            ("throughput_normalization", "throughput_normalization", False, 1e12, ""),
-            ("cost_normalization", "cost_normalization", False, 1e12, ""),
-            ("max_hourly_cost", "max_usd_per_hour", False, 1e9, "$/hour"),
-            ("max_ttft_ms", "max_ttft_ms", False, 1e9, "ms"),
-            ("max_tpot_ms", "max_tpot_ms", False, 1e9, "ms")):
-        floor = MIN_PRICE_USD_PER_GPU_HOUR if key == "max_hourly_cost" else None  # no plan costs less
-        value = cfg.number(key, integer=integer, maximum=limit, unit=unit, minimum=floor)
-        if value is not None:
-            kwargs[field_name] = value
+    for p in SETTINGS_PARAMETERS:
+        if p.read == "number":
+            value = cfg.number(p.config_key, integer=p.integer, maximum=p.maximum, unit=p.unit, minimum=p.minimum)
+            if value is not None:
+                kwargs[p.field] = value
     # the seed's explicit normalisations mean the seed's weighting; without them, w spans the frontier
     seed_norms = cfg.has("throughput_normalization") or cfg.has("cost_normalization")
     scaling = cfg.choice("weight_scaling", WEIGHT_SCALINGS, "seed" if seed_norms else "normalised")
