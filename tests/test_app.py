@@ -191,7 +191,10 @@ def test_invalid_price_names_file_row_column_and_keeps_result():
     assert not at.error
     lib = Planner(scenario_from_texts(at.session_state["texts"], "medium")).exact()
     assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
-    assert "network_by_type.csv" in at.session_state["texts"]  # per-GPU matrix replaced by type pairs
+    # a price edit keeps the per-GPU network matrix as loaded (only a type or count change would not fit it)
+    texts = at.session_state["texts"]
+    assert "network_by_type.csv" not in texts
+    assert texts["network_bandwidth.csv"] == at.session_state["base_texts"]["network_bandwidth.csv"]
 
 
 def test_pool_rows_and_network_edits():
