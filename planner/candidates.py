@@ -17,6 +17,7 @@ from functools import lru_cache
 from . import perf
 from .domain import Scenario
 from .errors import InputError, Problem
+from .parameters import QUANTIZATION_KEYS
 from .kinds import ROLES, Role, holds_embedding, holds_lm_head
 from .tiling import MAX_COUNT_STEPS, can_tile, exact_counts, stage_counts  # noqa: F401  (imported from here)
 
@@ -27,7 +28,7 @@ QUANTIZATION_SETS: dict[str, tuple[int, ...]] = {
     "coarse": (1, 5, 10, 20, 30, 40),
     "fine": (1, 3, 5, 8, 10, 15, 20, 25, 30, 35, 40),
 }
-QUANTIZATION_LEVELS = ("coarse", "fine", "even", "full")
+QUANTIZATION_LEVELS = QUANTIZATION_KEYS  # declared once, with the parameter (planner/parameters.py)
 CONCURRENCY_LEVELS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 

@@ -94,3 +94,16 @@ def test_the_budget_flag_is_held_to_the_config_keys_floor(tmp_path):
     with pytest.raises(InputError) as info:
         scenario_from_args(build_parser().parse_args(["solve", "--config-dir", str(folder), "--budget", f"{low:g}"]))
     assert info.value.problems[0].column == "--budget"
+
+
+def test_app_widgets_write_the_parameter_tables_config_keys():
+    """The app's widgets are mapped to the parameter table (ui.config_texts.WIDGET_FIELDS), so each writes the
+    config key the CLI and the config reader use; changing one widget writes exactly that key."""
+    from ui import config_texts as C
+
+    for widget, field in C.WIDGET_FIELDS.items():
+        assert C.key(widget) == BY_FIELD[field].config_key
+    base = {k: 1 for k in C.WIDGET_KEYS}
+    for widget in C.ONE_TO_ONE:
+        changed = {**base, widget: 2}
+        assert C.config_updates(base, changed, "parameter,value\n") == {BY_FIELD[C.WIDGET_FIELDS[widget]].config_key: "2"}

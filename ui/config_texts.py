@@ -7,6 +7,7 @@ import io
 import math
 
 from planner import Catalog, Scenario, SearchSettings
+from planner.parameters import BY_FIELD, Parameter
 
 MODEL_DIM_KEYS = ("num_decoder_layers", "d_model", "d_hidden", "vocab_size", "num_attention_heads", "num_kv_heads",
                   "head_dim", "gated_mlp", "bytes_per_element", "tied_embeddings", "layer_weight_memory_gb",
@@ -102,7 +103,7 @@ def values_from_scenario(sc: Scenario, config_text: str, catalog: Catalog, sizes
     cfg = config_dict(config_text)
     m = sc.model
     hit = catalog.resolve_model(m.name)
-    dims_given = any(k in cfg for k in ("num_decoder_layers", "d_model", "d_hidden", "num_attention_heads",
+    dims_given = any(k in cfg for k in (*(key(w) for w in MODEL_WIDGETS if w not in ("num_kv_heads", "vocab_size")),
                                          "layer_weight_memory_gb"))
     return {
         "method": st_.method, "cost_weight": float(st_.cost_weight), "quantization": st_.quantization,
@@ -123,6 +124,30 @@ def values_from_scenario(sc: Scenario, config_text: str, catalog: Catalog, sizes
         "num_heads": m.num_heads, "num_kv_heads": m.num_kv_heads, "vocab_size": m.vocab_size,
         "layer_weight_gb": float(m.layer_weight_gb_override or 0.0),
     }
+
+
+# widget -> the parameter it edits (planner/parameters.py: config key, unit, limits), where one widget
+# is one parameter; the config keys and the widgets' limits come from there, not from here
+WIDGET_FIELDS = {
+    "method": "method", "cost_weight": "cost_weight", "weight_scaling": "weight_scaling", "max_stages": "max_stages",
+    "min_layers": "min_layers_per_stage", "time_limit": "time_limit_s", "token_basis": "token_basis",
+    "quantization": "quantization", "segment_sizes_text": "sizes", "budget_factors_text": "budget_factors",
+    "target": "target_usd_per_million_tokens", "use_case": "use_case", "max_ttft_ms": "max_ttft_ms",
+    "max_tpot_ms": "max_tpot_ms", "input_tokens": "input_tokens", "output_tokens": "output_tokens",
+    "concurrency": "concurrency", "num_layers": "num_layers", "hidden_size": "hidden_size", "ffn_size": "ffn_size",
+    "num_heads": "num_heads", "num_kv_heads": "num_kv_heads", "vocab_size": "vocab_size",
+}
+ONE_TO_ONE = ("method", "cost_weight", "weight_scaling", "max_stages", "min_layers", "time_limit", "token_basis")
+MODEL_WIDGETS = ("num_layers", "hidden_size", "ffn_size", "num_heads", "num_kv_heads", "vocab_size")
+
+
+def parameter(widget: str) -> Parameter:
+    return BY_FIELD[WIDGET_FIELDS[widget]]
+
+
+def key(widget: str) -> str:
+    """The config.csv key `widget` writes."""
+    return parameter(widget).config_key
 
 
 # widget groups -> config.csv parameters; a group is written only when one of its values changed
@@ -154,45 +179,34 @@ def config_updates(base: dict, values: dict, base_config: str) -> dict[str, str 
     """config.csv parameter updates for the widget groups whose values differ from the loaded ones."""
     u: dict[str, str | None] = {}
     v = values
-    if _changed("method", base, v):
-        u["method"] = v["method"]
-    if _changed("cost_weight", base, v):
-        u["cost_throughput_weight"] = num(v["cost_weight"])
+    for w in ONE_TO_ONE:
+        if _changed(w, base, v):
+            u[key(w)] = num(v[w])
     if _changed("sizes", base, v):
-        u["quantization"] = v["quantization"]
-        u["enable_segment_quantization"] = None
+        u[key("quantization")] = v["quantization"]
+        u["enable_segment_quantization"] = None  # the seed's switch, replaced by the quantization key
         if v["custom_sizes"]:
-            u["segment_sizes"] = ";".join(p.strip() for p in v["segment_sizes_text"].replace(",", ";").split(";")
-                                          if p.strip()) or " "
+            u[key("segment_sizes_text")] = ";".join(p.strip() for p in v["segment_sizes_text"].replace(",", ";")
+                                                    .split(";") if p.strip()) or " "
         else:
-            u["segment_sizes"] = None
+            u[key("segment_sizes_text")] = None
     if _changed("budget", base, v):
-        u["budget_factors"] = ";".join(p for p in v["budget_factors_text"].replace(",", ";").replace(" ", ";")
-                                       .split(";") if p) or " "
+        u[key("budget_factors_text")] = ";".join(p for p in v["budget_factors_text"].replace(",", ";")
+                                                 .replace(" ", ";").split(";") if p) or " "
     if _changed("target", base, v):
-        u["max_cost_per_million_token"] = num(v["target"]) if v["target"] else None
-        u["max_cost_per_token"] = None
-    if _changed("weight_scaling", base, v):
-        u["weight_scaling"] = v["weight_scaling"]
+        u[key("target")] = num(v["target"]) if v["target"] else None
+        u["max_cost_per_token"] = None  # the seed's per-token spelling of the same target
     if _changed("slo", base, v):  # the use case and its limits together: explicit limits win over the use case's
-        u["use_case"] = v["use_case"]
-        u["max_ttft_ms"] = num(v["max_ttft_ms"]) if v["max_ttft_ms"] else None
-        u["max_tpot_ms"] = num(v["max_tpot_ms"]) if v["max_tpot_ms"] else None
-    if _changed("max_stages", base, v):
-        u["max_pipeline_stages"] = num(v["max_stages"])
-    if _changed("min_layers", base, v):
-        u["min_layers_per_stage"] = num(v["min_layers"])
-    if _changed("time_limit", base, v):
-        u["time_limit_seconds"] = num(v["time_limit"])
+        u[key("use_case")] = v["use_case"]
+        u[key("max_ttft_ms")] = num(v["max_ttft_ms"]) if v["max_ttft_ms"] else None
+        u[key("max_tpot_ms")] = num(v["max_tpot_ms"]) if v["max_tpot_ms"] else None
     if _changed("tokens", base, v):
-        u["input_tokens"] = num(v["input_tokens"])
-        u["output_tokens"] = num(v["output_tokens"])
-        u["sequence_length"] = None
+        u[key("input_tokens")] = num(v["input_tokens"])
+        u[key("output_tokens")] = num(v["output_tokens"])
+        u["sequence_length"] = None  # the seed's input + output length, replaced by the two keys
     if _changed("concurrency", base, v):
-        u["concurrency"] = "auto" if v["concurrency_auto"] else num(v["concurrency"])
-        u["batch_size"] = u["min_batch_size"] = u["max_batch_size"] = None
-    if _changed("token_basis", base, v):
-        u["token_basis"] = v["token_basis"]
+        u[key("concurrency")] = "auto" if v["concurrency_auto"] else num(v["concurrency"])
+        u["batch_size"] = u["min_batch_size"] = u["max_batch_size"] = None  # the seed's batch sizes
     if _changed("model", base, v):
         cfg = config_dict(base_config)
         for k in MODEL_DIM_KEYS:
@@ -204,9 +218,7 @@ def config_updates(base: dict, values: dict, base_config: str) -> dict[str, str 
             name = cfg.get("model") or cfg.get("model_name") or "custom"
             u["model"] = None
             u["model_name"] = name
-            u.update({"num_decoder_layers": num(v["num_layers"]), "d_model": num(v["hidden_size"]),
-                      "d_hidden": num(v["ffn_size"]), "num_attention_heads": num(v["num_heads"]),
-                      "num_kv_heads": num(v["num_kv_heads"]), "vocab_size": num(v["vocab_size"])})
+            u.update({key(w): num(v[w]) for w in MODEL_WIDGETS})
             for k in ("head_dim", "gated_mlp", "bytes_per_element", "tied_embeddings", "max_position_embeddings"):
                 if k in cfg:
                     u[k] = cfg[k]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import streamlit as st
 
 from planner import InputError
-from planner.candidates import QUANTIZATION_LEVELS
 from planner.scenario_io import scenario_texts_to_json
 from planner.usecases import UseCase, interactive_warning, load_use_cases
 
@@ -128,14 +127,14 @@ def show_problems(err: InputError, title: str = "The scenario has problems") -> 
 def workload_and_model() -> None:
     cat = state.catalog()
     c1, c2, c3, c4 = st.columns(4)
-    c1.number_input("Input tokens per request", min_value=1, max_value=10_000_000, step=128, key="input_tokens")
-    c2.number_input("Output tokens per request", min_value=1, max_value=10_000_000, step=64, key="output_tokens")
+    c1.number_input("Input tokens per request", min_value=1, max_value=_max("input_tokens"), step=128, key="input_tokens")
+    c2.number_input("Output tokens per request", min_value=1, max_value=_max("output_tokens"), step=64, key="output_tokens")
     with c3:
         st.checkbox("Concurrency: auto (best level)", key="concurrency_auto",
                     help="auto: the planner tries 1, 2, 4 ... up to the engine cap and keeps the best")
-        st.number_input("Sequences in flight", min_value=1, max_value=100_000, step=1, key="concurrency",
+        st.number_input("Sequences in flight", min_value=1, max_value=_max("concurrency"), step=1, key="concurrency",
                         disabled=st.session_state["concurrency_auto"])
-    c4.radio("Token basis for $/token", ("total", "output"), key="token_basis", horizontal=True,
+    c4.radio("Token basis for $/token", T.parameter("token_basis").choices, key="token_basis", horizontal=True,
              help="total: input + output tokens count; output: only generated tokens are billed")
     st.radio("Model", ("catalogue", "dimensions"), key="model_source", horizontal=True,
              format_func=lambda x: "from the catalogue" if x == "catalogue" else "by dimensions")
@@ -149,12 +148,12 @@ def workload_and_model() -> None:
                    f"({m.num_kv_heads} KV), vocab {m.vocab_size:,}; source: {md(cat.model_sources.get(m.name, ''))}")
     else:
         d = st.columns(7)
-        d[0].number_input("Layers", min_value=1, max_value=10_000, key="num_layers")
-        d[1].number_input("d_model", min_value=1, max_value=1_000_000, step=256, key="hidden_size")
-        d[2].number_input("FFN size", min_value=1, max_value=10_000_000, step=256, key="ffn_size")
-        d[3].number_input("Attention heads", min_value=1, max_value=100_000, key="num_heads")
-        d[4].number_input("KV heads", min_value=1, max_value=100_000, key="num_kv_heads")
-        d[5].number_input("Vocabulary", min_value=1, max_value=100_000_000, step=1000, key="vocab_size")
+        d[0].number_input("Layers", min_value=1, max_value=_max("num_layers"), key="num_layers")
+        d[1].number_input("d_model", min_value=1, max_value=_max("hidden_size"), step=256, key="hidden_size")
+        d[2].number_input("FFN size", min_value=1, max_value=_max("ffn_size"), step=256, key="ffn_size")
+        d[3].number_input("Attention heads", min_value=1, max_value=_max("num_heads"), key="num_heads")
+        d[4].number_input("KV heads", min_value=1, max_value=_max("num_kv_heads"), key="num_kv_heads")
+        d[5].number_input("Vocabulary", min_value=1, max_value=_max("vocab_size"), step=1000, key="vocab_size")
         d[6].number_input("Layer weights (GB, 0 = from dims)", min_value=0.0, max_value=10_000.0, step=0.1,
                           key="layer_weight_gb", format="%.3f")
 
@@ -212,27 +211,32 @@ def pool_cell_errors() -> None:
     st.dataframe(cell_check.marked_frame(s["pool"], marks), width="stretch", key="pool_marked", placeholder="–")
 
 
+def _max(widget: str) -> int | float:
+    """The widget's upper limit: the parameter's own (planner/parameters.py), as the CLI and config.csv check it."""
+    p = T.parameter(widget)
+    return int(p.maximum) if p.integer else float(p.maximum)
+
+
 def search_settings():
     """Returns the containers the live problem-size preview and the weighted pick's frontier chart are
     drawn into."""
     s = st.session_state
     c1, c2 = st.columns([1, 1])
     with c1:
-        st.radio("Method", ("exact", "enumeration", "weighted"), key="method", horizontal=True,
-                 help="exact: proven minimum $/token; enumeration: the seed's budget grid; weighted: the seed's "
-                      "weighted objective")
+        st.radio("Method", [str(m) for m in T.parameter("method").choices], key="method", horizontal=True,
+                 help=T.parameter("method").help)
         weighted = s["method"] == "weighted"
         st.slider("Cost weight (weighted method: 0 = fastest plan, 1 = cheapest plan)", 0.0, 1.0, step=0.05,
                   key="cost_weight", disabled=not weighted,
                   help="normalised: 0..1 spans the Pareto frontier, from the fastest to the cheapest plan; the "
                        "pick is marked on the frontier chart under the result")
-        st.radio("Cost-weight scaling", ("normalised", "seed"), key="weight_scaling", horizontal=True,
+        st.radio("Cost-weight scaling", T.parameter("weight_scaling").choices, key="weight_scaling", horizontal=True,
                  disabled=not weighted,
                  format_func=lambda x: ("normalised over the frontier" if x == "normalised"
                                         else "seed (tokens/s ÷ 10,000 against $/h)"),
                  help="seed: the original project's scaling, kept for its users; with it most weights pick "
                       "the same plan")
-        st.select_slider("Layer-split quantization", options=list(QUANTIZATION_LEVELS), key="quantization",
+        st.select_slider("Layer-split quantization", options=list(T.parameter("quantization").choices), key="quantization",
                          help="coarse/fine: the seed's size sets; even: 1 and every even size; full: every size 1..L")
         st.checkbox("Custom segment sizes", key="custom_sizes",
                     help="edit the list of allowed stage sizes (layers) instead of using the quantization's set")
@@ -245,9 +249,9 @@ def search_settings():
         st.number_input("Competitor target ($ per million tokens, 0 = none)", min_value=0.0, step=0.05,
                         format="%.4f", key="target")
         a, b = st.columns(2)
-        a.number_input("Max pipeline stages", min_value=1, max_value=256, key="max_stages")
-        b.number_input("Min layers per stage", min_value=1, max_value=10_000, key="min_layers")
-        st.number_input("Solver time limit (s)", min_value=1.0, max_value=3600.0, step=10.0, key="time_limit")
+        a.number_input("Max pipeline stages", min_value=1, max_value=_max("max_stages"), key="max_stages")
+        b.number_input("Min layers per stage", min_value=1, max_value=_max("min_layers"), key="min_layers")
+        st.number_input("Solver time limit (s)", min_value=1.0, max_value=_max("time_limit"), step=10.0, key="time_limit")
         return st.container(), frontier_box
 
 
