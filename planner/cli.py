@@ -13,7 +13,8 @@ import traceback
 from pathlib import Path
 
 from .candidates import build_candidates
-from .cli_calibrate import add_engines_flag, calibration_points, catalog_for
+from .cli_calibrate import calibration_points
+from .cli_common import add_engines_flag, catalog_for
 from .cli_common import (add_allow_large, add_parameter_flags, add_precision_args, add_sizing_args, check_flag_number,
                          guarded_candidates, scenario_from_args)
 from .cli_out import check_out, write_out

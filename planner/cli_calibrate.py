@@ -1,28 +1,12 @@
-"""`python -m planner calibrate` and the `--engines FILE` flag shared by the other commands."""
+"""`python -m planner calibrate` (the `--engines FILE` flag it shares with the other commands is in cli_common)."""
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from .cli_common import add_engines_flag, catalog_for
 from .errors import InputError, Problem
-
-
-def add_engines_flag(p: argparse.ArgumentParser) -> None:
-    """--engines FILE: extra engine profiles (an engines.csv as `calibrate` writes; an engine_gpus.csv
-    next to it adds their per-GPU rows)."""
-    p.add_argument("--engines", metavar="FILE",
-                   help="add the engine profiles in FILE (engines.csv format, e.g. written by 'calibrate'; an "
-                        "engine_gpus.csv beside it is read too)")
-
-
-def catalog_for(args):
-    """The catalogue, with the profiles of --engines FILE added when given."""
-    from .catalog import load_catalog, with_engine_file
-
-    cat = load_catalog()
-    path = getattr(args, "engines", None)
-    return with_engine_file(cat, path) if path else cat
+from .units import DEFAULT_INTER_NODE_GBPS
 
 
 def add_subcommands(sub) -> None:
@@ -44,7 +28,8 @@ def add_subcommands(sub) -> None:
     g.add_argument("--tp", type=int, default=1)
     g.add_argument("--pp", type=int, default=1)
     g.add_argument("--nodes", type=int, default=1)
-    g.add_argument("--inter-node-gbps", type=float, default=200.0, help="gigabits per second (default 200)")
+    g.add_argument("--inter-node-gbps", type=float, default=DEFAULT_INTER_NODE_GBPS,
+                   help=f"gigabits per second (default {DEFAULT_INTER_NODE_GBPS:g})")
     g.add_argument("--precision", default="")
     g.add_argument("--input-len", type=int, help="default: total_input_tokens / completed")
     g.add_argument("--output-len", type=int, help="default: total_output_tokens / completed")

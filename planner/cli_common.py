@@ -11,10 +11,26 @@ import json
 from dataclasses import replace
 
 from .candidates import QUANTIZATION_LEVELS, build_candidates
-from .cli_calibrate import add_engines_flag, catalog_for
 from .csvio import check_number
 from .errors import InputError, Problem
 from .parameters import BY_FIELD, SETTINGS_PARAMETERS
+
+
+def add_engines_flag(p: argparse.ArgumentParser) -> None:
+    """--engines FILE: extra engine profiles (an engines.csv as `calibrate` writes; an engine_gpus.csv
+    next to it adds their per-GPU rows)."""
+    p.add_argument("--engines", metavar="FILE",
+                   help="add the engine profiles in FILE (engines.csv format, e.g. written by 'calibrate'; an "
+                        "engine_gpus.csv beside it is read too)")
+
+
+def catalog_for(args):
+    """The catalogue, with the profiles of --engines FILE added when given."""
+    from .catalog import load_catalog, with_engine_file
+
+    cat = load_catalog()
+    path = getattr(args, "engines", None)
+    return with_engine_file(cat, path) if path else cat
 
 
 def floats_arg(text: str) -> tuple[float, ...]:

@@ -22,7 +22,7 @@ log = logging.getLogger("planner")
 
 def add_subcommands(sub) -> None:
     from .cli_common import add_allow_large
-    from .cli_calibrate import add_engines_flag
+    from .cli_common import add_engines_flag
 
     c = sub.add_parser("compare", help="two scenarios (config folders or exported .json files) side by side, "
                                        "each solved exactly")
@@ -51,7 +51,7 @@ def load_scenario(path_text: str, label: str, catalog=None):
 
 def _prepared(args, path_text: str, label: str):
     from .cli_common import check_flag_number, guarded_candidates
-    from .cli_calibrate import catalog_for
+    from .cli_common import catalog_for
     from .scenario_io import override_settings
 
     sc = load_scenario(path_text, label, catalog_for(args))

@@ -11,7 +11,7 @@ import logging
 import sys
 
 from .candidates import QUANTIZATION_LEVELS
-from .cli_calibrate import add_engines_flag
+from .cli_common import add_engines_flag
 from .cli_common import add_allow_large, add_sizing_args, check_flag_number, emit, print_table, scenario_from_args
 from .domain import MIN_PRICE_USD_PER_GPU_HOUR, USE_CASE_KEYS
 from .errors import InputError

@@ -6,6 +6,7 @@ import streamlit as st
 
 from planner import perf
 from planner.candidates import ROLES
+from planner.kinds import holds_embedding, holds_lm_head
 
 from . import charts, state
 from .text import md
@@ -25,7 +26,7 @@ def stage_numbers(texts_key, name: str, cat_key, gpu: str, tp: int, layers: int,
 def _numbers(sc, gpu: str, tp: int, layers: int, role: str, concurrency: int) -> dict:
     m, w, e = sc.model, sc.workload, sc.engine
     g = sc.pool.entry(gpu).spec
-    first, last = role in ("first", "only"), role in ("last", "only")
+    first, last = holds_embedding(role), holds_lm_head(role)
     mem = perf.stage_memory(m, g, e, layers, tp, first, last, concurrency, w.context_tokens)
     sp = perf.stage_perf(m, g, e, layers, tp, first, last, w, concurrency)
     phases = []

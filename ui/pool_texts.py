@@ -10,6 +10,7 @@ import pandas as pd
 
 from planner import Scenario
 from planner.csvio import split_rows
+from planner.units import REL_EPS
 from ui.config_texts import num
 
 POOL_COLUMNS = ("gpu_type", "count", "memory_gb", "price_usd_per_hour", "gpus_per_node", "fp16_dense_tflops",
@@ -132,7 +133,7 @@ def same_value(a, b) -> bool:
     if a is None or b is None:
         return a is None and b is None
     try:
-        return math.isclose(float(a), float(b), rel_tol=1e-12)
+        return math.isclose(float(a), float(b), rel_tol=REL_EPS)
     except (TypeError, ValueError):
         return False
 
