@@ -1,0 +1,120 @@
+"""AppTests of the fast first screen (issue 14 item 8, issue 11 "many users"): the headline of a small
+problem is solved in the server process (no worker to start), once for every session that asks for the
+same scenario, and later sessions take it from the shared store; larger problems and the other methods
+still go to the cancellable workers. And the page's layout in code (issue 13 item 3): app.py only the
+navigation, the session keys named in ui.keys."""
+from __future__ import annotations
+
+import re
+import threading
+import time
+import types
+from pathlib import Path
+
+from planner import Planner, build_candidates, scenario_from_texts
+from ui import keys as K
+from ui import scenario_texts as T
+from ui import solver
+
+from .apptest import metric, ok, run_app, usd_m
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def status_labels(at) -> list[str]:
+    """Labels of every st.status block on the page."""
+    out, todo = [], [at.main]
+    while todo:
+        node = todo.pop()
+        if getattr(node, "type", "") == "status":
+            out.append(node.label)
+        todo.extend(getattr(node, "children", {}).values())
+    return out
+
+
+def test_headline_of_a_small_problem_is_solved_in_the_server_and_shared_with_the_next_session():
+    solver.results().clear()
+    started = solver.solve_pool().started
+    at = ok(run_app(scenario="medium"))
+    sc = scenario_from_texts(T.load_bundled_texts("medium"), "medium")
+    lib = Planner(sc).exact()
+    assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+    key = (T.texts_key(at.session_state[K.TEXTS]), T.texts_key(at.session_state[K.CATALOG_TEXTS]))
+    exact = solver.results().get((*key, "exact"))
+    assert exact is not None and exact.result.proven_optimal
+    # only the frontier for the curve went to a worker; the headline was solved here
+    assert solver.solve_pool().started - started == 1
+    assert solver.results().get((*key, solver.FRONTIER)) is not None
+    assert any(label.startswith("Solved (exact): optimal") and "from cache" not in label
+               for label in status_labels(at)), status_labels(at)
+    # a second session on the same scenario: everything from the store, no solve at all
+    started = solver.solve_pool().started
+    again = ok(run_app(scenario="medium"))
+    assert metric(again, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+    assert solver.solve_pool().started == started
+    assert any(label.endswith("from cache") for label in status_labels(again)), status_labels(again)
+    # the headline still says proven optimal, with status and gap
+    assert metric(again, "Optimal") == "proven"
+
+
+def test_sessions_asking_at_once_share_one_in_process_solve(monkeypatch):
+    solver.results().clear()
+    sc = scenario_from_texts(T.load_bundled_texts("small"), "small")
+    cs = build_candidates(sc)
+    calls = []
+    real = solver.run_method
+
+    def slow(*args, **kwargs):
+        calls.append(threading.get_ident())
+        time.sleep(0.3)  # long enough for every thread below to arrive while it runs
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(solver, "run_method", slow)
+    texts = T.texts_key(T.load_bundled_texts("small"))
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(solver.solve_inline(sc, cs, texts, (), "exact")))
+               for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert len(got) == 6 and all(o is got[0] for o in got)
+    assert got[0].result.plan.usd_per_million_tokens == Planner(sc, cs).exact().plan.usd_per_million_tokens
+
+
+def test_only_small_exact_solves_run_in_the_server_process():
+    small = types.SimpleNamespace(options=range(solver.INLINE_MAX_OPTIONS))
+    big = types.SimpleNamespace(options=range(solver.INLINE_MAX_OPTIONS + 1))
+    assert solver.inline_ok("exact", small)
+    assert not solver.inline_ok("exact", big)
+    for method in ("enumeration", "weighted", solver.FRONTIER):
+        assert not solver.inline_ok(method, small)
+    # every bundled realistic scenario's default fits (so its first screen needs no worker)
+    for name in T.bundled_names():
+        if name in T.SEED_SCENARIOS or name in ("xl",):
+            continue
+        cs = build_candidates(scenario_from_texts(T.load_bundled_texts(name), name))
+        assert solver.inline_ok("exact", cs), (name, len(cs.options))
+
+
+def test_weighted_method_still_solves_in_a_worker():
+    solver.results().clear()
+    at = ok(run_app(scenario="small"))
+    started = solver.solve_pool().started
+    at.radio(key=K.METHOD).set_value("weighted").run()
+    ok(at)
+    assert solver.solve_pool().started > started
+    assert metric(at, "$ per million")
+
+
+def test_app_py_is_only_the_navigation_and_page_keys_are_named_in_one_place():
+    app = (ROOT / "app.py").read_text()
+    assert len(app.splitlines()) < 150
+    assert "session_state" not in app
+    page = (ROOT / "ui" / "planner_page.py").read_text()
+    literal = re.compile(r"""\bs(?:\.get|\.pop|\.setdefault)?[\[(]\s*["']""")
+    assert not literal.findall(page), "session keys in ui/planner_page.py must come from ui.keys"
+    declared = {v for k, v in vars(K).items() if k.isupper() and isinstance(v, str)}
+    for name in ("JOB", "CANCELLED", "LAST_GOOD", "METHOD", "TEXTS"):
+        assert getattr(K, name) in declared
