@@ -118,3 +118,20 @@ def test_app_py_is_only_the_navigation_and_page_keys_are_named_in_one_place():
     declared = {v for k, v in vars(K).items() if k.isupper() and isinstance(v, str)}
     for name in ("JOB", "CANCELLED", "LAST_GOOD", "METHOD", "TEXTS"):
         assert getattr(K, name) in declared
+
+
+def test_per_gpu_view_is_drawn_only_when_its_tab_is_open():
+    at = ok(run_app(scenario="small"))
+
+    def charts() -> list[str]:
+        return [c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")]
+
+    assert "gpu_chart" not in charts() and "layout_chart" in charts()
+    at.session_state[K.RESULT_VIEW] = "Per-GPU view"
+    at.run()
+    ok(at)
+    assert "gpu_chart" in charts()
+    sc = scenario_from_texts(at.session_state[K.TEXTS], "small")
+    gpus = Planner(sc).exact().plan.num_gpus
+    tables = [d.value for d in at.dataframe if "TP rank" in d.value.columns]
+    assert len(tables) == 1 and len(tables[0]) == gpus  # one row per GPU of the plan

@@ -10,6 +10,7 @@ from planner import InfeasibleError, InputError, PlannerError, Result, Scenario,
 from planner import report
 
 from . import charts
+from . import keys
 from .headline import (fmt_usd_m, gap_text, gpus_line, headline, layout_line, optimality_text,  # noqa: F401 (re-exported)
                        render_head)
 from .solver import Outcome
@@ -173,11 +174,13 @@ def _details(outcome: Outcome, front: Outcome | None, sc: Scenario, name: str) -
     st.caption(f"Bottleneck: stage {b.index} ({md(b.gpu_type)} TP{b.tp}, layers {b.first_layer}-{b.last_layer}, "
                f"{b.tokens_per_s:,.0f} tokens/s, {b.bound}-bound), outlined in red."
                + (" A stage-to-stage link is slower than every stage." if r.plan.link_bound else ""))
-    t1, t2 = st.tabs(["Stage table", "Per-GPU view"])
+    # The per-GPU view is drawn only when its tab is opened: its chart is one of the page's heaviest for the
+    # browser (Plotly), and it is below the fold.
+    t1, t2 = st.tabs(["Stage table", "Per-GPU view"], key=keys.RESULT_VIEW, on_change="rerun")
     with t1:
         stage_table(r)
-    with t2:
-        st.plotly_chart(charts.gpu_figure(r.plan, sc.model.num_layers), width="stretch", key="gpu_chart")
+    if t2.open:
+        t2.plotly_chart(charts.gpu_figure(r.plan, sc.model.num_layers), width="stretch", key="gpu_chart")
         gpus = pd.DataFrame(report.gpu_rows(r.plan)).rename(columns=GPU_HEADERS)
-        st.dataframe(gpus[[h for h in GPU_HEADERS.values() if h in gpus.columns]], hide_index=True, placeholder="–",
+        t2.dataframe(gpus[[h for h in GPU_HEADERS.values() if h in gpus.columns]], hide_index=True, placeholder="–",
                      width="stretch")
