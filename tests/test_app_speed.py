@@ -112,9 +112,10 @@ def test_app_py_is_only_the_navigation_and_page_keys_are_named_in_one_place():
     app = (ROOT / "app.py").read_text()
     assert len(app.splitlines()) < 150
     assert "session_state" not in app
-    page = (ROOT / "ui" / "planner_page.py").read_text()
-    literal = re.compile(r"""\bs(?:\.get|\.pop|\.setdefault)?[\[(]\s*["']""")
-    assert not literal.findall(page), "session keys in ui/planner_page.py must come from ui.keys"
+    literal = re.compile(r"""\b(?:s|session_state)(?:\.get|\.pop|\.setdefault)?[\[(]\s*f?["']""")
+    for name in ("planner_page.py", "state.py", "headline.py"):
+        found = literal.findall((ROOT / "ui" / name).read_text())
+        assert not found, f"session keys in ui/{name} must come from ui.keys: {found}"
     declared = {v for k, v in vars(K).items() if k.isupper() and isinstance(v, str)}
     for name in ("JOB", "CANCELLED", "LAST_GOOD", "METHOD", "TEXTS"):
         assert getattr(K, name) in declared
