@@ -5,6 +5,8 @@ answer is drawn before those load."""
 from __future__ import annotations
 
 import math
+import threading
+from typing import Callable
 
 import streamlit as st
 
@@ -13,6 +15,8 @@ from planner import Result, Scenario
 from . import uncertainty_view
 from .solver import Outcome
 from .text import md
+
+_range_lock = threading.Lock()
 
 
 def fmt_usd_m(x: float) -> str:
@@ -81,14 +85,30 @@ def headline(outcome: Outcome, exact: Outcome | None) -> None:
 
 
 def render_head(outcome: Outcome, exact: Outcome | None, use_case_note: str | None = None,
-                sc: Scenario | None = None) -> None:
+                sc: Scenario | None = None, defer_range: bool = False) -> Callable[[], None] | None:
     """The headline with its prediction range (± band, issue 15), the plain warning for a plan beyond the
-    use case's latency (`use_case_note`), and the result's own warnings."""
+    use case's latency (`use_case_note`), and the result's own warnings. With `defer_range` the range gets
+    its place under the headline but is drawn by the returned function, called once the rest of the page
+    is out: the first time in a server process it loads the validation data (about a second)."""
     headline(outcome, exact)
-    uncertainty_view.render_prediction_range(outcome.result, sc)
+    later = None
+    if defer_range:
+        slot = st.empty()
+
+        def later() -> None:
+            with slot.container():
+                prediction_range(outcome, sc)
+    else:
+        prediction_range(outcome, sc)
     if use_case_note and use_case_note.startswith("Batch use case"):
         st.info(md(use_case_note), icon=":material/timer_off:")
     elif use_case_note:
         st.warning(md(use_case_note), icon=":material/timer_off:")
     for w in outcome.result.warnings:
         st.warning(md(w), icon=":material/warning:")
+    return later
+
+
+def prediction_range(outcome: Outcome, sc: Scenario | None) -> None:
+    with _range_lock:  # sessions opening at once: the first loads the validation data, the others reuse it
+        uncertainty_view.render_prediction_range(outcome.result, sc)

@@ -189,10 +189,11 @@ def solved_status(outcome, method: str, cached: bool, status=None) -> None:
     status.update(label=label, state="complete")
 
 
-def draw_head(outcome, exact, sc) -> None:
+def draw_head(outcome, exact, sc, defer_range: bool = False):
     from .inputs import use_case_warning
 
-    render_head(outcome, exact, use_case_note=use_case_warning(outcome.result.plan), sc=sc)
+    return render_head(outcome, exact, use_case_note=use_case_warning(outcome.result.plan), sc=sc,
+                       defer_range=defer_range)
 
 
 def too_large(cs, sc, details=None, frontier_box=None) -> None:
@@ -357,7 +358,7 @@ def render() -> None:
         method = s[K.METHOD]
         with top.container():
             solved_status(outcomes[method], method, cached)
-            draw_head(outcomes[method], outcomes["exact"], sc)
+            finish_head = draw_head(outcomes[method], outcomes["exact"], sc, defer_range=True)
     cs = solver.candidates(first_key, name, ckey) if sc is not None else None
     begin_solve(sc, err, first_key, ckey, cs if cs is not None and not isinstance(cs, Exception) else None)
 
@@ -389,6 +390,7 @@ def render() -> None:
             st.markdown(md_lines(sc.warnings))
     if instant is not None and key == first_key:
         result_section(sc, err, key, ckey, name, details, frontier_box, head_drawn=True)
+        finish_head()
     else:
         with top.container():
             result_section(sc, err, key, ckey, name, details, frontier_box)
