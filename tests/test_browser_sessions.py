@@ -52,7 +52,10 @@ def open_app(page: Page, url: str) -> None:
 
 
 def pick_scenario(page: Page, name: str) -> None:
-    page.get_by_test_id("stSelectbox").filter(has_text="Bundled scenario").click()
+    # the headline is drawn before the sidebar (answer first): on a loaded machine the picker may follow later
+    picker = page.get_by_test_id("stSelectbox").filter(has_text="Bundled scenario")
+    expect(picker).to_be_visible(timeout=LOAD_TIMEOUT)
+    picker.click()
     page.get_by_role("option", name=name, exact=True).click()
 
 
