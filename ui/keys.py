@@ -70,6 +70,7 @@ CANCELLED = "_cancelled"  # (what was cancelled, seconds it had run)
 LAST_GOOD = "last_good"  # the last result shown, kept to show beside an error or a pending solve
 OPTIONS_SEEN = "_options_seen"  # stage options of the last scenario seen (a guess for the next one's size)
 NEIGHBOURS = "_neighbours"  # (settings, pre-solve tasks) for the quantization slider's neighbours
+FIRST_VIEW_DONE = "_first_view_done"  # the session's first page view was drawn (ui.planner_page pauses once)
 RESULT_VIEW = "result_view"  # which of the result's tabs (stage table, per-GPU view) is open (ui.results)
 
 # ---------------------------------------------------------------- other pages (their modules own these)

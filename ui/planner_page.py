@@ -13,6 +13,10 @@ worker ends when no session waits for it).
 """
 from __future__ import annotations
 
+import logging
+import os
+import time
+
 import streamlit as st
 
 # above BIG_PROBLEM_OPTIONS stage options, solve only on request (the command line's --allow-large limit)
@@ -25,7 +29,29 @@ from . import solver, state
 from .headline import render_head
 from .text import md, md_lines, ordinal
 
+log = logging.getLogger(__name__)
 POLL_S = 0.25  # how often a running solve is checked; each check is also where a Cancel click lands
+# On a session's first view, the script waits this long after sending the headline, so that the browser draws
+# it before the rest of the page (inputs, grids, charts) arrives and keeps its main thread busy for seconds.
+# Measured on 2 loaded cores with chromium (benchmarks/first_screen.py): headline 5.6 s after opening the
+# page with the pause, 15-21 s without; a second session 2.8 s against 9-20 s. PLANNER_FIRST_VIEW_PAUSE_S
+# overrides it (0: no pause).
+FIRST_VIEW_PAUSE_S = 1.0
+
+
+def first_view_pause_s() -> float:
+    raw = os.environ.get("PLANNER_FIRST_VIEW_PAUSE_S", "").strip()
+    if not raw:
+        return FIRST_VIEW_PAUSE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if 0.0 <= value <= 10.0:
+        return value
+    log.warning("PLANNER_FIRST_VIEW_PAUSE_S=%r is not a number of seconds in 0..10; using %g", raw,
+                FIRST_VIEW_PAUSE_S)
+    return FIRST_VIEW_PAUSE_S
 
 
 def show_last(reason: str, details=None, frontier_box=None) -> None:
@@ -361,6 +387,9 @@ def render() -> None:
             finish_head = draw_head(outcomes[method], outcomes["exact"], sc, defer_range=True)
     cs = solver.candidates(first_key, name, ckey) if sc is not None else None
     begin_solve(sc, err, first_key, ckey, cs if cs is not None and not isinstance(cs, Exception) else None)
+    if instant is not None and not s.get(K.FIRST_VIEW_DONE):
+        time.sleep(first_view_pause_s())  # the frontier's worker, just started, uses it too
+    s[K.FIRST_VIEW_DONE] = True
 
     from . import inputs, uncertainty_view  # after the headline: what only the inputs need
 
