@@ -136,3 +136,25 @@ def test_per_gpu_view_is_drawn_only_when_its_tab_is_open():
     gpus = Planner(sc).exact().plan.num_gpus
     tables = [d.value for d in at.dataframe if "TP rank" in d.value.columns]
     assert len(tables) == 1 and len(tables[0]) == gpus  # one row per GPU of the plan
+
+
+def test_the_first_view_pauses_once_after_the_headline(monkeypatch):
+    from ui import planner_page
+
+    slept: list[float] = []
+    monkeypatch.setattr(planner_page, "time", types.SimpleNamespace(sleep=slept.append))
+    monkeypatch.setenv("PLANNER_FIRST_VIEW_PAUSE_S", "0.25")
+    at = ok(run_app(scenario="small"))
+    assert slept == [0.25]
+    assert metric(at, "$ per million")
+    at.run()
+    ok(at)
+    assert slept == [0.25]  # later runs of the session do not pause
+
+
+def test_first_view_pause_setting(monkeypatch):
+    from ui import planner_page
+
+    for raw, want in (("", 1.0), ("0", 0.0), ("0.5", 0.5), ("abc", 1.0), ("-1", 1.0), ("99", 1.0)):
+        monkeypatch.setenv("PLANNER_FIRST_VIEW_PAUSE_S", raw)
+        assert planner_page.first_view_pause_s() == want, raw
