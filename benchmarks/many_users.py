@@ -6,7 +6,7 @@ result, and how much memory the server's process tree holds meanwhile.
 Starts a fresh `streamlit run app.py` (with PLANNER_MAX_SOLVERS=K if given) and opens N sessions in
 Debian's chromium (/usr/bin/chromium) at the same moment, each in its own browser context (its own
 Streamlit session). Two phases:
-1. "first result": every session loads the page (the bundled medium scenario); seconds from the
+1. "first result": every session loads the page (the app's default scenario); seconds from the
    navigation to the "$ per million tokens" figure;
 2. "distinct edit" (unless --no-distinct): every session types its own input-token count at the same
    moment (N different scenarios, nothing to share); seconds from the Enter key to the figure the
@@ -93,11 +93,12 @@ def usd_m(x: float) -> str:
 
 
 def expected(tokens: list[int]) -> dict[int, str]:
-    """The library's $/million tokens for medium with each input-token count (what each session must show)."""
+    """The library's $/million tokens for the default scenario with each input-token count (what each session
+    must show)."""
     from planner import Planner, scenario_from_texts
     from ui import scenario_texts as T
 
-    sc = scenario_from_texts(T.load_bundled_texts("medium"), "medium")
+    sc = scenario_from_texts(T.load_bundled_texts(T.DEFAULT_SCENARIO), T.DEFAULT_SCENARIO)
     return {n: usd_m(Planner(replace(sc, workload=replace(sc.workload, input_tokens=n))).exact().plan
                      .usd_per_million_tokens) for n in tokens}
 
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
 
     n = args.sessions
-    tokens = [1024 + 64 * i for i in range(n)]
+    tokens = [1024 + 64 * (i + 1) for i in range(n)]  # none equal to the default (1024): each is a new scenario
     want = {} if args.no_distinct else expected(tokens)
     log = open(ROOT / "benchmarks" / "many_users.log", "w")
     port = free_port()

@@ -9,9 +9,12 @@ import streamlit as st
 from planner import InfeasibleError, InputError, PlannerError, Result, Scenario, SolverError
 from planner import report
 
-from . import charts, uncertainty_view
+from . import charts
+from . import keys
+from .headline import (fmt_usd_m, gap_text, gpus_line, headline, layout_line, optimality_text,  # noqa: F401 (re-exported)
+                       render_head)
 from .solver import Outcome
-from .text import TPOT_HELP, TTFT_HELP, md, md_lines
+from .text import md, md_lines
 
 
 GPU_HEADERS = {"gpu_id": "GPU", "gpu_type": "GPU type", "node": "node", "stage": "stage", "tp_rank": "TP rank",
@@ -21,10 +24,6 @@ GPU_HEADERS = {"gpu_id": "GPU", "gpu_type": "GPU type", "node": "node", "stage":
 def plan_csv(result: Result) -> str:
     """Exactly what the CLI writes as plan.csv."""
     return report.to_csv(report.plan_rows(result.plan), report.PLAN_COLUMNS)
-
-
-def fmt_usd_m(x: float) -> str:
-    return f"${x:,.4f}" if x < 10 else f"${x:,.2f}"
 
 
 def show_error(err: PlannerError) -> None:
@@ -42,65 +41,6 @@ def show_error(err: PlannerError) -> None:
         st.error(f"**The solver failed** ({md(err.status or 'no status')}): {md(err)}", icon=":material/error:")
     else:
         st.error(f"**{type(err).__name__}**: {md(err)}", icon=":material/error:")
-
-
-def gpus_line(p) -> str:
-    """'4 × H100-SXM + 16 × A100-80GB-SXM': which GPUs and how many, per type."""
-    return " + ".join(f"{n} × {t}" for t, n in p.gpus_by_type().items())
-
-
-def layout_line(p) -> str:
-    """The layout in one line: '8 stages × TP2' when every stage is alike, else per stage."""
-    kinds = {(s.gpu_type, s.tp) for s in p.stages}
-    n = len(p.stages)
-    if len({s.tp for s in p.stages}) == 1 and len(kinds) == 1:
-        return f"{n} stage{'s' if n > 1 else ''} × TP{p.stages[0].tp}"
-    return " → ".join(f"{s.gpu_type} TP{s.tp} (layers {s.first_layer}-{s.last_layer})" for s in p.stages)
-
-
-def gap_text(gap: float) -> str:
-    """A gap as a person reads it: '0.00 %' for a solver's 1.8e-14, 'unknown' when there is none."""
-    if not math.isfinite(gap):
-        return "unknown"
-    return f"{max(gap, 0.0) * 100:.2f} %"
-
-
-def optimality_text(r: Result) -> tuple[str, str]:
-    """(short metric value, one-line explanation) of whether the plan is proven optimal."""
-    on = "gap on $/token" if r.extra.get("gap_on") == "usd_per_token" else "MIP gap"
-    if r.proven_optimal:
-        return "proven", f"Proven optimal: solver status {r.status}, {on} {gap_text(r.gap)}."
-    return "not proven", f"Not proven optimal: {r.method} method, solver status {r.status}, {on} {gap_text(r.gap)}."
-
-
-def headline(outcome: Outcome, exact: Outcome | None) -> None:
-    """The answer at a glance: cost, throughput, $/h, latency, optimality; then which GPUs and the layout."""
-    r = outcome.result
-    p = r.plan
-    basis = "output tokens" if p.token_basis == "output" else "tokens"
-    ttft_ms, tpot_ms = p.ttft_s * 1e3, p.tpot_s * 1e3
-    c = st.columns([1.25, 1.1, 1, 1, 1, 1])
-    c[0].metric(f"$ per million {basis}", fmt_usd_m(p.usd_per_million_tokens), help="cost per hour / billable "
-                "tokens per hour × 10⁶")
-    c[1].metric("Tokens per second", f"{p.tokens_per_s:,.0f}",
-                help=f"input + output tokens per second; {p.output_tokens_per_s:,.0f} output tokens/s")
-    c[2].metric("Cost per hour", f"${p.cost_usd_per_hour:,.2f}/h")
-    c[3].metric("Time to first token", f"{ttft_ms:,.0f} ms", help=TTFT_HELP)
-    c[4].metric("Time per token", f"{tpot_ms:,.1f} ms", help=TPOT_HELP)
-    short, line = optimality_text(r)
-    c[5].metric("Optimal", short, help=line if r.proven_optimal else f"{line} {md(r.how)}")
-    st.markdown(f"**{md(gpus_line(p))}** ({p.num_gpus} GPUs) · layout **{md(layout_line(p))}** · "
-                f"{p.concurrency:,} sequences in flight, microbatches of {p.microbatch:,}  \n{md(line)}")
-    if r.method != "exact" and exact is not None:
-        if exact.result is not None:
-            best = exact.result.plan
-            gap = (p.usd_per_million_tokens / best.usd_per_million_tokens - 1) * 100
-            st.markdown(f"The {r.method} method is a heuristic for $/token: its plan costs **{gap:+.2f} %** "
-                        f"against the exact method's proven minimum of {fmt_usd_m(best.usd_per_million_tokens)} "
-                        f"per million tokens ({best.tokens_per_s:,.0f} tokens/s at "
-                        f"${best.cost_usd_per_hour:,.2f}/h).".replace("$", "\\$"))
-        elif exact.error is not None:
-            st.caption(f"Exact optimum not available: {md(exact.error)}")
 
 
 def solver_line(outcome: Outcome) -> str:
@@ -191,20 +131,6 @@ def render(outcome: Outcome, exact: Outcome | None, frontier: Outcome | None, sc
     render_details(outcome, exact, frontier, sc, name, details, frontier_box)
 
 
-def render_head(outcome: Outcome, exact: Outcome | None, use_case_note: str | None = None,
-                sc: Scenario | None = None) -> None:
-    """The headline with its prediction range (± band, issue 15), the plain warning for a plan beyond the
-    use case's latency (`use_case_note`), and the result's own warnings."""
-    headline(outcome, exact)
-    uncertainty_view.render_prediction_range(outcome.result, sc)
-    if use_case_note and use_case_note.startswith("Batch use case"):
-        st.info(md(use_case_note), icon=":material/timer_off:")
-    elif use_case_note:
-        st.warning(md(use_case_note), icon=":material/timer_off:")
-    for w in outcome.result.warnings:
-        st.warning(md(w), icon=":material/warning:")
-
-
 def render_details(outcome: Outcome, exact: Outcome | None, frontier: Outcome | None, sc: Scenario, name: str,
                    details=None, frontier_box=None) -> None:
     """The curve, layout and tables into `details` (here if None); for the weighted method its pick on the
@@ -248,11 +174,13 @@ def _details(outcome: Outcome, front: Outcome | None, sc: Scenario, name: str) -
     st.caption(f"Bottleneck: stage {b.index} ({md(b.gpu_type)} TP{b.tp}, layers {b.first_layer}-{b.last_layer}, "
                f"{b.tokens_per_s:,.0f} tokens/s, {b.bound}-bound), outlined in red."
                + (" A stage-to-stage link is slower than every stage." if r.plan.link_bound else ""))
-    t1, t2 = st.tabs(["Stage table", "Per-GPU view"])
+    # The per-GPU view is drawn only when its tab is opened: its chart is one of the page's heaviest for the
+    # browser (Plotly), and it is below the fold.
+    t1, t2 = st.tabs(["Stage table", "Per-GPU view"], key=keys.RESULT_VIEW, on_change="rerun")
     with t1:
         stage_table(r)
-    with t2:
-        st.plotly_chart(charts.gpu_figure(r.plan, sc.model.num_layers), width="stretch", key="gpu_chart")
+    if t2.open:
+        t2.plotly_chart(charts.gpu_figure(r.plan, sc.model.num_layers), width="stretch", key="gpu_chart")
         gpus = pd.DataFrame(report.gpu_rows(r.plan)).rename(columns=GPU_HEADERS)
-        st.dataframe(gpus[[h for h in GPU_HEADERS.values() if h in gpus.columns]], hide_index=True, placeholder="–",
+        t2.dataframe(gpus[[h for h in GPU_HEADERS.values() if h in gpus.columns]], hide_index=True, placeholder="–",
                      width="stretch")

@@ -12,6 +12,7 @@ import streamlit as st
 from planner import Catalog, InputError, Problem, Scenario, load_catalog
 
 from . import cell_check
+from . import keys as K
 from . import scenario_texts as T
 from . import solver
 
@@ -23,7 +24,7 @@ def ss():
 
 
 def cat_key() -> solver.TextsKey:
-    return T.texts_key(st.session_state["catalog_texts"])
+    return T.texts_key(st.session_state[K.CATALOG_TEXTS])
 
 
 def catalog() -> Catalog:
@@ -38,20 +39,20 @@ def ensure(widgets: bool = False) -> None:
     Streamlit drops while another page is shown; setting them from another page would make Streamlit
     draw the Planner's widgets with their defaults on the way back."""
     s = st.session_state
-    if "catalog_texts" not in s:
-        s["catalog_texts"] = T.bundled_catalog_texts()
-    if "base_texts" not in s:
+    if K.CATALOG_TEXTS not in s:
+        s[K.CATALOG_TEXTS] = T.bundled_catalog_texts()
+    if K.BASE_TEXTS not in s:
         # ?scenario=<bundled folder> in the address opens on that scenario (a link to share; tests use it)
         asked = st.query_params.get("scenario", "")
         first = asked if asked in T.bundled_names() else T.DEFAULT_SCENARIO
         load(T.load_bundled_texts(first), first, pick=first)
     if not widgets:
         return
-    s["scenario_pick"] = s.get("scenario_pick", s["loaded_pick"])
+    s[K.SCENARIO_PICK] = s.get(K.SCENARIO_PICK, s[K.LOADED_PICK])
     for k in T.WIDGET_KEYS:
-        s[k] = s.get(k, s["values"][k])
-    for k in ("auto_solve", "presolve"):  # toggles, kept (as _k) while other pages are shown
-        s[k] = s.get(k, s.get("_" + k, True))
+        s[k] = s.get(k, s[K.VALUES][k])
+    for k in K.TOGGLES:  # kept (as _k) while other pages are shown
+        s[k] = s.get(k, s.get(K.kept(k), True))
 
 
 def load(texts: dict[str, str], name: str, pick: str = UPLOADED) -> None:
@@ -76,22 +77,22 @@ def load(texts: dict[str, str], name: str, pick: str = UPLOADED) -> None:
             default = float(T.config_dict(texts.get(T.CONFIG, "")).get("inter_node_gb_per_s", 25.0))
         except ValueError:
             default = 25.0
-    s["base_texts"] = dict(texts)
-    s["texts"] = dict(texts)
-    s["scenario_name"] = name
-    s["loaded_pick"] = pick
-    s["base_values"] = dict(values)
-    s["values"] = dict(values)
+    s[K.BASE_TEXTS] = dict(texts)
+    s[K.TEXTS] = dict(texts)
+    s[K.SCENARIO_NAME] = name
+    s[K.LOADED_PICK] = pick
+    s[K.BASE_VALUES] = dict(values)
+    s[K.VALUES] = dict(values)
     for k in T.WIDGET_KEYS:
         s[k] = values[k]
-    s["base_pool"] = pool
-    s["pool"] = pool.copy()
-    s["base_links"] = links
-    s["net_default"] = default
-    s["net"] = T.net_frame(T.pool_types(pool), links, default)
+    s[K.BASE_POOL] = pool
+    s[K.POOL] = pool.copy()
+    s[K.BASE_LINKS] = links
+    s[K.NET_DEFAULT] = default
+    s[K.NET] = T.net_frame(T.pool_types(pool), links, default)
     for name_ in ("pool", "net"):
-        s[f"_{name_}_ver"] = s.get(f"_{name_}_ver", 0) + 1
-    s["load_count"] = s.get("load_count", 0) + 1
+        s[K.version(name_)] = s.get(K.version(name_), 0) + 1
+    s[K.LOAD_COUNT] = s.get(K.LOAD_COUNT, 0) + 1
 
 
 def sync_editor(name: str) -> None:
@@ -100,8 +101,8 @@ def sync_editor(name: str) -> None:
     The editor's edit state is relative to the frame it was mounted with, so it is applied to that frame;
     an editor mounted before a reload or reset (whose version is older) is ignored."""
     s = st.session_state
-    mounted = s.get(f"_{name}_grid")
-    if mounted is None or mounted[0] != s.get(f"_{name}_ver", 0):
+    mounted = s.get(K.grid(name))
+    if mounted is None or mounted[0] != s.get(K.version(name), 0):
         return
     delta = s.get(mounted[1])
     if isinstance(delta, dict):
@@ -116,38 +117,38 @@ def stable_editor(name: str, view: str = "", **kwargs):
     through `sync_editor`. It is remounted, from the frame with every edit in it, when the frame is
     reloaded or reset (its version `_{name}_ver` changes), when `view` (e.g. which columns are shown)
     changes, and after a page switch (Streamlit drops the grid's state). The key is in
-    st.session_state[f"{name}_editor_key"]."""
+    st.session_state[K.editor_key(name)]."""
     s = st.session_state
     sync_editor(name)
-    ver = s.get(f"_{name}_ver", 0)
+    ver = s.get(K.version(name), 0)
     key = f"{name}_grid_{ver}{'_' + view if view else ''}"
-    mounted = s.get(f"_{name}_grid")
+    mounted = s.get(K.grid(name))
     if mounted is None or mounted[1] != key or key not in s:
         mounted = (ver, key, s[name].copy())
-        s[f"_{name}_grid"] = mounted
-    s[f"{name}_editor_key"] = key
+        s[K.grid(name)] = mounted
+    s[K.editor_key(name)] = key
     return st.data_editor(mounted[2], key=key, **kwargs)
 
 
 def folded_editor(name: str, **kwargs) -> pd.DataFrame:
     """A st.data_editor over st.session_state[name] whose edits are folded into that frame on the next
     run (then the editor starts afresh under a new key), so edits survive page switches.
-    The current editor key is in st.session_state[f"{name}_editor_key"]."""
+    The current editor key is in st.session_state[K.editor_key(name)]."""
     s = st.session_state
     fold_pending(name)
-    key = f"{name}_editor_{s.get(f'_{name}_ver', 0)}"
-    s[f"{name}_editor_key"] = key
+    key = f"{name}_editor_{s.get(K.version(name), 0)}"
+    s[K.editor_key(name)] = key
     return st.data_editor(s[name], key=key, **kwargs)
 
 
 def fold_pending(name: str) -> bool:
     s = st.session_state
-    ver = s.get(f"_{name}_ver", 0)
+    ver = s.get(K.version(name), 0)
     key = f"{name}_editor_{ver}"
     delta = s.get(key)
     if isinstance(delta, dict) and (delta.get("edited_rows") or delta.get("added_rows") or delta.get("deleted_rows")):
         s[name] = T.apply_delta(s[name], delta)
-        s[f"_{name}_ver"] = ver + 1
+        s[K.version(name)] = ver + 1
         return True
     return False
 
@@ -155,42 +156,42 @@ def fold_pending(name: str) -> bool:
 def reconcile_net() -> None:
     """Keep the network table's rows = the type pairs of the current pool (values kept where known)."""
     s = st.session_state
-    types = T.pool_types(s["pool"])
-    current = {(r.gpu_type_a, r.gpu_type_b): r.gb_per_s for r in s["net"].itertuples()}
+    types = T.pool_types(s[K.POOL])
+    current = {(r.gpu_type_a, r.gpu_type_b): r.gb_per_s for r in s[K.NET].itertuples()}
     want = T.type_pairs(types)
     if [tuple(p) for p in want] != list(current):
-        values = {**s["base_links"], **current}
-        s["net"] = T.net_frame(types, values, s["net_default"])
-        s["_net_ver"] = s.get("_net_ver", 0) + 1
+        values = {**s[K.BASE_LINKS], **current}
+        s[K.NET] = T.net_frame(types, values, s[K.NET_DEFAULT])
+        s[K.version(K.NET)] = s.get(K.version(K.NET), 0) + 1
 
 
 def widget_values() -> dict:
     s = st.session_state
-    return {k: s.get(k, s["values"][k]) for k in T.WIDGET_KEYS}
+    return {k: s.get(k, s[K.VALUES][k]) for k in T.WIDGET_KEYS}
 
 
 def rebuild_texts() -> dict[str, str]:
     """The current texts from the loaded texts + the editing state; stored in st.session_state.texts."""
     s = st.session_state
     values = widget_values()
-    s["values"] = values
-    s["texts"] = _build(values)
-    return s["texts"]
+    s[K.VALUES] = values
+    s[K.TEXTS] = _build(values)
+    return s[K.TEXTS]
 
 
 def _build(values: dict) -> dict[str, str]:
     """The scenario texts for these widget values (over the loaded texts and the edited grids)."""
     s = st.session_state
-    return T.build_texts(s["base_texts"], s["base_values"], values, s["base_pool"], s["pool"], s["base_links"],
-                         s["net"])
+    return T.build_texts(s[K.BASE_TEXTS], s[K.BASE_VALUES], values, s[K.BASE_POOL], s[K.POOL], s[K.BASE_LINKS],
+                         s[K.NET])
 
 
 def _sized(values: dict) -> dict | None:
     """`values` with the segment-size list their quantization implies (as they are with custom sizes);
     None if the texts they give imply no sizes."""
-    if values.get("custom_sizes"):
+    if values.get(K.CUSTOM_SIZES):
         return values
-    sizes = solver.sizes_for(T.texts_key(_build(values)), st.session_state["scenario_name"], cat_key())
+    sizes = solver.sizes_for(T.texts_key(_build(values)), st.session_state[K.SCENARIO_NAME], cat_key())
     if isinstance(sizes, InputError):
         return None
     return {**values, "segment_sizes_text": T.list_text(sizes)}
@@ -211,8 +212,8 @@ def prepare() -> dict[str, str]:
     sync_editor("pool")
     reconcile_net()
     values = _sized(widget_values())
-    if values is not None and not values.get("custom_sizes"):
-        s["segment_sizes_text"] = values["segment_sizes_text"]
+    if values is not None and not values.get(K.CUSTOM_SIZES):
+        s[K.SEGMENT_SIZES_TEXT] = values[K.SEGMENT_SIZES_TEXT]
     return rebuild_texts()
 
 
@@ -220,28 +221,28 @@ def fill_pool_from_catalogue() -> None:
     """Button callback: the pool's empty datasheet cells get the catalogue's values, shown in the table."""
     s = st.session_state
     sync_editor("pool")
-    s["pool"], s["_pool_filled"] = cell_check.fill_from_catalogue(s["pool"], catalog())
-    s["_pool_ver"] = s.get("_pool_ver", 0) + 1
+    s[K.POOL], s[K.POOL_FILLED] = cell_check.fill_from_catalogue(s[K.POOL], catalog())
+    s[K.version(K.POOL)] = s.get(K.version(K.POOL), 0) + 1
 
 
 def pool_cell_problems():
     """The pool table's empty or invalid cells (ui.cell_check): each one is an error, never a silent
     fall-back to the catalogue."""
-    return cell_check.pool_cell_problems(st.session_state["pool"], catalog())
+    return cell_check.pool_cell_problems(st.session_state[K.POOL], catalog())
 
 
 def current_scenario() -> tuple[Scenario | None, InputError | None]:
     s = st.session_state
     cells = pool_cell_problems()
-    s["_pool_marks"] = cells
+    s[K.POOL_MARKS] = cells
     if cells:
-        return None, cell_check.as_input_error(cells, s["pool"])
-    sc = solver.scenario(T.texts_key(s["texts"]), s["scenario_name"], cat_key())
+        return None, cell_check.as_input_error(cells, s[K.POOL])
+    sc = solver.scenario(T.texts_key(s[K.TEXTS]), s[K.SCENARIO_NAME], cat_key())
     if isinstance(sc, InputError):
-        cells, others = cell_check.from_library(sc, s["pool"])
+        cells, others = cell_check.from_library(sc, s[K.POOL])
         if cells:  # said in the table's terms (row as shown, column header), and marked in the table
-            s["_pool_marks"] = cells
-            return None, cell_check.as_input_error(cells, s["pool"], others)
+            s[K.POOL_MARKS] = cells
+            return None, cell_check.as_input_error(cells, s[K.POOL], others)
         return None, sc
     return sc, None
 
@@ -250,9 +251,9 @@ def last_good_scenario() -> Scenario | None:
     """The current scenario if it parses, else the last one that did."""
     sc, _ = current_scenario()
     if sc is not None:
-        st.session_state["_last_good_scenario"] = sc
+        st.session_state[K.LAST_GOOD_SCENARIO] = sc
         return sc
-    return st.session_state.get("_last_good_scenario")
+    return st.session_state.get(K.LAST_GOOD_SCENARIO)
 
 
 def upload_limit_mb() -> int:
@@ -266,44 +267,44 @@ def process_uploads() -> None:
     scenario it makes parses; otherwise every problem is kept for display and the current scenario,
     with the user's edits, stays."""
     s = st.session_state
-    files = s.get("upload") or []
+    files = s.get(K.UPLOAD) or []
     if not files:  # the uploader was cleared: forget its problems, accept the same files again later
-        s["_upload_done"] = None
-        s["upload_problems"] = None
+        s[K.UPLOAD_DONE] = None
+        s[K.UPLOAD_PROBLEMS] = None
         return
     ids = tuple(getattr(f, "file_id", f.name) for f in files)
-    if ids == s.get("_upload_done"):
+    if ids == s.get(K.UPLOAD_DONE):
         return
-    s["_upload_done"] = ids
-    s["upload_problems"] = None
+    s[K.UPLOAD_DONE] = ids
+    s[K.UPLOAD_PROBLEMS] = None
     try:
         payload = [(f.name, f.getvalue()) for f in files]
-        name, texts = T.texts_from_uploads(payload, s["texts"], max_bytes=upload_limit_mb() * 1024 * 1024)
+        name, texts = T.texts_from_uploads(payload, s[K.TEXTS], max_bytes=upload_limit_mb() * 1024 * 1024)
         missing = [Problem(f"missing {required}: upload it together with the other files", required)
                    for required in (T.CONFIG, T.POOL) if required not in texts]
         if missing:
             raise InputError(missing)
         if name is None:
             names = [f.name for f in files]
-            name = "uploaded" if len(names) > 1 else f"{s['scenario_name']} + {names[0]}"
+            name = "uploaded" if len(names) > 1 else f"{s[K.SCENARIO_NAME]} + {names[0]}"
         parsed = solver.scenario(T.texts_key(texts), name, cat_key())
         if isinstance(parsed, InputError):
             raise parsed
     except InputError as exc:
-        s["upload_problems"] = exc
+        s[K.UPLOAD_PROBLEMS] = exc
         return
     except (RecursionError, ValueError, csv.Error) as exc:  # a parse the checks above did not foresee
         names = ", ".join(f.name for f in files)
-        s["upload_problems"] = InputError(Problem(f"could not be read ({type(exc).__name__}: {exc})", names))
+        s[K.UPLOAD_PROBLEMS] = InputError(Problem(f"could not be read ({type(exc).__name__}: {exc})", names))
         return
     load(texts, name, pick=UPLOADED)
-    s["scenario_pick"] = UPLOADED
+    s[K.SCENARIO_PICK] = UPLOADED
 
 
 def process_pick() -> None:
     s = st.session_state
-    pick = s.get("scenario_pick")
-    if pick and pick != s.get("loaded_pick") and pick != UPLOADED:
+    pick = s.get(K.SCENARIO_PICK)
+    if pick and pick != s.get(K.LOADED_PICK) and pick != UPLOADED:
         load(T.load_bundled_texts(pick), pick, pick=pick)
 
 

@@ -1,0 +1,160 @@
+"""AppTests of the fast first screen (issue 14 item 8, issue 11 "many users"): the headline of a small
+problem is solved in the server process (no worker to start), once for every session that asks for the
+same scenario, and later sessions take it from the shared store; larger problems and the other methods
+still go to the cancellable workers. And the page's layout in code (issue 13 item 3): app.py only the
+navigation, the session keys named in ui.keys."""
+from __future__ import annotations
+
+import re
+import threading
+import time
+import types
+from pathlib import Path
+
+from planner import Planner, build_candidates, scenario_from_texts
+from ui import keys as K
+from ui import scenario_texts as T
+from ui import solver
+
+from .apptest import metric, ok, run_app, usd_m
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def status_labels(at) -> list[str]:
+    """Labels of every st.status block on the page."""
+    out, todo = [], [at.main]
+    while todo:
+        node = todo.pop()
+        if getattr(node, "type", "") == "status":
+            out.append(node.label)
+        todo.extend(getattr(node, "children", {}).values())
+    return out
+
+
+def test_headline_of_a_small_problem_is_solved_in_the_server_and_shared_with_the_next_session():
+    solver.results().clear()
+    started = solver.solve_pool().started
+    at = ok(run_app(scenario="medium"))
+    sc = scenario_from_texts(T.load_bundled_texts("medium"), "medium")
+    lib = Planner(sc).exact()
+    assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+    key = (T.texts_key(at.session_state[K.TEXTS]), T.texts_key(at.session_state[K.CATALOG_TEXTS]))
+    exact = solver.results().get((*key, "exact"))
+    assert exact is not None and exact.result.proven_optimal
+    # only the frontier for the curve went to a worker; the headline was solved here
+    assert solver.solve_pool().started - started == 1
+    assert solver.results().get((*key, solver.FRONTIER)) is not None
+    assert any(label.startswith("Solved (exact): optimal") and "from cache" not in label
+               for label in status_labels(at)), status_labels(at)
+    # a second session on the same scenario: everything from the store, no solve at all
+    started = solver.solve_pool().started
+    again = ok(run_app(scenario="medium"))
+    assert metric(again, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+    assert solver.solve_pool().started == started
+    assert any(label.endswith("from cache") for label in status_labels(again)), status_labels(again)
+    # the headline still says proven optimal, with status and gap
+    assert metric(again, "Optimal") == "proven"
+
+
+def test_sessions_asking_at_once_share_one_in_process_solve(monkeypatch):
+    solver.results().clear()
+    sc = scenario_from_texts(T.load_bundled_texts("small"), "small")
+    cs = build_candidates(sc)
+    calls = []
+    real = solver.run_method
+
+    def slow(*args, **kwargs):
+        calls.append(threading.get_ident())
+        time.sleep(0.3)  # long enough for every thread below to arrive while it runs
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(solver, "run_method", slow)
+    texts = T.texts_key(T.load_bundled_texts("small"))
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(solver.solve_inline(sc, cs, texts, (), "exact")))
+               for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert len(got) == 6 and all(o is got[0] for o in got)
+    assert got[0].result.plan.usd_per_million_tokens == Planner(sc, cs).exact().plan.usd_per_million_tokens
+
+
+def test_only_small_exact_solves_run_in_the_server_process():
+    small = types.SimpleNamespace(options=range(solver.INLINE_MAX_OPTIONS))
+    big = types.SimpleNamespace(options=range(solver.INLINE_MAX_OPTIONS + 1))
+    assert solver.inline_ok("exact", small)
+    assert not solver.inline_ok("exact", big)
+    for method in ("enumeration", "weighted", solver.FRONTIER):
+        assert not solver.inline_ok(method, small)
+    # every bundled realistic scenario's default fits (so its first screen needs no worker)
+    for name in T.bundled_names():
+        if name in T.SEED_SCENARIOS or name in ("xl",):
+            continue
+        cs = build_candidates(scenario_from_texts(T.load_bundled_texts(name), name))
+        assert solver.inline_ok("exact", cs), (name, len(cs.options))
+
+
+def test_weighted_method_still_solves_in_a_worker():
+    solver.results().clear()
+    at = ok(run_app(scenario="small"))
+    started = solver.solve_pool().started
+    at.radio(key=K.METHOD).set_value("weighted").run()
+    ok(at)
+    assert solver.solve_pool().started > started
+    assert metric(at, "$ per million")
+
+
+def test_app_py_is_only_the_navigation_and_page_keys_are_named_in_one_place():
+    app = (ROOT / "app.py").read_text()
+    assert len(app.splitlines()) < 150
+    assert "session_state" not in app
+    literal = re.compile(r"""\b(?:s|session_state)(?:\.get|\.pop|\.setdefault)?[\[(]\s*f?["']""")
+    for name in ("planner_page.py", "state.py", "headline.py"):
+        found = literal.findall((ROOT / "ui" / name).read_text())
+        assert not found, f"session keys in ui/{name} must come from ui.keys: {found}"
+    declared = {v for k, v in vars(K).items() if k.isupper() and isinstance(v, str)}
+    for name in ("JOB", "CANCELLED", "LAST_GOOD", "METHOD", "TEXTS"):
+        assert getattr(K, name) in declared
+
+
+def test_per_gpu_view_is_drawn_only_when_its_tab_is_open():
+    at = ok(run_app(scenario="small"))
+
+    def charts() -> list[str]:
+        return [c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")]
+
+    assert "gpu_chart" not in charts() and "layout_chart" in charts()
+    at.session_state[K.RESULT_VIEW] = "Per-GPU view"
+    at.run()
+    ok(at)
+    assert "gpu_chart" in charts()
+    sc = scenario_from_texts(at.session_state[K.TEXTS], "small")
+    gpus = Planner(sc).exact().plan.num_gpus
+    tables = [d.value for d in at.dataframe if "TP rank" in d.value.columns]
+    assert len(tables) == 1 and len(tables[0]) == gpus  # one row per GPU of the plan
+
+
+def test_the_first_view_pauses_once_after_the_headline(monkeypatch):
+    from ui import planner_page
+
+    slept: list[float] = []
+    monkeypatch.setattr(planner_page, "time", types.SimpleNamespace(sleep=slept.append))
+    monkeypatch.setenv("PLANNER_FIRST_VIEW_PAUSE_S", "0.25")
+    at = ok(run_app(scenario="small"))
+    assert slept == [0.25]
+    assert metric(at, "$ per million")
+    at.run()
+    ok(at)
+    assert slept == [0.25]  # later runs of the session do not pause
+
+
+def test_first_view_pause_setting(monkeypatch):
+    from ui import planner_page
+
+    for raw, want in (("", 1.0), ("0", 0.0), ("0.5", 0.5), ("abc", 1.0), ("-1", 1.0), ("99", 1.0)):
+        monkeypatch.setenv("PLANNER_FIRST_VIEW_PAUSE_S", raw)
+        assert planner_page.first_view_pause_s() == want, raw
