@@ -277,7 +277,10 @@ class Master:
                 lp.prepare(w, max(0.0, duals[q]) * self.betas[q], cap_q)
                 prepared.add(id(lp))
             thr = threshold if collect else min(threshold, PARTIAL * best)
-            out, done = lp.search(p, thr, collect, limit, cancel=cancel)
+            if collect:
+                out, done = lp.search(p, thr, True, limit, cancel=cancel)
+            else:
+                out, done = lp.price(p, thr, limit, cancel=cancel)
             complete &= done
             found += [(q, f) for f in out]
             best = min([best] + [f.rc for f in out])
@@ -339,8 +342,8 @@ class Master:
         margin = 1e-9 * max(1.0, abs(lp)) + tol * sum(self.counts)
         self._set_integer(True)
         status, ip, y, mip_gap = "infeasible", math.inf, {}, 0.0
-        if proven:  # a first fleet from the columns at hand of rc ~ 0 sets the scale of the enumeration
-            self._fix(duals, margin)
+        if proven:  # a first fleet from the columns at hand sets the scale of the enumeration
+            self._fix(duals, math.inf)
             for q in range(self.Q):  # a real fleet: no shortfall (whose price would inflate the scale)
                 self.h.changeColBounds(1 + q, 0.0, 0.0)
             try:  # any fleet will do here (it only sets e): a loose gap and a short run
