@@ -65,6 +65,7 @@ ENOUGH = 20
 MAX_ROUNDS = 1000
 # the first fleet (which only sets the enumeration's scale): gap and seconds
 FIRST_GAP, FIRST_SECONDS = 1e-3, 2.0
+FIRST_RC = 0.01  # the first fleet's columns: reduced cost within this share of the LP bound, if they serve one
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class Master:
 
     def coeff(self, q: int, r: Replica) -> float:
         a = self.betas[q] * r.tokens_per_s
-        return min(a, self.demands[q]) if self.demands is not None else a
+        return min(a, self.demands[q]) if self.demands is not None and self.tighten else a
 
     def add(self, q: int, found: Found) -> bool:
         key = (q, found.gpus, round(found.theta, 9))
@@ -291,10 +292,9 @@ class Master:
                 return found, False
         return found, complete
 
-    def optimise(self, time_limit: float, cancel=None) -> MasterResult:
-        """Column generation, the integer program, the reduced-cost proof (module docstring)."""
-        t0 = time.perf_counter()
-        deadline = t0 + time_limit
+    def _column_generation(self, deadline: float, cancel) -> tuple:
+        """The LP relaxation over every replica by column generation: (LP value, duals, tolerance, rounds,
+        timed out, incomplete); complete when neither flag is set."""
         self._set_integer(False)
         if not any(self._usable(j) for j in range(self.off, len(self.cols) + self.off)) or (
                 self.demands is not None and self.with_shortfall and self._seed_key != tuple(self.prices)):
@@ -319,9 +319,9 @@ class Master:
             tol = 1e-9 * max(1.0, abs(lp))
             duals = np.array(self.h.getSolution().row_dual)
             try:
-                new, complete = self._price(duals, False, -tol, deadline, cancel, PRICING_STATES)
+                new, complete = self._price(duals, False, -tol, deadline, cancel, PRICING_STATES, cap=self.tighten)
                 if not new and not complete:  # the truncated search found nothing: search it all
-                    new, complete = self._price(duals, False, -tol, deadline, cancel, NODE_LIMIT)
+                    new, complete = self._price(duals, False, -tol, deadline, cancel, NODE_LIMIT, cap=self.tighten)
             except TimeoutError:
                 timed_out = True
                 break
@@ -331,31 +331,60 @@ class Master:
                 break
             if not added or rounds >= MAX_ROUNDS:
                 break
+        return lp, duals, tol, rounds, timed_out, incomplete
+
+    def lp_duals(self, demands: list[float], time_limit: float, cancel=None) -> tuple[np.ndarray, float] | None:
+        """The cost question's LP relaxation without coefficient tightening (a replica counts its whole rate),
+        priced to completion: (row duals, LP value), or None if the pricing did not complete in time. With
+        these duals every replica's reduced cost is >= -tol, so for ANY demand D' every fleet costs at least
+        sum_q pi_q D'_q + sum_g mu_g N_g plus its replicas' reduced costs (weak duality; `fleet_knapsack`)."""
+        self.tighten = False
+        try:
+            self.allow(None)
+            self.ask_cost(demands, shortfall=True)
+            lp, duals, _, _, timed_out, incomplete = self._column_generation(time.perf_counter() + time_limit, cancel)
+        finally:
+            self.tighten = True
+        return None if timed_out or incomplete else (duals, lp)
+
+    tighten = True  # coefficient tightening (module docstring); off for lp_duals
+
+    def optimise(self, time_limit: float, cancel=None) -> MasterResult:
+        """Column generation, the integer program, the reduced-cost proof (module docstring)."""
+        t0 = time.perf_counter()
+        deadline = t0 + time_limit
+        lp, duals, tol, rounds, timed_out, incomplete = self._column_generation(deadline, cancel)
         lp_bound = lp
         enumerated = 0
         proven = not timed_out and not incomplete and rounds < MAX_ROUNDS
         # Every rc >= -tol, so a fleet of <= sum(N) replicas costing <= lp + e uses only columns with rc <=
         # e + margin. So: with every column of rc <= e enumerated, the integer program over just those columns
         # (the others fixed at 0: reduced-cost fixing, which keeps it small) is exact if its optimum costs
-        # <= lp + e. e starts at 1/8 of the gap of a first fleet (or 2% of the LP bound) and grows 4x until
-        # that holds.
+        # <= lp + e. e is the gap of a first fleet (from every column at hand; the enumeration is then done
+        # once, as the fleet can only improve), or 2% of the LP bound growing 4x when no first fleet was found;
+        # a first fleet at the LP bound is optimal as it is.
         margin = 1e-9 * max(1.0, abs(lp)) + tol * sum(self.counts)
         self._set_integer(True)
         status, ip, y, mip_gap = "infeasible", math.inf, {}, 0.0
         if proven:  # a first fleet from the columns at hand sets the scale of the enumeration
-            self._fix(duals, math.inf)
             for q in range(self.Q):  # a real fleet: no shortfall (whose price would inflate the scale)
                 self.h.changeColBounds(1 + q, 0.0, 0.0)
-            try:  # any fleet will do here (it only sets e): a loose gap and a short run
-                st, val = self._ip(deadline, FIRST_GAP, FIRST_SECONDS)
-            except SolverError:  # no fleet found in that time
-                st, val = "infeasible", math.inf
-            if st != "infeasible":
-                ip, y = val, self._y()
+            # from the columns of small reduced cost (a small integer program), else from all of them
+            for limit in (margin + FIRST_RC * abs(lp), math.inf):
+                self._fix(duals, limit)
+                try:  # any fleet will do here (it only sets e): a loose gap and a short run
+                    st, val = self._ip(deadline, FIRST_GAP, FIRST_SECONDS)
+                except SolverError:  # no fleet found in that time
+                    st, val = "infeasible", math.inf
+                if st != "infeasible":
+                    ip, y = val, self._y()
+                    break
             for q in range(self.Q):
                 self.h.changeColBounds(1 + q, 0.0, INF if self.demands is not None and self.with_shortfall else 0.0)
-        e = max(margin, (ip - lp_bound) / 8) if math.isfinite(ip) else 0.02 * abs(lp) + margin
-        for _ in range(40):
+        if proven and ip <= lp_bound + margin:  # the first fleet meets the LP bound: nothing to enumerate
+            status, mip_gap = "optimal", 0.0
+        e = max(margin, ip - lp_bound) if math.isfinite(ip) else 0.02 * abs(lp) + margin
+        for _ in range(40 if not (proven and ip <= lp_bound + margin) else 0):
             if proven:
                 try:
                     new, _ = self._price(duals, True, e + margin, deadline, cancel, NODE_LIMIT)
@@ -382,7 +411,8 @@ class Master:
                 break
             e = min(4 * e, ip - lp_bound) if math.isfinite(ip) else 4 * e
         else:
-            raise SolverError("internal: the fleet's reduced-cost enumeration did not close the gap", status)
+            if not (proven and ip <= lp_bound + margin):
+                raise SolverError("internal: the fleet's reduced-cost enumeration did not close the gap", status)
         self._fix(duals, math.inf)
         if timed_out:
             status = "time_limit"
