@@ -255,7 +255,7 @@ class Master:
             self.add(q, f)
 
     def _price(self, duals: np.ndarray, collect: bool, threshold: float, deadline: float, cancel,
-               limit: int, cap: bool = True) -> tuple[list, bool]:
+               limit: int, cap: bool = True, settle: bool = False) -> tuple[list, bool]:
         """Replicas of reduced cost <= threshold under the LP duals: a few good ones (pricing), or every one
         (`collect`). Returns (found, complete); complete means every unit (class, level, stage count) was
         searched exhaustively at `threshold`, so that finding none proves the LP optimal.
@@ -280,7 +280,8 @@ class Master:
             if collect:
                 out, done = lp.search(p, thr, True, limit, cancel=cancel)
             else:
-                out, done = lp.price(p, thr, limit, cancel=cancel)
+                # once this round has columns, a unit the dynamic program cannot settle waits (`settle`: not)
+                out, done = lp.price(p, thr, limit, cancel=cancel, search=settle or not found)
             complete &= done
             found += [(q, f) for f in out]
             best = min([best] + [f.rc for f in out])
@@ -325,6 +326,14 @@ class Master:
                 timed_out = True
                 break
             added = sum(self.add(q, f) for q, f in new)
+            if not added and not complete:  # only known columns came back: settle every unit now
+                try:
+                    new, complete = self._price(duals, False, -tol, deadline, cancel, NODE_LIMIT, cap=self.tighten,
+                                                settle=True)
+                except TimeoutError:
+                    timed_out = True
+                    break
+                added = sum(self.add(q, f) for q, f in new)
             if not added and not complete:
                 incomplete = True
                 break
@@ -411,6 +420,15 @@ class Master:
                 break
             if ip - lp_bound <= e:
                 break
+            # not closed: a better fleet from every column at hand (those above e included) may make the next
+            # enumeration smaller, as it needs to reach only that fleet's gap
+            self._fix(duals, math.inf)
+            try:
+                st2, val2 = self._ip(deadline, FIRST_GAP, FIRST_SECONDS)
+            except SolverError:
+                st2, val2 = "infeasible", math.inf
+            if st2 != "infeasible" and val2 < ip:
+                ip, y = val2, self._y()
             e = min(4 * e, ip - lp_bound) if math.isfinite(ip) else 4 * e
         else:
             if not (proven and ip <= lp_bound + margin):

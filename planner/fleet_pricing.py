@@ -153,7 +153,8 @@ class LevelPricer:
         return np.minimum(self.PM[j][i, r], self.G[j][i, r] - self.pi * np.minimum(theta, self.cap))
 
     # ------------------------------------------------------------------ pricing
-    def price(self, p: int, threshold: float, node_limit: int, cancel=None) -> tuple[list[Found], bool]:
+    def price(self, p: int, threshold: float, node_limit: int, cancel=None,
+              search: bool = True) -> tuple[list[Found], bool]:
         """A replica of P = p stages with rc < threshold, or a proof that none exists: (found, complete) as
         `search` returns them.
 
@@ -163,7 +164,8 @@ class LevelPricer:
         lam_g >= 0 every replica within the pool has rc >= (its rc + lam.n) - lam.N, so the program over
         weights w + lam, asked for a value below threshold + lam.N, either proves that no replica within the
         pool is below the threshold or returns a replica, which is a column if it is within the pool; lam
-        grows on the overused types until one of the two happens. Else the branch and bound searches."""
+        grows on the overused types until one of the two happens. Else the branch and bound searches (unless
+        `search` is False: then the unit is left undecided, complete False)."""
         if self.empty or p not in self.level.stage_counts:
             return [], True
         lam = np.zeros(len(self.types))
@@ -194,6 +196,8 @@ class LevelPricer:
             value = res[0]  # its rc + lam.n, at most (its rate is >= the threshold rate)
             excess = float(np.sum(n[over] - self.counts[over]))
             lam[over] += 1.5 * max(threshold + shift - value, 1e-12) / excess
+        if not search:  # the caller has columns for this round already: settle this unit in a later one
+            return [], False
         self.dp_fallbacks += 1
         return self.search(p, threshold, False, node_limit, cancel=cancel)
 
