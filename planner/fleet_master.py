@@ -16,9 +16,10 @@ serving the demand (coefficient tightening; the integer solutions are the same, 
 2. The integer program over the columns found gives a fleet of cost z_IP >= the optimum z*.
 3. The proof. With the final duals, every feasible integer y has cost c.y = z_LP + sum_j rc_j y_j +
    (slack terms >= 0), and rc_j >= 0 for every replica. So a fleet costing <= z_IP uses only replicas with
-   rc_j <= z_IP - z_LP. All such replicas are enumerated (the same branch and bound with a fixed threshold)
-   and added; the integer program over them is then exact: its optimum is z*. (The capacity question is
-   the same with -lambda minimised.)
+   rc_j <= z_IP - z_LP. All such replicas are enumerated (the same branch and bound with a fixed threshold;
+   of replicas with the same GPUs only the fastest, which any fleet can use instead at the same cost) and
+   added; the integer program over them is then exact: its optimum is z*. (The capacity question is the same
+   with -lambda minimised.)
 
 Status and gap come from HiGHS's last integer solve; a time limit or the enumeration's node limit leaves
 the result "not proven", with the gap to z_LP reported.

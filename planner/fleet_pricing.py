@@ -22,6 +22,10 @@ option's rate >= t (a completion ending at rate t uses only such options). G is 
 over segment sizes, computed on a grid of thresholds t_0 < ... < t_K per level; for t in [t_i, t_{i+1})
 it uses G_{t_i} <= G_t and -pi t >= -pi t_{i+1}, so the grid only loosens the bound, never the result.
 It ignores the TTFT limit and the pool's counts (looser, still valid); the search enforces both.
+
+Pricing asks first the dynamic program over layers of `fleet_dp` (`LevelPricer.price`), which settles
+almost every unit without a search; the branch and bound remains for the units it cannot settle and for
+the proof's enumeration (`collect`).
 """
 from __future__ import annotations
 
