@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from .fleet_master import NODE_LIMIT
 from .fleet_pricing import SearchLimit
 
 log = logging.getLogger(__name__)
@@ -145,5 +146,3 @@ def mixed_curve(fleet, capacity: float, time_limit: float, deadline: float) -> t
         proofs.append((pi, muN, delta - tol * (sum(counts) + 1)))
     return None
 
-
-NODE_LIMIT = 2_000_000
