@@ -10,6 +10,13 @@ a step whose solve stopped at the time limit says so).
 
 Beside it: the same curve for fleets of one GPU type each, and "copies of the best single pipeline"
 (the proven min-$/token pipeline of `solve`, repeated ceil(D / its rate) times while the pool holds them).
+
+A fleet of one type is a 1-D knapsack, solved without MILPs (`single_type_steps`): the replicas of that
+type are enumerated exactly (the pricing's branch and bound with every other type priced out, keeping per
+GPU count the fastest replica: a fleet using a slower one with as many GPUs can swap it in), and
+F[u] = max(F[u - 1], max_n best[n] + F[u - n]) is the most tokens/s of a fleet of at most u GPUs, so the
+curve steps wherever F rises, at cost u x the price. The parametric solves remain for the mixed pool (and
+for a type whose enumeration is too large, which happens under a TTFT limit).
 """
 from __future__ import annotations
 
@@ -18,8 +25,15 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import InfeasibleError
 from .fleet import Fleet
+from .fleet_knapsack import mixed_curve
+from .fleet_pricing import SearchLimit
+
+# partial replicas per depth the single-type enumeration may hold before the parametric solves take over
+SINGLE_TYPE_NODES = 200_000
 
 log = logging.getLogger(__name__)
 # the next step's demand is just above the last step's right end: by 1e-6 of the capacity, well above HiGHS's
@@ -100,21 +114,80 @@ def demand_curve(fleet: Fleet, time_limit: float | None = None, single_types: bo
     deadline = t0 + (max_seconds if max_seconds is not None else math.inf)
     counter = [0]
     stopped: list[str] = []
-    steps = _steps(fleet, "mixed", None, tl, max_steps, counter, deadline, stopped)
-    cap = fleet.capacity(tl)[0]
+    cap, cap_status, _ = fleet.capacity(tl)
+    counter[0] += 1
+    knap = mixed_curve(fleet, cap, tl, deadline) if cap_status == "optimal" and cap > 0 else None
+    if knap is not None:
+        steps = [CurveStep("mixed", lo, hi, c, "optimal") for lo, hi, c in knap[0]]
+        duals = knap[1]
+    else:
+        steps = _steps(fleet, "mixed", None, tl, max_steps, counter, deadline, stopped)
     if single_types:
         for i, g in enumerate(fleet.scenario.pool.types):
-            steps += _steps(fleet, f"only {g}", {i}, tl, max_steps, counter, deadline, stopped)
+            own = single_type_steps(fleet, i) if not fleet.mix else None
+            steps += own if own is not None else _steps(fleet, f"only {g}", {i}, tl, max_steps, counter, deadline,
+                                                        stopped)
     if copies and not fleet.mix:
         steps += copies_of_best(fleet)
-    how = (f"exact step curve by parametric solves ({counter[0]} MILPs): min $/hour just above each breakpoint, "
-           f"then the most tokens/s at that cost")
+    if knap is not None:
+        how = (f"exact step curve: the mixed pool by a knapsack over GPU usage proven by {duals} LP dual set(s), "
+               f"each type alone by a knapsack over its replicas, {counter[0]} MILPs")
+    else:
+        how = (f"exact step curve by parametric solves ({counter[0]} MILPs): min $/hour just above each breakpoint, "
+               f"then the most tokens/s at that cost")
     if any(s.status != "optimal" for s in steps):
         how += "; some solves stopped at the time limit (marked), so those steps are not proven"
     if stopped:
         how += (f"; the curve's time limit ({max_seconds:g} s) stopped it: " + "; ".join(stopped) +
                 " (the steps shown are exact, the rest is not computed)")
     return DemandCurve(tuple(steps), cap, time.perf_counter() - t0, counter[0], how, tuple(stopped))
+
+
+def single_type_steps(fleet: Fleet, i: int) -> list[CurveStep] | None:
+    """The exact step curve of fleets of pool type i alone by the knapsack of the module docstring (single
+    class only); None when the enumeration passes SINGLE_TYPE_NODES partial replicas at some depth."""
+    best = type_replicas(fleet, i)
+    if best is None:
+        return None
+    g = fleet.types[i]
+    count, price = fleet.scenario.pool.entry(g).count, fleet.prices[g]
+    F = np.zeros(count + 1)
+    sizes = np.array(sorted(best), dtype=np.int64)
+    rates = np.array([best[n] for n in sizes])
+    for u in range(1, count + 1):
+        fit = sizes <= u
+        F[u] = max(F[u - 1], float(np.max(rates[fit] + F[u - sizes[fit]])) if fit.any() else 0.0)
+    steps: list[CurveStep] = []
+    last = 0.0
+    for u in range(1, count + 1):
+        if F[u] > last * (1 + 1e-12):
+            if steps and price * u <= steps[-1].cost_usd_per_hour:  # free GPUs: one step at that cost
+                steps.pop()
+            steps.append(CurveStep(f"only {g}", steps[-1].demand_to if steps else 0.0, float(F[u]), price * u, "optimal"))
+            last = F[u]
+    return steps
+
+
+def type_replicas(fleet: Fleet, i: int) -> dict[int, float] | None:
+    """GPUs -> the most billable tokens/s of a replica on that many GPUs of type i (every level and stage
+    count); None if the enumeration is too large."""
+    w = np.full(len(fleet.types), 1e9)  # any other type makes a partial replica's weight exceed the threshold
+    w[i] = 0.0
+    beta = fleet.betas[0]
+    best: dict[int, float] = {}
+    for lp in fleet.catalogues[0]:
+        if lp.empty:
+            continue
+        lp.prepare(w, 0.0)
+        for p in lp.level.stage_counts:
+            try:
+                found, _ = lp.search(p, 1.0, True, SINGLE_TYPE_NODES, cancel=fleet.cancel)
+            except SearchLimit:
+                return None
+            for f in found:
+                n = f.gpus[i]
+                best[n] = max(best.get(n, 0.0), f.theta * beta)
+    return best
 
 
 def copies_of_best(fleet: Fleet) -> list[CurveStep]:

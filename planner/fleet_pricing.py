@@ -22,6 +22,10 @@ option's rate >= t (a completion ending at rate t uses only such options). G is 
 over segment sizes, computed on a grid of thresholds t_0 < ... < t_K per level; for t in [t_i, t_{i+1})
 it uses G_{t_i} <= G_t and -pi t >= -pi t_{i+1}, so the grid only loosens the bound, never the result.
 It ignores the TTFT limit and the pool's counts (looser, still valid); the search enforces both.
+
+Pricing asks first the dynamic program over layers of `fleet_dp` (`LevelPricer.price`), which settles
+almost every unit without a search; the branch and bound remains for the units it cannot settle and for
+the proof's enumeration (`collect`).
 """
 from __future__ import annotations
 
@@ -32,9 +36,11 @@ import numpy as np
 
 from .candidates import Level, Option
 from .errors import CancelledError
+from .fleet_dp import LayerDP
 
 log = logging.getLogger(__name__)
 GRID = 256  # thresholds per level for the bound (accuracy of pruning only)
+LAGRANGE_STEPS = 8  # dynamic programs per pricing unit before the branch and bound takes over
 REL = 1e-12
 
 
@@ -83,34 +89,50 @@ class LevelPricer:
         self.max_mid = max(0, max((p for p in level.stage_counts), default=2) - 2)
         for r in self.roles.values():
             r["slot"] = np.searchsorted(self.grid, r["theta"], side="right") - 1
+        self.dp = LayerDP(self.roles, num_layers, level.stage_counts)
+        # partial replicas are told apart by (layers left, GPUs per type): a mixed-radix integer when it fits
+        radix = np.cumprod(np.concatenate([[1], self.counts[:-1] + 1])).astype(np.int64)
+        total = float(np.prod((self.counts + 1).astype(float)))
+        self._radix = (radix, int(total)) if total * (num_layers + 1) < 2.0 ** 62 else None
+        self.dp_exact = self.dp_fallbacks = 0  # units the dynamic program answered / sent to the search
+        self._dps: dict[int, LayerDP] = {}
 
     # ------------------------------------------------------------------ bound tables
     def prepare(self, w: np.ndarray, pi: float, cap: float = np.inf) -> None:
-        """Option weights for GPU weights w (per type) and the tables G and PM of the module docstring; a
-        replica's rate counts up to `cap` (the master's coefficient tightening). Tables are [threshold, r]."""
+        """Option weights for GPU weights w (per type), the demand dual pi; a replica's rate counts up to
+        `cap` (the master's coefficient tightening). The branch and bound's tables G and PM of the module
+        docstring are built when a search first needs them (`_ready`); the dynamic program keeps its own."""
         self.pi, self.cap = pi, cap
         if self.empty:
             return
         key = w.tobytes()
-        if key != self._w_key:  # G depends on the weights only (the seed rounds change only pi)
+        if key != self._w_key:
             self._w_key = key
-            self._tables(w)
+            for r in self.roles.values():
+                r["w"] = w[r["type"]] * r["tp"]
+            self.dp.set_weights(key)
+            self._g_key = None
+
+    _w_key = b""
+    _g_key = None
+    _pm_key = None
+
+    def _ready(self) -> None:
+        """The branch and bound's tables at the prepared weights and duals: [threshold, r]."""
+        if self._g_key != self._w_key:  # G depends on the weights only (the seed rounds change only pi)
+            self._tables()
+            self._g_key = self._w_key
             self._pm_key = None
-        if self._pm_key == (key, pi, cap):  # the enumeration asks again at the same duals
+        if self._pm_key == (self._w_key, self.pi, self.cap):  # the enumeration asks again at the same duals
             return
-        self._pm_key = (key, pi, cap)
-        shifted = self.G - pi * np.minimum(self.grid_next, cap)[None, :, None]  # G_{t_i} - pi t_{i+1}
+        self._pm_key = (self._w_key, self.pi, self.cap)
+        shifted = self.G - self.pi * np.minimum(self.grid_next, self.cap)[None, :, None]  # G_{t_i} - pi t_{i+1}
         pm = np.empty_like(shifted)
         pm[:, 0] = np.inf
         np.minimum.accumulate(shifted[:, :-1], axis=1, out=pm[:, 1:])
         self.PM = pm
 
-    _w_key = b""
-    _pm_key = None
-
-    def _tables(self, w: np.ndarray) -> None:
-        for r in self.roles.values():
-            r["w"] = w[r["type"]] * r["tp"]
+    def _tables(self) -> None:
         L, K = self.L, self.grid.size
         best = {}
         for role in ("middle", "last"):
@@ -134,6 +156,89 @@ class LevelPricer:
         i = np.searchsorted(self.grid, theta, side="right") - 1
         return np.minimum(self.PM[j][i, r], self.G[j][i, r] - self.pi * np.minimum(theta, self.cap))
 
+    # ------------------------------------------------------------------ pricing
+    def price(self, p: int, threshold: float, node_limit: int, cancel=None,
+              search: bool = True) -> tuple[list[Found], bool]:
+        """A replica of P = p stages with rc < threshold, or a proof that none exists: (found, complete) as
+        `search` returns them.
+
+        The dynamic program (`fleet_dp`) answers when its replica is a real one. When it is not usable at
+        its P, the program is run again over the options usable at P. When it takes more GPUs of some type
+        than the pool has, the pool's counts are priced in (Lagrangian relaxation): with multipliers
+        lam_g >= 0 every replica within the pool has rc >= (its rc + lam.n) - lam.N, so the program over
+        weights w + lam, asked for a value below threshold + lam.N, either proves that no replica within the
+        pool is below the threshold or returns a replica, which is a column if it is within the pool; lam
+        grows on the overused types until one of the two happens. Else the branch and bound searches (unless
+        `search` is False: then the unit is left undecided, complete False)."""
+        if self.empty or p not in self.level.stage_counts:
+            return [], True
+        lam = np.zeros(len(self.types))
+        at_p = False
+        for _ in range(LAGRANGE_STEPS):
+            dp = self._dp_for(p if at_p else None, lam)
+            shift = float(lam @ self.counts)
+            res = dp.price(p, self.pi, self.cap, threshold + shift)
+            if res is None:
+                self.dp_exact += 1
+                return [], True
+            steps = dp.replica(p, res[1])
+            if not steps:
+                break
+            found, usable, n = self._found(steps, p)
+            if found is not None and found.rc < threshold:
+                self.dp_exact += 1
+                return [found], True
+            if not usable:
+                if at_p:
+                    break
+                at_p = True
+                continue
+            over = np.flatnonzero(n > self.counts)
+            if over.size == 0:  # within the pool (and the TTFT limit or not): the relaxation is not the issue
+                break
+            # raise lam on the overused types so that this replica's relaxed value reaches the threshold
+            value = res[0]  # its rc + lam.n, at most (its rate is >= the threshold rate)
+            excess = float(np.sum(n[over] - self.counts[over]))
+            lam[over] += 1.5 * max(threshold + shift - value, 1e-12) / excess
+        if not search:  # the caller has columns for this round already: settle this unit in a later one
+            return [], False
+        self.dp_fallbacks += 1
+        return self.search(p, threshold, False, node_limit, cancel=cancel)
+
+    def _dp_for(self, p: int | None, lam: np.ndarray) -> LayerDP:
+        """The dynamic program over every option (p None) or the options usable at P, at weights w + lam."""
+        if not lam.any():
+            if p is None:
+                return self.dp
+            dp = self._dps.get(p)
+            if dp is None:
+                dp = self._dps[p] = LayerDP(self.roles, self.L, self.level.stage_counts, only_at=p)
+            dp.set_weights(self._w_key)
+            return dp
+        roles = {role: {**r, "w": r["w"] + lam[r["type"]] * r["tp"]} for role, r in self.roles.items()}
+        dp = LayerDP(roles, self.L, self.level.stage_counts, only_at=p)
+        dp.set_weights(lam.tobytes())
+        return dp
+
+    def _found(self, steps: list[tuple[str, int]], p: int) -> tuple[Found | None, bool, np.ndarray]:
+        """(the replica of these (role, option index) steps, or None unless it is usable at P stages, within
+        the TTFT limit and the pool's counts; whether every option is usable at P; its GPUs per type)."""
+        n = np.zeros(len(self.types), dtype=np.int64)
+        W = pre = 0.0
+        th = np.inf
+        for role, i in steps:
+            r = self.roles[role]
+            if not r["lo"][i] <= p <= r["hi"][i]:
+                return None, False, n
+            n[r["type"][i]] += r["tp"][i]
+            W += r["w"][i]
+            pre += r["pre"][i]
+            th = min(th, r["theta"][i])
+        if len(steps) != p or np.any(n > self.counts) or pre > self.ttft * (1 + REL):
+            return None, True, n
+        opts = tuple(self.roles[role]["opts"][i] for role, i in steps)
+        return Found(float(W - self.pi * min(th, self.cap)), float(th), opts, tuple(int(x) for x in n)), True, n
+
     # ------------------------------------------------------------------ the search
     def search(self, p: int, threshold: float, collect: bool, node_limit: int, keep: int = 2,
                cancel=None) -> tuple[list[Found], bool]:
@@ -146,6 +251,7 @@ class LevelPricer:
         self.nodes = 0
         if self.empty or p not in self.level.stage_counts:
             return [], True
+        self._ready()
         self._thr, self._collect, self._keep = threshold, collect, keep
         tol = self.ttft * (1 + REL)
         complete = True
@@ -161,12 +267,12 @@ class LevelPricer:
         st = {"r": self.L - f["size"][k], "th": f["theta"][k], "W": f["w"][k], "pre": f["pre"][k],
               "n": np.eye(len(self.types), dtype=np.int64)[f["type"][k]] * f["tp"][k][:, None],
               "start": np.zeros(k.size, dtype=np.int64), "hist": k[:, None]}
-        st = self._prune(st, p - 2)
+        st = self._dedupe(self._prune(st, p - 2))
         mid_ok = np.flatnonzero((m["lo"] <= p) & (m["hi"] >= p))
         for d in range(p - 2):
             if cancel is not None and cancel.is_set():
                 raise CancelledError()
-            st = self._extend(st, m, mid_ok, tol, p - 3 - d)
+            st = self._dedupe(self._extend(st, m, mid_ok, tol, p - 3 - d))
             self.nodes += st["r"].size
             if st["r"].size > node_limit:
                 if collect:
@@ -186,8 +292,39 @@ class LevelPricer:
         ok &= np.all(n <= self.counts, axis=1)
         a, b, n = a[ok], b[ok], n[ok]
         th = np.minimum(st["th"][a], last["theta"][b])
+        if self._radix is not None and not np.isfinite(self.ttft) and a.size:
+            keep = self._fastest(self._key(np.zeros(a.size, dtype=np.int64), n), th)
+            a, b, n, th = a[keep], b[keep], n[keep], th[keep]
         rc = st["W"][a] + last["w"][b] - self.pi * np.minimum(th, self.cap)
         return self._select(rc, th, (st["hist"][a], b), n), complete
+
+    # Dominance (exact): two partial replicas with the same layers left and the same GPUs per type have the
+    # same weight and the same completions (the pool's counts and sizes admit the same stages), and the one
+    # with the faster slowest stage gives every completion a rate at least as high. So only the fastest of
+    # each (layers left, GPUs) is extended, and of complete replicas with the same GPUs only the fastest is
+    # returned: a fleet using another can use it instead at the same cost and no less rate. Middles are then
+    # added in any order (the canonical order of a multiset is not needed: its permutations meet in one
+    # state). Not with a TTFT limit, where the summed prefill is a third figure to compare.
+    def _key(self, r: np.ndarray, n: np.ndarray) -> np.ndarray:
+        radix, total = self._radix
+        return r.astype(np.int64) * total + n @ radix
+
+    @staticmethod
+    def _fastest(key: np.ndarray, th: np.ndarray) -> np.ndarray:
+        """Indices of the fastest entry of each key."""
+        order = np.lexsort((-th, key))
+        k = key[order]
+        first = np.ones(k.size, dtype=bool)
+        first[1:] = k[1:] != k[:-1]
+        return order[first]
+
+    def _dedupe(self, st: dict) -> dict:
+        if self._radix is None or np.isfinite(self.ttft) or st["r"].size < 2:
+            return st
+        keep = self._fastest(self._key(st["r"], st["n"]), st["th"])
+        st = {key: v[keep] for key, v in st.items()}
+        st["start"] = np.zeros(keep.size, dtype=np.int64)
+        return st
 
     def _extend(self, st: dict, m: dict, mid_ok: np.ndarray, tol: float, j: int) -> dict:
         """Every partial replica with one more middle stage whose bound (j middles and a last to come after

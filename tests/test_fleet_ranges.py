@@ -50,3 +50,17 @@ def test_mix_classes_are_ranged_under_their_own_scenarios(tmp_path, capsys):
     assert any("longer than any measured run" in x for x in doc["extrapolations"])
     saved = json.loads((tmp_path / "fleet_summary.json").read_text())
     assert saved["tokens_per_s_high"] == doc["tokens_per_s_high"]
+
+
+def test_profile_points_are_the_catalogue_points():
+    """The fleet's own gathering of a profile's validation points (only that backend's sources) gives the
+    points the whole validation report gives (`uncertainty.catalogue_points`), for every catalogue profile."""
+    from planner.catalog import load_catalog
+    from planner.fleet_report import profile_points
+    from planner.uncertainty import catalogue_points
+
+    engines = load_catalog().engines
+    assert engines
+    for profile in engines.values():
+        assert profile_points(profile) == catalogue_points(profile), profile.name
+    assert any(profile_points(p) for p in engines.values())
