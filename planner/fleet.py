@@ -33,6 +33,7 @@ from .errors import InfeasibleError, InputError, Problem
 from .fleet_master import Master, MasterResult
 from .fleet_pricing import LevelPricer, level_pricers
 from .plan import Plan, Stage, _assign_gpus, make_plan
+from .units import usd_per_million_tokens
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ class FleetPlan:
     def usd_per_million_tokens(self) -> float:
         """$/hour over the tokens the fleet can serve (its capacity, not the demand)."""
         t = self.tokens_per_s
-        return self.cost_usd_per_hour / (3600 * t) * 1e6 if t > 0 else 0.0
+        return usd_per_million_tokens(self.cost_usd_per_hour, t) if t > 0 else 0.0
 
     @property
     def num_replicas(self) -> int:

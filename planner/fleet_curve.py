@@ -31,6 +31,7 @@ from .errors import InfeasibleError
 from .fleet import Fleet
 from .fleet_knapsack import mixed_curve
 from .fleet_pricing import SearchLimit
+from .units import usd_per_million_tokens
 
 # partial replicas per depth the single-type enumeration may hold before the parametric solves take over
 SINGLE_TYPE_NODES = 200_000
@@ -54,7 +55,7 @@ class CurveStep:
     @property
     def usd_per_million_tokens(self) -> float:
         """At the step's right end (the best $/M tokens of the step)."""
-        return self.cost_usd_per_hour / (3600 * self.demand_to) * 1e6 if self.demand_to > 0 else math.nan
+        return usd_per_million_tokens(self.cost_usd_per_hour, self.demand_to) if self.demand_to > 0 else math.nan
 
 
 @dataclass(frozen=True)

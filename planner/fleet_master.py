@@ -35,21 +35,12 @@ import highspy
 import numpy as np
 
 from .errors import SolverError
-from .highs_silent import new_highs
+from .highs_silent import STATUS, new_highs
 from .fleet_pricing import Found, LevelPricer, SearchLimit
 from .fleet_replicas import Replica
 
 log = logging.getLogger(__name__)
 INF = highspy.kHighsInf
-_STATUS = {
-    highspy.HighsModelStatus.kOptimal: "optimal",
-    highspy.HighsModelStatus.kInfeasible: "infeasible",
-    highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible",
-    highspy.HighsModelStatus.kTimeLimit: "time_limit",
-    highspy.HighsModelStatus.kInterrupt: "interrupted",
-    highspy.HighsModelStatus.kIterationLimit: "iteration_limit",
-    highspy.HighsModelStatus.kSolutionLimit: "solution_limit",
-}
 
 
 EXACT_GAP = 1e-9
@@ -214,7 +205,7 @@ class Master:
             h.clearSolver()  # measured: a MIP re-run after bound changes could report a stale column vector
         run_status = h.run()
         model_status = h.getModelStatus()
-        status = _STATUS.get(model_status)
+        status = STATUS.get(model_status)
         if run_status == highspy.HighsStatus.kError or status is None:
             raise SolverError(f"HiGHS returned status '{h.modelStatusToString(model_status)}'",
                               h.modelStatusToString(model_status))
@@ -505,6 +496,3 @@ class Master:
         """The shortfall columns' total in the last solution (tokens/s)."""
         vals = self.h.getSolution().col_value
         return float(sum(vals[1:self.off]))
-
-    def lam(self) -> float:
-        return float(self.h.getSolution().col_value[0])

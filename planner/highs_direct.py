@@ -23,7 +23,7 @@ from pyomo.core.expr.visitor import identify_mutable_parameters
 from pyomo.repn import generate_standard_repn
 
 from .errors import SolverError
-from .highs_silent import new_highs
+from .highs_silent import STATUS, new_highs
 
 log = logging.getLogger(__name__)
 INF = highspy.kHighsInf
@@ -41,15 +41,6 @@ class RunResult:
     values: list[float] | None
 
 
-_STATUS = {
-    highspy.HighsModelStatus.kOptimal: "optimal",
-    highspy.HighsModelStatus.kInfeasible: "infeasible",
-    highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible",
-    highspy.HighsModelStatus.kTimeLimit: "time_limit",
-    highspy.HighsModelStatus.kInterrupt: "interrupted",
-    highspy.HighsModelStatus.kIterationLimit: "iteration_limit",
-    highspy.HighsModelStatus.kSolutionLimit: "solution_limit",
-}
 
 
 def _bound(x) -> float:
@@ -177,7 +168,7 @@ class PersistentHighs:
         run_status = h.run()
         seconds = time.perf_counter() - t0
         model_status = h.getModelStatus()
-        status = _STATUS.get(model_status)
+        status = STATUS.get(model_status)
         if run_status == highspy.HighsStatus.kError or status is None:
             raise SolverError(f"HiGHS returned status '{h.modelStatusToString(model_status)}'",
                               h.modelStatusToString(model_status))

@@ -10,6 +10,18 @@ import threading
 
 import highspy
 
+# HiGHS's model status as the planner reports it (the solve wrappers of the MILP and of the fleet); a status
+# not listed (e.g. a solve error) is a SolverError for the caller
+STATUS = {
+    highspy.HighsModelStatus.kOptimal: "optimal",
+    highspy.HighsModelStatus.kInfeasible: "infeasible",
+    highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible",
+    highspy.HighsModelStatus.kTimeLimit: "time_limit",
+    highspy.HighsModelStatus.kInterrupt: "interrupted",
+    highspy.HighsModelStatus.kIterationLimit: "iteration_limit",
+    highspy.HighsModelStatus.kSolutionLimit: "solution_limit",
+}
+
 _banner_lock = threading.Lock()
 _banner_shown = False
 
