@@ -1,4 +1,4 @@
-"""The server's solve slots (ui.solver.SolvePool): at most `limit` solve workers at once, the rest queued in
+"""The server's solve slots (ui.solve_slots.SolvePool): at most `limit` solve workers at once, the rest queued in
 order with a visible position; sessions asking for the same solve share one worker; a solve is stopped
 only when no session waits for it any more. Real worker processes on the bundled small scenario."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from planner import Planner, build_candidates, scenario_from_texts
 from ui import scenario_texts as T
-from ui import solver
+from ui import solve_slots, solver
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +37,12 @@ def finish(*tickets, timeout_s: float = 240.0) -> None:
         time.sleep(0.05)
 
 
-def live(pool: solver.SolvePool) -> list:
+def live(pool: solve_slots.SolvePool) -> list:
     return [sh.job.process for sh in pool._running if sh.job.process.is_alive()]
 
 
 def test_cap_queues_in_order_and_every_queued_solve_finishes(small, realistic):
-    pool = solver.SolvePool(limit=1)
+    pool = solve_slots.SolvePool(limit=1)
     slow = pool.submit(*realistic, *key("slow"), ("exact",))
     a = pool.submit(*small, *key("a"), ("exact",))
     b = pool.submit(*small, *key("b"), ("exact",))
@@ -62,7 +62,7 @@ def test_cap_queues_in_order_and_every_queued_solve_finishes(small, realistic):
 
 
 def test_same_request_shares_one_worker(small):
-    pool = solver.SolvePool(limit=2)
+    pool = solve_slots.SolvePool(limit=2)
     first = pool.submit(*small, *key("shared"), ("enumeration", "exact"))
     second = pool.submit(*small, *key("shared"), ("exact",))  # a subset of what is being solved
     assert second.shared is first.shared and first.shared_with == 1
@@ -78,7 +78,7 @@ def test_same_request_shares_one_worker(small):
 
 
 def test_cancel_lets_go_and_the_last_one_out_stops_the_worker(realistic, small):
-    pool = solver.SolvePool(limit=1)
+    pool = solve_slots.SolvePool(limit=1)
     a = pool.submit(*realistic, *key("cancel"), ("exact",))
     b = pool.submit(*realistic, *key("cancel"), ("exact",))
     queued = pool.submit(*small, *key("never"), ("exact",))
@@ -94,7 +94,7 @@ def test_cancel_lets_go_and_the_last_one_out_stops_the_worker(realistic, small):
 
 
 def test_speculative_solves_take_a_slot_only_when_one_is_free(small):
-    pool = solver.SolvePool(limit=1)
+    pool = solve_slots.SolvePool(limit=1)
     busy = pool.submit(*small, *key("busy"), ("exact",))
     assert pool.start_speculative(lambda: pytest.fail("started past the cap")) is None
     finish(busy)

@@ -1,4 +1,4 @@
-"""The background pre-solve of the quantization slider's neighbours (ui.solver.Prefetcher), in AppTest and
+"""The background pre-solve of the quantization slider's neighbours (ui.solve_slots.Prefetcher), in AppTest and
 on its own: a slider move after a pause is answered from the result store, with the library's numbers."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from planner import Planner, scenario_from_texts
 from ui import scenario_texts as T
-from ui import solver
+from ui import solve_slots, solver
 
 from . import apptest
 from .apptest import metric
@@ -21,7 +21,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 def settle(timeout_s: float = 180.0) -> None:
     """Wait until the pre-solver has worked through its request."""
-    pre = solver.prefetcher()
+    pre = solve_slots.prefetcher()
     deadline = time.monotonic() + timeout_s
     while pre._active or pre._job is not None:
         assert time.monotonic() < deadline, "the pre-solve did not finish"
@@ -35,12 +35,12 @@ def stored_texts(method: str = "exact") -> set:
 def test_slider_neighbour_is_presolved_and_then_served_from_the_store():
     at = apptest.run_app(120)
     settle()
-    started = solver.prefetcher().started
+    started = solve_slots.prefetcher().started
     # a time limit no other test uses: every setting from here on is new to the shared result store
     at.number_input(key="time_limit").set_value(97).run()
     assert not at.exception
     settle()
-    assert solver.prefetcher().started == started + 1  # coarse's one neighbour, fine
+    assert solve_slots.prefetcher().started == started + 1  # coarse's one neighbour, fine
     before = stored_texts()
     at.select_slider(key="quantization").set_value("fine").run()
     assert not at.exception
@@ -52,7 +52,7 @@ def test_slider_neighbour_is_presolved_and_then_served_from_the_store():
     assert metric(at, "$ per million") == f"${lib.plan.usd_per_million_tokens:,.4f}"
     # from fine, both neighbours (coarse is cached already; even is new) are asked for
     settle()
-    assert solver.prefetcher().started == started + 2  # from fine: even is new, coarse is in the store
+    assert solve_slots.prefetcher().started == started + 2  # from fine: even is new, coarse is in the store
     before = stored_texts()
     at.select_slider(key="quantization").set_value("even").run()
     assert T.texts_key(at.session_state["texts"]) in before
@@ -66,11 +66,11 @@ def test_presolve_switched_off_starts_nothing():
     at.run()
     assert not at.exception and at.toggle(key="presolve").value is False
     settle()
-    started = solver.prefetcher().started
+    started = solve_slots.prefetcher().started
     at.select_slider(key="quantization").set_value("full").run()
     at.select_slider(key="quantization").set_value("even").run()
     time.sleep(0.5)
-    assert solver.prefetcher().started == started
+    assert solve_slots.prefetcher().started == started
 
 
 def test_prefetcher_hands_over_the_matching_job_and_stops_others():
@@ -79,7 +79,7 @@ def test_prefetcher_hands_over_the_matching_job_and_stops_others():
     key, ckey = T.texts_key(texts), (("catalogue", "test"),)
     slow = replace(sc, settings=replace(sc.settings, quantization="fine"))
     slow_key = T.texts_key({**texts, "marker": "fine"})  # a key no app run uses
-    pre = solver.Prefetcher()
+    pre = solve_slots.Prefetcher()
     pre.request([(slow, slow_key, ckey, ("exact",))], max_options=100_000)
     deadline = time.monotonic() + 30
     while pre._job is None:
@@ -93,7 +93,7 @@ def test_prefetcher_hands_over_the_matching_job_and_stops_others():
     while pre._job is None:
         assert time.monotonic() < deadline + 30
         time.sleep(0.02)
-    niced = min(19, solver.PREFETCH_NICE + os.nice(0))  # 19 is the lowest priority (a test run under `nice`)
+    niced = min(19, solve_slots.PREFETCH_NICE + os.nice(0))  # 19 is the lowest priority (a test run under `nice`)
     while os.getpriority(os.PRIO_PROCESS, pre._job.process.pid) != niced:  # the child lowers it when it starts
         assert time.monotonic() < deadline + 60, "the speculative solve did not lower its priority"
         time.sleep(0.01)

@@ -14,7 +14,7 @@ from pathlib import Path
 from planner import Planner, build_candidates, scenario_from_texts
 from ui import keys as K
 from ui import scenario_texts as T
-from ui import solver
+from ui import solve_slots, solver
 
 from .apptest import metric, ok, run_app, usd_m
 
@@ -34,7 +34,7 @@ def status_labels(at) -> list[str]:
 
 def test_headline_of_a_small_problem_is_solved_in_the_server_and_shared_with_the_next_session():
     solver.results().clear()
-    started = solver.solve_pool().started
+    started = solve_slots.solve_pool().started
     at = ok(run_app(scenario="medium"))
     sc = scenario_from_texts(T.load_bundled_texts("medium"), "medium")
     lib = Planner(sc).exact()
@@ -43,15 +43,15 @@ def test_headline_of_a_small_problem_is_solved_in_the_server_and_shared_with_the
     exact = solver.results().get((*key, "exact"))
     assert exact is not None and exact.result.proven_optimal
     # only the frontier for the curve went to a worker; the headline was solved here
-    assert solver.solve_pool().started - started == 1
+    assert solve_slots.solve_pool().started - started == 1
     assert solver.results().get((*key, solver.FRONTIER)) is not None
     assert any(label.startswith("Solved (exact): optimal") and "from cache" not in label
                for label in status_labels(at)), status_labels(at)
     # a second session on the same scenario: everything from the store, no solve at all
-    started = solver.solve_pool().started
+    started = solve_slots.solve_pool().started
     again = ok(run_app(scenario="medium"))
     assert metric(again, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
-    assert solver.solve_pool().started == started
+    assert solve_slots.solve_pool().started == started
     assert any(label.endswith("from cache") for label in status_labels(again)), status_labels(again)
     # the headline still says proven optimal, with status and gap
     assert metric(again, "Optimal") == "proven"
@@ -101,10 +101,10 @@ def test_only_small_exact_solves_run_in_the_server_process():
 def test_weighted_method_still_solves_in_a_worker():
     solver.results().clear()
     at = ok(run_app(scenario="small"))
-    started = solver.solve_pool().started
+    started = solve_slots.solve_pool().started
     at.radio(key=K.METHOD).set_value("weighted").run()
     ok(at)
-    assert solver.solve_pool().started > started
+    assert solve_slots.solve_pool().started > started
     assert metric(at, "$ per million")
 
 

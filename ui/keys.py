@@ -64,7 +64,7 @@ def kept(toggle: str) -> str:
 
 
 # ---------------------------------------------------------------- the Planner page's solve (ui.planner_page)
-JOB = "_job"  # (what it solves: (texts, catalogue, method), solver.Ticket) while a solve runs
+JOB = "_job"  # (what it solves: (texts, catalogue, method), solve_slots.Ticket) while a solve runs
 CANCEL_SOLVE = "cancel_solve"  # the Cancel button
 CANCELLED = "_cancelled"  # (what was cancelled, seconds it had run)
 LAST_GOOD = "last_good"  # the last result shown, kept to show beside an error or a pending solve

@@ -25,7 +25,7 @@ from planner.candidates import QUANTIZATION_LEVELS
 
 from . import keys as K
 from . import scenario_texts as T
-from . import solver, state
+from . import solve_slots, solver, state
 from .headline import render_head
 from .text import md, md_lines, ordinal
 
@@ -65,7 +65,7 @@ def show_last(reason: str, details=None, frontier_box=None) -> None:
                        frontier_box=frontier_box)
 
 
-def settle_job(want: tuple) -> solver.Ticket | None:
+def settle_job(want: tuple) -> solve_slots.Ticket | None:
     """The session's running solve if it is still wanted; a Cancel click or changed settings end it."""
     s = st.session_state
     held = s.get(K.JOB)
@@ -88,7 +88,7 @@ def drop_job(job) -> None:
         del s[K.JOB]
 
 
-def wait_for(job: solver.Ticket, time_limit_s: float, status=None, label: str = "", until: tuple[str, ...] = (),
+def wait_for(job: solve_slots.Ticket, time_limit_s: float, status=None, label: str = "", until: tuple[str, ...] = (),
              cancellable: bool = True) -> None:
     """Poll the solve until it finishes (or, with `until`, until those methods are solved), with a Cancel
     button beside the elapsed time; while it waits for one of the server's solve slots, its place in the
@@ -107,11 +107,11 @@ def wait_for(job: solver.Ticket, time_limit_s: float, status=None, label: str = 
         others = (f" {job.shared_with} other session(s) wait for the same solve and will get its result too."
                   if job.shared_with else "")
         if pos:
-            running, queued = solver.solve_pool().counts()
+            running, queued = solve_slots.solve_pool().counts()
             text = f"Queued: {ordinal(pos)} in line"
             if status is not None and shown != text:
                 status.update(label=f"{text} — {label}", state="running", expanded=True)
-            bar.info(f"**{text}.** This server runs at most {solver.solve_pool().limit} solve(s) at a time "
+            bar.info(f"**{text}.** This server runs at most {solve_slots.solve_pool().limit} solve(s) at a time "
                      f"({running} running, {queued} queued); yours starts when a slot frees up.{others}",
                      icon=":material/hourglass_top:")
             ticker.caption(f"Waiting for {job.elapsed_s:.1f} s.")
@@ -171,7 +171,7 @@ def begin_solve(sc, err, key, ckey, cs=None) -> None:
     if not missing or (known if known is not None else 2 * s.get(K.OPTIONS_SEEN, 0)) > BIG_PROBLEM_OPTIONS:
         return
     settle_job(want)  # stops a solve of other settings
-    s[K.JOB] = (want, solver.submit(sc, cs, key, ckey, missing, max_options=BIG_PROBLEM_OPTIONS))
+    s[K.JOB] = (want, solve_slots.submit(sc, cs, key, ckey, missing, max_options=BIG_PROBLEM_OPTIONS))
 
 
 def instant_outcomes(sc, err, key, ckey, name: str) -> tuple[dict, bool] | None:
@@ -258,7 +258,7 @@ def result_section(sc, err, key, ckey, name: str, details=None, frontier_box=Non
         big = isinstance(cs, Exception) or len(cs.options) > BIG_PROBLEM_OPTIONS
         if job is None and not cached and may_solve_unasked(want) and (pressed or not big):
             # the frontier for the curve, in a worker (cancellable, below the answer)
-            job = solver.submit(sc, cs, key, ckey, tuple(m for m in methods if outcomes[m] is None))
+            job = solve_slots.submit(sc, cs, key, ckey, tuple(m for m in methods if outcomes[m] is None))
             s[K.JOB] = (want, job)
     elif not cached and job is None:
         if cancelled is not None and cancelled[0] == want:
@@ -279,7 +279,7 @@ def result_section(sc, err, key, ckey, name: str, details=None, frontier_box=Non
             show_last("Showing the last result that solved.", details, frontier_box)
             return
         missing = tuple(m for m in methods if outcomes[m] is None)
-        job = solver.submit(sc, cs, key, ckey, missing)  # joins the same solve if it is queued or running
+        job = solve_slots.submit(sc, cs, key, ckey, missing)  # joins the same solve if it is queued or running
         s[K.JOB] = (want, job)
 
     if not head_drawn:
@@ -292,7 +292,7 @@ def result_section(sc, err, key, ckey, name: str, details=None, frontier_box=Non
                 status.update(expanded=True)
                 wait_for(job, sc.settings.time_limit_s, status, label, until=head)
                 if job.skipped and pressed:  # a worker that found the problem too large to solve unasked
-                    job = solver.submit(sc, cs, key, ckey, job.methods)
+                    job = solve_slots.submit(sc, cs, key, ckey, job.methods)
                     s[K.JOB] = (want, job)
                     wait_for(job, sc.settings.time_limit_s, status, label, until=head)
                 if job.poll():
@@ -342,7 +342,7 @@ def result_section(sc, err, key, ckey, name: str, details=None, frontier_box=Non
 
 
 def presolve_neighbours(ckey, name: str, methods: tuple[str, ...]) -> None:
-    """With the result on screen, pre-solve the quantization slider's two neighbours (solver.Prefetcher),
+    """With the result on screen, pre-solve the quantization slider's two neighbours (solve_slots.Prefetcher),
     so that moving the slider one step is answered from the cache."""
     s = st.session_state
     if not (s.get(K.AUTO_SOLVE, True) and s.get(K.PRESOLVE, True)) or s.get(K.CUSTOM_SIZES):
@@ -362,7 +362,7 @@ def presolve_neighbours(ckey, name: str, methods: tuple[str, ...]) -> None:
         s[K.NEIGHBOURS] = (memo, tasks)
     tasks = s[K.NEIGHBOURS][1]
     if tasks:
-        solver.prefetcher().request(tasks, max_options=BIG_PROBLEM_OPTIONS)
+        solve_slots.prefetcher().request(tasks, max_options=BIG_PROBLEM_OPTIONS)
 
 
 def render() -> None:

@@ -16,7 +16,7 @@ import streamlit as st
 
 from planner import PlannerError, Planner, Result, Scenario
 
-from . import solver
+from . import solve_slots, solver
 from .text import ordinal
 from .worker import Worker
 
@@ -125,12 +125,12 @@ def start(want: tuple, tasks: tuple[Task, ...], name: str) -> AnalysisJob:
 
 
 class QueuedAnalysis:
-    """An analysis waiting for one of the server's solve slots (ui.solver.SolvePool), then running: read
+    """An analysis waiting for one of the server's solve slots (ui.solve_slots.SolvePool), then running: read
     like an AnalysisJob by the page, with its place in the queue while it waits."""
 
     def __init__(self, want: tuple, tasks: tuple[Task, ...], name: str):
         self.want, self.tasks = want, tasks
-        self.ticket = solver.solve_pool().submit_worker(lambda: start(want, tasks, name))
+        self.ticket = solve_slots.solve_pool().submit_worker(lambda: start(want, tasks, name))
 
     @property
     def finished_tasks(self) -> list[int]:
@@ -237,7 +237,7 @@ def run(tasks: list[Task], controls, *, auto: bool, ident: str, why_not_auto: st
             break
         pos = job.position
         if pos:
-            pool = solver.solve_pool()
+            pool = solve_slots.solve_pool()
             bar.info(f"**Queued: {ordinal(pos)} in line.** This server runs at most {pool.limit} "
                      "solve(s) at a time; the analysis starts when a slot frees up.", icon=":material/hourglass_top:")
             ticker.caption(f"Waiting for {job.elapsed_s:.1f} s.")
