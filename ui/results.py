@@ -14,6 +14,7 @@ from . import keys
 from .headline import (fmt_usd_m, gap_text, gpus_line, headline, layout_line, optimality_text,  # noqa: F401 (re-exported)
                        render_head)
 from .solver import Outcome
+from .stage_table import stage_frame
 from .text import md, md_lines
 
 
@@ -51,32 +52,13 @@ def solver_line(outcome: Outcome) -> str:
             f"{r.build_seconds:.2f} s; wall {outcome.seconds:.2f} s). {md(r.how[:1].upper() + r.how[1:])}.")
 
 
-def gpu_range(ids: tuple[str, ...]) -> str:
-    """gpu_0 … gpu_7 for a consecutive run (a TP group of 8 ids does not fit a table cell)."""
-    nums = [int(i.rsplit("_", 1)[1]) for i in ids if i.rsplit("_", 1)[-1].isdigit()]
-    if len(nums) == len(ids) > 2 and nums == list(range(nums[0], nums[0] + len(nums))):
-        return f"{ids[0]} … {ids[-1]}"
-    return " ".join(ids)
-
-
-def stage_frame(result: Result) -> pd.DataFrame:
-    """The plan's stages in columns that fit the page; the download holds every plan.csv column."""
-    p = result.plan
-    return pd.DataFrame([{
-        "stage": s.index, "layers": f"{s.first_layer}-{s.last_layer} ({s.num_layers})",
-        "GPU type": s.gpu_type if s.gpu_type == s.sku else f"{s.gpu_type} ({s.sku})", "TP": s.tp,
-        "GPUs (node)": f"{gpu_range(s.gpu_ids)} ({s.node})", "tokens/s": round(s.tokens_per_s),
-        "memory (GB/GPU)": f"{s.memory_gb_per_gpu:.1f} of {s.capacity_gb:.1f}", "cost ($/h)": s.cost_usd_per_hour,
-        "bound": s.bound, "bottleneck": s.index == p.bottleneck} for s in p.stages])
-
-
 def stage_table(result: Result) -> None:
-    st.dataframe(stage_frame(result), hide_index=True, width="stretch", placeholder="–", column_config={
+    st.dataframe(stage_frame(result.plan), hide_index=True, width="stretch", placeholder="–", column_config={
         "stage": st.column_config.NumberColumn(width=55),
         "TP": st.column_config.NumberColumn(width=45),
         "bound": st.column_config.TextColumn(width=75),
         "tokens/s": st.column_config.NumberColumn(format="localized"),
-        "cost ($/h)": st.column_config.NumberColumn(format="$%.2f"),
+        "$/h": st.column_config.NumberColumn(format="$%.2f"),
         "bottleneck": st.column_config.CheckboxColumn(width=90),
     })
     st.caption("Every column of the plan (SKU, GPU ids, memory capacity, …) is in the plan download above.")

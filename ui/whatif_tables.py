@@ -10,6 +10,7 @@ from planner import whatif as W
 from planner import whatif_prices as P
 from planner.plan import Plan
 
+from .stage_table import stage_frame
 from .whatif_charts import usd_m
 
 
@@ -19,11 +20,7 @@ def ms(seconds: float) -> float:
 
 
 def plan_frame(plan: Plan) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "stage": s.index, "layers": f"{s.first_layer}-{s.last_layer} ({s.num_layers})", "GPU type": s.gpu_type,
-        "TP": s.tp, "tokens/s": round(s.tokens_per_s), "$/h": s.cost_usd_per_hour, "prefill (ms)": ms(s.prefill_s),
-        "decode step (ms)": ms(s.decode_step_s), "memory (GB/GPU)": f"{s.memory_gb_per_gpu:.1f} of {s.capacity_gb:.1f}",
-        "bound": s.bound} for s in plan.stages])
+    return stage_frame(plan, phases=True)
 
 
 def frontier_frame(fr: W.Frontier) -> pd.DataFrame:
