@@ -37,11 +37,12 @@ import numpy as np
 from .candidates import Level, Option
 from .errors import CancelledError
 from .fleet_dp import LayerDP
+from .units import REL_EPS
 
 log = logging.getLogger(__name__)
 GRID = 256  # thresholds per level for the bound (accuracy of pruning only)
 LAGRANGE_STEPS = 8  # dynamic programs per pricing unit before the branch and bound takes over
-REL = 1e-12
+REL = REL_EPS  # same figure up to rounding (planner/units.py)
 
 
 @dataclass

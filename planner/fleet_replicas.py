@@ -44,9 +44,10 @@ from dataclasses import dataclass
 from .candidates import Level, Option, build_candidates
 from .domain import Scenario
 from .errors import CancelledError, TooLargeError
+from .units import REL_EPS
 
 log = logging.getLogger(__name__)
-REL = 1e-12
+REL = REL_EPS  # same figure up to rounding (planner/units.py)
 # Work units (labels extended + label pairs compared / 1000) before the build is refused: realistic at 3
 # stages needs ~70,000 (about 1-2 s on a loaded 2-core machine), at 4 stages ~520,000 (7-15 s).
 WORK_LIMIT = 100_000

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from .errors import InputError, Problem
 from .fleet import Fleet, FleetPlan
+from .units import SAME_FIGURE_REL
 
 log = logging.getLogger(__name__)
-TOL = 1e-9
+TOL = SAME_FIGURE_REL  # the same reported figure across solves (planner/units.py)
 
 
 @dataclass(frozen=True)
