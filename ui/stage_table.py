@@ -1,10 +1,11 @@
 """The one stage table of a plan, as every page shows it (the Planner page, the What-if and Compare pages):
-a row per stage in columns that fit a page; the CSV download (planner.report.plan_rows) holds every
-plan.csv column."""
+the rows of plan.csv (planner.report.plan_rows, which the CLI writes and the download holds) in columns
+that fit a page."""
 from __future__ import annotations
 
 import pandas as pd
 
+from planner import report
 from planner.plan import Plan
 
 
@@ -17,17 +18,17 @@ def gpu_range(ids: tuple[str, ...]) -> str:
 
 
 def stage_frame(plan: Plan, phases: bool = False) -> pd.DataFrame:
-    """One row per stage; `phases` adds the stage's prefill and decode-step times (the What-if pages compare
-    plans by them)."""
+    """One row per stage, from plan.csv's rows; `phases` adds the stage's prefill and decode-step times (the
+    What-if pages compare plans by them)."""
     rows = []
-    for s in plan.stages:
-        row = {"stage": s.index, "layers": f"{s.first_layer}-{s.last_layer} ({s.num_layers})",
-               "GPU type": s.gpu_type if s.gpu_type == s.sku else f"{s.gpu_type} ({s.sku})", "TP": s.tp,
-               "GPUs (node)": f"{gpu_range(s.gpu_ids)} ({s.node})", "tokens/s": round(s.tokens_per_s),
-               "$/h": s.cost_usd_per_hour}
+    for r, s in zip(report.plan_rows(plan), plan.stages, strict=True):
+        row = {"stage": r["stage"], "layers": f"{r['first_layer']}-{r['last_layer']} ({r['num_layers']})",
+               "GPU type": r["gpu_type"] if r["gpu_type"] == r["sku"] else f"{r['gpu_type']} ({r['sku']})",
+               "TP": r["tp"], "GPUs (node)": f"{gpu_range(tuple(r['gpu_ids'].split()))} ({r['node']})",
+               "tokens/s": round(r["tokens_per_s"]), "$/h": r["cost_usd_per_hour"]}
         if phases:
             row.update({"prefill (ms)": s.prefill_s * 1e3, "decode step (ms)": s.decode_step_s * 1e3})
-        row.update({"memory (GB/GPU)": f"{s.memory_gb_per_gpu:.1f} of {s.capacity_gb:.1f}", "bound": s.bound,
-                    "bottleneck": s.index == plan.bottleneck})
+        row.update({"memory (GB/GPU)": f"{r['memory_gb_per_gpu']:.1f} of {r['memory_capacity_gb']:.1f}",
+                    "bound": r["bound"], "bottleneck": r["bottleneck"]})
         rows.append(row)
     return pd.DataFrame(rows)
