@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import pandas as pd
 import pytest
 
 from planner import scenario_from_texts
@@ -101,4 +100,3 @@ def test_emptied_cell_goes_back_to_the_catalogue():
     cat = load_catalog().gpus["L40S"]
     assert (specs["L40S"][1].price_usd_per_hour, specs["L40S"][1].price_source) == (cat.price_usd_per_hour,
                                                                                     cat.price_source)
-    assert isinstance(T.pool_frame(None, after[T.POOL]), pd.DataFrame)

@@ -103,7 +103,8 @@ def values_from_scenario(sc: Scenario, config_text: str, catalog: Catalog, sizes
     cfg = config_dict(config_text)
     m = sc.model
     hit = catalog.resolve_model(m.name)
-    dims_given = any(k in cfg for k in (*(key(w) for w in MODEL_WIDGETS if w not in ("num_kv_heads", "vocab_size")),
+    # a model given by its dimensions (KV heads and vocabulary alone may also refine a catalogue model)
+    dims_given = any(k in cfg for k in (*map(key, ("num_layers", "hidden_size", "ffn_size", "num_heads")),
                                          "layer_weight_memory_gb"))
     return {
         "method": st_.method, "cost_weight": float(st_.cost_weight), "quantization": st_.quantization,
