@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .calibrate_fit import QUANTITIES, Run, candidate_params, fit, leave_one_out, predict, predicted_figures
 from .catalog import ENGINE_COLUMNS, ENGINE_GPU_COLUMNS, Catalog
-from .csvio import Cells, decode, parse_table, read_file
+from .csvio import Cells, Table, decode, parse_table, read_file
 from .domain import EngineProfile
 from .errors import InputError, Problem
 from .evaluate_csv import DEFAULT_INTER_NODE, KNOWN_PRECISIONS, catalogue_names, layout_cells
@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 LAYOUT_COLUMNS = ("pp", "nodes", "inter_node_gbps", "batch", "concurrency", "engine", "precision")
 REQUIRED = ("model", "gpu", "tp", "input_len", "output_len")
+# The project's own measurement files (data/measurements/) describe runs with these; they are read as
+# the user's notes (not fitted), except gpus_per_node, which checks that the layout fits the nodes.
+INFO_COLUMNS = ("source", "runs", "gpus_per_node", "notes", "date")
+ALIASES = {"num_nodes": "nodes"}
 # vLLM serving-benchmark result keys -> our measured figures
 VLLM_KEYS = {"total_token_throughput": "total_tokens_per_s", "output_throughput": "output_tokens_per_s",
              "mean_ttft_ms": "ttft_ms", "mean_tpot_ms": "tpot_ms"}
@@ -71,8 +75,10 @@ def runs_from_text(text: str, file: str, cat: Catalog, engine: str, layout: Layo
 
 def _csv_runs(text: str, file: str, cat: Catalog, engine: str) -> list[Run]:
     problems: list[Problem] = []
-    table = parse_table(text, file, required=REQUIRED, optional=LAYOUT_COLUMNS + tuple(QUANTITIES),
+    table = parse_table(text, file, required=REQUIRED,
+                        optional=LAYOUT_COLUMNS + tuple(QUANTITIES) + INFO_COLUMNS + tuple(ALIASES),
                         problems=problems)
+    table = _unalias(table, problems)
     if table.header and not any(q in table.header for q in QUANTITIES):
         problems.append(Problem(f"no measured figure: add one or more of the columns {', '.join(QUANTITIES)}",
                                 file, 1))
@@ -89,6 +95,9 @@ def _csv_runs(text: str, file: str, cat: Catalog, engine: str) -> list[Run]:
         if precision and precision not in KNOWN_PRECISIONS:
             c._bad("precision", f"unknown precision '{precision}' (known: {', '.join(KNOWN_PRECISIONS)})")
         tp, pp, nodes, gbps, input_len, output_len, batch, conc = layout_cells(c)
+        per_node = c.integer("gpus_per_node", allow_missing=True, maximum=1024)
+        if None not in (per_node, tp, pp, nodes) and tp * pp > nodes * per_node:
+            c._bad("gpus_per_node", f"tp x pp = {tp * pp} GPUs do not fit on {nodes} node(s) of {per_node} GPUs")
         measured = []
         for q in QUANTITIES:
             value = c.number(q, allow_missing=True, maximum=1e12)
@@ -104,6 +113,22 @@ def _csv_runs(text: str, file: str, cat: Catalog, engine: str) -> list[Run]:
     if problems:
         raise InputError(problems)
     return runs
+
+
+def _unalias(table: Table, problems: list[Problem]) -> Table:
+    """Read an alias column (num_nodes) as its name (nodes); both at once is ambiguous."""
+    header = list(table.header)
+    for alias, name in ALIASES.items():
+        if alias not in header:
+            continue
+        if name in header:
+            problems.append(Problem(f"give either '{name}' or '{alias}' (the same thing), not both", table.file, 1,
+                                    alias))
+            continue
+        header[header.index(alias)] = name
+        rows = tuple((n, {(name if k == alias else k): v for k, v in row.items()}) for n, row in table.rows)
+        table = replace(table, header=tuple(header), rows=rows)
+    return table
 
 
 def _vllm_runs(text: str, file: str, cat: Catalog, layout: Layout) -> list[Run]:

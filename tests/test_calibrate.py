@@ -107,6 +107,31 @@ def test_measured_l40s_held_out_error_drops(tmp_path):
     assert rep["mape_leave_one_out_pct"] < rep["mape_before_pct"]
 
 
+def test_the_projects_own_measurement_file_is_read_as_it_is():
+    """data/measurements/vllm_l40s.csv (source, num_nodes, gpus_per_node, runs columns) is read directly:
+    one run per data row, num_nodes as nodes, its figures as written in the file."""
+    rows = list(csv.DictReader(L40S.open()))
+    runs = read_runs(L40S, load_catalog(), "vllm-eager")
+    assert len(runs) == len(rows)
+    for row, run in zip(rows, runs):
+        assert (run.tp, run.pp, run.nodes) == (int(row["tp"]), int(row["pp"]), int(row["num_nodes"]))
+        assert run.measured == (("total_tokens_per_s", float(row["total_tokens_per_s"])),)
+
+
+def test_num_nodes_and_nodes_together_and_a_layout_too_big_for_its_nodes(tmp_path):
+    both = tmp_path / "both.csv"
+    both.write_text("model,gpu,tp,nodes,num_nodes,input_len,output_len,total_tokens_per_s\n"
+                    "llama-3-70b,L40S,4,1,1,2048,512,527\n")
+    with pytest.raises(InputError, match="give either 'nodes' or 'num_nodes'"):
+        read_runs(both, load_catalog(), "vllm")
+    big = tmp_path / "big.csv"
+    big.write_text("model,gpu,tp,pp,num_nodes,gpus_per_node,input_len,output_len,total_tokens_per_s\n"
+                   "llama-3-70b,L40S,4,2,1,4,2048,512,527\n")
+    with pytest.raises(InputError) as exc:
+        read_runs(big, load_catalog(), "vllm")
+    assert f"{big}, row 2, column 'gpus_per_node': tp x pp = 8 GPUs do not fit on 1 node(s) of 4 GPUs" in str(exc.value)
+
+
 def test_one_run_identifies_nothing(tmp_path):
     path = tmp_path / "one.csv"
     path.write_text("model,gpu,tp,input_len,output_len,total_tokens_per_s\nllama-3-70b,L40S,4,2048,512,527\n")
