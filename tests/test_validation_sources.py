@@ -44,7 +44,7 @@ THRESHOLDS = {
     (DGX, "held-out", "splitwise", "prefill"): (8.5, 1.40, 0),  # 7.7 %, 1.29
     (DGX, "all", "splitwise", "decode_step"): (3.5, 1.20, 0),  # 3.3 %, 1.13
     (DGX, "all", "splitwise", "prefill"): (8.0, 1.40, 0),  # 7.5 %, 1.29
-    (VLLM, "fit", "vllm-eager", "throughput"): (9.0, 1.60, 0),  # 8.5 %, 1.50
+    (VLLM, "fit", "vllm-eager", "throughput"): (9.0, 1.60, 0),  # 8.5 %, 1.49
     (VLLM, "held-out", "vllm-eager", "throughput"): (14.5, 2.60, 0),  # 13.9 %, 2.46
     (VLLM, "all", "vllm-eager", "throughput"): (11.5, 2.60, 0),  # 11.1 %, 2.46
     (AIC, "sglang fit", "sglang", "decode_step"): (7.5, 1.55, 0),  # 7.1 %, 1.43
