@@ -16,8 +16,8 @@ Profiles and their data (each fitted on a documented part, errors reported on th
   tables (data/reference/nccl_aiconfigurator.csv; `nvswitch_exponent`), not on end-to-end timings.
 * `vllm-eager` (vLLM 0.10, eager mode) on vllm_l40s.csv (end-to-end tokens/s on L40S, PCIe): the same
   kernels as `vllm`, so its per-GPU kernel efficiencies are `vllm`'s; fitted: PCIe efficiency and
-  latency, launch time per layer, scheduler time per step. Fitted on the file's even rows (0, 2, ...),
-  held out: the odd rows.
+  latency, launch time per layer, scheduler time per step, the tokens recomputed after preemption in its
+  burst runs (`preempt_recompute_share`). Fitted on the file's even rows (0, 2, ...), held out: the odd rows.
 * `splitwise` (the eager PyTorch stack of splitwise_a100.csv, DGX-A100): A100 compute and HBM
   efficiency, NVLink efficiency and latency, launch time per layer, scheduler time per step and per
   sequence. Fitted on the even configurations (sorted as planner.calibration lists them), held out:
@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from planner import perf  # noqa: E402
-from planner.calibration import (DGX_FILE, VLLM_FILE, comparison_rows, reference_file,  # noqa: E402
+from planner.calibration import (BURST_COLUMNS, BURST_FILE, DGX_FILE, VLLM_FILE, comparison_rows, reference_file,  # noqa: E402
                                  reference_measurements, reference_rows, reference_summary, summarize)
 from planner.catalog import ENGINE_COLUMNS, ENGINE_GPU_COLUMNS, load_catalog  # noqa: E402
 from planner.domain import EngineProfile, GpuEfficiency  # noqa: E402
@@ -112,11 +112,21 @@ SHARED = {
              ("launch_us_per_layer", 0.0, 200.0, 2.0, None), ("scheduler_ms", 0.0, 50.0, 0.5, None),
              ("scheduler_us_per_seq", 0.0, 500.0, 5.0, None)],
     "vllm-eager": [("pcie_efficiency", 0.02, 0.95, 0.2, None), ("pcie_latency_us", 0.0, 2000.0, 50.0, None),
-                   ("pcie_root_gpus", 1.0, 8.0, 4.0, None),
-                   ("launch_us_per_layer", 0.0, 2000.0, 300.0, None), ("scheduler_ms", 0.0, 100.0, 5.0, None),
+                   # start at 8, the plain ring (no shared-root limit): rows of one TP degree cannot tell where
+                   # the root limits a larger group, and from a start of 4 a fit on the TP4 rows alone stops at
+                   # 4, which puts TP8 40% slow (benchmarks/holdout.py; the full fit ends at ~8 from either start)
+                   ("pcie_root_gpus", 1.0, 8.0, 8.0, None),
+                   # >= 760 us: with the recompute term the file no longer identifies launches shorter than the
+                   # TP4 decode step's HBM time (49 ms, 613 us per layer: the fit is flat from 330 to 760 us and
+                   # went to 330, a 26 ms floor); held at the 760 us the file gave before the term, which the
+                   # published vLLM eager A100 TP8 runs (launch-bound) confirm within 9%
+                   ("launch_us_per_layer", 760.0, 2000.0, 760.0, None), ("scheduler_ms", 0.0, 100.0, 5.0, None),
                    # <= 0.2 ms of Python per sequence: without the bound the fit goes to ~1.9 ms, which puts
                    # the published vLLM A100 TP8 request latencies 72% off (7% with the bound)
-                   ("scheduler_us_per_seq", 0.0, 200.0, 20.0, None)],
+                   ("scheduler_us_per_seq", 0.0, 200.0, 20.0, None),
+                   # tokens recomputed after preemption in the file's burst runs, per output token
+                   # (perf.burst_recompute_tokens)
+                   ("preempt_recompute_share", 0.0, 3.0, 0.5, None)],
     "splitwise": [("nvlink_efficiency", 0.02, 0.95, 0.3, None), ("nvlink_latency_us", 0.0, 500.0, 10.0, None),
                   ("launch_us_per_layer", 0.0, 2000.0, 500.0, None), ("scheduler_ms", 0.0, 100.0, 1.0, None),
                   ("scheduler_us_per_seq", 0.0, 2000.0, 100.0, None),
@@ -128,6 +138,7 @@ PER_GPU = {"vllm": ("H100-SXM", "H200", "A100-80GB-SXM", "L40S"), "vllm-eager": 
 PER_GPU["sglang"] = PER_GPU["trtllm"] = PER_GPU["vllm"]
 EFF_BOUNDS = ((0.05, 0.95, 0.6, 0.6), (0.05, 0.95, 0.8, 0.8))  # compute, hbm: lower, upper, start, prior
 PRIOR_WEIGHT = 0.2
+EXTRA_PARAMS = ("preempt_recompute_share",)  # fitted with a profile, stored in config/engines_burst.csv
 # Carried over by architecture (GPUs the reference does not cover): arch -> the SKU whose fit applies.
 ARCH_FROM = {"hopper": "H100-SXM", "ampere": "A100-80GB-SXM", "ada": "L40S", "volta": "A100-80GB-SXM",
              "turing": "A100-80GB-SXM", "blackwell": "H200"}
@@ -149,6 +160,7 @@ class Space:
     def __init__(self, name: str, base: EngineProfile, gpu_eff: tuple[GpuEfficiency, ...] = ()):
         self.name, self.base, self.gpu_eff = name, base, gpu_eff
         self.params = list(SHARED[name])
+        self.extras: dict[str, float] = {}
         for sku in PER_GPU[name]:
             for kind, (lo, hi, x0, prior) in zip(("compute", "hbm"), EFF_BOUNDS):
                 self.params.append((f"{sku}:{kind}", lo, hi, x0, prior))
@@ -163,7 +175,9 @@ class Space:
         values = {p[0]: float(v) for p, v in zip(self.params, x)}
         if rounded:
             values = {k: float(f"{v:.4g}") if abs(v) > 1e-6 else 0.0 for k, v in values.items()}
-        shared = {k: v for k, v in values.items() if ":" not in k}
+        # parameters outside EngineProfile (config/engines_burst.csv), read by the residuals from .extras
+        self.extras = {k: values[k] for k in EXTRA_PARAMS if k in values}
+        shared = {k: v for k, v in values.items() if ":" not in k and k not in EXTRA_PARAMS}
         effs = list(self.gpu_eff)
         for sku in PER_GPU[self.name]:
             effs = [e for e in effs if e.gpu != sku]
@@ -212,9 +226,12 @@ def reference_residuals(rows: list[dict], cat):
     return f
 
 
-def file_residuals(file: str, cat, train):
+def file_residuals(file: str, cat, train, space: Space | None = None):
+    """log errors on the file's `train` rows; `space` supplies the burst recompute share it is fitting."""
     def f(e: EngineProfile) -> np.ndarray:
-        rows = [r for i, r in enumerate(_indexed(comparison_rows({file: e}, cat))) if not r["excluded"] and train(r)]
+        share = space.extras.get("preempt_recompute_share") if space is not None else None
+        rows = [r for i, r in enumerate(_indexed(comparison_rows({file: e}, cat, recompute_share=share)))
+                if not r["excluded"] and train(r)]
         return np.array([_log(r["predicted"], r["measured"]) for r in rows])
     return f
 
@@ -259,6 +276,16 @@ def engines_csv(profiles: dict[str, EngineProfile]) -> str:
     for e in profiles.values():
         d = asdict(e)
         w.writerow([f"{d[c]:.4g}" if isinstance(d[c], float) else d[c] for c in ENGINE_COLUMNS])
+    return buf.getvalue()
+
+
+def engines_burst_csv(shares: dict[str, tuple[float, str]]) -> str:
+    """config/engines_burst.csv: per profile, the burst runs' recompute share (perf.burst_recompute_tokens)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(BURST_COLUMNS)
+    for name, (share, source) in shares.items():
+        w.writerow([name, f"{share:.4g}", source])
     return buf.getvalue()
 
 
@@ -329,10 +356,11 @@ def main(argv=None) -> int:
                          nvlink_efficiency=vllm.nvlink_efficiency, nvlink_latency_us=vllm.nvlink_latency_us)
     space = Space("vllm-eager", eager_base, vllm.gpu_efficiencies)
     even_rows = lambda r: _even(r["config_index"])  # noqa: E731
-    res = fit(space, file_residuals(VLLM_FILE, cat, even_rows))
+    res = fit(space, file_residuals(VLLM_FILE, cat, even_rows, space))
     src = (f"fitted by benchmarks/fit_engines.py on {VLLM_FILE} (vLLM 0.10 eager, L40S), {args.date}; "
            f"kernel efficiencies and NVLink as vllm")
     eager = space.profile(res.x, src, rounded=True)
+    recompute = dict(space.extras)
     eager = replace(eager, gpu_efficiencies=tuple(
         replace(g, source=f"as vllm (same kernels): {g.source}") for g in vllm.gpu_efficiencies))
     profiles["vllm-eager"] = eager
@@ -359,7 +387,8 @@ def main(argv=None) -> int:
             r["train"] = reference_train(r)
         result["reference" if backend == "vllm" else f"reference_{backend}"] = reference_parts(rows)
         ref_rows += rows
-    file_rows = _indexed(comparison_rows({DGX_FILE: split, VLLM_FILE: eager}, cat))
+    file_rows = _indexed(comparison_rows({DGX_FILE: split, VLLM_FILE: eager}, cat,
+                                         recompute_share=recompute["preempt_recompute_share"]))
     for r in file_rows:
         r["train"] = _even(r["config_index"])
     result["files"] = {DGX_FILE: file_summary([r for r in file_rows if r["file"] == DGX_FILE]),
@@ -370,6 +399,10 @@ def main(argv=None) -> int:
     result["targets_mape_pct"] = TARGETS
     result["engines_csv"] = engines_csv(profiles)
     result["engine_gpus_csv"] = engine_gpus_csv(profiles)
+    result["engines_burst_csv"] = engines_burst_csv(
+        {"vllm-eager": (recompute["preempt_recompute_share"],
+                        f"fitted by benchmarks/fit_engines.py on the even rows of {VLLM_FILE} (vLLM 0.10 eager, L40S, "
+                        f"throughput runs), {args.date}")})
     result["reference_rows"] = ref_rows
     result["file_rows"] = file_rows
     Path(args.out).write_text(json.dumps(result, indent=1, default=str) + "\n")
@@ -387,9 +420,10 @@ def main(argv=None) -> int:
     if args.write:
         (ROOT / "config" / "engines.csv").write_text(result["engines_csv"])
         (ROOT / "config" / "engine_gpus.csv").write_text(result["engine_gpus_csv"])
-        print("rewrote config/engines.csv and config/engine_gpus.csv")
+        BURST_FILE.write_text(result["engines_burst_csv"])
+        print("rewrote config/engines.csv, config/engine_gpus.csv and config/engines_burst.csv")
     else:
-        print("\n" + result["engines_csv"] + "\n" + result["engine_gpus_csv"])
+        print("\n" + result["engines_csv"] + "\n" + result["engine_gpus_csv"] + "\n" + result["engines_burst_csv"])
     return 0
 
 

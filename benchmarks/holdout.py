@@ -78,8 +78,10 @@ def main(argv=None) -> int:
         if engine == "vllm-eager":
             base = replace(base, gpu_efficiencies=vllm.gpu_efficiencies)
         space = Space(engine, base, base.gpu_efficiencies)
-        res = fit(space, file_residuals(file, cat, train), starts=(1.0,))
-        rows = [r for r in _indexed(comparison_rows({file: space.profile(res.x)}, cat))
+        res = fit(space, file_residuals(file, cat, train, space), starts=(1.0,))
+        prof = space.profile(res.x)  # sets space.extras (the burst recompute share of vllm-eager)
+        rows = [r for r in _indexed(comparison_rows({file: prof}, cat,
+                                                    recompute_share=space.extras.get("preempt_recompute_share")))
                 if not r["excluded"] and test(r)]
         for phase in sorted({r["phase"] for r in rows}):
             out.append(_record(name, engine, phase, [(r["predicted"], r["measured"]) for r in rows

@@ -6,7 +6,8 @@
   prompt + output/2).
 * `vllm_l40s.csv` (vLLM 0.10 eager on L40S, engine profile `vllm-eager`): end-to-end tokens/s of
   throughput runs (every request submitted at once), predicted as continuous batching at the concurrency
-  whose KV cache fits at the full context (`burst_concurrency`, capped by the engine's max_num_seqs);
+  whose KV cache fits at the full context (`burst_concurrency`, capped by the engine's max_num_seqs), plus
+  the prefill of the tokens the engine recomputes after preempting sequences (`perf.burst_tokens_per_s`);
   pp = 2 rows are two stages in one node.
 * `aiconfigurator_vllm.csv` (NVIDIA AIConfigurator's vLLM backend, a profiled-kernel model; engine
   profile `vllm`): static batches; prefill, decode step at mid-output, tokens/s and memory fit per
@@ -26,8 +27,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from .catalog import Catalog, load_catalog
-from .csvio import read_text
+from .catalog import CONFIG_DIR, Catalog, load_catalog
+from .csvio import Cells, parse_table, read_text
 from .domain import EngineProfile
 from .errors import InputError, Problem
 from . import perf
@@ -142,10 +143,50 @@ def burst_concurrency(row: dict, engine: EngineProfile, cat: Catalog) -> int:
                       for i, n in enumerate(sizes)))
 
 
-def predict_vllm(row: dict, engine: EngineProfile, cat: Catalog) -> dict:
-    return evaluate_layout(cat.model(MODEL_NAMES[row["model"]]), cat.gpu(GPU_NAMES[row["hardware"]]), engine,
-                           row["tp"], row["pp"], row["input_len"], row["output_len"], nodes=row["nodes"],
-                           concurrency=burst_concurrency(row, engine, cat))
+# Per profile, the share of each request's output that a burst throughput run prefills again after
+# preemption (perf.burst_recompute_tokens); written by benchmarks/fit_engines.py. Kept out of engines.csv:
+# it describes how a benchmark that submits every request at once runs, not a server (the planner never uses it).
+BURST_FILE = CONFIG_DIR / "engines_burst.csv"
+BURST_COLUMNS = ("engine", "preempt_recompute_share", "source")
+
+
+def burst_recompute_shares(path: Path = BURST_FILE) -> dict[str, float]:
+    """{profile: preempt_recompute_share} from config/engines_burst.csv; a profile without a row (or no
+    file) recomputes nothing. A bad cell names the file, row and column."""
+    if not path.exists():
+        return {}
+    table = parse_table(read_text(path), str(path), required=BURST_COLUMNS[:2], optional=BURST_COLUMNS[2:])
+    problems: list[Problem] = []
+    out = {}
+    for lineno, row in table.rows:
+        c = Cells(table, lineno, row, problems)
+        name, share = c.text("engine"), c.number("preempt_recompute_share", positive=False, maximum=10.0)
+        if name is not None and share is not None:
+            out[name] = share
+    if problems:
+        raise InputError(problems)
+    return out
+
+
+def predict_vllm(row: dict, engine: EngineProfile, cat: Catalog, recompute_share: float | None = None) -> dict:
+    """evaluate_layout at the burst concurrency; `tokens_per_s` then adds, per stage, the prefill of the
+    tokens the engine recomputes after preempting sequences (perf.burst_tokens_per_s with `recompute_share`,
+    default the profile's row of config/engines_burst.csv; the steady-state figure stays in
+    `tokens_per_s_steady`)."""
+    if recompute_share is None:
+        recompute_share = burst_recompute_shares().get(engine.name, 0.0)
+    p = evaluate_layout(cat.model(MODEL_NAMES[row["model"]]), cat.gpu(GPU_NAMES[row["hardware"]]), engine,
+                        row["tp"], row["pp"], row["input_len"], row["output_len"], nodes=row["nodes"],
+                        concurrency=burst_concurrency(row, engine, cat))
+    if not p["feasible"] or not recompute_share:
+        return p
+    context, micro = row["input_len"] + row["output_len"], max(1, row["pp"])
+    rates = [perf.burst_tokens_per_s(s["tokens_per_s"], p["concurrency"] / micro * context / s["tokens_per_s"],
+                                     s["prefill_ms"] / 1e3, recompute_share, row["input_len"], row["output_len"])
+             for s in p["stages"]] + [k["tokens_per_s"] for k in p["links"]]
+    tokens_per_s = min(rates)
+    return {**p, "tokens_per_s_steady": p["tokens_per_s"], "tokens_per_s": tokens_per_s,
+            "output_tokens_per_s": tokens_per_s * row["output_len"] / context}
 
 
 def _err(pred: float, meas: float) -> float:
@@ -153,9 +194,10 @@ def _err(pred: float, meas: float) -> float:
 
 
 def comparison_rows(engines: dict[str, EngineProfile], cat: Catalog | None = None,
-                    directory: Path | None = None) -> list[dict]:
+                    directory: Path | None = None, recompute_share: float | None = None) -> list[dict]:
     """One dict per compared quantity: file, model, gpu, tp, pp, phase, batch/concurrency, lengths,
-    measured, predicted, error_pct (and `excluded` with a reason for flagged configurations)."""
+    measured, predicted, error_pct (and `excluded` with a reason for flagged configurations).
+    `recompute_share`: of the vLLM file's burst runs (predict_vllm; default the profile's)."""
     cat = cat or load_catalog()
     rows = []
     if DGX_FILE in engines:
@@ -172,8 +214,10 @@ def comparison_rows(engines: dict[str, EngineProfile], cat: Catalog | None = Non
                     "bound": p["bound"], "excluded": r["excluded"],
                 })
     if VLLM_FILE in engines:
+        if recompute_share is None:
+            recompute_share = burst_recompute_shares().get(engines[VLLM_FILE].name, 0.0)
         for r in vllm_measurements(directory):
-            p = predict_vllm(r, engines[VLLM_FILE], cat)
+            p = predict_vllm(r, engines[VLLM_FILE], cat, recompute_share)
             rows.append({
                 "file": VLLM_FILE, "engine": engines[VLLM_FILE].name, "model": r["model"],
                 "gpu": GPU_NAMES[r["hardware"]], "tp": r["tp"], "pp": r["pp"], "phase": "throughput",
@@ -225,7 +269,9 @@ def validate_report(engine_names: dict[str, str] | None = None, cat: Catalog | N
         "assumptions": [
             "DGX: static batch; decode step at mean context prompt + output/2; medians over repeated runs",
             "vLLM: throughput run (all requests at once): continuous batching at the concurrency whose full "
-            "input+output KV fits, capped by max_num_seqs; lengths are the configured maxima; pp=2 in one node",
+            "input+output KV fits, capped by max_num_seqs, plus the prefill of the tokens recomputed after "
+            "preemption (preempt_recompute_share x output per request); lengths are the configured maxima; "
+            "pp=2 in one node",
         ],
     }
 

@@ -382,6 +382,27 @@ def stage_perf(
     return StagePerf(total, total * w.output_tokens / w.context_tokens, wave, pre, dec, concurrency)
 
 
+def burst_recompute_tokens(recompute_share: float, output_tokens: int) -> float:
+    """Tokens one request has prefilled again in a throughput run that submits every request at once.
+
+    vLLM admits requests while their current KV blocks fit, not their final ones, so a burst fills the cache
+    with prompts; as the sequences grow together the cache overflows and the engine preempts the newest
+    ones (freeing their blocks) and later prefills their prompt and generated tokens again. The KV freed
+    for that growth is recomputed, so the recomputed tokens scale with the output: `recompute_share` x
+    output, the share fitted per profile on such runs (config/engines_burst.csv). A server with staggered
+    arrivals (stage_perf) does not pay it."""
+    return recompute_share * output_tokens
+
+
+def burst_tokens_per_s(tokens_per_s: float, wave_s: float, prefill_s: float, recompute_share: float,
+                       input_tokens: int, output_tokens: int) -> float:
+    """A stage's tokens/s in a burst throughput run: its wave (stage_perf: `tokens_per_s`, `wave_s`, the
+    wave's prefill `prefill_s`) plus the prefill of each request's recomputed tokens
+    (burst_recompute_tokens) at the wave's prefill time per prompt token."""
+    extra = prefill_s * burst_recompute_tokens(recompute_share, output_tokens) / max(1, input_tokens)
+    return tokens_per_s * wave_s / (wave_s + extra) if wave_s > 0 else tokens_per_s
+
+
 def link_tokens_per_s(m: ModelSpec, gb_per_s: float) -> float:
     """Tokens per second a stage-to-stage link carries: each token's hidden state (16-bit) crosses once."""
     return gb_per_s * GB / (m.hidden_size * ACT_BYTES)

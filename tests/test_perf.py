@@ -331,3 +331,14 @@ def test_engines_csv_without_the_new_columns_loads_and_a_bad_value_is_named():
         with pytest.raises(InputError) as err:
             parse_engines(text(list(rows[0]), bad), "engines.csv")
         assert column in str(err.value) and "engines.csv" in str(err.value) and "row 2" in str(err.value)
+
+
+
+def test_burst_recompute_by_hand():
+    """A burst throughput run re-prefills share x output tokens per request at the wave's prefill cost per
+    prompt token: 1,000 tokens/s over a 10 s wave whose prefill of 1,000-token prompts took 2 s, 500 output
+    tokens, share 1 -> 500 tokens again = 1 s more: 1,000 x 10 / 11; share 0 changes nothing."""
+    assert perf.burst_recompute_tokens(1.0, 500) == 500.0
+    assert perf.burst_recompute_tokens(0.5, 500) == 250.0
+    assert perf.burst_tokens_per_s(1000.0, 10.0, 2.0, 1.0, 1000, 500) == pytest.approx(1000 * 10 / 11)
+    assert perf.burst_tokens_per_s(1000.0, 10.0, 2.0, 0.0, 1000, 500) == 1000.0
