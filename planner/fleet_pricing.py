@@ -88,8 +88,6 @@ class LevelPricer:
         self.grid = thetas[pick]  # ascending, grid[0] = slowest option
         self.grid_next = np.append(self.grid[1:], thetas[-1])  # upper end of each interval
         self.max_mid = max(0, max((p for p in level.stage_counts), default=2) - 2)
-        for r in self.roles.values():
-            r["slot"] = np.searchsorted(self.grid, r["theta"], side="right") - 1
         self.dp = LayerDP(self.roles, num_layers, level.stage_counts)
         # partial replicas are told apart by (layers left, GPUs per type): a mixed-radix integer when it fits
         radix = np.cumprod(np.concatenate([[1], self.counts[:-1] + 1])).astype(np.int64)
@@ -134,22 +132,8 @@ class LevelPricer:
         self.PM = pm
 
     def _tables(self) -> None:
-        L, K = self.L, self.grid.size
-        best = {}
-        for role in ("middle", "last"):
-            r = self.roles[role]
-            arr = np.full((K, L + 1), np.inf)
-            if r["w"].size:
-                np.minimum.at(arr, (r["slot"], r["size"]), r["w"])
-            best[role] = np.minimum.accumulate(arr[::-1], axis=0)[::-1]  # rate >= t_i: slots >= i
-        mid_sizes = [int(s) for s in np.unique(self.roles["middle"]["size"])]
-        G = [best["last"]]
-        for _ in range(self.max_mid):
-            prev, nxt = G[-1], np.full((K, L + 1), np.inf)
-            for s in mid_sizes:
-                np.minimum(nxt[:, s:], best["middle"][:, s:s + 1] + prev[:, :L + 1 - s], out=nxt[:, s:])
-            G.append(nxt)
-        self.G = np.stack(G)  # [middles to come, threshold, layers]
+        # the dynamic program's tables at the grid's thresholds (its options and weights are this level's)
+        self.G = np.stack(self.dp._chain(self.grid, self.max_mid))  # [middles to come, threshold, layers]
 
     def _bound(self, j: int, r: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """Least rc of any completion with j middles and a last over r layers, the slowest stage so far theta."""
