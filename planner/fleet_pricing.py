@@ -111,6 +111,26 @@ class LevelPricer:
                 r["w"] = w[r["type"]] * r["tp"]
             self.dp.set_weights(key)
             self._g_key = None
+        self.floor = self._floor()
+
+    def _floor(self) -> float:
+        """A lower bound on every replica's rc at this level, from its options alone: a replica's rate is at
+        most each of its stages', and its stages' sizes sum to L, so
+            rc = sum_o w_o - pi min(theta, cap) >= sum_o size_o (w_o / size_o - pi min(theta_o, cap) / L)
+               >= L min_o (w_o / size_o - pi min(theta_o, cap) / L).
+        When it is not below a search's threshold the level holds no replica below it, and neither its
+        dynamic program nor its branch and bound runs (their answer would be none). Less a rounding slack."""
+        d, scale = np.inf, 0.0
+        for r in self.roles.values():
+            if not r["w"].size:
+                continue
+            gain = self.pi * np.minimum(r["theta"], self.cap) / self.L
+            dens = r["w"] / r["size"]
+            d = min(d, float(np.min(dens - gain)))
+            finite = np.isfinite(dens)
+            if finite.any():
+                scale = max(scale, float(np.max(dens[finite] + gain[finite])))
+        return self.L * d - 1e-9 * (1.0 + self.L * scale)
 
     _w_key = b""
     _g_key = None
@@ -155,7 +175,7 @@ class LevelPricer:
         pool is below the threshold or returns a replica, which is a column if it is within the pool; lam
         grows on the overused types until one of the two happens. Else the branch and bound searches (unless
         `search` is False: then the unit is left undecided, complete False)."""
-        if self.empty or p not in self.level.stage_counts:
+        if self.empty or p not in self.level.stage_counts or self.floor >= threshold:
             return [], True
         lam = np.zeros(len(self.types))
         at_p = False
@@ -234,7 +254,8 @@ class LevelPricer:
         replicas keeps the best-bounded ones and `complete` is False (the search is then a heuristic, fine
         for finding columns but no proof that none is left); collecting raises SearchLimit instead."""
         self.nodes = 0
-        if self.empty or p not in self.level.stage_counts:
+        if self.empty or p not in self.level.stage_counts or (self.floor > threshold if collect else
+                                                               self.floor >= threshold):
             return [], True
         self._ready()
         self._thr, self._collect, self._keep = threshold, collect, keep

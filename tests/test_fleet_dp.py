@@ -144,7 +144,8 @@ def test_branch_and_bound_enumerates_exactly(sc, seed, cap_share, ttft_share, qu
     <= a threshold (of those with the same GPUs only the fastest, when no TTFT limit makes prefill a third
     figure), and pricing the least one; against every first stage, multiset of middles and last stage of
     the pricer's own options, at random GPU weights and demand dual, up to 4 stages (2 middles, so the
-    extension's pruning of middles by their parent's bound runs at two depths)."""
+    extension's pruning of middles by their parent's bound runs at two depths). The level's floor (its
+    options' best rc per layer, times L) is below every replica's rc."""
     fleet = Fleet(sc)
     opts = [o for lp in fleet.catalogues[0] for r in lp.roles.values() for o in r["opts"]]
     if not opts:
@@ -170,6 +171,9 @@ def test_branch_and_bound_enumerates_exactly(sc, seed, cap_share, ttft_share, qu
             # a threshold between two reduced costs that differ by more than rounding (a replica's figures
             # summed in another order may differ in the last digits)
             rcs = sorted(rc for rc, *_ in every)
+            # the level's floor (which lets a search skip the level) is below every replica's rc
+            assert lp.floor <= rcs[0]
+            assert lp.search(p, rcs[0] - 1e-7 * (1 + abs(rcs[0])), True, 10**7) == ([], True)
             apart = [i for i in range(len(rcs) - 1) if rcs[i + 1] - rcs[i] > 1e-9 * (1 + abs(rcs[i]))]
             k = apart[min(int(quantile * len(apart)), len(apart) - 1)] if apart else len(rcs) - 1
             thr = (rcs[k] + rcs[k + 1]) / 2 if k + 1 < len(rcs) else rcs[k] + 1.0
