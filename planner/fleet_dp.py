@@ -33,6 +33,7 @@ threshold but an interval's bound is) or proves that every replica of the unit h
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 GRID = 48  # thresholds per table (the refinement makes the result exact whatever this is)
 INF = np.inf
@@ -87,9 +88,27 @@ class LayerDP:
             return G
         mid = self._best("middle", ts)
         L = self.L
+        sizes = self.mid_sizes.astype(np.int64)
+        if sizes.size == 0:
+            return G + [np.full_like(G[0], INF) for _ in range(depth)]
+        # G_j[k, r] = min_s mid[k, s] + G_{j-1}[k, r - s]. Size by size (a few numpy calls per size), or with
+        # many sizes all at once: G_{j-1} padded by L infinities on the left has windows of L + 1 with
+        # window[r][L - s] = G_{j-1}[k, r - s] (mid is inf at absent sizes). Measured per chain of depth 6:
+        # 79 sizes at 48 thresholds 7 ms by size, 4-5 at once; at 256 thresholds (a table of 13 MB per
+        # step, past the caches) 24 by size, 34 at once; 6 sizes 0.6 vs 8 ms.
+        at_once = sizes.size > 12 and ts.size * (L + 1) ** 2 <= 600_000
+        if at_once:
+            pad = np.full((ts.size, 2 * L + 1), INF)
+            mid_rev = np.ascontiguousarray(mid[:, ::-1])[:, None, :]  # [k, 1, t] = mid[k, L - t]
+            work = np.empty((ts.size, L + 1, L + 1))
         for _ in range(depth):
+            if at_once:
+                pad[:, L:] = G[-1]
+                np.add(sliding_window_view(pad, L + 1, axis=1), mid_rev, out=work)
+                G.append(work.min(axis=2))
+                continue
             prev, nxt = G[-1], np.full_like(G[-1], INF)
-            for s in self.mid_sizes:
+            for s in sizes:
                 np.minimum(nxt[:, s:], mid[:, s:s + 1] + prev[:, :L + 1 - s], out=nxt[:, s:])
             G.append(nxt)
         return G
@@ -160,24 +179,29 @@ class LayerDP:
             ok = np.flatnonzero(r["theta"] >= t)
             best = np.full(L + 1, INF)
             who = np.full(L + 1, -1, dtype=np.int64)
-            for i in ok[np.argsort(r["w"][ok], kind="stable")[::-1]]:  # the lightest last, so it wins
-                best[r["size"][i]], who[r["size"][i]] = r["w"][i], i
+            if ok.size:  # per size the lightest option (ties: the lowest index)
+                ok = ok[np.lexsort((ok, r["w"][ok], r["size"][ok]))]
+                sz = r["size"][ok]
+                head = np.flatnonzero(np.r_[True, sz[1:] != sz[:-1]])
+                best[sz[head]], who[sz[head]] = r["w"][ok[head]], ok[head]
             arg[role] = (best, who)
         if p == 1:
             i = int(arg["only"][1][L])
             return [("only", i)] if i >= 0 else []
         mid_best, mid_who = arg["middle"]
         G, choice = [arg["last"][0]], []
+        sizes = self.mid_sizes.astype(np.int64)
+        shift = np.arange(L + 1)[None, :] - sizes[:, None]  # [size, r]: r - s
+        valid = shift >= 0
+        shift = np.where(valid, shift, 0)
         for _ in range(p - 2):
-            prev = G[-1]
-            nxt, pick = np.full(L + 1, INF), np.zeros(L + 1, dtype=np.int64)
-            for s in self.mid_sizes:
-                cand = mid_best[s] + prev[:L + 1 - s]
-                better = cand < nxt[s:]
-                nxt[s:][better] = cand[better]
-                pick[s:][better] = s
+            # every middle size at once (the smallest size among equal values, as an ascending scan keeps)
+            cand = np.full((sizes.size, L + 1), INF)
+            np.add(mid_best[sizes][:, None], G[-1][shift], out=cand, where=valid)
+            k = np.argmin(cand, axis=0) if sizes.size else np.zeros(L + 1, dtype=np.int64)
+            nxt = cand[k, np.arange(L + 1)] if sizes.size else np.full(L + 1, INF)
             G.append(nxt)
-            choice.append(pick)
+            choice.append(np.where(np.isfinite(nxt), sizes[k], 0) if sizes.size else k)
         total = arg["first"][0][1:L] + G[p - 2][L - 1:0:-1]
         s = 1 + int(np.argmin(total))
         if not np.isfinite(total[s - 1]):

@@ -88,8 +88,6 @@ class LevelPricer:
         self.grid = thetas[pick]  # ascending, grid[0] = slowest option
         self.grid_next = np.append(self.grid[1:], thetas[-1])  # upper end of each interval
         self.max_mid = max(0, max((p for p in level.stage_counts), default=2) - 2)
-        for r in self.roles.values():
-            r["slot"] = np.searchsorted(self.grid, r["theta"], side="right") - 1
         self.dp = LayerDP(self.roles, num_layers, level.stage_counts)
         # partial replicas are told apart by (layers left, GPUs per type): a mixed-radix integer when it fits
         radix = np.cumprod(np.concatenate([[1], self.counts[:-1] + 1])).astype(np.int64)
@@ -113,6 +111,26 @@ class LevelPricer:
                 r["w"] = w[r["type"]] * r["tp"]
             self.dp.set_weights(key)
             self._g_key = None
+        self.floor = self._floor()
+
+    def _floor(self) -> float:
+        """A lower bound on every replica's rc at this level, from its options alone: a replica's rate is at
+        most each of its stages', and its stages' sizes sum to L, so
+            rc = sum_o w_o - pi min(theta, cap) >= sum_o size_o (w_o / size_o - pi min(theta_o, cap) / L)
+               >= L min_o (w_o / size_o - pi min(theta_o, cap) / L).
+        When it is not below a search's threshold the level holds no replica below it, and neither its
+        dynamic program nor its branch and bound runs (their answer would be none). Less a rounding slack."""
+        d, scale = np.inf, 0.0
+        for r in self.roles.values():
+            if not r["w"].size:
+                continue
+            gain = self.pi * np.minimum(r["theta"], self.cap) / self.L
+            dens = r["w"] / r["size"]
+            d = min(d, float(np.min(dens - gain)))
+            finite = np.isfinite(dens)
+            if finite.any():
+                scale = max(scale, float(np.max(dens[finite] + gain[finite])))
+        return self.L * d - 1e-9 * (1.0 + self.L * scale)
 
     _w_key = b""
     _g_key = None
@@ -134,22 +152,8 @@ class LevelPricer:
         self.PM = pm
 
     def _tables(self) -> None:
-        L, K = self.L, self.grid.size
-        best = {}
-        for role in ("middle", "last"):
-            r = self.roles[role]
-            arr = np.full((K, L + 1), np.inf)
-            if r["w"].size:
-                np.minimum.at(arr, (r["slot"], r["size"]), r["w"])
-            best[role] = np.minimum.accumulate(arr[::-1], axis=0)[::-1]  # rate >= t_i: slots >= i
-        mid_sizes = [int(s) for s in np.unique(self.roles["middle"]["size"])]
-        G = [best["last"]]
-        for _ in range(self.max_mid):
-            prev, nxt = G[-1], np.full((K, L + 1), np.inf)
-            for s in mid_sizes:
-                np.minimum(nxt[:, s:], best["middle"][:, s:s + 1] + prev[:, :L + 1 - s], out=nxt[:, s:])
-            G.append(nxt)
-        self.G = np.stack(G)  # [middles to come, threshold, layers]
+        # the dynamic program's tables at the grid's thresholds (its options and weights are this level's)
+        self.G = np.stack(self.dp._chain(self.grid, self.max_mid))  # [middles to come, threshold, layers]
 
     def _bound(self, j: int, r: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """Least rc of any completion with j middles and a last over r layers, the slowest stage so far theta."""
@@ -171,7 +175,7 @@ class LevelPricer:
         pool is below the threshold or returns a replica, which is a column if it is within the pool; lam
         grows on the overused types until one of the two happens. Else the branch and bound searches (unless
         `search` is False: then the unit is left undecided, complete False)."""
-        if self.empty or p not in self.level.stage_counts:
+        if self.empty or p not in self.level.stage_counts or self.floor >= threshold:
             return [], True
         lam = np.zeros(len(self.types))
         at_p = False
@@ -250,7 +254,8 @@ class LevelPricer:
         replicas keeps the best-bounded ones and `complete` is False (the search is then a heuristic, fine
         for finding columns but no proof that none is left); collecting raises SearchLimit instead."""
         self.nodes = 0
-        if self.empty or p not in self.level.stage_counts:
+        if self.empty or p not in self.level.stage_counts or (self.floor > threshold if collect else
+                                                               self.floor >= threshold):
             return [], True
         self._ready()
         self._thr, self._collect, self._keep = threshold, collect, keep
@@ -285,8 +290,7 @@ class LevelPricer:
         li = np.flatnonzero((last["lo"] <= p) & (last["hi"] >= p))
         if st["r"].size == 0 or li.size == 0:
             return [], complete
-        a, b = np.nonzero(st["r"][:, None] == last["size"][li][None, :])
-        b = li[b]
+        a, b = _pairs_of_size(st["r"], li, last["size"])
         ok = st["pre"][a] + last["pre"][b] <= tol
         n = st["n"][a].copy()
         n[np.arange(a.size), last["type"][b]] += last["tp"][b]
@@ -329,33 +333,81 @@ class LevelPricer:
 
     def _extend(self, st: dict, m: dict, mid_ok: np.ndarray, tol: float, j: int) -> dict:
         """Every partial replica with one more middle stage whose bound (j middles and a last to come after
-        it) passes; the children's bounds come first, and only the survivors are built."""
-        S, out = st["r"].size, []
+        it) passes; the children's bounds come first, and only the survivors are built.
+
+        Most children fail the bound, so they are not all formed (a node times every middle was most of the
+        enumeration's time): a child's bound is at least its parent's with the same layers left after it,
+        `_bound(j, r - s, theta)` (the bound does not increase with the rate, and the child's rate is at most
+        the parent's theta), so for each middle size s only the middles of weight
+        w <= threshold - W - _bound(j, r - s, theta) can pass, a prefix of that size's middles sorted by weight.
+        Only those pairs are formed and checked exactly as before, in the same order."""
+        S = st["r"].size
+        empty = {key: v[:0] for key, v in st.items()}
+        empty["bound"] = np.zeros(0)
         if S == 0 or mid_ok.size == 0:
-            return {key: v[:0] for key, v in st.items()}
-        mt, mtp, ms = m["type"][mid_ok], m["tp"][mid_ok], m["size"][mid_ok]
-        chunk = max(1, 2_000_000 // mid_ok.size)
+            return empty
+        order = mid_ok[np.lexsort((m["w"][mid_ok], m["size"][mid_ok]))]  # by size, lightest first
+        sizes, first = np.unique(m["size"][order], return_index=True)
+        last = np.append(first[1:], order.size)
+        w_sorted = m["w"][order]
+        U = sizes.size
+        out = []
+        chunk = max(1, 1_000_000 // U)
         for lo in range(0, S, chunk):
-            sl = slice(lo, min(S, lo + chunk))
-            r, start, pre, n = st["r"][sl], st["start"][sl], st["pre"][sl], st["n"][sl]
-            ok = (mid_ok[None, :] >= start[:, None]) & (ms[None, :] < r[:, None])
-            ok &= pre[:, None] + m["pre"][mid_ok][None, :] <= tol
-            ok &= n[:, mt] + mtp[None, :] <= self.counts[mt][None, :]
-            a, b = np.nonzero(ok)
-            a = a + lo
-            b = mid_ok[b]
-            th = np.minimum(st["th"][a], m["theta"][b])
-            W = st["W"][a] + m["w"][b]
-            r2 = st["r"][a] - m["size"][b]
-            bound = W + self._bound(j, r2, th)
-            keep = bound <= self._thr if self._collect else bound < self._thr
-            a, b = a[keep], b[keep]
-            nn = st["n"][a].copy()
-            nn[np.arange(a.size), m["type"][b]] += m["tp"][b]
-            out.append({"r": r2[keep], "th": th[keep], "W": W[keep], "pre": st["pre"][a] + m["pre"][b], "n": nn,
-                        "start": b, "hist": np.concatenate([st["hist"][a], b[:, None]], axis=1),
-                        "bound": bound[keep]})
+            stop = min(S, lo + chunk)
+            r, W, th = st["r"][lo:stop], st["W"][lo:stop], st["th"][lo:stop]
+            r2 = r[:, None] - sizes[None, :]
+            fits = r2 > 0
+            B = self._bound(j, np.where(fits, r2, 1).ravel(), np.repeat(th, U)).reshape(r2.shape)
+            base = self._thr - W[:, None] - B
+            # slack for the rounding of a different order of summation: the cut may only be looser
+            slack = 1e-9 * (abs(self._thr) + np.abs(W)[:, None] + np.abs(B) + 1.0)
+            with np.errstate(invalid="ignore"):
+                cut = np.where(fits & np.isfinite(base), base + slack, -np.inf)
+            cnt = np.empty(r2.shape, dtype=np.int64)
+            for u in range(U):
+                cnt[:, u] = np.searchsorted(w_sorted[first[u]:last[u]], cut[:, u], side="right")
+            # pairs in batches of nodes of at most ~2M pairs each
+            rows = cnt.sum(axis=1)
+            cum = np.cumsum(rows)
+            edges = np.unique(np.searchsorted(cum, np.arange(2_000_000, int(cum[-1]) if cum.size else 0, 2_000_000),
+                                              side="right"))
+            for b_lo, b_hi in zip(np.concatenate([[0], edges]), np.concatenate([edges, [rows.size]])):
+                if b_hi <= b_lo:
+                    continue
+                c = cnt[b_lo:b_hi].ravel()
+                total = int(c.sum())
+                if total == 0:
+                    continue
+                a = np.repeat(np.repeat(np.arange(lo + b_lo, lo + b_hi), U), c)
+                pos = np.repeat(np.tile(first, b_hi - b_lo), c) + np.arange(total) - np.repeat(np.cumsum(c) - c, c)
+                b = order[pos]
+                out.append(self._children(st, m, a, b, tol, j))
+        out = [o for o in out if o["r"].size]
+        if not out:
+            return empty
         return {key: np.concatenate([o[key] for o in out]) for key in out[0]}
+
+    def _children(self, st: dict, m: dict, a: np.ndarray, b: np.ndarray, tol: float, j: int) -> dict:
+        """The children (parent a, middle b) that are multisets in canonical order, within the TTFT limit and
+        the pool, and pass the bound; ordered by parent, then middle."""
+        ok = b >= st["start"][a]
+        ok &= st["pre"][a] + m["pre"][b] <= tol
+        mt = m["type"][b]
+        ok &= st["n"][a, mt] + m["tp"][b] <= self.counts[mt]
+        a, b = a[ok], b[ok]
+        th = np.minimum(st["th"][a], m["theta"][b])
+        W = st["W"][a] + m["w"][b]
+        r2 = st["r"][a] - m["size"][b]
+        bound = W + self._bound(j, r2, th) if a.size else np.zeros(0)
+        keep = bound <= self._thr if self._collect else bound < self._thr
+        keep = np.flatnonzero(keep)
+        keep = keep[np.lexsort((b[keep], a[keep]))]
+        a, b = a[keep], b[keep]
+        nn = st["n"][a].copy()
+        nn[np.arange(a.size), m["type"][b]] += m["tp"][b]
+        return {"r": r2[keep], "th": th[keep], "W": W[keep], "pre": st["pre"][a] + m["pre"][b], "n": nn,
+                "start": b, "hist": np.concatenate([st["hist"][a], b[:, None]], axis=1), "bound": bound[keep]}
 
     def _prune(self, st: dict, j: int) -> dict:
         """Keep the partial replicas whose bound (j middles and a last to come) passes the threshold."""
@@ -383,6 +435,18 @@ class LevelPricer:
             opts = tuple(self.roles[role]["opts"][x] for role, x in steps)
             out.append(Found(float(rc[i]), float(th[i]), opts, tuple(int(x) for x in n[i])))
         return out
+
+
+def _pairs_of_size(r: np.ndarray, idx: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (node a, option b in idx) with size[b] == r[a], ordered by a, then b (idx ascending)."""
+    by_size = idx[np.argsort(size[idx], kind="stable")]
+    s = size[by_size]
+    lo, hi = np.searchsorted(s, r, side="left"), np.searchsorted(s, r, side="right")
+    c = hi - lo
+    total = int(c.sum())
+    a = np.repeat(np.arange(r.size), c)
+    pos = np.repeat(lo, c) + np.arange(total) - np.repeat(np.cumsum(c) - c, c)
+    return a, by_size[pos]
 
 
 def level_pricers(options: list[Option], types: tuple[str, ...], counts: tuple[int, ...], num_layers: int,
