@@ -5,16 +5,21 @@ still go to the cancellable workers. And the page's layout in code (issue 13 ite
 navigation, the session keys named in ui.keys."""
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import re
 import threading
 import time
 import types
 from pathlib import Path
 
+import pytest
+from streamlit.web.server.app_discovery import discover_asgi_app
+
 from planner import Planner, build_candidates, scenario_from_texts
 from ui import keys as K
 from ui import scenario_texts as T
-from ui import solve_slots, solver
+from ui import prewarm, solve_slots, solver
 
 from .apptest import metric, ok, run_app, usd_m
 
@@ -158,3 +163,56 @@ def test_first_view_pause_setting(monkeypatch):
     for raw, want in (("", 1.0), ("0", 0.0), ("0.5", 0.5), ("abc", 1.0), ("-1", 1.0), ("99", 1.0)):
         monkeypatch.setenv("PLANNER_FIRST_VIEW_PAUSE_S", raw)
         assert planner_page.first_view_pause_s() == want, raw
+
+
+# ------------------------------------------------------------------ the server's warm-up (ui.prewarm)
+def test_warm_up_solves_the_default_headline_that_a_fresh_session_then_takes_from_the_store(monkeypatch):
+    solver.results().clear()
+    outcome = prewarm.default_headline()
+    key, name, ckey = prewarm.default_texts()
+    assert solver.results().get((key, ckey, "exact")) is outcome
+    lib = Planner(scenario_from_texts(T.load_bundled_texts(name), name)).exact()  # solved another way
+    assert outcome.result.plan.usd_per_million_tokens == pytest.approx(lib.plan.usd_per_million_tokens, rel=1e-9)
+    solved_here = []
+    real = solver.run_method
+    monkeypatch.setattr(solver, "run_method", lambda sc, cs, m, progress=None: solved_here.append(m)
+                        or real(sc, cs, m, progress))
+    at = ok(run_app(scenario=None))  # the page a fresh session opens
+    # the same keys as the session's (the warm-up is useless, not wrong, if they ever differ)
+    assert (T.texts_key(at.session_state[K.TEXTS]), T.texts_key(at.session_state[K.CATALOG_TEXTS])) == (key, ckey)
+    assert at.session_state[K.SCENARIO_NAME] == name
+    assert solved_here == []  # nothing solved in this process: the headline came from the store
+    assert any(label.startswith("Solved (exact): optimal") and label.endswith("from cache")
+               for label in status_labels(at)), status_labels(at)
+    assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+
+
+def test_warm_up_runs_once_from_the_startup_hook_and_can_be_turned_off(monkeypatch):
+    monkeypatch.setattr(prewarm, "_started", threading.Lock())
+    monkeypatch.setattr(prewarm, "done", threading.Event())
+    monkeypatch.setattr(prewarm, "first_headline_sent", threading.Event())
+    monkeypatch.setenv("PLANNER_PREWARM", "0")
+    assert prewarm.start() is None and not prewarm._started.locked()
+    monkeypatch.delenv("PLANNER_PREWARM")
+    solver.results().clear()
+    prewarm.first_headline_sent.set()  # as if a session had sent its headline: stage 3 at once
+
+    async def serve():
+        async with prewarm.lifespan(None):
+            pass
+
+    asyncio.run(serve())
+    assert prewarm.done.wait(120)
+    key, _, ckey = prewarm.default_texts()
+    assert solver.results().get((key, ckey, "exact")) is not None
+    assert prewarm.start() is None  # once per process
+
+
+def test_app_py_is_served_through_streamlits_asgi_entry_with_the_warm_up_as_startup_hook():
+    found = discover_asgi_app(ROOT / "app.py")
+    assert found.is_asgi_app and found.import_string == "app:app"
+    spec = importlib.util.spec_from_file_location("app_as_server_imports_it", ROOT / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # outside a script run: defines the App, draws nothing
+    assert module.app.script_path == ROOT / "app.py"
+    assert "planner_page" not in vars(module)

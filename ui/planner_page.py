@@ -25,7 +25,7 @@ from planner.candidates import QUANTIZATION_LEVELS
 
 from . import keys as K
 from . import scenario_texts as T
-from . import solve_slots, solver, state
+from . import prewarm, solve_slots, solver, state
 from .headline import render_head
 from .text import md, md_lines, ordinal
 
@@ -387,6 +387,8 @@ def render() -> None:
             finish_head = draw_head(outcomes[method], outcomes["exact"], sc, defer_range=True)
     cs = solver.candidates(first_key, name, ckey) if sc is not None else None
     begin_solve(sc, err, first_key, ckey, cs if cs is not None and not isinstance(cs, Exception) else None)
+    if instant is not None:
+        prewarm.first_headline_sent.set()  # the server's warm-up may go on with the rest of the first view
     if instant is not None and not s.get(K.FIRST_VIEW_DONE):
         time.sleep(first_view_pause_s())  # the frontier's worker, just started, uses it too
     s[K.FIRST_VIEW_DONE] = True
