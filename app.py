@@ -6,22 +6,25 @@ are listed in ui.keys.
 
 `streamlit run` finds `app` below and serves this same file through it (Streamlit's ASGI entry point,
 Streamlit >= 1.53), whose startup hook warms the server up while the first browser is still loading the
-page (ui.prewarm). Without it (an older Streamlit), the file is served as a plain script, not warmed up.
+page (ui.prewarm), and which counts the browsers loading the page, so that sessions opened together get their
+headlines before anyone's charts (ui.first_view). Without it (an older Streamlit), the file is served as a
+plain script, without either.
 """
 
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from ui import prewarm
+from ui import first_view, prewarm
 
 try:
     import uvicorn  # noqa: F401  (the ASGI server `streamlit run` uses for an App)
+    from starlette.middleware import Middleware
     from streamlit.starlette import App
 except ImportError:
     App = None
 
 if get_script_run_ctx(suppress_warning=True) is None:  # imported by the server, not a session's run
     if App is not None:
-        app = App(__file__, lifespan=prewarm.lifespan)
+        app = App(__file__, lifespan=prewarm.lifespan, middleware=[Middleware(first_view.CountPageLoads)])
 else:
     from ui import planner_page, state
 
