@@ -312,25 +312,3 @@ def test_headlines_first_setting(monkeypatch):
     for raw, want in (("", 6.0), ("0", 0.0), ("2.5", 2.5), ("x", 6.0), ("-1", 6.0), ("61", 6.0)):
         monkeypatch.setenv("PLANNER_HEADLINES_FIRST_S", raw)
         assert first_view.max_wait_s() == want, raw
-
-
-def test_a_new_small_setting_starts_the_frontiers_worker_before_the_headlines_solve_here(monkeypatch):
-    at = run_app(scenario="medium")
-    at.session_state[K.PRESOLVE] = False  # nothing pre-solved: the slider's next setting is new
-    ok(at.run())
-    events = []
-    real_solve, real_submit = solver.run_method, solve_slots.submit
-    monkeypatch.setattr(solver, "run_method", lambda sc, cs, m, progress=None: events.append(("here", m))
-                        or real_solve(sc, cs, m, progress))
-    monkeypatch.setattr(solve_slots, "submit", lambda *a, **kw: events.append(("worker", a[4]))
-                        or real_submit(*a, **kw))
-    solver.results().clear()
-    at.session_state[K.QUANTIZATION] = "fine"
-    ok(at.run())
-    # the worker gets only the frontier, and gets it before the exact solve here starts
-    assert events[:2] == [("worker", (solver.FRONTIER,)), ("here", "exact")], events
-    key = (T.texts_key(at.session_state[K.TEXTS]), T.texts_key(at.session_state[K.CATALOG_TEXTS]))
-    assert at.session_state[K.QUANTIZATION] == "fine"
-    assert solver.results().get((*key, solver.FRONTIER)) is not None
-    sc = scenario_from_texts(at.session_state[K.TEXTS], "medium")
-    assert metric(at, "$ per million") == usd_m(Planner(sc).exact().plan.usd_per_million_tokens)

@@ -153,12 +153,11 @@ def may_solve_unasked(want: tuple) -> bool:
     return s.get(K.CANCELLED, (None, None))[0] != want
 
 
-def begin_solve(sc, err, key, ckey, cs=None, leave_out: tuple[str, ...] = ()) -> None:
+def begin_solve(sc, err, key, ckey, cs=None) -> None:
     """Start the worker solve as soon as the scenario is known, before the inputs and the problem-size
     preview are drawn, so that it runs on the other core meanwhile. Only for automatic solves of problems
     known (or, going by the last one seen, likely) to be small; result_section decides everything else.
-    With `cs` (built here already) the worker does not build the candidates again; `leave_out`: methods
-    this run solves itself (`inline_methods`)."""
+    With `cs` (built here already) the worker does not build the candidates again."""
     s = st.session_state
     if sc is None or err is not None or not s.get(K.AUTO_SOLVE, True) or s.get(K.SOLVE_BUTTON) \
             or s.get(K.CANCEL_SOLVE):
@@ -168,25 +167,12 @@ def begin_solve(sc, err, key, ckey, cs=None, leave_out: tuple[str, ...] = ()) ->
     cancelled = s.get(K.CANCELLED, (None, None))[0] == want
     if running or cancelled:
         return
-    missing = tuple(m for m in methods_for(s[K.METHOD])
-                    if m not in leave_out and solver.results().get((key, ckey, m)) is None)
+    missing = tuple(m for m in methods_for(s[K.METHOD]) if solver.results().get((key, ckey, m)) is None)
     known = solver.option_count(key, ckey)
     if not missing or (known if known is not None else 2 * s.get(K.OPTIONS_SEEN, 0)) > BIG_PROBLEM_OPTIONS:
         return
     settle_job(want)  # stops a solve of other settings
     s[K.JOB] = (want, solve_slots.submit(sc, cs, key, ckey, missing, max_options=BIG_PROBLEM_OPTIONS))
-
-
-def inline_methods(sc, err, key, ckey, cs) -> tuple[str, ...]:
-    """The headline's methods that `instant_outcomes` is about to solve in this process (not cached, small
-    enough, solving allowed); () if none."""
-    if sc is None or err is not None or cs is None or isinstance(cs, Exception):
-        return ()
-    method = st.session_state[K.METHOD]
-    missing = tuple(m for m in headline_methods(method) if solver.results().get((key, ckey, m)) is None)
-    if not missing or not may_solve_unasked((key, ckey, method)) or not all(solver.inline_ok(m, cs) for m in missing):
-        return ()
-    return missing
 
 
 def instant_outcomes(sc, err, key, ckey, name: str) -> tuple[dict, bool] | None:
@@ -393,11 +379,6 @@ def render() -> None:
     top = st.empty()
     first_key, ckey, name = T.texts_key(texts), state.cat_key(), s[K.SCENARIO_NAME]
     sc, err = state.current_scenario()
-    cs = solver.candidates(first_key, name, ckey) if sc is not None else None
-    cs_ok = cs if cs is not None and not isinstance(cs, Exception) else None
-    solving_here = inline_methods(sc, err, first_key, ckey, cs)
-    if solving_here:  # a new setting (e.g. a slider move): the frontier's worker first, beside the solve here
-        begin_solve(sc, err, first_key, ckey, cs_ok, leave_out=solving_here)
     instant = instant_outcomes(sc, err, first_key, ckey, name)
     if instant is not None:
         outcomes, cached = instant
@@ -405,7 +386,8 @@ def render() -> None:
         with top.container():
             solved_status(outcomes[method], method, cached)
             finish_head = draw_head(outcomes[method], outcomes["exact"], sc, defer_range=True)
-    begin_solve(sc, err, first_key, ckey, cs_ok)
+    cs = solver.candidates(first_key, name, ckey) if sc is not None else None
+    begin_solve(sc, err, first_key, ckey, cs if cs is not None and not isinstance(cs, Exception) else None)
     if instant is not None:
         prewarm.first_headline_sent.set()  # the server's warm-up may go on with the rest of the first view
     if not s.get(K.FIRST_VIEW_DONE):
