@@ -75,13 +75,14 @@ def start_server(port: int, log, env: dict[str, str] | None = None, wait_s: floa
                              "--server.port", str(port), "--server.address", "127.0.0.1",
                              "--browser.gatherUsageStats", "false"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, **(env or {})})
-    for _ in range(int(wait_s / 0.5)):
+    deadline = time.perf_counter() + wait_s
+    while time.perf_counter() < deadline:  # polled often: first_screen.py times the server's start with it
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
                 if r.read().strip() == b"ok":
                     return proc
         except OSError:
-            time.sleep(0.5)
+            time.sleep(0.05)
     proc.kill()
     raise RuntimeError("streamlit did not start")
 

@@ -5,16 +5,21 @@ still go to the cancellable workers. And the page's layout in code (issue 13 ite
 navigation, the session keys named in ui.keys."""
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import re
 import threading
 import time
 import types
 from pathlib import Path
 
+import pytest
+from streamlit.web.server.app_discovery import discover_asgi_app
+
 from planner import Planner, build_candidates, scenario_from_texts
 from ui import keys as K
 from ui import scenario_texts as T
-from ui import solve_slots, solver
+from ui import first_view, prewarm, solve_slots, solver
 
 from .apptest import metric, ok, run_app, usd_m
 
@@ -158,3 +163,152 @@ def test_first_view_pause_setting(monkeypatch):
     for raw, want in (("", 1.0), ("0", 0.0), ("0.5", 0.5), ("abc", 1.0), ("-1", 1.0), ("99", 1.0)):
         monkeypatch.setenv("PLANNER_FIRST_VIEW_PAUSE_S", raw)
         assert planner_page.first_view_pause_s() == want, raw
+
+
+# ------------------------------------------------------------------ the server's warm-up (ui.prewarm)
+def test_warm_up_solves_the_default_headline_that_a_fresh_session_then_takes_from_the_store(monkeypatch):
+    solver.results().clear()
+    outcome = prewarm.default_headline()
+    key, name, ckey = prewarm.default_texts()
+    assert solver.results().get((key, ckey, "exact")) is outcome
+    lib = Planner(scenario_from_texts(T.load_bundled_texts(name), name)).exact()  # solved another way
+    assert outcome.result.plan.usd_per_million_tokens == pytest.approx(lib.plan.usd_per_million_tokens, rel=1e-9)
+    solved_here = []
+    real = solver.run_method
+    monkeypatch.setattr(solver, "run_method", lambda sc, cs, m, progress=None: solved_here.append(m)
+                        or real(sc, cs, m, progress))
+    at = ok(run_app(scenario=None))  # the page a fresh session opens
+    # the same keys as the session's (the warm-up is useless, not wrong, if they ever differ)
+    assert (T.texts_key(at.session_state[K.TEXTS]), T.texts_key(at.session_state[K.CATALOG_TEXTS])) == (key, ckey)
+    assert at.session_state[K.SCENARIO_NAME] == name
+    assert solved_here == []  # nothing solved in this process: the headline came from the store
+    assert any(label.startswith("Solved (exact): optimal") and label.endswith("from cache")
+               for label in status_labels(at)), status_labels(at)
+    assert metric(at, "$ per million") == usd_m(lib.plan.usd_per_million_tokens)
+
+
+def test_warm_up_runs_once_from_the_startup_hook_and_can_be_turned_off(monkeypatch):
+    monkeypatch.setattr(prewarm, "_started", threading.Lock())
+    monkeypatch.setattr(prewarm, "done", threading.Event())
+    monkeypatch.setattr(prewarm, "first_headline_sent", threading.Event())
+    monkeypatch.setenv("PLANNER_PREWARM", "0")
+    assert prewarm.start() is None and not prewarm._started.locked()
+    monkeypatch.delenv("PLANNER_PREWARM")
+    solver.results().clear()
+    prewarm.first_headline_sent.set()  # as if a session had sent its headline: stage 3 at once
+
+    async def serve():
+        async with prewarm.lifespan(None):
+            pass
+
+    asyncio.run(serve())
+    assert prewarm.done.wait(120)
+    key, _, ckey = prewarm.default_texts()
+    assert solver.results().get((key, ckey, "exact")) is not None
+    assert prewarm.start() is None  # once per process
+
+
+def test_app_py_is_served_through_streamlits_asgi_entry_with_the_warm_up_as_startup_hook():
+    found = discover_asgi_app(ROOT / "app.py")
+    assert found.is_asgi_app and found.import_string == "app:app"
+    spec = importlib.util.spec_from_file_location("app_as_server_imports_it", ROOT / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # outside a script run: defines the App, draws nothing
+    assert module.app.script_path == ROOT / "app.py"
+    assert "planner_page" not in vars(module)
+
+
+# ------------------------------------------------------------------ headlines first (ui.first_view)
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.now += s
+
+
+def test_a_first_view_holds_its_rest_while_other_pages_load_and_never_beyond_the_bound(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(first_view.time, "monotonic", lambda: clock.now)
+    views = first_view.FirstViews(forget_s=30.0)
+    for _ in range(3):  # three browsers ask for the page together
+        views.page_requested()
+    assert views.loading() == 3
+    views.headline_sent()  # the first one's headline is out; two pages still on their way
+    waited = views.hold(1.0, 6.0, sleep=clock.sleep)
+    assert waited == pytest.approx(6.0, abs=first_view.STEP_S + 1e-9)  # bounded: nobody waits longer
+    views.headline_sent()
+    views.headline_sent()
+    assert views.loading() == 0
+    assert views.hold(1.0, 6.0, sleep=clock.sleep) == pytest.approx(1.0)  # alone: the plain first-view pause
+    # a page whose browser never came back is forgotten, so it holds nobody for ever
+    views.page_requested()
+    clock.now += 31.0
+    assert views.loading() == 0
+    views.headline_sent()  # with nothing counted: no negative count
+    assert views.loading() == 0
+
+
+def test_the_wait_ends_when_the_last_loading_page_has_its_headline(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(first_view.time, "monotonic", lambda: clock.now)
+    views = first_view.FirstViews()
+    views.page_requested()
+    views.page_requested()
+    views.headline_sent()
+
+    def sleep(s):  # the other session's headline goes out 2.5 s into the wait
+        clock.sleep(s)
+        if clock.now >= 2.5 and views.loading():
+            views.headline_sent()
+
+    # then the grace for its browser to draw it
+    want = 2.5 + first_view.GRACE_S
+    assert views.hold(1.0, 6.0, sleep=sleep) == pytest.approx(want, abs=2 * first_view.STEP_S + 1e-9)
+
+
+def test_page_requests_are_counted_by_the_middleware_only_for_the_main_page():
+    views = first_view.FirstViews()
+    calls = []
+
+    async def inner(scope, receive, send):
+        calls.append(scope["path"])
+
+    mw = first_view.CountPageLoads(inner, views)
+    for method, path in (("GET", "/"), ("GET", "/_stcore/health"), ("GET", "/static/js/main.js"), ("POST", "/"),
+                         ("GET", "/catalog"), ("GET", "")):
+        asyncio.run(mw({"type": "http", "method": method, "path": path}, None, None))
+    asyncio.run(mw({"type": "websocket", "path": "/_stcore/stream"}, None, None))
+    assert views.loading() == 2 and len(calls) == 7  # "/" and "" only; every request is passed on
+
+
+def test_a_session_opened_while_others_load_still_gets_its_whole_page(monkeypatch):
+    clock = FakeClock()
+    held: list[tuple[float, float]] = []
+    real_hold = first_view.FirstViews.hold
+
+    def hold(self, min_s, max_s, sleep):
+        held.append((min_s, max_s))
+        return real_hold(self, min_s, max_s, sleep=clock.sleep)
+
+    monkeypatch.setattr(first_view.FirstViews, "hold", hold)
+    monkeypatch.setattr(first_view.time, "monotonic", lambda: clock.now)
+    monkeypatch.setattr(first_view, "first_views", first_view.FirstViews())
+    monkeypatch.setenv("PLANNER_FIRST_VIEW_PAUSE_S", "0.5")
+    monkeypatch.setenv("PLANNER_HEADLINES_FIRST_S", "3")
+    for _ in range(2):
+        first_view.first_views.page_requested()
+    at = ok(run_app(scenario="small"))
+    assert held == [(0.5, 3.0)] and sum(clock.slept) == pytest.approx(3.0, abs=0.2)
+    assert first_view.first_views.loading() == 1  # its own page is no longer counted; the other one still is
+    assert metric(at, "$ per million") and at.get("plotly_chart")  # the rest of the page came after the wait
+    at.run()
+    assert held == [(0.5, 3.0)]  # once per session
+
+
+def test_headlines_first_setting(monkeypatch):
+    for raw, want in (("", 6.0), ("0", 0.0), ("2.5", 2.5), ("x", 6.0), ("-1", 6.0), ("61", 6.0)):
+        monkeypatch.setenv("PLANNER_HEADLINES_FIRST_S", raw)
+        assert first_view.max_wait_s() == want, raw

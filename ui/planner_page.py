@@ -25,14 +25,15 @@ from planner.candidates import QUANTIZATION_LEVELS
 
 from . import keys as K
 from . import scenario_texts as T
-from . import solve_slots, solver, state
+from . import first_view, prewarm, solve_slots, solver, state
 from .headline import render_head
 from .text import md, md_lines, ordinal
 
 log = logging.getLogger(__name__)
 POLL_S = 0.25  # how often a running solve is checked; each check is also where a Cancel click lands
 # On a session's first view, the script waits this long after sending the headline, so that the browser draws
-# it before the rest of the page (inputs, grids, charts) arrives and keeps its main thread busy for seconds.
+# it before the rest of the page (inputs, grids, charts) arrives and keeps its main thread busy for seconds
+# (longer while other browsers are still on their way to their headline: ui.first_view).
 # Measured on 2 loaded cores with chromium (benchmarks/first_screen.py): headline 5.6 s after opening the
 # page with the pause, 15-21 s without; a second session 2.8 s against 9-20 s. PLANNER_FIRST_VIEW_PAUSE_S
 # overrides it (0: no pause).
@@ -387,8 +388,13 @@ def render() -> None:
             finish_head = draw_head(outcomes[method], outcomes["exact"], sc, defer_range=True)
     cs = solver.candidates(first_key, name, ckey) if sc is not None else None
     begin_solve(sc, err, first_key, ckey, cs if cs is not None and not isinstance(cs, Exception) else None)
-    if instant is not None and not s.get(K.FIRST_VIEW_DONE):
-        time.sleep(first_view_pause_s())  # the frontier's worker, just started, uses it too
+    if instant is not None:
+        prewarm.first_headline_sent.set()  # the server's warm-up may go on with the rest of the first view
+    if not s.get(K.FIRST_VIEW_DONE):
+        first_view.first_views.headline_sent()  # (or none could be had at once: not waited for either way)
+        if instant is not None:  # the frontier's worker, just started, uses the pause too
+            pause = first_view_pause_s()
+            first_view.first_views.hold(pause, max(pause, first_view.max_wait_s()), sleep=time.sleep)
     s[K.FIRST_VIEW_DONE] = True
 
     from . import inputs, uncertainty_view  # after the headline: what only the inputs need
