@@ -67,13 +67,14 @@ def children(pid: int) -> list[int]:
 
 
 def start_server(port: int, log, env: dict[str, str] | None = None, wait_s: float = 60.0,
-                 cpus: set[int] | None = None) -> subprocess.Popen:
+                 cpus: set[int] | None = None, app_dir: Path | None = None) -> subprocess.Popen:
     """`streamlit run app.py` on `port` (extra environment `env`), once its health endpoint answers; with
-    `cpus`, the server and everything it forks run on those CPUs only (taskset)."""
+    `cpus`, the server and everything it forks run on those CPUs only (taskset); `app_dir`: another
+    folder's app.py (many_users.py --floor)."""
     pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
     proc = subprocess.Popen([*pin, sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                             "--browser.gatherUsageStats", "false"], cwd=app_dir or ROOT, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, **(env or {})})
     deadline = time.perf_counter() + wait_s
     while time.perf_counter() < deadline:  # polled often: first_screen.py times the server's start with it

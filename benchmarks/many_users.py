@@ -1,7 +1,7 @@
 """Many users at once: N browser sessions open the app together; how long each waits for its first
 result, and how much memory the server's process tree holds meanwhile.
 
-    python benchmarks/many_users.py [--sessions 6] [--max-solvers K] [--no-distinct] [--split]
+    python benchmarks/many_users.py [--sessions 6] [--max-solvers K] [--no-distinct] [--split] [--floor]
 
 Starts a fresh `streamlit run app.py` (with PLANNER_MAX_SOLVERS=K if given) and opens N sessions in
 Debian's chromium (/usr/bin/chromium) at the same moment, each in its own browser context (its own
@@ -14,14 +14,18 @@ Streamlit session). Two phases:
 Meanwhile the resident memory of the server and every descendant (solve workers) is sampled from /proc
 every 0.2 s: the peak of the summed RSS (shared copy-on-write pages counted once per process, so an
 upper bound) and of the summed PSS (shared pages split between the processes sharing them).
-Prints a table per session and the median / max, and the peaks.
+Prints a table per session and the median / max, and the peaks. `--floor` serves a one-metric Streamlit
+app instead: the same N browsers and Streamlit's frontend with nothing of ours, i.e. the least any page can
+take here (2026-11-30, idle: 6 sessions 18.3 s median, 1 session 2.7 s; the planner 26.5 s).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import replace
@@ -136,6 +140,9 @@ def main(argv=None) -> int:
     ap.add_argument("--split", action="store_true",
                     help="server on the first CPU only, the browsers on the others: users' browsers run on their own "
                          "machines, so this measures the server alone (on fewer cores than it would have)")
+    ap.add_argument("--floor", action="store_true",
+                    help="serve a one-metric Streamlit app instead of the planner: the time Streamlit's frontend and "
+                         "chromium alone take on this machine, below which no page can show a result")
     args = ap.parse_args(argv)
     if not os.path.exists(CHROMIUM):
         print(f"{CHROMIUM} is not installed (apt-get install chromium)", file=sys.stderr)
@@ -156,7 +163,13 @@ def main(argv=None) -> int:
             return 1
         server_cpus = {cpus[0]}
         os.sched_setaffinity(0, set(cpus[1:]))  # this process, Playwright's driver and chromium inherit it
-    proc = start_server(port, log, env, wait_s=120.0, cpus=server_cpus)
+    floor_dir = None
+    if args.floor:
+        floor_dir = Path(tempfile.mkdtemp(prefix="many_users_floor_"))
+        (floor_dir / "app.py").write_text(f"import streamlit as st\nst.metric({METRIC + ' tokens'!r}, '$0.31')\n")
+        want = {}
+        args.no_distinct = True
+    proc = start_server(port, log, env, wait_s=120.0, cpus=server_cpus, app_dir=floor_dir)
     sampler = MemorySampler(proc.pid)
     sampler.start()
     try:
@@ -193,6 +206,8 @@ def main(argv=None) -> int:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+        if floor_dir is not None:
+            shutil.rmtree(floor_dir)
     print(f"\nserver tree peak: RSS {sampler.peak_rss:,.0f} MB (summed), PSS {sampler.peak_pss:,.0f} MB, "
           f"{sampler.peak_procs} processes; max solvers: "
           f"{args.max_solvers if args.max_solvers is not None else 'server default'}; "
