@@ -26,6 +26,24 @@ from .apptest import metric, ok, run_app, usd_m
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_coroutine(coro):
+    """asyncio.run in a thread of its own: in the full suite, Playwright's sync API (browser tests that ran
+    before) leaves an event loop running in the main thread, where asyncio.run refuses to start."""
+    out: dict = {}
+
+    def target():
+        try:
+            out["value"] = asyncio.run(coro)
+        except BaseException as exc:  # handed to the test's thread, raised there
+            out["error"] = exc
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
 def status_labels(at) -> list[str]:
     """Labels of every st.status block on the page."""
     out, todo = [], [at.main]
@@ -201,7 +219,7 @@ def test_warm_up_runs_once_from_the_startup_hook_and_can_be_turned_off(monkeypat
         async with prewarm.lifespan(None):
             pass
 
-    asyncio.run(serve())
+    run_coroutine(serve())
     assert prewarm.done.wait(120)
     key, _, ckey = prewarm.default_texts()
     assert solver.results().get((key, ckey, "exact")) is not None
@@ -279,8 +297,8 @@ def test_page_requests_are_counted_by_the_middleware_only_for_the_main_page():
     mw = first_view.CountPageLoads(inner, views)
     for method, path in (("GET", "/"), ("GET", "/_stcore/health"), ("GET", "/static/js/main.js"), ("POST", "/"),
                          ("GET", "/catalog"), ("GET", "")):
-        asyncio.run(mw({"type": "http", "method": method, "path": path}, None, None))
-    asyncio.run(mw({"type": "websocket", "path": "/_stcore/stream"}, None, None))
+        run_coroutine(mw({"type": "http", "method": method, "path": path}, None, None))
+    run_coroutine(mw({"type": "websocket", "path": "/_stcore/stream"}, None, None))
     assert views.loading() == 2 and len(calls) == 7  # "/" and "" only; every request is passed on
 
 
