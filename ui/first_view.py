@@ -30,19 +30,25 @@ FORGET_S = 30.0  # a page request with no headline after it this long is no long
 STEP_S = 0.1
 
 
-def max_wait_s() -> float:
-    """PLANNER_HEADLINES_FIRST_S (seconds, 0 turns the wait off), else MAX_WAIT_S."""
-    raw = os.environ.get("PLANNER_HEADLINES_FIRST_S", "").strip()
+def seconds_setting(name: str, default: float, maximum: float) -> float:
+    """A number of seconds in 0..maximum from the environment variable `name` (blank: `default`); anything
+    else is logged and `default` used."""
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return MAX_WAIT_S
+        return default
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if 0.0 <= value <= 60.0:
+    if 0.0 <= value <= maximum:
         return value
-    log.warning("PLANNER_HEADLINES_FIRST_S=%r is not a number of seconds in 0..60; using %g", raw, MAX_WAIT_S)
-    return MAX_WAIT_S
+    log.warning("%s=%r is not a number of seconds in 0..%g; using %g", name, raw, maximum, default)
+    return default
+
+
+def max_wait_s() -> float:
+    """PLANNER_HEADLINES_FIRST_S (seconds, 0 turns the wait off), else MAX_WAIT_S."""
+    return seconds_setting("PLANNER_HEADLINES_FIRST_S", MAX_WAIT_S, 60.0)
 
 
 class FirstViews:

@@ -14,7 +14,6 @@ worker ends when no session waits for it).
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 import streamlit as st
@@ -41,18 +40,7 @@ FIRST_VIEW_PAUSE_S = 1.0
 
 
 def first_view_pause_s() -> float:
-    raw = os.environ.get("PLANNER_FIRST_VIEW_PAUSE_S", "").strip()
-    if not raw:
-        return FIRST_VIEW_PAUSE_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if 0.0 <= value <= 10.0:
-        return value
-    log.warning("PLANNER_FIRST_VIEW_PAUSE_S=%r is not a number of seconds in 0..10; using %g", raw,
-                FIRST_VIEW_PAUSE_S)
-    return FIRST_VIEW_PAUSE_S
+    return first_view.seconds_setting("PLANNER_FIRST_VIEW_PAUSE_S", FIRST_VIEW_PAUSE_S, 10.0)
 
 
 def show_last(reason: str, details=None, frontier_box=None) -> None:
