@@ -7,13 +7,14 @@ are listed in ui.keys.
 `streamlit run` finds `app` below and serves this same file through it (Streamlit's ASGI entry point,
 Streamlit >= 1.53), whose startup hook warms the server up while the first browser is still loading the
 page (ui.prewarm), and which counts the browsers loading the page, so that sessions opened together get their
-headlines before anyone's charts (ui.first_view). Without it (an older Streamlit), the file is served as a
+headlines before anyone's charts (ui.first_view), and which lets the browser load the headline's frontend
+code with the page (ui.preload). Without it (an older Streamlit), the file is served as a
 plain script, without either.
 """
 
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from ui import first_view, prewarm
+from ui import first_view, preload, prewarm
 
 try:
     import uvicorn  # noqa: F401  (the ASGI server `streamlit run` uses for an App)
@@ -24,7 +25,8 @@ except ImportError:
 
 if get_script_run_ctx(suppress_warning=True) is None:  # imported by the server, not a session's run
     if App is not None:
-        app = App(__file__, lifespan=prewarm.lifespan, middleware=[Middleware(first_view.CountPageLoads)])
+        app = App(__file__, lifespan=prewarm.lifespan, middleware=[Middleware(first_view.CountPageLoads),
+                                                                 Middleware(preload.PreloadChunks)])
 else:
     from ui import planner_page, state
 

@@ -14,11 +14,13 @@ in a background thread from the server's start instead, in the order the first v
    needs: the plotting and input modules and the prediction range's validation data (planner.uncertainty,
    about a second the first time in a process). Waiting keeps this off the GIL while a session builds its
    headline.
+4. `gc.freeze()`: everything alive then lasts as long as the server, so the collector's full passes skip it.
 
 Nothing here changes what a session shows: it only fills the same caches earlier. PLANNER_PREWARM=0 turns it
 off (e.g. to measure a cold first session)."""
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -66,6 +68,9 @@ def warm() -> None:
         first_headline_sent.wait(LATER_WAIT_S)
         rest_of_first_view(outcome)
         log.info("prewarm: rest of the first view %.2f s", time.perf_counter() - t2)
+        # What is alive now (the libraries, the catalogues, the default answer) lives as long as the server:
+        # out of the collector's full passes, which otherwise walk it all (~0.2 s each, holding the GIL).
+        gc.freeze()
     except Exception:  # a warm-up that fails must not take the server down: the sessions do the work then
         log.exception("prewarm failed; the first session does this work itself")
     finally:
