@@ -45,11 +45,11 @@ def run_coroutine(coro):
 
 
 def status_labels(at) -> list[str]:
-    """Labels of every st.status block on the page."""
+    """Labels of every st.status block and expander on the page (the solve's status line is either)."""
     out, todo = [], [at.main]
     while todo:
         node = todo.pop()
-        if getattr(node, "type", "") == "status":
+        if getattr(node, "type", "") in ("status", "expander"):
             out.append(node.label)
         todo.extend(getattr(node, "children", {}).values())
     return out

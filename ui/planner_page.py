@@ -194,14 +194,16 @@ def solved_status(outcome, method: str, cached: bool, status=None) -> None:
     r = outcome.result
     label = (f"Solved ({method}): {r.status}, {r.solve_seconds + r.build_seconds:.2f} s"
              + (" — from cache" if cached else ""))
-    if status is None:
-        status = st.status(label, state="complete", expanded=False)
-    with status:
+    # A new st.status sleeps 50 ms in the script (for its spinner) and this one is drawn before the headline,
+    # on every run: an expander with the same check mark looks the same and costs nothing.
+    box = st.expander(label, expanded=False, icon=":material/check_circle:") if status is None else status
+    with box:
         for p in (r.curve if r else ()):
             tail = (f"{p.tokens_per_s:,.0f} tokens/s at ${p.cost_usd_per_hour:.2f}/h, "
                     f"${p.usd_per_million_tokens:.4f}/M tokens" if p.plan else "")
             st.write(f"budget ${p.budget_usd_per_hour:.2f}/h: {p.status} {tail}")
-    status.update(label=label, state="complete")
+    if status is not None:
+        status.update(label=label, state="complete")
 
 
 def draw_head(outcome, exact, sc, defer_range: bool = False):
