@@ -330,3 +330,17 @@ def test_headlines_first_setting(monkeypatch):
     for raw, want in (("", 6.0), ("0", 0.0), ("2.5", 2.5), ("x", 6.0), ("-1", 6.0), ("61", 6.0)):
         monkeypatch.setenv("PLANNER_HEADLINES_FIRST_S", raw)
         assert first_view.max_wait_s() == want, raw
+
+
+def test_warm_up_pays_streamlits_once_per_process_costs_before_any_session():
+    """In a fresh process: neither cost is paid before, both are after (the first session then skips them)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom streamlit import delta_generator as d\nfrom ui import prewarm\n"
+            "before = ('streamlit.emojis' in sys.modules, d._use_warning_has_been_displayed)\n"
+            "prewarm.streamlit_first_use()\n"
+            "print(before, ('streamlit.emojis' in sys.modules, d._use_warning_has_been_displayed))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["(False,", "False)", "(True,", "True)"], out.stdout
