@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import InfeasibleError
 from .fleet import Fleet
-from .fleet_knapsack import mixed_curve
+from .fleet_knapsack import mix_steps, mixed_curve
 from .fleet_pricing import SearchLimit
 from .units import usd_per_million_tokens
 
@@ -125,7 +125,7 @@ def demand_curve(fleet: Fleet, time_limit: float | None = None, single_types: bo
         steps = _steps(fleet, "mixed", None, tl, max_steps, counter, deadline, stopped)
     if single_types:
         for i, g in enumerate(fleet.scenario.pool.types):
-            own = single_type_steps(fleet, i) if not fleet.mix else None
+            own = single_type_steps(fleet, i)
             steps += own if own is not None else _steps(fleet, f"only {g}", {i}, tl, max_steps, counter, deadline,
                                                         stopped)
     if copies and not fleet.mix:
@@ -145,19 +145,21 @@ def demand_curve(fleet: Fleet, time_limit: float | None = None, single_types: bo
 
 
 def single_type_steps(fleet: Fleet, i: int) -> list[CurveStep] | None:
-    """The exact step curve of fleets of pool type i alone by the knapsack of the module docstring (single
-    class only); None when the enumeration passes SINGLE_TYPE_NODES partial replicas at some depth."""
-    best = type_replicas(fleet, i)
-    if best is None:
-        return None
+    """The exact step curve of fleets of pool type i alone by the knapsack of the module docstring; None when
+    the enumeration passes SINGLE_TYPE_NODES partial replicas at some depth. For a mix, each class's F over
+    the type's GPU count, combined as the mixed pool's lattices are (fleet_knapsack.mix_steps)."""
     g = fleet.types[i]
     count, price = fleet.scenario.pool.entry(g).count, fleet.prices[g]
-    F = np.zeros(count + 1)
-    sizes = np.array(sorted(best), dtype=np.int64)
-    rates = np.array([best[n] for n in sizes])
-    for u in range(1, count + 1):
-        fit = sizes <= u
-        F[u] = max(F[u - 1], float(np.max(rates[fit] + F[u - sizes[fit]])) if fit.any() else 0.0)
+    F = []
+    for q in range(len(fleet.scenarios)):
+        best = type_replicas(fleet, i, q)
+        if best is None:
+            return None
+        F.append(type_fleets(best, count))
+    if len(F) > 1:
+        return [CurveStep(f"only {g}", lo, hi, c, "optimal")
+                for lo, hi, c in mix_steps(F, list(fleet.master.fractions), np.array([price]))]
+    F = F[0]
     steps: list[CurveStep] = []
     last = 0.0
     for u in range(1, count + 1):
@@ -169,14 +171,25 @@ def single_type_steps(fleet: Fleet, i: int) -> list[CurveStep] | None:
     return steps
 
 
-def type_replicas(fleet: Fleet, i: int) -> dict[int, float] | None:
-    """GPUs -> the most billable tokens/s of a replica on that many GPUs of type i (every level and stage
-    count); None if the enumeration is too large."""
+def type_fleets(best: dict[int, float], count: int) -> np.ndarray:
+    """F[u]: the most tokens/s of a fleet of at most u GPUs of one type, from its fastest replica per size."""
+    F = np.zeros(count + 1)
+    sizes = np.array(sorted(best), dtype=np.int64)
+    rates = np.array([best[n] for n in sizes])
+    for u in range(1, count + 1):
+        fit = sizes <= u
+        F[u] = max(F[u - 1], float(np.max(rates[fit] + F[u - sizes[fit]])) if fit.any() else 0.0)
+    return F
+
+
+def type_replicas(fleet: Fleet, i: int, q: int = 0) -> dict[int, float] | None:
+    """GPUs -> the most billable tokens/s of a replica of class q on that many GPUs of type i (every level and
+    stage count); None if the enumeration is too large."""
     w = np.full(len(fleet.types), 1e9)  # any other type makes a partial replica's weight exceed the threshold
     w[i] = 0.0
-    beta = fleet.betas[0]
+    beta = fleet.betas[q]
     best: dict[int, float] = {}
-    for lp in fleet.catalogues[0]:
+    for lp in fleet.catalogues[q]:
         if lp.empty:
             continue
         lp.prepare(w, 0.0)

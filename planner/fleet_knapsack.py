@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 LATTICE_LIMIT = 2_000_000
 MAX_DUAL_SETS = 40
 STEP_TOL = 1e-9
+# a dual set's Delta also covers the later unproven steps needing up to RANGE x its first step's (measured on
+# realistic's mix: 1.0 took 18 dual sets, 2.0 enumerations of 60,000 replicas; 1.25-1.5 the least time)
+RANGE = 1.5
+PAIR_BATCH = 256  # pair points tested against the points at hand at once
+FIRST_SHARE = 0.5  # of a new dual set's first need: its first, cheap enumeration
 
 
 def lattice_fleets(counts: tuple[int, ...], replicas: dict[tuple, float]) -> np.ndarray:
@@ -68,14 +73,24 @@ def pareto(replicas: dict[tuple, float]) -> dict[tuple, float]:
     return {tuple(int(x) for x in n[i]): float(r[i]) for i in np.flatnonzero(keep)}
 
 
+def lattice_cost(shape: tuple[int, ...], prices: np.ndarray) -> np.ndarray:
+    """$/hour of every GPU usage u of the lattice: p.u."""
+    cost = np.zeros(shape)
+    for g, p in enumerate(prices):
+        axis = [1] * len(shape)
+        axis[g] = shape[g]
+        cost = cost + p * np.arange(shape[g]).reshape(axis)
+    return cost
+
+
 def curve_of(F: np.ndarray, prices: np.ndarray) -> list[tuple[float, float, float]]:
     """(demand from, demand to, cost) steps of min cost against demand, from the lattice."""
-    cost = np.zeros(F.shape)
-    for g, p in enumerate(prices):
-        shape = [1] * F.ndim
-        shape[g] = F.shape[g]
-        cost = cost + p * np.arange(F.shape[g]).reshape(shape)
-    c, f = np.round(cost.ravel(), 9), F.ravel()
+    return steps_of(lattice_cost(F.shape, prices).ravel(), F.ravel())
+
+
+def steps_of(cost: np.ndarray, served: np.ndarray) -> list[tuple[float, float, float]]:
+    """The step curve of points (cost, demand served): min cost against demand."""
+    c, f = np.round(cost, 9), served
     order = np.lexsort((-f, c))
     c, f = c[order], f[order]
     steps, last = [], 0.0
@@ -90,29 +105,125 @@ def curve_of(F: np.ndarray, prices: np.ndarray) -> list[tuple[float, float, floa
     return steps
 
 
+def minimal_points(A: np.ndarray) -> np.ndarray:
+    """Flat indices (C order) of the lattice points v with A[v] > 0 and A[v] > A[v - e_g] for every g with
+    v_g > 0: where a monotone A rises. Every other point v has a minimal v' <= v with A[v'] = A[v]."""
+    keep = A > 0
+    for g in range(A.ndim):
+        lower = [slice(None)] * A.ndim
+        upper = [slice(None)] * A.ndim
+        lower[g], upper[g] = slice(0, -1), slice(1, None)
+        keep[tuple(upper)] &= A[tuple(upper)] > A[tuple(lower)]
+    return np.flatnonzero(keep)
+
+
+def maxmin(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """G[u] = max over v <= u of min(A[v], B[u - v]) for A, B non-decreasing along every axis: the most demand
+    two classes' fleets serve together on u GPUs (module docstring). Only the minimal points v of one side
+    are paired (a v with A[v] = A[v - e_g] is beaten by v - e_g, B being monotone), each writing
+    min(A[v], B[. - v]) over the box above it; the side with fewer minimal points is the one paired."""
+    ma, mb = minimal_points(A), minimal_points(B)
+    if ma.size > mb.size:
+        A, B, ma = B, A, mb
+    G = np.zeros(A.shape)
+    flat_A, shape = A.ravel(), A.shape
+    for k, v in zip(ma, zip(*np.unravel_index(ma, shape))):
+        dst = tuple(slice(x, None) for x in v)
+        src = tuple(slice(0, n - x) for n, x in zip(shape, v))
+        np.maximum(G[dst], np.minimum(B[src], flat_A[k]), out=G[dst])
+    return G
+
+
+def pair_points(A: np.ndarray, B: np.ndarray, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(demand served, cost) of points whose step curve is curve_of(maxmin(A, B)) (module docstring: the
+    pair points P_v and Q_w, evaluated lazily in order of their lower bounds)."""
+    shape = A.shape
+    room = np.array(shape) - 1
+    cost = lattice_cost(shape, prices).ravel()
+    sides = []
+    for X, Y in ((A, B), (B, A)):
+        mx, my = minimal_points(X), minimal_points(Y)
+        order = np.argsort(-Y.ravel()[my], kind="stable")  # Y's minimal points by value, highest first
+        my = my[order]
+        vy, cy = Y.ravel()[my], cost[my]
+        uy = np.array(np.unravel_index(my, shape))  # [axis, point]: a test per axis is one fast pass
+        vx = X.ravel()[mx]
+        k = np.searchsorted(-vy, -vx, side="right")  # Y's points of value >= vx: its first k
+        cheapest = np.minimum.accumulate(cy) if cy.size else cy
+        lb = cost[mx] + np.where(k > 0, cheapest[np.maximum(k - 1, 0)], np.inf)  # Y's cheapest, anywhere
+        sides.append((mx, vx, lb, k, uy, cy))
+    side = np.concatenate([np.full(x[0].size, i) for i, x in enumerate(sides)])
+    idx = np.concatenate([np.arange(x[0].size) for x in sides])
+    lb = np.concatenate([x[2] for x in sides])
+    val = np.concatenate([x[1] for x in sides])
+    order = np.argsort(lb, kind="stable")
+    order = order[np.isfinite(lb[order])]
+    side, idx, lb, val = side[order], idx[order], lb[order], val[order]
+    fv, fc = np.zeros(0), np.zeros(0)  # the points so far: values ascending, the least cost at >= each value
+    got_v: list[float] = []
+    got_c: list[float] = []
+    for s in range(0, lb.size, PAIR_BATCH):
+        part = slice(s, s + PAIR_BATCH)
+        j = np.searchsorted(fv, val[part], side="left")
+        best = fc[np.minimum(j, fv.size - 1)] if fv.size else np.full(j.size, np.inf)
+        live = s + np.flatnonzero(np.where(j < fv.size, best, np.inf) > lb[part])
+        for t in live:  # not beaten by a point at hand: its cheapest partner that fits beside it
+            mx, vx, _, k, uy, cy = sides[side[t]]
+            i = idx[t]
+            fit = np.all(uy[:, :k[i]] <= (room - np.array(np.unravel_index(mx[i], shape)))[:, None], axis=0)
+            if fit.any():
+                got_v.append(float(vx[i]))
+                got_c.append(float(cost[mx[i]] + np.min(cy[:k[i]][fit])))
+        if live.size:
+            o = np.argsort(got_v, kind="stable")
+            fv = np.array(got_v)[o]
+            fc = np.minimum.accumulate(np.array(got_c)[o][::-1])[::-1]
+    return np.array(got_v), np.array(got_c)
+
+
+def mix_steps(F: list[np.ndarray], fractions: list[float], prices: np.ndarray) -> list[tuple[float, float, float]]:
+    """The step curve of min cost against demand D when class q (F[q][u]: the most tokens/s its fleets give
+    on <= u GPUs) must serve f_q D: one class, F itself; more, the classes folded by maxmin, the last
+    pair by pair_points."""
+    if len(F) == 1:
+        return curve_of(F[0], prices)
+    H = F[0] / fractions[0]
+    for Fq, f in zip(F[1:-1], fractions[1:-1]):
+        H = maxmin(H, Fq / f)
+    value, cost = pair_points(H, F[-1] / fractions[-1], prices)
+    return steps_of(cost, value)
+
+
 def mixed_curve(fleet, capacity: float, time_limit: float, deadline: float) -> tuple[list[tuple], int] | None:
     """The exact mixed-pool step curve (module docstring): ([(from, to, cost)], dual sets used), or None when
     it does not apply or cannot be proven before `deadline` (the caller then solves step by step)."""
     m = fleet.master
     counts = tuple(int(c) for c in m.counts)
-    if fleet.mix or math.prod(c + 1 for c in counts) > LATTICE_LIMIT:
+    if math.prod(c + 1 for c in counts) > LATTICE_LIMIT:
         return None
     prices = np.array([fleet.prices[g] for g in fleet.types])
-    beta = fleet.betas[0]
-    S: dict[tuple, float] = {}
+    fractions = [float(f) for f in m.fractions]
+    S: list[dict[tuple, float]] = [{} for _ in range(m.Q)]  # per class: GPUs -> the fastest replica's tokens/s
 
-    def take(gpus, theta):
-        if theta * beta > S.get(gpus, 0.0):
-            S[gpus] = theta * beta
+    def take(q, gpus, theta):
+        rate = theta * m.betas[q]
+        if rate > S[q].get(gpus, 0.0):
+            S[q][gpus] = rate
+            stale[q] = True
 
-    for _, r in m.cols:  # every replica the master has found (the capacity's fleet among them)
-        take(r.gpus, r.tokens_per_s)
-    proofs: list[tuple[float, float, float]] = []  # (pi, mu.N, Delta)
+    stale = [True] * m.Q
+    F: list[np.ndarray] = [np.zeros(0)] * m.Q
+    for q, r in m.cols:  # every replica the master has found (the capacity's fleet among them)
+        take(q, r.gpus, r.tokens_per_s)
+    proofs: list[tuple[float, float, float]] = []  # (sum_q pi_q f_q, mu.N, Delta)
     N = np.array(counts, dtype=float)
-    for _ in range(MAX_DUAL_SETS):
+    sets, at, stage = 0, None, 0
+    for _ in range(3 * MAX_DUAL_SETS):
         if time.perf_counter() > deadline:
             return None
-        steps = curve_of(lattice_fleets(counts, pareto(S)), prices)
+        F = [lattice_fleets(counts, pareto(S[q])) if stale[q] else F[q] for q in range(m.Q)]
+        stale[:] = [False] * m.Q
+        steps = mix_steps(F, fractions, prices)
         if not steps or abs(steps[-1][1] - capacity) > 1e-6 * max(1.0, capacity):
             log.info("knapsack curve ends at %.6g, the capacity is %.6g: step by step instead", steps[-1][1] if steps
                      else 0.0, capacity)
@@ -121,28 +232,41 @@ def mixed_curve(fleet, capacity: float, time_limit: float, deadline: float) -> t
         unproven = [i for i, (lo, _, c) in enumerate(steps)
                     if not any(c <= pi * lo + muN + delta - slack[i] for pi, muN, delta in proofs)]
         if not unproven:
-            return steps, len(proofs)
+            return steps, sets
         lo, _, c = steps[unproven[0]]
-        demand = min(capacity, lo + 1e-6 * capacity)
-        got = m.lp_duals([demand], max(0.01, min(time_limit, deadline - time.perf_counter())), fleet.cancel)
-        if got is None:
-            return None
-        duals, lp = got
-        pi = max(0.0, float(duals[0]))
-        mu = np.minimum(0.0, duals[m.Q:m.Q + m.T])
-        muN = float(mu @ N)
-        tol = 1e-9 * max(1.0, abs(lp))
-        # Delta: enough for this step and for the later unproven ones that need at most twice as much
+        if at != lo or stage >= 2:  # new duals, at the first unproven step's left end
+            if sets >= MAX_DUAL_SETS:
+                return None
+            demand = min(capacity, lo + 1e-6 * capacity)
+            got = m.lp_duals(fleet.demands(demand), max(0.01, min(time_limit, deadline - time.perf_counter())),
+                             fleet.cancel)
+            if got is None:
+                return None
+            duals, lp = got
+            # L(D) = sum_q pi_q f_q D + mu.N, pi clipped as the pricing clips it (fleet_master._price)
+            pi = float(sum(max(0.0, float(duals[q])) * f for q, f in enumerate(fractions)))
+            muN = float(np.minimum(0.0, duals[m.Q:m.Q + m.T]) @ N)
+            tol = 1e-9 * max(1.0, abs(lp))
+            sets, at, stage = sets + 1, lo, 0
         need = [steps[i][2] - (pi * steps[i][0] + muN) for i in unproven]
-        delta = max(x for x in need if x <= max(2 * need[0], need[0] + 0.01 * c))
+        if stage == 0 and sets == 1 and need[0] > 0.01 * c:
+            # at first S holds only the master's columns and the curve is far from the truth, its needs too
+            # high: half the first need is enumerated first (an enumeration grows about 4x per 3.5 $/h of
+            # Delta on realistic's mix), and the needs of the curve it gives are much nearer the truth
+            delta = FIRST_SHARE * need[0]
+        else:  # enough for this step and for the later unproven ones that need at most RANGE times as much
+            delta = max(x for x in need if x <= max(RANGE * need[0], need[0] + 0.01 * c))
+            stage = 1
         delta += tol * (sum(counts) + 1) + 2 * slack[unproven[0]]
+        stage += 1
         try:
             found, _ = m._price(duals, True, delta, deadline, fleet.cancel, NODE_LIMIT, cap=False)
         except (SearchLimit, TimeoutError):
             return None
-        for _, f in found:
-            take(f.gpus, f.theta)
+        for q, f in found:
+            take(q, f.gpus, f.theta)
+        log.debug("dual set %d at %.6g: pi %.6g, Delta %.6g (need %.6g), %d replicas within it, %d unproven of %d "
+                  "steps", sets, lo, pi, delta, need[0], len(found), len(unproven), len(steps))
         # every replica outside S now has rc > delta under these duals; the slack covers -tol per replica
         proofs.append((pi, muN, delta - tol * (sum(counts) + 1)))
     return None
-
