@@ -15,8 +15,12 @@ A fleet of one type is a 1-D knapsack, solved without MILPs (`single_type_steps`
 type are enumerated exactly (the pricing's branch and bound with every other type priced out, keeping per
 GPU count the fastest replica: a fleet using a slower one with as many GPUs can swap it in), and
 F[u] = max(F[u - 1], max_n best[n] + F[u - n]) is the most tokens/s of a fleet of at most u GPUs, so the
-curve steps wherever F rises, at cost u x the price. The parametric solves remain for the mixed pool (and
-for a type whose enumeration is too large, which happens under a TTFT limit).
+curve steps wherever F rises, at cost u x the price. For a request mix, each class's F is built so over the
+type's GPUs and the classes combined as in the mixed pool (fleet_knapsack: max-min, class q serving f_q D).
+
+The mixed pool (one class or a mix) is a knapsack over the lattice of GPU counts proven by LP duals
+(`fleet_knapsack`). The parametric solves remain for a lattice above fleet_knapsack.LATTICE_LIMIT points or
+a proof that does not complete, and for a type whose enumeration is too large (under a TTFT limit).
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ import numpy as np
 
 from .errors import InfeasibleError
 from .fleet import Fleet
-from .fleet_knapsack import mix_steps, mixed_curve
+from .fleet_knapsack import LATTICE_LIMIT, mix_steps, mixed_curve
 from .fleet_pricing import SearchLimit
 from .units import usd_per_million_tokens
 
@@ -117,25 +121,33 @@ def demand_curve(fleet: Fleet, time_limit: float | None = None, single_types: bo
     stopped: list[str] = []
     cap, cap_status, _ = fleet.capacity(tl)
     counter[0] += 1
+    points = math.prod(c + 1 for c in fleet.master.counts)
     knap = mixed_curve(fleet, cap, tl, deadline) if cap_status == "optimal" and cap > 0 else None
+    per_class = " per request class" if fleet.mix else ""
     if knap is not None:
         steps = [CurveStep("mixed", lo, hi, c, "optimal") for lo, hi, c in knap[0]]
-        duals = knap[1]
+        parts = [f"the mixed pool by a knapsack over GPU usage{per_class} proven by {knap[1]} LP dual set(s)"]
     else:
         steps = _steps(fleet, "mixed", None, tl, max_steps, counter, deadline, stopped)
+        why = (f"its lattice of GPU counts has {points:,} points, above {LATTICE_LIMIT:,}" if points > LATTICE_LIMIT
+               else "no capacity to start from" if cap_status != "optimal" or cap <= 0
+               else "the knapsack's proof did not complete in time")
+        parts = [f"the mixed pool by parametric solves (min $/hour just above each breakpoint, then the most "
+                 f"tokens/s at that cost; {why})"]
     if single_types:
+        slow = []
         for i, g in enumerate(fleet.scenario.pool.types):
             own = single_type_steps(fleet, i)
-            steps += own if own is not None else _steps(fleet, f"only {g}", {i}, tl, max_steps, counter, deadline,
-                                                        stopped)
+            if own is None:
+                slow.append(g)
+                own = _steps(fleet, f"only {g}", {i}, tl, max_steps, counter, deadline, stopped)
+            steps += own
+        parts.append(f"each type alone by a knapsack over its replicas{per_class}" +
+                     (f" (by parametric solves for {', '.join(slow)}: its replicas are too many to enumerate)"
+                      if slow else ""))
     if copies and not fleet.mix:
         steps += copies_of_best(fleet)
-    if knap is not None:
-        how = (f"exact step curve: the mixed pool by a knapsack over GPU usage proven by {duals} LP dual set(s), "
-               f"each type alone by a knapsack over its replicas, {counter[0]} MILPs")
-    else:
-        how = (f"exact step curve by parametric solves ({counter[0]} MILPs): min $/hour just above each breakpoint, "
-               f"then the most tokens/s at that cost")
+    how = f"exact step curve: {', '.join(parts)}; {counter[0]} MILPs"
     if any(s.status != "optimal" for s in steps):
         how += "; some solves stopped at the time limit (marked), so those steps are not proven"
     if stopped:
