@@ -71,10 +71,10 @@ def check_series(sc, steps, served, name):
             assert got == pytest.approx(want, rel=1e-9, abs=1e-9), (name, d, steps)
 
 
-def bigger_pools(sc, extra):
-    """More GPUs per type (up to 6): fleets of several replicas, so that classes compete for the pool."""
+def bigger_pools(sc, extra, most=6):
+    """More GPUs per type (up to `most`): fleets of several replicas, so that classes compete for the pool."""
     pool = sc.pool
-    entries = tuple(replace(e, count=min(6, e.count + extra)) for e in pool.entries)
+    entries = tuple(replace(e, count=min(most, e.count + extra)) for e in pool.entries)
     return replace(sc, pool=replace(pool, entries=entries))
 
 
@@ -104,9 +104,9 @@ def test_two_class_curve_matches_brute_force(sc, extra, ttft_factor):
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(fleet_scenarios(), st.integers(1, 3))
+@given(fleet_scenarios(), st.integers(0, 2))
 def test_three_class_curve_matches_brute_force(sc, extra):
-    sc = bigger_pools(sc, extra)
+    sc = bigger_pools(sc, extra, 4)  # the brute force's Pareto sets of three classes grow fast
     fleet = Fleet(sc, THREE)
     cap, status, _ = fleet.capacity()
     assert status == "optimal"
