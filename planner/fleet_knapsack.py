@@ -62,9 +62,10 @@ PAIR_BATCH = 256  # pair points tested against the points at hand at once
 FIRST_SHARE = 0.5  # of a new dual set's first need: its first, cheap enumeration
 
 
-def lattice_fleets(counts: tuple[int, ...], replicas: dict[tuple, float]) -> np.ndarray:
-    """F[u]: the most tokens/s of a fleet of these replicas (GPUs per type -> tokens/s) using <= u GPUs."""
-    F = np.zeros(tuple(c + 1 for c in counts))
+def lattice_fleets(counts: tuple[int, ...], replicas: dict[tuple, float], F: np.ndarray | None = None) -> np.ndarray:
+    """F[u]: the most tokens/s of a fleet of these replicas (GPUs per type -> tokens/s) using <= u GPUs; given
+    F (the same for other replicas), of a fleet of both (a knapsack's items may come in any order)."""
+    F = np.zeros(tuple(c + 1 for c in counts)) if F is None else F.copy()
     for n, rate in replicas.items():
         copies = min(c // k for c, k in zip(counts, n) if k > 0)
         m = 1
@@ -173,11 +174,12 @@ def pair_points(A: np.ndarray, B: np.ndarray, prices: np.ndarray) -> tuple[np.nd
         k = np.searchsorted(-vy, -vx, side="right")  # Y's points of value >= vx: its first k
         cheapest = np.minimum.accumulate(cy) if cy.size else cy
         lb = cost[mx] + np.where(k > 0, cheapest[np.maximum(k - 1, 0)], np.inf)  # Y's cheapest, anywhere
-        sides.append((mx, vx, lb, k, uy, cy))
+        free = room[:, None] - np.array(np.unravel_index(mx, shape))  # [axis, point]: the room beside it
+        sides.append((vx, lb, k, uy, cy, free, cost[mx]))
     side = np.concatenate([np.full(x[0].size, i) for i, x in enumerate(sides)])
     idx = np.concatenate([np.arange(x[0].size) for x in sides])
-    lb = np.concatenate([x[2] for x in sides])
-    val = np.concatenate([x[1] for x in sides])
+    lb = np.concatenate([x[1] for x in sides])
+    val = np.concatenate([x[0] for x in sides])
     order = np.argsort(lb, kind="stable")
     order = order[np.isfinite(lb[order])]
     side, idx, lb, val = side[order], idx[order], lb[order], val[order]
@@ -189,14 +191,18 @@ def pair_points(A: np.ndarray, B: np.ndarray, prices: np.ndarray) -> tuple[np.nd
         j = np.searchsorted(fv, val[part], side="left")
         best = fc[np.minimum(j, fv.size - 1)] if fv.size else np.full(j.size, np.inf)
         live = s + np.flatnonzero(np.where(j < fv.size, best, np.inf) > lb[part])
+        fresh = len(got_v)
         for t in live:  # not beaten by a point at hand: its cheapest partner that fits beside it
-            mx, vx, _, k, uy, cy = sides[side[t]]
+            a, bound = val[t], lb[t]
+            if any(got_v[n] >= a and got_c[n] <= bound for n in range(fresh, len(got_v))):
+                continue  # beaten by a point of this batch
+            vx, _, k, uy, cy, free, own = sides[side[t]]
             i = idx[t]
-            fit = np.all(uy[:, :k[i]] <= (room - np.array(np.unravel_index(mx[i], shape)))[:, None], axis=0)
+            fit = np.all(uy[:, :k[i]] <= free[:, i:i + 1], axis=0)
             if fit.any():
                 got_v.append(float(vx[i]))
-                got_c.append(float(cost[mx[i]] + np.min(cy[:k[i]][fit])))
-        if live.size:
+                got_c.append(float(own[i] + np.min(cy[:k[i]][fit])))
+        if len(got_v) > fresh:
             o = np.argsort(got_v, kind="stable")
             fv = np.array(got_v)[o]
             fc = np.minimum.accumulate(np.array(got_c)[o][::-1])[::-1]
@@ -233,11 +239,10 @@ def mixed_curve(fleet, capacity: float, time_limit: float, deadline: float,
     def take(q, gpus, theta):
         rate = theta * m.betas[q]
         if rate > S[q].get(gpus, 0.0):
-            S[q][gpus] = rate
-            stale[q] = True
+            S[q][gpus] = new[q][gpus] = rate
 
-    stale = [True] * m.Q
-    F: list[np.ndarray] = [np.zeros(0)] * m.Q
+    new: list[dict[tuple, float]] = [{} for _ in range(m.Q)]  # S's replicas not yet in F
+    F: list[np.ndarray | None] = [None] * m.Q
     for q, r in m.cols if seed is None else seed:  # every replica the master has found (the capacity's fleet
         take(q, r.gpus, r.tokens_per_s)           # among them)
     proofs: list[tuple[float, float, float]] = []  # (sum_q pi_q f_q, mu.N, Delta)
@@ -246,8 +251,9 @@ def mixed_curve(fleet, capacity: float, time_limit: float, deadline: float,
     for _ in range(3 * MAX_DUAL_SETS):
         if time.perf_counter() > deadline:
             return None
-        F = [lattice_fleets(counts, pareto(S[q])) if stale[q] else F[q] for q in range(m.Q)]
-        stale[:] = [False] * m.Q
+        for q in range(m.Q):
+            if new[q] or F[q] is None:
+                F[q], new[q] = lattice_fleets(counts, pareto(new[q]), F[q]), {}
         steps = mix_steps(F, fractions, prices)
         if not steps or abs(steps[-1][1] - capacity) > 1e-6 * max(1.0, capacity):
             log.info("knapsack curve ends at %.6g, the capacity is %.6g: step by step instead", steps[-1][1] if steps
