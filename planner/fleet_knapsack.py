@@ -222,6 +222,14 @@ def mix_steps(F: list[np.ndarray], fractions: list[float], prices: np.ndarray) -
     return steps_of(cost, value)
 
 
+def dual_bound(m, duals: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept) of L(D) = (sum_q pi_q f_q) D + mu.N, below the cost of every fleet serving D plus
+    its replicas' reduced costs (module docstring); pi clipped at 0 as the pricing clips it
+    (fleet_master._price), mu at 0 (a GPU row's dual above 0 only loosens mu.(n.y) >= mu.N)."""
+    pi = float(sum(max(0.0, float(duals[q])) * f for q, f in enumerate(m.fractions)))
+    return pi, float(np.minimum(0.0, duals[m.Q:m.Q + m.T]) @ np.array(m.counts, dtype=float))
+
+
 def mixed_curve(fleet, capacity: float, time_limit: float, deadline: float,
                 seed: list | None = None) -> tuple[list[tuple], int] | None:
     """The exact mixed-pool step curve (module docstring): ([(from, to, cost)], dual sets used), or None when
@@ -246,7 +254,6 @@ def mixed_curve(fleet, capacity: float, time_limit: float, deadline: float,
     for q, r in m.cols if seed is None else seed:  # every replica the master has found (the capacity's fleet
         take(q, r.gpus, r.tokens_per_s)           # among them)
     proofs: list[tuple[float, float, float]] = []  # (sum_q pi_q f_q, mu.N, Delta)
-    N = np.array(counts, dtype=float)
     sets, at, stage = 0, None, 0
     for _ in range(3 * MAX_DUAL_SETS):
         if time.perf_counter() > deadline:
@@ -274,9 +281,7 @@ def mixed_curve(fleet, capacity: float, time_limit: float, deadline: float,
             if got is None:
                 return None
             duals, lp = got
-            # L(D) = sum_q pi_q f_q D + mu.N, pi clipped as the pricing clips it (fleet_master._price)
-            pi = float(sum(max(0.0, float(duals[q])) * f for q, f in enumerate(fractions)))
-            muN = float(np.minimum(0.0, duals[m.Q:m.Q + m.T]) @ N)
+            pi, muN = dual_bound(m, duals)
             tol = 1e-9 * max(1.0, abs(lp))
             sets, at, stage = sets + 1, lo, 0
         need = [steps[i][2] - (pi * steps[i][0] + muN) for i in unproven]

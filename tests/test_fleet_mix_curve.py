@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from planner.fleet import Fleet, RequestClass, class_demands, class_scenario
 from planner.fleet_curve import CurveStep, demand_curve
-from planner.fleet_knapsack import curve_of, maxmin, mix_steps, mixed_curve
+from planner.fleet_knapsack import curve_of, dual_bound, maxmin, mix_steps, mixed_curve
 from tests import brute
 from tests.test_fleet import _served_by_usage, fleet_scenarios, replica_table
 
@@ -171,3 +171,25 @@ def test_proof_from_the_capacity_fleet_alone(sc, extra):
     assert got is not None
     steps = [CurveStep("mixed", lo, hi, c, "optimal") for lo, hi, c in got[0]]
     check_series(sc, steps, brute_served(sc, TWO), "mixed")
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleet_scenarios(), st.integers(0, 3), st.sampled_from([0.2, 0.6, 0.95]))
+def test_dual_bound_is_below_every_fleet(sc, extra, at):
+    """The proof's L(D) = (sum_q pi_q f_q) D + mu.N from the LP duals at one demand is at most the least cost
+    of a fleet serving D, at every demand D (the brute force's), as weak duality says."""
+    sc = bigger_pools(sc, extra)
+    fleet = Fleet(sc, TWO)
+    cap, status, _ = fleet.capacity()
+    assert status == "optimal"
+    if cap <= 0:
+        return
+    m = fleet.master
+    got = m.lp_duals(fleet.demands(at * cap), 60)
+    assert got is not None
+    slope, intercept = dual_bound(m, got[0])
+    served = brute_served(sc, TWO)
+    for d in demands_to_check(served, max(served.values())):
+        want = brute_cost(sc, served, d)
+        if want is not None:
+            assert slope * d + intercept <= want + 1e-7 * (1 + want), (d, want)
