@@ -19,8 +19,8 @@ last step ends at the pool's capacity (proven by the master) or the curve is not
 Steps that no dual set proves get a new one: the LP duals at their left end, and the replicas within the
 needed Delta enumerated (the pricing's exact branch and bound): the first dual set's at half its need first
 (S then holds only the master's columns, and its curve's needs are too high), then what the first unproven
-step needs, stretched to the later ones needing up to RANGE times as much. Only for a lattice of at most
-LATTICE_LIMIT points; else the caller uses its parametric solves.
+step needs, stretched to the later ones needing a little more (RANGE, STRETCH_GPUS). Only for a lattice of
+at most LATTICE_LIMIT points; else the caller uses its parametric solves.
 
 A request mix. Class q must serve f_q D (f_q: the master's fractions, Fleet.demands(1), billable tokens on
 the scenario's basis), each replica is dedicated to one class, and S_q, F_q are per class (its own lengths
@@ -55,9 +55,12 @@ log = logging.getLogger(__name__)
 LATTICE_LIMIT = 2_000_000
 MAX_DUAL_SETS = 40
 STEP_TOL = 1e-9
-# a dual set's Delta also covers the later unproven steps needing up to RANGE x its first step's (measured on
-# realistic's mix: 1.0 took 18 dual sets, 2.0 enumerations of 60,000 replicas; 1.25-1.5 the least time)
+# a dual set's Delta also covers the later unproven steps needing up to RANGE x its first step's, and at most
+# STRETCH_GPUS GPU-hours of the cheapest type more (measured on realistic's two-class mix: RANGE 1.0 took 18
+# dual sets, 2.0 an enumeration of 60,000 replicas, 1.25-1.5 the least time; on a three-class mix RANGE alone
+# stretched a need of 33 $/h to 48, 412,000 replicas in 75 s)
 RANGE = 1.5
+STRETCH_GPUS = 2.0
 PAIR_BATCH = 256  # pair points tested against the points at hand at once
 FIRST_SHARE = 0.5  # of a new dual set's first need: its first, cheap enumeration
 
@@ -138,24 +141,28 @@ def minimal_points(A: np.ndarray) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def maxmin(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+def maxmin(A: np.ndarray, B: np.ndarray, deadline: float = math.inf) -> np.ndarray:
     """G[u] = max over v <= u of min(A[v], B[u - v]) for A, B non-decreasing along every axis: the most demand
     two classes' fleets serve together on u GPUs (module docstring). Only the minimal points v of one side
     are paired (a v with A[v] = A[v - e_g] is beaten by v - e_g, B being monotone), each writing
-    min(A[v], B[. - v]) over the box above it; the side with fewer minimal points is the one paired."""
+    min(A[v], B[. - v]) over the box above it; the side with fewer minimal points is the one paired.
+    TimeoutError past `deadline`."""
     ma, mb = minimal_points(A), minimal_points(B)
     if ma.size > mb.size:
         A, B, ma = B, A, mb
     G = np.zeros(A.shape)
     flat_A, shape = A.ravel(), A.shape
-    for k, v in zip(ma, zip(*np.unravel_index(ma, shape))):
+    for n, (k, v) in enumerate(zip(ma, zip(*np.unravel_index(ma, shape)))):
+        if n % 1024 == 1023 and time.perf_counter() > deadline:
+            raise TimeoutError()
         dst = tuple(slice(x, None) for x in v)
         src = tuple(slice(0, n - x) for n, x in zip(shape, v))
         np.maximum(G[dst], np.minimum(B[src], flat_A[k]), out=G[dst])
     return G
 
 
-def pair_points(A: np.ndarray, B: np.ndarray, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pair_points(A: np.ndarray, B: np.ndarray, prices: np.ndarray,
+                deadline: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
     """(demand served, cost) of points whose step curve is curve_of(maxmin(A, B)) (module docstring: the
     pair points P_v and Q_w, evaluated lazily in order of their lower bounds)."""
     shape = A.shape
@@ -187,6 +194,8 @@ def pair_points(A: np.ndarray, B: np.ndarray, prices: np.ndarray) -> tuple[np.nd
     got_v: list[float] = []
     got_c: list[float] = []
     for s in range(0, lb.size, PAIR_BATCH):
+        if time.perf_counter() > deadline:
+            raise TimeoutError()
         part = slice(s, s + PAIR_BATCH)
         j = np.searchsorted(fv, val[part], side="left")
         best = fc[np.minimum(j, fv.size - 1)] if fv.size else np.full(j.size, np.inf)
@@ -209,16 +218,17 @@ def pair_points(A: np.ndarray, B: np.ndarray, prices: np.ndarray) -> tuple[np.nd
     return np.array(got_v), np.array(got_c)
 
 
-def mix_steps(F: list[np.ndarray], fractions: list[float], prices: np.ndarray) -> list[tuple[float, float, float]]:
+def mix_steps(F: list[np.ndarray], fractions: list[float], prices: np.ndarray,
+              deadline: float = math.inf) -> list[tuple[float, float, float]]:
     """The step curve of min cost against demand D when class q (F[q][u]: the most tokens/s its fleets give
     on <= u GPUs) must serve f_q D: one class, F itself; more, the classes folded by maxmin, the last
-    pair by pair_points."""
+    pair by pair_points. TimeoutError past `deadline`."""
     if len(F) == 1:
         return curve_of(F[0], prices)
     H = F[0] / fractions[0]
     for Fq, f in zip(F[1:-1], fractions[1:-1]):
-        H = maxmin(H, Fq / f)
-    value, cost = pair_points(H, F[-1] / fractions[-1], prices)
+        H = maxmin(H, Fq / f, deadline)
+    value, cost = pair_points(H, F[-1] / fractions[-1], prices, deadline)
     return steps_of(cost, value)
 
 
@@ -261,7 +271,10 @@ def mixed_curve(fleet, capacity: float, time_limit: float, deadline: float,
         for q in range(m.Q):
             if new[q] or F[q] is None:
                 F[q], new[q] = lattice_fleets(counts, pareto(new[q]), F[q]), {}
-        steps = mix_steps(F, fractions, prices)
+        try:
+            steps = mix_steps(F, fractions, prices, deadline)
+        except TimeoutError:
+            return None
         if not steps or abs(steps[-1][1] - capacity) > 1e-6 * max(1.0, capacity):
             log.info("knapsack curve ends at %.6g, the capacity is %.6g: step by step instead", steps[-1][1] if steps
                      else 0.0, capacity)
@@ -290,8 +303,9 @@ def mixed_curve(fleet, capacity: float, time_limit: float, deadline: float,
             # high: half the first need is enumerated first (an enumeration grows about 4x per 3.5 $/h of
             # Delta on realistic's mix), and the needs of the curve it gives are much nearer the truth
             delta = FIRST_SHARE * need[0]
-        else:  # enough for this step and for the later unproven ones that need at most RANGE times as much
-            delta = max(x for x in need if x <= max(RANGE * need[0], need[0] + 0.01 * c))
+        else:  # enough for this step and for the later unproven ones that need a little more
+            reach = min(RANGE * need[0], need[0] + STRETCH_GPUS * float(prices.min()))
+            delta = max(x for x in need if x <= max(reach, need[0] + 0.01 * c))
             stage = 1
         delta += tol * (sum(counts) + 1) + 2 * slack[unproven[0]]
         stage += 1
