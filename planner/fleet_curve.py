@@ -131,7 +131,7 @@ def demand_curve(fleet: Fleet, time_limit: float | None = None, single_types: bo
         steps = _steps(fleet, "mixed", None, tl, max_steps, counter, deadline, stopped)
         why = (f"its lattice of GPU counts has {points:,} points, above {LATTICE_LIMIT:,}" if points > LATTICE_LIMIT
                else "no capacity to start from" if cap_status != "optimal" or cap <= 0
-               else "the knapsack's proof did not complete in time")
+               else "the knapsack's proof did not complete: the time, enumeration or dual-set limit, see the log")
         parts = [f"the mixed pool by parametric solves (min $/hour just above each breakpoint, then the most "
                  f"tokens/s at that cost; {why})"]
     if single_types:

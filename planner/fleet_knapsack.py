@@ -274,6 +274,7 @@ def mixed_curve(fleet, capacity: float, time_limit: float, deadline: float,
         try:
             steps = mix_steps(F, fractions, prices, deadline)
         except TimeoutError:
+            log.info("knapsack curve: the deadline passed while combining the classes: step by step instead")
             return None
         if not steps or abs(steps[-1][1] - capacity) > 1e-6 * max(1.0, capacity):
             log.info("knapsack curve ends at %.6g, the capacity is %.6g: step by step instead", steps[-1][1] if steps
@@ -287,11 +288,13 @@ def mixed_curve(fleet, capacity: float, time_limit: float, deadline: float,
         lo, _, c = steps[unproven[0]]
         if at != lo or stage >= 2:  # new duals, at the first unproven step's left end
             if sets >= MAX_DUAL_SETS:
+                log.info("knapsack curve: %d dual sets left steps unproven: step by step instead", sets)
                 return None
             demand = min(capacity, lo + 1e-6 * capacity)
             got = m.lp_duals(fleet.demands(demand), max(0.01, min(time_limit, deadline - time.perf_counter())),
                              fleet.cancel)
             if got is None:
+                log.info("knapsack curve: the LP duals at %.6g were not priced to completion in time", demand)
                 return None
             duals, lp = got
             pi, muN = dual_bound(m, duals)
@@ -311,7 +314,9 @@ def mixed_curve(fleet, capacity: float, time_limit: float, deadline: float,
         stage += 1
         try:
             found, _ = m._price(duals, True, delta, deadline, fleet.cancel, NODE_LIMIT, cap=False)
-        except (SearchLimit, TimeoutError):
+        except (SearchLimit, TimeoutError) as exc:
+            log.info("knapsack curve: the enumeration within Delta %.6g stopped (%s): step by step instead", delta,
+                     type(exc).__name__)
             return None
         for q, f in found:
             take(q, f.gpus, f.theta)
