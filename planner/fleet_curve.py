@@ -15,8 +15,12 @@ A fleet of one type is a 1-D knapsack, solved without MILPs (`single_type_steps`
 type are enumerated exactly (the pricing's branch and bound with every other type priced out, keeping per
 GPU count the fastest replica: a fleet using a slower one with as many GPUs can swap it in), and
 F[u] = max(F[u - 1], max_n best[n] + F[u - n]) is the most tokens/s of a fleet of at most u GPUs, so the
-curve steps wherever F rises, at cost u x the price. The parametric solves remain for the mixed pool (and
-for a type whose enumeration is too large, which happens under a TTFT limit).
+curve steps wherever F rises, at cost u x the price. For a request mix, each class's F is built so over the
+type's GPUs and the classes combined as in the mixed pool (fleet_knapsack: max-min, class q serving f_q D).
+
+The mixed pool (one class or a mix) is a knapsack over the lattice of GPU counts proven by LP duals
+(`fleet_knapsack`). The parametric solves remain for a lattice above fleet_knapsack.LATTICE_LIMIT points or
+a proof that does not complete, and for a type whose enumeration is too large (under a TTFT limit).
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ import numpy as np
 
 from .errors import InfeasibleError
 from .fleet import Fleet
-from .fleet_knapsack import mixed_curve
+from .fleet_knapsack import LATTICE_LIMIT, mix_steps, mixed_curve
 from .fleet_pricing import SearchLimit
 from .units import usd_per_million_tokens
 
@@ -117,25 +121,33 @@ def demand_curve(fleet: Fleet, time_limit: float | None = None, single_types: bo
     stopped: list[str] = []
     cap, cap_status, _ = fleet.capacity(tl)
     counter[0] += 1
+    points = math.prod(c + 1 for c in fleet.master.counts)
     knap = mixed_curve(fleet, cap, tl, deadline) if cap_status == "optimal" and cap > 0 else None
+    per_class = " per request class" if fleet.mix else ""
     if knap is not None:
         steps = [CurveStep("mixed", lo, hi, c, "optimal") for lo, hi, c in knap[0]]
-        duals = knap[1]
+        parts = [f"the mixed pool by a knapsack over GPU usage{per_class} proven by {knap[1]} LP dual set(s)"]
     else:
         steps = _steps(fleet, "mixed", None, tl, max_steps, counter, deadline, stopped)
+        why = (f"its lattice of GPU counts has {points:,} points, above {LATTICE_LIMIT:,}" if points > LATTICE_LIMIT
+               else "no capacity to start from" if cap_status != "optimal" or cap <= 0
+               else "the knapsack's proof did not complete: the time, enumeration or dual-set limit, see the log")
+        parts = [f"the mixed pool by parametric solves (min $/hour just above each breakpoint, then the most "
+                 f"tokens/s at that cost; {why})"]
     if single_types:
+        slow = []
         for i, g in enumerate(fleet.scenario.pool.types):
-            own = single_type_steps(fleet, i) if not fleet.mix else None
-            steps += own if own is not None else _steps(fleet, f"only {g}", {i}, tl, max_steps, counter, deadline,
-                                                        stopped)
+            own = single_type_steps(fleet, i)
+            if own is None:
+                slow.append(g)
+                own = _steps(fleet, f"only {g}", {i}, tl, max_steps, counter, deadline, stopped)
+            steps += own
+        parts.append(f"each type alone by a knapsack over its replicas{per_class}" +
+                     (f" (by parametric solves for {', '.join(slow)}: its replicas are too many to enumerate)"
+                      if slow else ""))
     if copies and not fleet.mix:
         steps += copies_of_best(fleet)
-    if knap is not None:
-        how = (f"exact step curve: the mixed pool by a knapsack over GPU usage proven by {duals} LP dual set(s), "
-               f"each type alone by a knapsack over its replicas, {counter[0]} MILPs")
-    else:
-        how = (f"exact step curve by parametric solves ({counter[0]} MILPs): min $/hour just above each breakpoint, "
-               f"then the most tokens/s at that cost")
+    how = f"exact step curve: {', '.join(parts)}; {counter[0]} MILPs"
     if any(s.status != "optimal" for s in steps):
         how += "; some solves stopped at the time limit (marked), so those steps are not proven"
     if stopped:
@@ -145,19 +157,21 @@ def demand_curve(fleet: Fleet, time_limit: float | None = None, single_types: bo
 
 
 def single_type_steps(fleet: Fleet, i: int) -> list[CurveStep] | None:
-    """The exact step curve of fleets of pool type i alone by the knapsack of the module docstring (single
-    class only); None when the enumeration passes SINGLE_TYPE_NODES partial replicas at some depth."""
-    best = type_replicas(fleet, i)
-    if best is None:
-        return None
+    """The exact step curve of fleets of pool type i alone by the knapsack of the module docstring; None when
+    the enumeration passes SINGLE_TYPE_NODES partial replicas at some depth. For a mix, each class's F over
+    the type's GPU count, combined as the mixed pool's lattices are (fleet_knapsack.mix_steps)."""
     g = fleet.types[i]
     count, price = fleet.scenario.pool.entry(g).count, fleet.prices[g]
-    F = np.zeros(count + 1)
-    sizes = np.array(sorted(best), dtype=np.int64)
-    rates = np.array([best[n] for n in sizes])
-    for u in range(1, count + 1):
-        fit = sizes <= u
-        F[u] = max(F[u - 1], float(np.max(rates[fit] + F[u - sizes[fit]])) if fit.any() else 0.0)
+    F = []
+    for q in range(len(fleet.scenarios)):
+        best = type_replicas(fleet, i, q)
+        if best is None:
+            return None
+        F.append(type_fleets(best, count))
+    if len(F) > 1:
+        return [CurveStep(f"only {g}", lo, hi, c, "optimal")
+                for lo, hi, c in mix_steps(F, list(fleet.master.fractions), np.array([price]))]
+    F = F[0]
     steps: list[CurveStep] = []
     last = 0.0
     for u in range(1, count + 1):
@@ -169,14 +183,25 @@ def single_type_steps(fleet: Fleet, i: int) -> list[CurveStep] | None:
     return steps
 
 
-def type_replicas(fleet: Fleet, i: int) -> dict[int, float] | None:
-    """GPUs -> the most billable tokens/s of a replica on that many GPUs of type i (every level and stage
-    count); None if the enumeration is too large."""
+def type_fleets(best: dict[int, float], count: int) -> np.ndarray:
+    """F[u]: the most tokens/s of a fleet of at most u GPUs of one type, from its fastest replica per size."""
+    F = np.zeros(count + 1)
+    sizes = np.array(sorted(best), dtype=np.int64)
+    rates = np.array([best[n] for n in sizes])
+    for u in range(1, count + 1):
+        fit = sizes <= u
+        F[u] = max(F[u - 1], float(np.max(rates[fit] + F[u - sizes[fit]])) if fit.any() else 0.0)
+    return F
+
+
+def type_replicas(fleet: Fleet, i: int, q: int = 0) -> dict[int, float] | None:
+    """GPUs -> the most billable tokens/s of a replica of class q on that many GPUs of type i (every level and
+    stage count); None if the enumeration is too large."""
     w = np.full(len(fleet.types), 1e9)  # any other type makes a partial replica's weight exceed the threshold
     w[i] = 0.0
-    beta = fleet.betas[0]
+    beta = fleet.betas[q]
     best: dict[int, float] = {}
-    for lp in fleet.catalogues[0]:
+    for lp in fleet.catalogues[q]:
         if lp.empty:
             continue
         lp.prepare(w, 0.0)
