@@ -15,8 +15,10 @@ Meanwhile the resident memory of the server and every descendant (solve workers)
 every 0.2 s: the peak of the summed RSS (shared copy-on-write pages counted once per process, so an
 upper bound) and of the summed PSS (shared pages split between the processes sharing them).
 Prints a table per session and the median / max, and the peaks. `--floor` serves a one-metric Streamlit
-app instead: the same N browsers and Streamlit's frontend with nothing of ours, i.e. the least any page can
-take here (2026-11-30, idle: 6 sessions 18.3 s median, 1 session 2.7 s; the planner 26.5 s).
+app instead: the same N browsers and Streamlit's plain frontend with nothing of ours (2026-11-30, idle: 6
+sessions 18.3 s median, 1 session 2.7 s; the planner then 26.5 s). It was the least a page took here until
+the planner's page preloaded its metric's code (ui/preload.py): since then the planner is below it (15.1-
+17.8 s against 21.0 s under the same load).
 """
 from __future__ import annotations
 
@@ -141,8 +143,8 @@ def main(argv=None) -> int:
                     help="server on the first CPU only, the browsers on the others: users' browsers run on their own "
                          "machines, so this measures the server alone (on fewer cores than it would have)")
     ap.add_argument("--floor", action="store_true",
-                    help="serve a one-metric Streamlit app instead of the planner: the time Streamlit's frontend and "
-                         "chromium alone take on this machine, below which no page can show a result")
+                    help="serve a one-metric Streamlit app instead of the planner: Streamlit's plain frontend and "
+                         "chromium alone on this machine (without the planner's preloading of the metric's code)")
     args = ap.parse_args(argv)
     if not os.path.exists(CHROMIUM):
         print(f"{CHROMIUM} is not installed (apt-get install chromium)", file=sys.stderr)
