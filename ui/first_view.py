@@ -21,7 +21,11 @@ import time
 from collections import deque
 
 log = logging.getLogger(__name__)
-MAX_WAIT_S = 6.0  # the longest a session's inputs and charts are held back for other sessions' headlines
+# The longest a session's inputs and charts are held back for other sessions' headlines. Six sessions at once
+# on the idle 2-core machine (benchmarks/many_users.py, alternating runs, 2026-11-30): first result median
+# 13.2-15.3 s (max 15.0-16.9 s) at 3 s, 16.0-17.1 s at 6 s, 22.7-23.8 s at 15 s, 16.4-22.7 s with no wait: held
+# too long, the first pages' rest all arrives together and the late pages wait behind it.
+MAX_WAIT_S = 3.0
 # After another session's headline is sent, its browser still has to draw it: the others go on holding this
 # long after it (measured with 3 pages at once on 2 loaded cores: the last page drew its headline 17 s after
 # it was sent when the other two pages' charts arrived 1 s after it).
