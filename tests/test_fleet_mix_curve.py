@@ -149,16 +149,22 @@ def test_maxmin_and_pair_points_match_the_definition():
         assert mix_steps([A, B, C], [1.0, 1.0, 1.0], prices) == want
 
 
+def two_class_fleet(sc, extra):
+    """The scenario with `extra` GPUs more per type, its two-class fleet and its proven capacity."""
+    sc = bigger_pools(sc, extra)
+    fleet = Fleet(sc, TWO)
+    cap, status, _ = fleet.capacity()
+    assert status == "optimal"
+    return sc, fleet, cap
+
+
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fleet_scenarios(), st.integers(1, 3))
 def test_proof_from_the_capacity_fleet_alone(sc, extra):
     """The knapsack starts from the replicas of one capacity fleet only (not every column the master found),
     so that the steps must be proven by the LP duals and the replicas their enumeration adds: the curve is
     still the brute force's."""
-    sc = bigger_pools(sc, extra)
-    fleet = Fleet(sc, TWO)
-    cap, status, _ = fleet.capacity()
-    assert status == "optimal"
+    sc, fleet, cap = two_class_fleet(sc, extra)
     if cap <= 0:
         return
     m = fleet.master
@@ -178,10 +184,7 @@ def test_proof_from_the_capacity_fleet_alone(sc, extra):
 def test_dual_bound_is_below_every_fleet(sc, extra, at):
     """The proof's L(D) = (sum_q pi_q f_q) D + mu.N from the LP duals at one demand is at most the least cost
     of a fleet serving D, at every demand D (the brute force's), as weak duality says."""
-    sc = bigger_pools(sc, extra)
-    fleet = Fleet(sc, TWO)
-    cap, status, _ = fleet.capacity()
-    assert status == "optimal"
+    sc, fleet, cap = two_class_fleet(sc, extra)
     if cap <= 0:
         return
     m = fleet.master
