@@ -1,6 +1,6 @@
 """How fast the app answers a slider, and how much memory it holds on the XL scenario, in a real browser.
 
-    python benchmarks/app_latency.py [--rounds 3] [--out benchmarks/app_latency.csv] [--no-xl]
+    python benchmarks/app_latency.py [--rounds 3] [--cold-rounds 1] [--out benchmarks/app_latency.csv] [--no-xl]
 
 Starts `streamlit run app.py` (a fresh server for each part) and drives it with Playwright and Debian's
 chromium (/usr/bin/chromium). Measured from the key press on the quantization slider to the moment the
@@ -142,6 +142,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "app_latency.csv"))
+    ap.add_argument("--cold-rounds", type=int, default=1,
+                    help="fresh servers for the cold moves (three moves each); more give a steadier median")
     ap.add_argument("--no-xl", action="store_true", help="skip the XL memory measurement")
     args = ap.parse_args(argv)
     if not os.path.exists(CHROMIUM):
@@ -155,15 +157,16 @@ def main(argv=None) -> int:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM,
                                          args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-            # 1. cold: nothing pre-solved (the background pre-solve switched off), a fresh server
-            with server(log) as (port, _):
-                page = open_planner(browser, port)
-                page.get_by_text("Pre-solve the quantization slider's neighbours").click()  # on by default
-                fresh = slider_round(page, ["ArrowRight"] * 3)  # coarse -> fine -> even -> full
-                cached = []
-                for _ in range(args.rounds):
-                    cached += slider_round(page, ["ArrowLeft"] * 3 + ["ArrowRight"] * 3)
-                page.close()
+            # 1. cold: nothing pre-solved (the background pre-solve switched off), a fresh server each time
+            fresh, cached = [], []
+            for k in range(args.cold_rounds):
+                with server(log) as (port, _):
+                    page = open_planner(browser, port)
+                    page.get_by_text("Pre-solve the quantization slider's neighbours").click()  # on by default
+                    fresh += slider_round(page, ["ArrowRight"] * 3)  # coarse -> fine -> even -> full
+                    for _ in range(args.rounds if k == 0 else 0):
+                        cached += slider_round(page, ["ArrowLeft"] * 3 + ["ArrowRight"] * 3)
+                    page.close()
             rows.append(row("slider to chart, new setting, cold (medium: fine, even, full)", fresh))
             rows.append(row("slider to chart, cached setting (medium)", cached))
             # 2. as a user moves it: a pause of PAUSE_S before each step, pre-solve on (the default)

@@ -13,7 +13,9 @@ constraint bounds and in linear coefficients (the rows holding them are re-evalu
 from __future__ import annotations
 
 import logging
+import contextlib
 import math
+import threading
 import time
 from dataclasses import dataclass
 
@@ -27,6 +29,35 @@ from .highs_silent import STATUS, new_highs
 
 log = logging.getLogger(__name__)
 INF = highspy.kHighsInf
+
+# Solves of several models may run in threads (planner.search_exact.frontier): each thread holds a shared
+# lock while it runs Python (Pyomo is not known to be thread-safe) and lets go of it only inside HiGHS's
+# run, which releases the GIL, so the solves overlap and nothing else does.
+_gate = threading.local()
+
+
+@contextlib.contextmanager
+def holding(lock: threading.Lock):
+    """Run the body holding `lock`, except inside HiGHS runs (`outside_lock`)."""
+    with lock:
+        _gate.lock = lock
+        try:
+            yield
+        finally:
+            _gate.lock = None
+
+
+@contextlib.contextmanager
+def outside_lock():
+    lock = getattr(_gate, "lock", None)
+    if lock is None:
+        yield
+        return
+    lock.release()
+    try:
+        yield
+    finally:
+        lock.acquire()
 
 
 @dataclass(frozen=True)
@@ -165,7 +196,8 @@ class PersistentHighs:
         # no absolute gap: HiGHS's default (1e-6) would call any plan "optimal" on a cheap enough pool
         h.setOptionValue("mip_abs_gap", 0.0)
         t0 = time.perf_counter()
-        run_status = h.run()
+        with outside_lock():
+            run_status = h.run()
         seconds = time.perf_counter() - t0
         model_status = h.getModelStatus()
         status = STATUS.get(model_status)

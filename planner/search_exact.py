@@ -7,14 +7,21 @@ A mixin: the model factory and run bookkeeping it calls (`model`, `levels`, `_so
 """
 from __future__ import annotations
 
+import heapq
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from .candidates import Level
+from .highs_direct import holding
 from .milp import StoppedWithoutPlan
 from .plan import Plan, Result
 from .units import REL_EPS, SAME_FIGURE_REL, at_least, at_most, exceeds, falls_short, up
 
 EXACT_GAP = 1e-9
+# MILPs the frontier sweep solves at once (in threads). Fixed, not the machine's core count: the batches
+# decide which of two equally good plans is found, so a fixed number keeps the output the same everywhere.
+FRONTIER_THREADS = 2
 Unit = tuple[Level, "int | None"]
 
 
@@ -164,9 +171,7 @@ class ExactSearch:
         if known is not None:
             # every plan of the unit costs at least P x its cheapest stage, so it matters only if faster
             # than what that much money already buys
-            opts = self._by_level[level]
-            p_min = level[1] or min(level[0].stage_counts)
-            floor = known(p_min * min(o.cost_usd_per_hour for o in opts)) or None
+            floor = known(self._unit_cost_floor(level)) or None
             if floor is not None and at_most(t_max, floor):
                 return
         while True:
@@ -217,11 +222,23 @@ class ExactSearch:
             # plans skipped up to the new floor are no better than one found, unless the solve was stopped
             self._leave_open(level, floor, lower)
 
+    def _unit_cost_floor(self, unit: Unit) -> float:
+        """No plan of the unit costs less: P stages, each at least its cheapest option ($/h)."""
+        p_min = unit[1] or min(unit[0].stage_counts)
+        return p_min * min(o.cost_usd_per_hour for o in self._by_level[unit])
+
     def frontier(self) -> list[Plan]:
         """Exact cost/throughput Pareto frontier over all units (every non-dominated plan).
 
-        Units are swept fastest first; each unit's sweep skips past plans that the frontier found so far
-        already dominates (see `_level_sweep`'s `known`). Cached: the settings' limits are fixed."""
+        All units are swept at once, in increasing cost: each unit's sweep (`_level_sweep`) holds its next
+        plan, the cheapest of the unit above its floor, and the cheapest held plan is taken next. So when a
+        unit's sweep moves on from a plan of cost C, the plans found so far are (nearly) the whole frontier
+        up to C, and `known(C)` lifts its floor past everything another unit already beats. A held plan
+        that a plan found since dominates is dropped.
+
+        FRONTIER_THREADS sweeps move on at once, their MILPs solved in threads (HiGHS releases the GIL):
+        batches of sweeps taken in the same order, each batch seeing the plans found before it, so the
+        frontier does not depend on which thread finishes first. Cached: the settings' limits are fixed."""
         if self._frontier is not None:
             return self._frontier
         self._start()
@@ -231,14 +248,39 @@ class ExactSearch:
             return fastest_within(found, cost)
 
         units = sorted(self.levels, key=lambda u: -max(o.tokens_per_s for o in self._by_level[u]))
-        for i, unit in enumerate(units, start=1):
-            if found and self._time_is_up():
-                self._skip_units(units[i - 1:])
-                break
-            for plan in self._level_sweep(unit, None, known=known):
-                found.append(plan)
-            found = pareto_filter(found)
-            self._report(i / len(units), f"frontier: {i}/{len(units)} pipeline levels, {len(found)} plans")
+        for unit in units:  # built here, in one thread
+            self.model(unit)
+        sweeps = {i: self._level_sweep(unit, None, known=known) for i, unit in enumerate(units)}
+        # (cost, -tokens/s, sweep, its next plan); a sweep not started yet waits at the least its unit's
+        # plans can cost, so that it starts above everything cheaper found by then
+        heap: list[tuple[float, float, int, Plan | None]] = [
+            (self._unit_cost_floor(unit), -math.inf, i, None) for i, unit in enumerate(units)]
+        heapq.heapify(heap)
+        skipped: list[Unit] = []
+        done = 0
+        with _Threads(FRONTIER_THREADS) as threads:
+            while heap:
+                batch = []
+                while len(batch) < FRONTIER_THREADS and heap:
+                    cost, _, i, plan = heapq.heappop(heap)
+                    if plan is None and found and self._time_is_up():
+                        skipped.append(units[i])
+                        del sweeps[i]
+                        continue
+                    if plan is not None and exceeds(plan.stage_tokens_per_s, known(cost)):
+                        found.append(plan)
+                    batch.append(i)
+                for i, plan in zip(batch, threads.map(lambda i: next(sweeps[i], None), batch)):
+                    if plan is not None:
+                        heapq.heappush(heap, (plan.cost_usd_per_hour, -plan.stage_tokens_per_s, i, plan))
+                        continue
+                    del sweeps[i]
+                    done += 1
+                    self._report(done / len(units), f"frontier: {done}/{len(units)} pipeline levels, "
+                                 f"{len(found)} plans")
+        if skipped:
+            self._skip_units(skipped)
+        found = pareto_filter(found)
         self._frontier = found
         self._frontier_status = self._status()
         self._frontier_proof = (self._q_open, tuple(self._limits), len(self._statuses))
@@ -295,3 +337,33 @@ def pareto_filter(plans: list[Plan]) -> list[Plan]:
             continue
         out.append(p)
     return out
+
+
+class _Threads:
+    """`map` over a batch in up to n threads, each running Python under one lock (`holding`) that it lets go
+    of only inside HiGHS; n = 1 runs the batch here. Exceptions (CancelledError, SolverError) come out of
+    `map` as from a plain loop, after the whole batch has finished."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(n, thread_name_prefix="frontier") if n > 1 else None
+
+    def __enter__(self) -> "_Threads":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+    def map(self, fn, items: list) -> list:
+        if self.pool is None or len(items) == 1:
+            return [fn(x) for x in items]
+
+        def run(x):
+            with holding(self.lock):
+                return fn(x)
+
+        futures = [self.pool.submit(run, x) for x in items]
+        wait(futures)
+        return [f.result() for f in futures]

@@ -1,4 +1,5 @@
 """The MILP methods against optima known on paper and against brute force."""
+import contextlib
 from dataclasses import replace
 
 import pytest
@@ -118,6 +119,54 @@ def test_exact_matches_brute_force(sc):
     want = brute.frontier(sc)
     assert [c for c, _ in got] == pytest.approx([c for c, _ in want], rel=1e-9)
     assert [t for _, t in got] == pytest.approx([t for _, t in want], rel=1e-9)
+
+
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_scenarios())
+def test_the_frontier_is_the_same_in_one_thread_or_two(sc):
+    """The sweep's solves in threads (search_exact.FRONTIER_THREADS) change the order of the work, not the
+    answer: one thread and two find brute force's frontier."""
+    want = brute.frontier(sc)
+    for threads in (1, 2):
+        with threads_set(threads):
+            try:
+                got = Planner(sc).exact(with_frontier=True).frontier
+            except InfeasibleError:
+                assert want == []
+                continue
+        assert [round(p.cost_usd_per_hour, 9) for p in got] == pytest.approx([c for c, _ in want], rel=1e-9)
+        assert [p.tokens_per_s for p in got] == pytest.approx([t for _, t in want], rel=1e-9)
+
+
+@contextlib.contextmanager
+def threads_set(n: int):
+    import planner.search_exact as se
+
+    old, se.FRONTIER_THREADS = se.FRONTIER_THREADS, n
+    try:
+        yield
+    finally:
+        se.FRONTIER_THREADS = old
+
+
+@pytest.mark.parametrize("name, quantization", [("medium", "even"), ("large", "full")])
+def test_the_two_thread_frontier_is_the_same_plans_every_run(name, quantization):
+    """With its solves in two threads, which thread finishes first varies from run to run; the frontier's
+    plans (layouts, not only their figures) must not, and the figures must be one thread's."""
+    sc = load_config_dir(f"config/{name}")
+    sc = replace(sc, settings=replace(sc.settings, quantization=quantization))
+    cs = build_candidates(sc)
+
+    def layouts(r):
+        return [(round(p.cost_usd_per_hour, 9), round(p.tokens_per_s, 6),
+                 tuple((s.gpu_type, s.tp, s.num_layers) for s in p.stages)) for p in r.frontier]
+
+    runs = [layouts(Planner(sc, cs).exact(with_frontier=True)) for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]
+    assert len(runs[0]) >= 5  # a frontier worth sweeping in parallel
+    with threads_set(1):
+        one = layouts(Planner(sc, cs).exact(with_frontier=True))
+    assert [x[:2] for x in one] == [x[:2] for x in runs[0]]
 
 
 @settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
