@@ -113,12 +113,43 @@ def test_only_small_exact_solves_run_in_the_server_process():
     assert not solver.inline_ok("exact", big)
     for method in ("enumeration", "weighted", solver.FRONTIER):
         assert not solver.inline_ok(method, small)
+    assert solver.inline_ok(solver.FRONTIER, types.SimpleNamespace(options=range(solver.INLINE_FRONTIER_MAX_OPTIONS)))
+    assert not solver.inline_ok(solver.FRONTIER,
+                                types.SimpleNamespace(options=range(solver.INLINE_FRONTIER_MAX_OPTIONS + 1)))
     # every bundled realistic scenario's default fits (so its first screen needs no worker)
     for name in T.bundled_names():
         if name in T.SEED_SCENARIOS or name in ("xl",):
             continue
         cs = build_candidates(scenario_from_texts(T.load_bundled_texts(name), name))
         assert solver.inline_ok("exact", cs), (name, len(cs.options))
+
+
+def test_a_small_frontier_after_the_first_view_is_solved_with_the_headline_and_a_larger_one_in_a_worker():
+    """A slider move to a new setting of a small problem: its frontier is solved in the server process with
+    the headline (no worker), and the curve is the library's frontier; above INLINE_FRONTIER_MAX_OPTIONS it
+    goes to a worker as before."""
+    at = ok(run_app(scenario="medium"))
+    at.session_state[K.PRESOLVE] = False
+    # a time limit no other test uses: the settings below are new to the shared result store
+    at.number_input(key="time_limit").set_value(93).run()
+    assert not at.exception
+    started = solve_slots.solve_pool().started
+    at.select_slider(key="quantization").set_value("fine").run()
+    assert not at.exception
+    texts = T.texts_key(at.session_state[K.TEXTS])
+    sc = scenario_from_texts(dict(texts), "medium")
+    cs = build_candidates(sc)
+    assert sc.settings.quantization == "fine" and len(cs.options) <= solver.INLINE_FRONTIER_MAX_OPTIONS
+    assert solve_slots.solve_pool().started == started  # no worker
+    got = solver.results().get((texts, T.texts_key(at.session_state[K.CATALOG_TEXTS]), solver.FRONTIER))
+    lib = Planner(sc, cs).exact(with_frontier=True)
+    assert [(p.cost_usd_per_hour, p.tokens_per_s) for p in got.frontier] == \
+        [(p.cost_usd_per_hour, p.tokens_per_s) for p in lib.frontier]
+    at.select_slider(key="quantization").set_value("full").run()
+    assert not at.exception
+    assert len(build_candidates(scenario_from_texts(at.session_state[K.TEXTS], "medium")).options) > \
+        solver.INLINE_FRONTIER_MAX_OPTIONS
+    assert solve_slots.solve_pool().started == started + 1  # full's frontier: a worker
 
 
 def test_weighted_method_still_solves_in_a_worker():

@@ -186,6 +186,16 @@ def instant_outcomes(sc, err, key, ckey, name: str) -> tuple[dict, bool] | None:
                 outcomes[m] = solver.solve_inline(sc, cs, key, ckey, m)
     if any(o.error is not None for o in outcomes.values()):
         return None  # errors are drawn by result_section, with the last good result beside them
+    if s.get(K.FIRST_VIEW_DONE) and solver.results().get((key, ckey, solver.FRONTIER)) is None \
+            and may_solve_unasked(want) and solve_slots.solve_pool().counts() == (0, 0) \
+            and not solve_slots.prefetcher().live():
+        # a small frontier is solved here too, before anything is sent (solver.INLINE_FRONTIER_MAX_OPTIONS),
+        # when no other solve runs: under load it waits for a worker slot like any other (the server-wide
+        # cap), and does not hold this process's interpreter from other sessions; not on the first view,
+        # whose headline comes first
+        cs = solver.candidates(key, name, ckey)
+        if solver.inline_ok(solver.FRONTIER, cs):
+            solver.solve_inline(sc, cs, key, ckey, solver.FRONTIER)
     return outcomes, cached
 
 

@@ -241,9 +241,21 @@ def inline_slots() -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(max_solvers())
 
 
+# The frontier of a problem this small takes at most about 0.6 s (every bundled scenario and quantization
+# under this size: 0.02-0.6 s, medium `even` the slowest). Solved here with the headline, the page is sent
+# once, complete: a worker would first have to start and build the models again, and the browser would
+# render the page twice (the headline, then the curve), each render taking the CPU the solve needs when
+# both share a machine.
+INLINE_FRONTIER_MAX_OPTIONS = 1_500
+
+
 def inline_ok(method: str, cs: CandidateSet | InputError) -> bool:
     """Whether `method` of this problem is small enough to solve in this process."""
-    return method in INLINE_METHODS and not isinstance(cs, Exception) and len(cs.options) <= INLINE_MAX_OPTIONS
+    if isinstance(cs, Exception):
+        return False
+    if method == FRONTIER:
+        return len(cs.options) <= INLINE_FRONTIER_MAX_OPTIONS
+    return method in INLINE_METHODS and len(cs.options) <= INLINE_MAX_OPTIONS
 
 
 # ------------------------------------------------------------------ cancellable worker
