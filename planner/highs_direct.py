@@ -12,8 +12,8 @@ constraint bounds and in linear coefficients (the rows holding them are re-evalu
 """
 from __future__ import annotations
 
-import logging
 import contextlib
+import logging
 import math
 import threading
 import time

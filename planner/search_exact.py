@@ -345,7 +345,6 @@ class _Threads:
     `map` as from a plain loop, after the whole batch has finished."""
 
     def __init__(self, n: int):
-        self.n = n
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(n, thread_name_prefix="frontier") if n > 1 else None
 
