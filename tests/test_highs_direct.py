@@ -114,3 +114,46 @@ def test_rejects_a_nonlinear_row():
     m.o = pyo.Objective(expr=m.x)
     with pytest.raises(ValueError, match="not linear"):
         PersistentHighs(m, {})
+
+
+def test_options_are_checked_and_the_speed_options_are_set():
+    """A misspelt required option is an error (it used to be ignored); a speed option is set where HiGHS has
+    it and skipped where it does not (older HiGHS versions have no feasibility jump to turn off)."""
+    from planner import highs_direct
+    from planner.errors import SolverError
+
+    hs = PersistentHighs(knapsack(VALUES, WEIGHTS, 10), {"threads": 1})
+    for key, value in highs_direct.SPEED_OPTIONS.items():
+        assert hs.h.getOptionValue(key)[1] == value
+    with pytest.raises(SolverError, match="no_such_option"):
+        PersistentHighs(knapsack(VALUES, WEIGHTS, 10), {"no_such_option": 1})
+    with pytest.raises(SolverError, match="threads"):
+        PersistentHighs(knapsack(VALUES, WEIGHTS, 10), {"threads": "many"})
+    highs_direct.set_option(hs.h, "no_such_option", True, required=False)  # skipped, not an error
+    assert hs.run(10, 0).objective == -brute(VALUES, WEIGHTS, 10)
+
+
+@pytest.mark.parametrize("name, quantization", [("medium", "fine"), ("realistic", None), ("small", "full")])
+def test_the_speed_options_change_no_answer(monkeypatch, name, quantization):
+    """The exact optimum and the whole frontier are the same with HiGHS's default options (only the order in
+    which equally good plans turn up may differ, never a cost or a throughput)."""
+    from dataclasses import replace
+
+    from planner import Planner, build_candidates, highs_direct, load_config_dir
+
+    sc = load_config_dir(f"config/{name}")
+    if quantization:
+        sc = replace(sc, settings=replace(sc.settings, quantization=quantization))
+    cs = build_candidates(sc)
+
+    def answer():
+        r = Planner(sc, cs).exact(with_frontier=True)
+        return r.plan.usd_per_million_tokens, [(p.cost_usd_per_hour, p.tokens_per_s) for p in r.frontier]
+
+    fast = answer()
+    monkeypatch.setattr(highs_direct, "SPEED_OPTIONS", {})
+    plain = answer()
+    assert fast[0] == pytest.approx(plain[0], rel=1e-9)
+    assert len(fast[1]) == len(plain[1]) > 1
+    for (c1, t1), (c2, t2) in zip(fast[1], plain[1]):
+        assert c1 == pytest.approx(c2, rel=1e-9) and t1 == pytest.approx(t2, rel=1e-9)
