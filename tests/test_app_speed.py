@@ -124,32 +124,55 @@ def test_only_small_exact_solves_run_in_the_server_process():
         assert solver.inline_ok("exact", cs), (name, len(cs.options))
 
 
-def test_a_small_frontier_after_the_first_view_is_solved_with_the_headline_and_a_larger_one_in_a_worker():
+def test_a_small_frontier_after_the_first_view_is_solved_with_the_headline_and_a_larger_or_slow_one_in_a_worker(
+        monkeypatch):
     """A slider move to a new setting of a small problem: its frontier is solved in the server process with
-    the headline (no worker), and the curve is the library's frontier; above INLINE_FRONTIER_MAX_OPTIONS it
-    goes to a worker as before."""
+    the headline (no worker), and the curve is the library's frontier. Above INLINE_FRONTIER_MAX_OPTIONS, or
+    when it is not done within INLINE_FRONTIER_DEADLINE_S, it goes to a worker, and the curve is the same."""
     at = ok(run_app(scenario="medium"))
     at.session_state[K.PRESOLVE] = False
     # a time limit no other test uses: the settings below are new to the shared result store
     at.number_input(key="time_limit").set_value(93).run()
     assert not at.exception
     started = solve_slots.solve_pool().started
-    at.select_slider(key="quantization").set_value("fine").run()
-    assert not at.exception
-    texts = T.texts_key(at.session_state[K.TEXTS])
-    sc = scenario_from_texts(dict(texts), "medium")
-    cs = build_candidates(sc)
-    assert sc.settings.quantization == "fine" and len(cs.options) <= solver.INLINE_FRONTIER_MAX_OPTIONS
+
+    def move(q: str, time_limit_s: float = 93):
+        at.select_slider(key="quantization").set_value(q)
+        at.number_input(key="time_limit").set_value(time_limit_s).run()
+        ok(at)
+        texts = T.texts_key(at.session_state[K.TEXTS])
+        sc = scenario_from_texts(dict(texts), "medium")
+        cs = build_candidates(sc)
+        assert sc.settings.quantization == q and sc.settings.time_limit_s == time_limit_s
+        got = solver.results().get((texts, T.texts_key(at.session_state[K.CATALOG_TEXTS]), solver.FRONTIER))
+        assert got.error is None
+        lib = Planner(sc, cs).exact(with_frontier=True)
+        assert [(p.cost_usd_per_hour, p.tokens_per_s) for p in got.frontier] == \
+            [(p.cost_usd_per_hour, p.tokens_per_s) for p in lib.frontier]
+        return len(cs.options)
+
+    assert move("fine") <= solver.INLINE_FRONTIER_MAX_OPTIONS
+    assert move("full") <= solver.INLINE_FRONTIER_MAX_OPTIONS  # 3,074 options
     assert solve_slots.solve_pool().started == started  # no worker
-    got = solver.results().get((texts, T.texts_key(at.session_state[K.CATALOG_TEXTS]), solver.FRONTIER))
-    lib = Planner(sc, cs).exact(with_frontier=True)
-    assert [(p.cost_usd_per_hour, p.tokens_per_s) for p in got.frontier] == \
-        [(p.cost_usd_per_hour, p.tokens_per_s) for p in lib.frontier]
-    at.select_slider(key="quantization").set_value("full").run()
-    assert not at.exception
-    assert len(build_candidates(scenario_from_texts(at.session_state[K.TEXTS], "medium")).options) > \
-        solver.INLINE_FRONTIER_MAX_OPTIONS
-    assert solve_slots.solve_pool().started == started + 1  # full's frontier: a worker
+    monkeypatch.setattr(solver, "INLINE_FRONTIER_DEADLINE_S", 0.0)  # given up at once: a worker, no error kept
+    move("even")
+    assert solve_slots.solve_pool().started == started + 1
+    monkeypatch.setattr(solver, "INLINE_FRONTIER_DEADLINE_S", 60.0)
+    monkeypatch.setattr(solver, "INLINE_FRONTIER_MAX_OPTIONS", 500)
+    assert move("coarse", 94) > solver.INLINE_FRONTIER_MAX_OPTIONS  # a new setting (time limit 94 s)
+    assert solve_slots.solve_pool().started == started + 2
+
+
+def test_a_headline_solve_not_done_in_time_here_is_left_to_a_worker(monkeypatch):
+    """An inline exact solve given up at its deadline: a worker solves it, and the headline is the library's."""
+    at = ok(run_app(scenario="small"))
+    monkeypatch.setattr(solver, "INLINE_DEADLINE_S", 0.0)
+    started = solve_slots.solve_pool().started
+    at.number_input(key="time_limit").set_value(97).run()  # a setting no other test solves
+    ok(at)
+    assert solve_slots.solve_pool().started == started + 1
+    sc = scenario_from_texts(at.session_state[K.TEXTS], "small")
+    assert metric(at, "$ per million") == usd_m(Planner(sc).exact().plan.usd_per_million_tokens)
 
 
 def test_weighted_method_still_solves_in_a_worker():

@@ -183,7 +183,9 @@ def instant_outcomes(sc, err, key, ckey, name: str) -> tuple[dict, bool] | None:
             return None
         for m, o in outcomes.items():
             if o is None:
-                outcomes[m] = solver.solve_inline(sc, cs, key, ckey, m)
+                outcomes[m] = solver.solve_inline(sc, cs, key, ckey, m, deadline_s=solver.INLINE_DEADLINE_S)
+                if outcomes[m] is None:  # not done in time: a worker solves it (result_section)
+                    return None
     if any(o.error is not None for o in outcomes.values()):
         return None  # errors are drawn by result_section, with the last good result beside them
     if s.get(K.FIRST_VIEW_DONE) and solver.results().get((key, ckey, solver.FRONTIER)) is None \
@@ -194,8 +196,8 @@ def instant_outcomes(sc, err, key, ckey, name: str) -> tuple[dict, bool] | None:
         # cap), and does not hold this process's interpreter from other sessions; not on the first view,
         # whose headline comes first
         cs = solver.candidates(key, name, ckey)
-        if solver.inline_ok(solver.FRONTIER, cs):
-            solver.solve_inline(sc, cs, key, ckey, solver.FRONTIER)
+        if solver.inline_ok(solver.FRONTIER, cs):  # (given up after a deadline: then a worker solves it)
+            solver.solve_inline(sc, cs, key, ckey, solver.FRONTIER, deadline_s=solver.INLINE_FRONTIER_DEADLINE_S)
     return outcomes, cached
 
 

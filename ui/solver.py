@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from planner import (Catalog, CandidateSet, InputError, Plan, Planner, PlannerError, Problem, Result, Scenario,
+from planner import (CancelledError, Catalog, CandidateSet, InputError, Plan, Planner, PlannerError, Problem, Result, Scenario,
                      build_candidates, scenario_from_texts)
 from planner.catalog import CONFIG_DIR, parse_engines, parse_gpus, parse_models
 from planner.csvio import read_text
@@ -118,14 +118,14 @@ def sizes_for(texts: TextsKey, name: str, cat_key: TextsKey) -> tuple[int, ...] 
         return exc
 
 
-def run_method(sc: Scenario, cs: CandidateSet, method: str, progress=None) -> Outcome:
+def run_method(sc: Scenario, cs: CandidateSet, method: str, progress=None, cancel=None) -> Outcome:
     """Solve with `method` in this process. "exact" is the proven optimum alone (fast: the headline);
     FRONTIER is the exact method with the whole cost/throughput frontier (for the budget curve), solved
-    after it so that the answer is on screen first. `progress(fraction, message)` is the planner's
-    progress callback."""
+    after it so that the answer is on screen first. `progress(fraction, message)` and `cancel` are the
+    planner's (a set `cancel` makes the outcome's error a CancelledError)."""
     t0 = time.perf_counter()
     try:
-        planner = Planner(sc, cs, progress=progress)
+        planner = Planner(sc, cs, cancel=cancel, progress=progress)
         if method == "exact":
             result = planner.exact(with_frontier=False)
             return Outcome(result, None, time.perf_counter() - t0)
@@ -200,19 +200,32 @@ def solve(texts: TextsKey, name: str, cat_key: TextsKey, method: str) -> Outcome
 
 # ------------------------------------------------------------------ small solves in this process
 # Up to this many stage options, the headline's exact solve runs in the script's own thread: it takes a
-# fraction of a second there (every bundled realistic scenario: under 2,000 options, 0.01-0.2 s), while a
-# worker process would first have to start. Larger problems, the other methods and the frontier stay in
-# cancellable workers.
-INLINE_MAX_OPTIONS = 3_000
+# fraction of a second there (every bundled scenario and quantization under this size: 0.01-0.3 s), while a
+# worker process would first have to start. One not done within INLINE_DEADLINE_S is given up and left to a
+# worker. Larger problems, the other methods and (but for small ones) the frontier stay in cancellable workers.
+INLINE_MAX_OPTIONS = 5_000
+INLINE_DEADLINE_S = 1.0
 INLINE_METHODS = ("exact",)
 
 _inline_guard = threading.Lock()
 _inline_locks: dict[SolveKey, list] = {}  # key -> [lock, sessions using it]: one solve per key at a time
 
 
-def solve_inline(sc: Scenario, cs: CandidateSet, texts: TextsKey, cat_key: TextsKey, method: str) -> Outcome:
+class Deadline:
+    """A planner `cancel` that is set once `seconds` have passed: the next MILP raises CancelledError."""
+
+    def __init__(self, seconds: float):
+        self.end = time.perf_counter() + seconds
+
+    def is_set(self) -> bool:
+        return time.perf_counter() >= self.end
+
+
+def solve_inline(sc: Scenario, cs: CandidateSet, texts: TextsKey, cat_key: TextsKey, method: str,
+                 deadline_s: float | None = None) -> Outcome | None:
     """`method` solved in this process and shared with every session (the result store). Sessions asking
-    for the same key at once wait for the first one's solve instead of repeating it."""
+    for the same key at once wait for the first one's solve instead of repeating it. With `deadline_s`, a
+    solve not done by then is given up and nothing is stored (None): the caller leaves it to a worker."""
     key = (texts, cat_key, method)
     out = results().get(key)
     if out is not None:
@@ -225,7 +238,11 @@ def solve_inline(sc: Scenario, cs: CandidateSet, texts: TextsKey, cat_key: Texts
             out = results().get(key)
             if out is None:
                 with inline_slots():  # distinct small solves: no more at once than the server's solve slots
-                    out = run_method(sc, cs, method)
+                    out = run_method(sc, cs, method, cancel=None if deadline_s is None else Deadline(deadline_s))
+                if deadline_s is not None and isinstance(out.error, CancelledError):
+                    log.info("%s (%s) not solved within %.2f s in this process: left to a worker", sc.name,
+                             method, deadline_s)
+                    return None
                 results().put(key, out)
                 log.info("solved %s (%s) in this process in %.3f s", sc.name, method, out.seconds)
     finally:
@@ -241,12 +258,15 @@ def inline_slots() -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(max_solvers())
 
 
-# The frontier of a problem this small takes at most about 0.6 s (every bundled scenario and quantization
-# under this size: 0.02-0.6 s, medium `even` the slowest). Solved here with the headline, the page is sent
-# once, complete: a worker would first have to start and build the models again, and the browser would
-# render the page twice (the headline, then the curve), each render taking the CPU the solve needs when
-# both share a machine.
-INLINE_FRONTIER_MAX_OPTIONS = 1_500
+# The frontier of a problem this small is solved here with the headline: the page is sent once, complete,
+# where a worker would first have to start and build the models again, and the browser would render the
+# page twice (the headline, then the curve), each render taking the CPU the solve needs when both share a
+# machine. Every bundled scenario and quantization under this size takes 0.01-0.45 s (llama70b-chat `fine`,
+# 1,859 options in larger MILPs: 0.9 s); realistic `fine` (3,320 options, 54 units) takes 2-3 s. The option
+# count is only a rough guide to the time, so a frontier not done within INLINE_FRONTIER_DEADLINE_S is given up
+# here and solved in a worker like a larger one (that wastes at most this long plus one MILP).
+INLINE_FRONTIER_MAX_OPTIONS = 3_200
+INLINE_FRONTIER_DEADLINE_S = 1.0
 
 
 def inline_ok(method: str, cs: CandidateSet | InputError) -> bool:
