@@ -202,9 +202,11 @@ def solve(texts: TextsKey, name: str, cat_key: TextsKey, method: str) -> Outcome
 # Up to this many stage options, the headline's exact solve runs in the script's own thread: it takes a
 # fraction of a second there (every bundled scenario and quantization under this size: 0.01-0.3 s), while a
 # worker process would first have to start. One not done within INLINE_DEADLINE_S is given up and left to a
-# worker. Larger problems, the other methods and (but for small ones) the frontier stay in cancellable workers.
+# worker: generous, because these solves also run while other sessions solve (up to max_solvers at once), and
+# on 2 cores six at once take several times as long as one alone. Larger problems, the other methods and (but
+# for small ones) the frontier stay in cancellable workers.
 INLINE_MAX_OPTIONS = 5_000
-INLINE_DEADLINE_S = 1.0
+INLINE_DEADLINE_S = 3.0
 INLINE_METHODS = ("exact",)
 
 _inline_guard = threading.Lock()
