@@ -77,8 +77,8 @@ class RunResult:
 # HiGHS options that only make our small MILPs faster, set where this HiGHS has them. Feasibility jump (a
 # primal heuristic run before the branch and bound, HiGHS >= 1.10) costs more than it finds on MILPs of a few
 # hundred integers whose LP relaxation is nearly integral. Without it (benchmarks/highs_options.py, medians of
-# 3, alternating): the frontier takes 0.58-0.86x the time on every bundled scenario (medium 0.14-0.49 s
-# instead of 0.24-0.57 s, realistic 0.38 s instead of 0.65 s), the exact method 0.4-1.0x, with the same
+# 3, alternating): the frontier takes 0.50-0.86x the time on every bundled scenario (medium 0.14-0.49 s
+# instead of 0.24-0.57 s, realistic 0.38 s instead of 0.65 s), the exact method 0.38-1.04x, with the same
 # optimum and frontier (the solve counts move by a few where equally good plans turn up in another order).
 SPEED_OPTIONS = {"mip_heuristic_run_feasibility_jump": False}
 

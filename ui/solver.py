@@ -266,7 +266,7 @@ def inline_slots() -> threading.BoundedSemaphore:
 # machine. Every bundled scenario and quantization under this size takes 0.01-0.45 s (llama70b-chat `fine`,
 # 1,859 options in larger MILPs: 0.9 s); realistic `fine` (3,320 options, 54 units) takes 2-3 s. The option
 # count is only a rough guide to the time, so a frontier not done within INLINE_FRONTIER_DEADLINE_S is given up
-# here and solved in a worker like a larger one (that wastes at most this long plus one MILP).
+# here and solved in a worker like a larger one (that wastes at most this long plus one batch of MILPs).
 INLINE_FRONTIER_MAX_OPTIONS = 3_200
 INLINE_FRONTIER_DEADLINE_S = 1.0
 
