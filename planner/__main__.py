@@ -1,11 +1,19 @@
 import os
 import sys
 
+from . import interrupt
+
+interrupt.install()
 try:
     from .cli import main
 
     code = main()
 except KeyboardInterrupt:  # Ctrl-C while the modules load (main handles it afterwards)
+    print("interrupted", file=sys.stderr)
+    code = 130
+except ImportError:  # an extension's own error for an import that Ctrl-C interrupted (planner.interrupt)
+    if not interrupt.seen():
+        raise
     print("interrupted", file=sys.stderr)
     code = 130
 if code == 130:

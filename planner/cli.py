@@ -21,6 +21,7 @@ from .cli_out import check_out, write_out
 from .domain import MIN_GB_PER_S
 from .units import DEFAULT_INTER_NODE_GBPS
 from .uncertainty_text import range_lines
+from . import interrupt
 from .errors import InfeasibleError, InputError, PlannerError, Problem, SolverError
 
 log = logging.getLogger("planner")
@@ -326,6 +327,8 @@ def _main(argv: list[str] | None) -> int:
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # a bug of ours: one line (the traceback with -v), and status 4, never silent
+        if interrupt.seen():  # or what an extension made of a Ctrl-C (planner.interrupt)
+            raise KeyboardInterrupt from exc
         if args.verbose:
             traceback.print_exc(file=sys.stderr)
         hint = "" if args.verbose else " (run with -v for the traceback)"

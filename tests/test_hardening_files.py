@@ -331,6 +331,31 @@ def test_ctrl_c_during_a_long_solve(tmp_path, marker, after_s):
     assert not out.exists() or not list(out.iterdir())
 
 
+def test_an_extensions_own_error_for_an_interrupted_import_is_reported_as_ctrl_c(monkeypatch, capsys):
+    """numpy interrupted while it loads raises "ImportError: ... PyCapsule_Import could not import module
+    'datetime'", with no KeyboardInterrupt left in it (seen in CI in the `loading` case above). After a SIGINT
+    that error is "interrupted" (130); without one, the same error stays an internal error (4)."""
+    from planner import interrupt
+
+    def numpy_interrupted(*a, **kw):
+        raise ImportError('PyCapsule_Import could not import module "datetime"')
+
+    monkeypatch.setattr("planner.search.Planner.exact", numpy_interrupted)
+    assert main(["solve", "--config-dir", "config/tiny"]) == 4
+    assert "internal error: ImportError" in capsys.readouterr().err
+    monkeypatch.setattr(interrupt, "_seen", True)
+    assert main(["solve", "--config-dir", "config/tiny"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "interrupted"
+
+
+def test_the_sigint_handler_remembers_and_still_interrupts():
+    code = ("import os, signal, time\nfrom planner import interrupt\nprint(interrupt.seen())\ninterrupt.install()\n"
+            "try:\n    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(5)\nexcept KeyboardInterrupt:\n"
+            "    print(interrupt.seen())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert out.stdout.split() == ["False", "True"]
+
+
 @pytest.mark.parametrize("command", ["pareto", "baselines", "quantization"])
 def test_ctrl_c_in_what_if_commands(command):
     code, _, stderr = _interrupt([command, "--config-dir", "config/xl"], "highspy", 1.0)
