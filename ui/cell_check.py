@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from planner import Catalog, InputError, Problem
+
+if TYPE_CHECKING:
+    import pandas as pd
+# pandas is imported where a table is read, not with this module (see ui.pool_texts)
 
 POOL_TABLE = "GPU pool table"
 # column name in the frame -> (header as shown in the editor, catalogue attribute, unit suffix)
@@ -45,6 +48,8 @@ class CellProblem:
 
 
 def _blank(x) -> bool:
+    import pandas as pd
+
     return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)) or (isinstance(x, str)
                                                                                    and not x.strip())
 
@@ -165,6 +170,8 @@ def marked_frame(df: pd.DataFrame, problems: list[CellProblem]):
     bad = {(p.row, POOL_HEADERS[p.column][0]) for p in problems}
 
     def colour(frame: pd.DataFrame) -> pd.DataFrame:
+        import pandas as pd
+
         styles = pd.DataFrame("", index=frame.index, columns=frame.columns)
         for r, h in bad:
             if h in styles.columns and r + 1 in styles.index:

@@ -108,10 +108,11 @@ def use_case_inputs() -> None:
         st.caption(md(uc.rationale), help=md(f"Source: {uc.source}"))
 
 
-def use_case_warning(plan) -> str | None:
+def use_case_warning(plan, use_case: str | None = None) -> str | None:
     """The plain sentence for a plan too slow for interactive use, None when it is fast enough. Said for
-    the batch use case too (as a note there): a batch plan is often unusable for a person waiting."""
-    uc = use_cases().get(st.session_state.get("use_case", ""))
+    the batch use case too (as a note there): a batch plan is often unusable for a person waiting.
+    `use_case`: the use case's key (default: the one chosen on the page)."""
+    uc = use_cases().get(st.session_state.get("use_case", "") if use_case is None else use_case)
     ttft_ms, tpot_ms = plan.ttft_s * 1e3, plan.tpot_s * 1e3
     if uc is not None and uc.key == "batch":
         note = interactive_warning(ttft_ms, tpot_ms, None)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import math
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from planner import Scenario
 from planner.csvio import split_rows
 from planner.units import REL_EPS
 from ui.config_texts import num
+
+if TYPE_CHECKING:
+    import pandas as pd
+# pandas (0.5-0.7 s to import) is imported by the functions that make or read a table, not with this module: a
+# fresh session's headline is drawn before any table exists (ui.planner_page.early_headline).
 
 POOL_COLUMNS = ("gpu_type", "count", "memory_gb", "price_usd_per_hour", "gpus_per_node", "fp16_dense_tflops",
                 "hbm_gb_per_s", "intra_link", "intra_link_gb_per_s")
@@ -21,6 +25,8 @@ NET_COLUMNS = ("gpu_type_a", "gpu_type_b", "gb_per_s")
 # ------------------------------------------------------------------ gpu_pool.csv <-> DataFrame
 def pool_frame(sc: Scenario | None, pool_text: str) -> pd.DataFrame:
     """The GPU pool with every datasheet column filled in (from the parsed scenario when it parses)."""
+    import pandas as pd
+
     if sc is not None:
         rows = [{"gpu_type": e.name, "count": e.count, "memory_gb": e.spec.memory_gb,
                  "price_usd_per_hour": e.spec.price_usd_per_hour, "gpus_per_node": e.spec.gpus_per_node,
@@ -44,6 +50,8 @@ def pool_frame(sc: Scenario | None, pool_text: str) -> pd.DataFrame:
 
 
 def _typed_pool(df: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     df = df.reset_index(drop=True).copy()
     for c in ("gpu_type", "intra_link"):
         df[c] = df[c].astype(object)
@@ -55,6 +63,8 @@ def _typed_pool(df: pd.DataFrame) -> pd.DataFrame:
 
 def frame_text(df: pd.DataFrame, columns) -> str:
     """A DataFrame as CSV text; empty cells stay empty; whole numbers lose their '.0'."""
+    import pandas as pd
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(list(columns))
@@ -82,6 +92,8 @@ def type_pairs(types: list[str]) -> list[tuple[str, str]]:
 
 
 def net_frame(types: list[str], values: dict[tuple[str, str], float], default: float) -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
     for a, b in type_pairs(types):
         gb = values.get((a, b), values.get((b, a), default))
@@ -107,6 +119,8 @@ def pool_types(df: pd.DataFrame) -> list[str]:
 
 def apply_delta(df: pd.DataFrame, delta: dict) -> pd.DataFrame:
     """Apply a st.data_editor edit state (edited_rows, deleted_rows, added_rows) to `df`."""
+    import pandas as pd
+
     out = df.reset_index(drop=True).copy()
     for idx, changes in (delta.get("edited_rows") or {}).items():
         i = int(idx)
@@ -209,6 +223,8 @@ def _match_rows(base: list[str], edited: list[str]) -> dict[int, int]:
 
 
 def _blank(x) -> bool:
+    import pandas as pd
+
     return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)) or (isinstance(x, str) and not x.strip())
 
 

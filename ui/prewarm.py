@@ -6,15 +6,20 @@ importing pandas, Pyomo and the planner and ~0.5 s building and solving the defa
 headline could be sent. `lifespan` (app.py hands it to Streamlit's st.App as its startup hook) does that work
 in a background thread from the server's start instead, in the order the first view needs it:
 
-1. the modules the Planner page imports, and Streamlit's own once-per-process costs that the first session
-   would otherwise pay before its headline (`streamlit_first_use`, ~0.5 s);
+1. the modules the Planner page imports (without pandas: see 2), and Streamlit's own once-per-process costs
+   that the first session would otherwise pay before its headline (`streamlit_first_use`, ~0.5 s);
 2. the default scenario's headline: parsed, its candidates built, its exact optimum solved into the shared
    result store (ui.solver), under the same keys a fresh session computes, so the first session (and every
-   later one) takes it from the store — the solve itself is the same `solver.solve_inline`;
+   later one) takes it from the store — the solve itself is the same `solver.solve_inline`. A fresh session
+   draws it before it builds its state (ui.planner_page.early_headline, which waits for this step), and so
+   before it needs pandas for its tables;
 3. once the first headline is out (or after `LATER_WAIT_S` without one), what the rest of the first view
-   needs: the plotting and input modules and the prediction range's validation data (planner.uncertainty,
-   about a second the first time in a process). Waiting keeps this off the GIL while a session builds its
-   headline.
+   needs: pandas, the plotting and input modules and the prediction range's validation data
+   (planner.uncertainty, about a second the first time in a process). Waiting keeps this off the GIL and
+   the CPU while the browser loads Streamlit's frontend and a session builds its headline: with pandas
+   (0.5-0.7 s) imported before the headline instead, a cold server's first headline came 0.4 s later
+   (benchmarks/first_screen.py, alternating, 2 x 8 rounds, 2026-11-30: page open to headline 2.95 and 3.17 s
+   against 3.33 and 3.51 s).
 4. `gc.freeze()`: everything alive then lasts as long as the server, so the collector's full passes skip it.
 
 Nothing here changes what a session shows: it only fills the same caches earlier. PLANNER_PREWARM=0 turns it
@@ -31,7 +36,9 @@ from contextlib import asynccontextmanager
 log = logging.getLogger(__name__)
 LATER_WAIT_S = 5.0  # stage 3 waits this long at most for a first headline
 
+DEFAULT_WAIT_S = 5.0  # a fresh session waits this long at most for the default headline being solved here
 first_headline_sent = threading.Event()  # set by the Planner page once a headline has been sent
+default_tried = threading.Event()  # set once the default headline is solved into the store (or could not be)
 done = threading.Event()  # set when the warm-up has finished (for tests and logs)
 _started = threading.Lock()
 
@@ -56,6 +63,12 @@ def start() -> threading.Thread | None:
     return thread
 
 
+def wait_for_default(timeout_s: float = DEFAULT_WAIT_S) -> None:
+    """Until the warm-up has tried the default headline (at most `timeout_s`); at once without a warm-up."""
+    if _started.locked():
+        default_tried.wait(timeout_s)
+
+
 def warm() -> None:
     t0 = time.perf_counter()
     try:
@@ -65,6 +78,7 @@ def warm() -> None:
 
         t1 = time.perf_counter()
         outcome = default_headline()
+        default_tried.set()
         t2 = time.perf_counter()
         log.info("prewarm: imports %.2f s, default headline %.2f s (%s)", t1 - t0, t2 - t1,
                  "solved" if outcome is not None and outcome.error is None else "not solved")
@@ -77,6 +91,7 @@ def warm() -> None:
     except Exception:  # a warm-up that fails must not take the server down: the sessions do the work then
         log.exception("prewarm failed; the first session does this work itself")
     finally:
+        default_tried.set()  # (also when the warm-up failed: nobody waits for it then)
         done.set()
 
 
@@ -125,6 +140,8 @@ def default_headline():
 def rest_of_first_view(outcome) -> None:
     from planner import InputError, PlannerError
     from planner.uncertainty import plan_range
+
+    import pandas  # noqa: F401  (the session's tables: ui.pool_texts)
 
     from . import inputs, results  # noqa: F401  (the inputs, the charts and Plotly)
     from . import solver

@@ -11,8 +11,8 @@ import csv
 import io
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 
 from planner import InputError, Problem
 from planner.csvio import decode, read_text
@@ -25,6 +25,9 @@ from ui.pool_texts import (  # noqa: F401
     NET_COLUMNS, POOL_COLUMNS, apply_delta, edited_pool_text, frame_text, net_frame, net_text, pool_frame,
     pool_names, pool_text, pool_types, scenario_links, type_pairs)
 from ui.pool_texts import same_frame, same_value
+
+if TYPE_CHECKING:
+    import pandas as pd  # annotations only: see ui.pool_texts
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 CONFIG = "config.csv"

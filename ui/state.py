@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import streamlit as st
 
 from planner import Catalog, InputError, Problem, Scenario, load_catalog
@@ -15,6 +15,9 @@ from . import cell_check
 from . import keys as K
 from . import scenario_texts as T
 from . import solver
+
+if TYPE_CHECKING:
+    import pandas as pd  # annotations only: see ui.pool_texts
 
 UPLOADED = "(uploaded / imported)"
 
