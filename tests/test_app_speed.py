@@ -381,7 +381,7 @@ def test_a_session_opened_while_others_load_still_gets_its_whole_page(monkeypatc
 
 
 def test_headlines_first_setting(monkeypatch):
-    for raw, want in (("", 3.0), ("0", 0.0), ("2.5", 2.5), ("x", 3.0), ("-1", 3.0), ("61", 3.0)):
+    for raw, want in (("", 8.0), ("0", 0.0), ("2.5", 2.5), ("x", 8.0), ("-1", 8.0), ("61", 8.0)):
         monkeypatch.setenv("PLANNER_HEADLINES_FIRST_S", raw)
         assert first_view.max_wait_s() == want, raw
 
