@@ -114,19 +114,11 @@ def own_server():
     yield from serve_app()
 
 
-def stop_processes(pids: set[int]) -> None:
+def signal_all(pids: set[int], sig: signal.Signals) -> None:
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGSTOP)
-        except ProcessLookupError:
-            pass
-
-
-def continue_processes(pids: set[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
+            os.kill(pid, sig)
+        except ProcessLookupError:  # ended meanwhile
             pass
 
 
@@ -146,7 +138,7 @@ def test_cancel_stops_the_worker_and_keeps_inputs_and_result(page: Page, own_ser
         assert time.time() < deadline, "no solve worker started"
         time.sleep(0.02)
     workers = worker_pids(own_server.pid) - idle
-    stop_processes(workers)
+    signal_all(workers, signal.SIGSTOP)
     try:
         cancel = page.get_by_role("button", name="Cancel solve")
         expect(cancel).to_be_visible(timeout=LOAD_TIMEOUT)
@@ -160,7 +152,7 @@ def test_cancel_stops_the_worker_and_keeps_inputs_and_result(page: Page, own_ser
             assert time.time() < deadline, "the solve worker is still running after Cancel"
             time.sleep(0.2)
     finally:
-        continue_processes(workers)  # (whatever is left of them, should the test fail)
+        signal_all(workers, signal.SIGCONT)  # (whatever is left of them, should the test fail)
     # the previous result and the inputs stay
     expect(metric_value(page, "$ per million")).to_have_text(before)
     expect(page.get_by_text("the solve of the current settings was cancelled")).to_be_visible()

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 
 from planner import Catalog, InputError, Problem
 
+from .pool_texts import blank
+
 if TYPE_CHECKING:
     import pandas as pd
-# pandas is imported where a table is read, not with this module (see ui.pool_texts)
+# pandas is imported where a table is made, not with this module (see ui.pool_texts)
 
 POOL_TABLE = "GPU pool table"
 # column name in the frame -> (header as shown in the editor, catalogue attribute, unit suffix)
@@ -47,13 +49,6 @@ class CellProblem:
         return f"{POOL_TABLE}, row {self.row + 1}{label}, column '{header}'"
 
 
-def _blank(x) -> bool:
-    import pandas as pd
-
-    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)) or (isinstance(x, str)
-                                                                                   and not x.strip())
-
-
 def _number(x) -> float | None:
     try:
         v = float(x)
@@ -80,9 +75,9 @@ def pool_cell_problems(df: pd.DataFrame, cat: Catalog) -> list[CellProblem]:
     """Every empty or invalid cell of the pool table (rows left entirely empty are ignored)."""
     out: list[CellProblem] = []
     for i, row in enumerate(df.to_dict("records")):
-        if all(_blank(row.get(c)) for c in POOL_HEADERS):
+        if all(blank(row.get(c)) for c in POOL_HEADERS):
             continue
-        name = "" if _blank(row.get("gpu_type")) else str(row["gpu_type"]).strip()
+        name = "" if blank(row.get("gpu_type")) else str(row["gpu_type"]).strip()
         known = bool(name) and cat.resolve_gpu(name) is not None
         for c in POOL_HEADERS:
             x = row.get(c)
@@ -91,7 +86,7 @@ def pool_cell_problems(df: pd.DataFrame, cat: Catalog) -> list[CellProblem]:
                     out.append(CellProblem(i, c, "empty: name a catalogue GPU (see the Catalogue page) or a "
                                                  "custom type"))
                 continue
-            if _blank(x):
+            if blank(x):
                 if c == "count":
                     out.append(CellProblem(i, c, "empty: enter how many GPUs of this type are available (0 "
                                                  "to leave it out)"))
@@ -135,7 +130,7 @@ def from_library(err: InputError, df: pd.DataFrame) -> tuple[list[CellProblem], 
 
 
 def as_input_error(problems: list[CellProblem], df: pd.DataFrame, others: list[Problem] = ()) -> InputError:
-    names = [("" if _blank(x) else str(x).strip()) for x in df["gpu_type"]]
+    names = [("" if blank(x) else str(x).strip()) for x in df["gpu_type"]]
     return InputError([Problem(p.message, p.where(names[p.row] if p.row < len(names) else ""))
                        for p in problems] + list(others))
 
@@ -147,12 +142,12 @@ def fill_from_catalogue(df: pd.DataFrame, cat: Catalog) -> tuple[pd.DataFrame, l
     notes: list[str] = []
     for i in range(len(out)):
         name = out.at[i, "gpu_type"]
-        hit = None if _blank(name) else cat.resolve_gpu(str(name).strip())
+        hit = None if blank(name) else cat.resolve_gpu(str(name).strip())
         if hit is None:
             continue
         spec = cat.gpus[hit[0]]
         for c, (header, attr, unit) in POOL_HEADERS.items():
-            if attr is not None and _blank(out.at[i, c]):
+            if attr is not None and blank(out.at[i, c]):
                 value = getattr(spec, attr)
                 out.at[i, c] = value
                 source = spec.price_source if c == "price_usd_per_hour" else spec.datasheet_source
@@ -179,7 +174,7 @@ def marked_frame(df: pd.DataFrame, problems: list[CellProblem]):
         return styles
 
     def cell(x) -> str:
-        if _blank(x):
+        if blank(x):
             return "⚠ empty"
         v = _number(x) if not isinstance(x, str) else None
         return f"{v:,.10g}" if v is not None else str(x)

@@ -97,6 +97,12 @@ def default_values(catalog: Catalog) -> dict:
     }
 
 
+def use_case_of(settings: SearchSettings) -> str:
+    """The use case a scenario's settings imply: "custom" where none is stated (the seed's folders), which
+    keeps its own limits and is warned about when slow."""
+    return settings.use_case or "custom"
+
+
 def values_from_scenario(sc: Scenario, config_text: str, catalog: Catalog, sizes: tuple[int, ...]) -> dict:
     """The widget values a parsed scenario implies (what the user sees right after loading)."""
     st_ = sc.settings
@@ -111,7 +117,7 @@ def values_from_scenario(sc: Scenario, config_text: str, catalog: Catalog, sizes
         "custom_sizes": st_.sizes is not None, "segment_sizes_text": list_text(sizes),
         "budget_factors_text": list_text(st_.budget_factors),
         "target": float(st_.target_usd_per_million_tokens or 0.0),
-        "use_case": st_.use_case or "custom",  # not stated (seed folders): its own limits, warned when slow
+        "use_case": use_case_of(st_),
         "max_ttft_ms": float(st_.max_ttft_ms or 0.0), "max_tpot_ms": float(st_.max_tpot_ms or 0.0),
         "weight_scaling": st_.weight_scaling,
         "max_stages": int(st_.max_stages), "min_layers": int(st_.min_layers_per_stage),

@@ -225,18 +225,27 @@ def draw_head(outcome, exact, sc, defer_range: bool = False, use_case: str | Non
                        defer_range=defer_range)
 
 
+def draw_instant(top, outcomes: dict, method: str, cached: bool, sc, use_case: str | None = None):
+    """An answer had at once, into `top`: its status line and the headline (range deferred); returns the
+    function that draws the range."""
+    with top.container():
+        solved_status(outcomes[method], method, cached)
+        return draw_head(outcomes[method], outcomes["exact"], sc, defer_range=True, use_case=use_case)
+
+
 def early_headline(top) -> tuple[tuple, object] | None:
     """A fresh session's headline, drawn into `top` before the session's state exists, when it opens on the
     default scenario and the server's warm-up has its answer (ui.prewarm, waited for while it is being
     solved). Building the state makes the GPU pool's tables, and the first table of a server process
     imports pandas (0.5-0.7 s of a cold server's first screen); the answer needs none of it.
 
-    Drawn as the page would draw it (solved_status, draw_head) from what loading the scenario sets (its
+    Drawn as the page would draw it (draw_instant) from what loading the scenario sets (its
     method and use case). Returns ((texts key, catalogue key, method), the headline's deferred range), or
     None (nothing drawn: the page draws the headline as usual)."""
-    s = st.session_state
+    if K.BASE_TEXTS in st.session_state:
+        return None
     asked = st.query_params.get("scenario", "")
-    if K.BASE_TEXTS in s or (asked in T.bundled_names() and asked != T.DEFAULT_SCENARIO):
+    if asked in T.bundled_names() and asked != T.DEFAULT_SCENARIO:
         return None
     prewarm.wait_for_default()
     key, name, ckey = prewarm.default_texts()
@@ -247,11 +256,7 @@ def early_headline(top) -> tuple[tuple, object] | None:
     outcomes = {m: solver.results().get((key, ckey, m)) for m in headline_methods(method)}
     if any(o is None or o.error is not None for o in outcomes.values()):
         return None
-    with top.container():
-        solved_status(outcomes[method], method, cached=True)
-        finish_head = draw_head(outcomes[method], outcomes["exact"], sc, defer_range=True,
-                                use_case=sc.settings.use_case or "custom")
-    return (key, ckey, method), finish_head
+    return (key, ckey, method), draw_instant(top, outcomes, method, True, sc, use_case=T.use_case_of(sc.settings))
 
 
 def too_large(cs, sc, details=None, frontier_box=None) -> None:
@@ -418,9 +423,7 @@ def render() -> None:
         if early is not None and early[0] == (first_key, ckey, method):
             finish_head = early[1]  # this very headline is on the page already
         else:
-            with top.container():
-                solved_status(outcomes[method], method, cached)
-                finish_head = draw_head(outcomes[method], outcomes["exact"], sc, defer_range=True)
+            finish_head = draw_instant(top, outcomes, method, cached, sc)
     cs = solver.candidates(first_key, name, ckey) if sc is not None else None
     begin_solve(sc, err, first_key, ckey, cs if cs is not None and not isinstance(cs, Exception) else None)
     if instant is not None:

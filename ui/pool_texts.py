@@ -63,8 +63,6 @@ def _typed_pool(df: pd.DataFrame) -> pd.DataFrame:
 
 def frame_text(df: pd.DataFrame, columns) -> str:
     """A DataFrame as CSV text; empty cells stay empty; whole numbers lose their '.0'."""
-    import pandas as pd
-
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(list(columns))
@@ -72,7 +70,7 @@ def frame_text(df: pd.DataFrame, columns) -> str:
         cells = []
         for c in columns:
             x = row.get(c)
-            if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA:
+            if blank(x):
                 cells.append("")
             elif isinstance(x, str):
                 cells.append(x.strip())
@@ -187,10 +185,10 @@ def edited_pool_text(base_text: str, base_pool: pd.DataFrame, pool: pd.DataFrame
             new = edited.at[i, col]
             if j is not None and _same_cell(new, base.at[j, col]):
                 continue
-            if j is None and _blank(new):
+            if j is None and blank(new):
                 continue
             target = next((a for a in _POOL_ALIASES.get(col, (col,)) if a in row), col)
-            row[target] = "" if _blank(new) else (new.strip() if isinstance(new, str) else num(new))
+            row[target] = "" if blank(new) else (new.strip() if isinstance(new, str) else num(new))
             if target not in out_keys:
                 out_keys.append(target)
             if col == "price_usd_per_hour":
@@ -222,15 +220,16 @@ def _match_rows(base: list[str], edited: list[str]) -> dict[int, int]:
     return match
 
 
-def _blank(x) -> bool:
+def blank(x) -> bool:
+    """An empty table cell: None, pandas' NA, NaN or blank text."""
     import pandas as pd
 
     return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)) or (isinstance(x, str) and not x.strip())
 
 
 def _same_cell(a, b) -> bool:
-    if _blank(a) or _blank(b):
-        return _blank(a) and _blank(b)
+    if blank(a) or blank(b):
+        return blank(a) and blank(b)
     if isinstance(a, str) or isinstance(b, str):
         return str(a).strip() == str(b).strip()
     return same_value(a, b)

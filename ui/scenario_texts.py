@@ -20,7 +20,7 @@ from planner.scenario_io import ENGINE_FILES, scenario_texts_from_json
 
 from ui.config_texts import (  # noqa: F401  (re-exported: see the module docstring)
     GROUPS, MODEL_DIM_KEYS, WIDGET_KEYS, config_dict, key, parameter, config_rows, config_updates, default_values, list_text, num,
-    set_params, values_from_scenario)
+    set_params, use_case_of, values_from_scenario)
 from ui.pool_texts import (  # noqa: F401
     NET_COLUMNS, POOL_COLUMNS, apply_delta, edited_pool_text, frame_text, net_frame, net_text, pool_frame,
     pool_names, pool_text, pool_types, scenario_links, type_pairs)
