@@ -330,7 +330,8 @@ class Fleet:
         groups.sort(key=lambda g: (g.request_class, -g.count * g.tokens_per_s))
         link = any(g.plan.link_bound for g in groups)
         proven = res.proven and not link
-        how = (f"column generation: {res.rounds} LP rounds priced exactly over every level and stage count, "
+        rounds = f"{res.rounds} LP round{'' if res.rounds == 1 else 's'}"
+        how = (f"column generation: {rounds} priced exactly over every level and stage count, "
                f"{res.columns} replica columns, LP bound ${res.lp_bound:,.4f}/h" +
                (f", {res.enumerated} more replicas of small reduced cost enumerated for the proof" if res.enumerated else "")
                + "; " + ("proven minimum $/hour" if proven else f"status {res.status}, gap {res.gap:.3g}; not proven optimal"))

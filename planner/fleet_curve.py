@@ -147,7 +147,7 @@ def demand_curve(fleet: Fleet, time_limit: float | None = None, single_types: bo
                       if slow else ""))
     if copies and not fleet.mix:
         steps += copies_of_best(fleet)
-    how = f"exact step curve: {', '.join(parts)}; {counter[0]} MILPs"
+    how = f"exact step curve: {', '.join(parts)}; {counter[0]} MILP{'' if counter[0] == 1 else 's'}"
     if any(s.status != "optimal" for s in steps):
         how += "; some solves stopped at the time limit (marked), so those steps are not proven"
     if stopped:

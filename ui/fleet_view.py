@@ -159,7 +159,8 @@ def render() -> None:
         return
     st.caption(f"{columns:,} replicas generated for the capacity question; the pool can serve at most "
                f"**{capacity:,.1f} tokens/s**.")
-    demand = st.slider("Demand (tokens/s)", 0.0, float(capacity), float(round(capacity / 2, 1)), key="fleet_demand")
+    demand = st.slider("Demand (tokens/s)", 0.0, float(capacity), float(round(capacity / 2, 1)), format="%.0f",
+                       key="fleet_demand")  # whole tokens/s on screen; the value keeps its decimals
     solve_task = jobs.Task(base + ("solve", demand), f"fleet for {demand:,.0f} tokens/s",
                            lambda cancel, sc=sc, mix=mix, c=catalogues, d=demand: Fleet(sc, mix, catalogues=c).solve(d))
     curve_task = jobs.Task(base + ("curve",), "demand curve",
