@@ -134,7 +134,9 @@ def workload_and_model() -> None:
         st.checkbox("Concurrency: auto (best level)", key="concurrency_auto",
                     help="auto: the planner tries 1, 2, 4 ... up to the engine cap and keeps the best")
         st.number_input("Sequences in flight", min_value=1, max_value=_max("concurrency"), step=1, key="concurrency",
-                        disabled=st.session_state["concurrency_auto"])
+                        disabled=st.session_state["concurrency_auto"],
+                        help="Used when auto is off. With auto on, the level the plan uses is in the line under the "
+                             "headline figures (\"N sequences in flight\").")
     c4.radio("Token basis for $/token", T.parameter("token_basis").choices, key="token_basis", horizontal=True,
              help="total: input + output tokens count; output: only generated tokens are billed")
     st.radio("Model", ("catalogue", "dimensions"), key="model_source", horizontal=True,
