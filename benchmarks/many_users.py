@@ -20,8 +20,8 @@ fresh server, and ends with a table of the rounds and in how many of them every 
 within `--target` seconds (the issue's 15 s): the slowest of six pages varies from run to run by several
 seconds on this shared machine, so one round says little about "each within 15 s". `--floor` serves a
 one-metric Streamlit app instead: the same N browsers and Streamlit's plain frontend with nothing of ours,
-the least a page takes here for Streamlit and chromium alone (the planner's page is at or below it: it
-preloads its metric's code, ui/preload.py). Figures: README, "Many users".
+the least a page takes here for Streamlit and chromium alone (the planner's median is about at it; its
+slowest page can be a few seconds above it). Figures: README, "Many users".
 """
 from __future__ import annotations
 
